@@ -1,0 +1,531 @@
+//! `strata`: the command line. Parses Docker's command names and flags,
+//! calls the engine, prints Docker's tables and JSON, and maps errors to
+//! Docker's exit codes (1 for a failed command, 125 for bad usage).
+
+mod format;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use strata::engine::{display_tag, Removal};
+use strata::image::archive::SaveFormat;
+use strata::image::reference::{familiar, split_tag};
+use strata::snapshot::Driver;
+use strata::{Engine, EngineOptions};
+
+use format::{human_duration, human_size, Table};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "A daemonless container engine built on shared, content-addressed layers")]
+struct Cli {
+    /// Store root directory.
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
+    root: PathBuf,
+    /// Snapshot driver: overlay or copy (chosen automatically when a store is created).
+    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
+    storage_driver: Option<String>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log-level", global = true, env = "STRATA_LOG", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import a rootfs tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Load images from a docker-archive or oci-archive.
+    Load(LoadArgs),
+    /// Save images to an archive.
+    Save(SaveArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Add a tag to an image.
+    Tag(TagArgs),
+    /// Remove images.
+    Rmi(RmiArgs),
+    /// Show an image's details as JSON.
+    Inspect(InspectArgs),
+    /// Show an image's history.
+    History(HistoryArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage the store.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images.
+    Rm(RmiArgs),
+    /// Show an image's details as JSON.
+    Inspect(InspectArgs),
+    /// Show an image's history.
+    History(HistoryArgs),
+    /// Add a tag to an image.
+    Tag(TagArgs),
+    /// Import a rootfs tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Load images from an archive.
+    Load(LoadArgs),
+    /// Save images to an archive.
+    Save(SaveArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+    /// Mount an image's file tree read-only and print where.
+    Mount(NameArg),
+    /// Unmount an image mounted with `image mount`.
+    Unmount(NameArg),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show disk usage.
+    Df(DfArgs),
+    /// Remove unused data.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Tarball path, or - for standard input.
+    file: String,
+    /// Name for the image.
+    reference: Option<String>,
+    /// Commit message for the history entry.
+    #[arg(short, long)]
+    message: Option<String>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Read from this file instead of standard input.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SaveArgs {
+    /// Write to this file (a directory for oci-dir) instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// docker-archive, oci-archive or oci-dir.
+    #[arg(long, default_value = "docker-archive")]
+    format: String,
+    /// Images to save.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show all images (there are no intermediate images to hide).
+    #[arg(short, long)]
+    all: bool,
+    /// Don't truncate IDs.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Only images matching this reference.
+    reference: Option<String>,
+}
+
+#[derive(Args)]
+struct TagArgs {
+    source: String,
+    target: String,
+}
+
+#[derive(Args)]
+struct RmiArgs {
+    /// Remove an image even when it has several tags.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// Don't truncate output.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    image: String,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct DfArgs {
+    /// Show per-image and per-layer detail.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Args)]
+struct NameArg {
+    image: String,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "warn".into()))
+        .with_writer(io::stderr)
+        .without_time()
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open(cli: &Cli) -> Result<Engine> {
+    let driver = cli.storage_driver.as_deref().map(str::parse::<Driver>).transpose()?;
+    Ok(Engine::open(EngineOptions { root: cli.root.clone(), driver })?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let mut engine = open(&cli)?;
+    match cli.command {
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut engine, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load(&mut engine, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save(&engine, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&engine, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+            engine.tag(&a.source, &a.target)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut engine, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect(&engine, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history(&engine, a),
+        Command::Image(ImageCommand::Prune(a)) => prune(&mut engine, a, false),
+        Command::Image(ImageCommand::Mount(a)) => {
+            println!("{}", engine.mount_image(&a.image)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Image(ImageCommand::Unmount(a)) => {
+            engine.unmount_image(&a.image)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::System(SystemCommand::Df(a)) => df(&engine, a),
+        Command::System(SystemCommand::Prune(a)) => prune(&mut engine, a, true),
+    }
+}
+
+fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
+    let input = (a.file != "-").then(|| PathBuf::from(&a.file));
+    let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(engine: &mut Engine, a: LoadArgs) -> Result<ExitCode> {
+    if a.input.is_none() && io::stdin().is_terminal() {
+        bail!("requested load from stdin, but stdin is empty");
+    }
+    let loaded = engine.load(a.input.as_deref())?;
+    if !a.quiet {
+        for l in loaded {
+            if l.tags.is_empty() {
+                println!("Loaded image ID: {}", l.id);
+            }
+            for t in &l.tags {
+                println!("Loaded image: {}", display_tag(t));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(engine: &Engine, a: SaveArgs) -> Result<ExitCode> {
+    let format: SaveFormat = a.format.parse()?;
+    if a.output.is_none() && io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    engine.save(&a.images, format, a.output.as_deref(), &mut out)?;
+    out.flush().context("writing to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.short().to_string()
+    }
+}
+
+fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
+    let filter = a.reference.as_deref().map(strata::image::Reference::parse).transpose()?;
+    let now = now();
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for img in engine.images()? {
+        let mut tags: Vec<(String, String)> = img.tags.iter().map(|t| {
+            let (n, tag) = split_tag(t);
+            (n.to_string(), tag.to_string())
+        }).collect();
+        if let Some(f) = &filter {
+            tags.retain(|(n, t)| *n == f.name() && (a.reference.as_deref().is_some_and(|r| !r.contains(':')) || Some(t) == f.tag.as_ref()));
+            if tags.is_empty() {
+                continue;
+            }
+        }
+        if tags.is_empty() {
+            tags.push(("<none>".into(), "<none>".into()));
+        }
+        for (name, tag) in tags {
+            if a.quiet {
+                if seen.insert(img.id.clone()) {
+                    println!("{}", short_id(&img.id, a.no_trunc));
+                }
+                continue;
+            }
+            let repo = if name == "<none>" { name } else { familiar(&name) };
+            rows.push((repo, tag, img.clone()));
+        }
+    }
+    if a.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for (repo, tag, img) in rows {
+                let v = serde_json::json!({
+                    "Repository": repo,
+                    "Tag": tag,
+                    "ID": short_id(&img.id, a.no_trunc),
+                    "Digest": "<none>",
+                    "CreatedAt": strata::image::format_time(img.created),
+                    "CreatedSince": human_duration(now - img.created),
+                    "Size": human_size(img.size),
+                    "VirtualSize": human_size(img.size),
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+            for (repo, tag, img) in rows {
+                t.row(vec![repo, tag, short_id(&img.id, a.no_trunc), human_duration(now - img.created), human_size(img.size)]);
+            }
+            t.print();
+        }
+        other => bail!("unknown format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<ExitCode> {
+    for r in engine.rmi(&a.images, a.force)? {
+        match r {
+            Removal::Untagged(t) => println!("Untagged: {t}"),
+            Removal::Deleted(d) => println!("Deleted: {d}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match engine.inspect_image(n) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
+    let rows = engine.history(&a.image)?;
+    let now = now();
+    let id_col = |id: &Option<strata::Digest>| id.as_ref().map(|d| short_id(d, a.no_trunc)).unwrap_or_else(|| "<missing>".into());
+    if a.quiet {
+        for r in &rows {
+            println!("{}", id_col(&r.id));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for r in &rows {
+                let v = serde_json::json!({
+                    "ID": id_col(&r.id),
+                    "CreatedAt": strata::image::format_time(r.created),
+                    "CreatedSince": human_duration(now - r.created),
+                    "CreatedBy": r.created_by,
+                    "Size": human_size(r.size),
+                    "Comment": r.comment,
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
+            for r in &rows {
+                let by = if a.no_trunc { r.created_by.clone() } else { format::truncate(&r.created_by, 45) };
+                t.row(vec![id_col(&r.id), human_duration(now - r.created), by, human_size(r.size), r.comment.clone()]);
+            }
+            t.print();
+        }
+        other => bail!("unknown format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    print!("{question} [y/N] ");
+    io::stdout().flush()?;
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
+    let what = match (system, a.all) {
+        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - unused layers and blobs\nAre you sure you want to continue?",
+        (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
+        (false, true) => "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?",
+    };
+    if !a.force && !confirm(what)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    if !report.images.is_empty() {
+        println!("Deleted Images:");
+        for d in &report.images {
+            println!("deleted: {d}");
+        }
+        for d in &report.layers {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
+    let u = engine.disk_usage()?;
+    if a.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&u)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.format != "table" {
+        bail!("unknown format {:?}: want table or json", a.format);
+    }
+    let active = u.images.iter().filter(|i| i.containers > 0).count();
+    let images_size: u64 = u.layers_size;
+    let reclaimable: u64 = u.images.iter().filter(|i| i.containers == 0).map(|i| i.unique_size).sum::<u64>() + u.unused_size;
+    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    t.row(vec![
+        "Images".into(),
+        u.images.len().to_string(),
+        active.to_string(),
+        human_size(images_size),
+        format!("{} ({}%)", human_size(reclaimable), pct(reclaimable, images_size)),
+    ]);
+    t.row(vec![
+        "Layers".into(),
+        u.layers.to_string(),
+        u.layers_in_use.to_string(),
+        human_size(u.layers_size),
+        format!("{} shared, {} unique", human_size(u.shared_size), human_size(u.unique_size)),
+    ]);
+    t.row(vec!["Containers".into(), u.containers.to_string(), "0".into(), "0B".into(), "0B".into()]);
+    t.row(vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()]);
+    t.print();
+    if a.verbose {
+        let now = now();
+        println!("\nImages space usage:\n");
+        let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]);
+        for i in &u.images {
+            let (repo, tag) = match i.tags.first() {
+                Some(tg) => {
+                    let (n, t) = split_tag(tg);
+                    (familiar(n), t.to_string())
+                }
+                None => ("<none>".into(), "<none>".into()),
+            };
+            t.row(vec![
+                repo,
+                tag,
+                i.id.short().into(),
+                human_duration(now - i.created),
+                human_size(i.size),
+                human_size(i.shared_size),
+                human_size(i.unique_size),
+                i.containers.to_string(),
+            ]);
+        }
+        t.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}

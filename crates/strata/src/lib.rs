@@ -1,0 +1,25 @@
+//! strata: a daemonless container engine built on content-addressed,
+//! shared, read-only layers.
+//!
+//! Data flows one way: blobs enter the [`content`] store (verified by
+//! digest), are unpacked ([`unpack`], [`layer`]) into one directory per layer
+//! ([`snapshot`]), recorded in the metadata [`store`], and stacked into views.
+//! [`engine::Engine`] is the API the `strata` binary calls.
+
+#![warn(missing_docs)]
+
+pub mod content;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod image;
+pub mod layer;
+pub mod snapshot;
+pub mod store;
+pub mod tmp;
+pub mod tree;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use engine::{Engine, EngineOptions};
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,416 @@
+//! The metadata store: the one place that persists records (layers,
+//! images, tags, containers, settings) and the references between them, in
+//! SQLite (`strata.db`, WAL, short transactions) so several strata
+//! processes can work on one store at once.
+//!
+//! A layer record is written `incomplete` (with its owner process) before
+//! its directory is filled, and marked `ready` after the directory has been
+//! renamed into place. An image record is written in one transaction after
+//! all its blobs and layers are ready, so it is never half there.
+//!
+//! Lock order: the store's flock (see `engine`) first, then SQLite
+//! transactions; no transaction is held across file I/O.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id    TEXT PRIMARY KEY,
+    diff_id     TEXT NOT NULL,
+    parent      TEXT,
+    blob        TEXT NOT NULL,
+    blob_size   INTEGER NOT NULL,
+    media_type  TEXT NOT NULL,
+    diff_size   INTEGER NOT NULL DEFAULT 0,
+    size        INTEGER NOT NULL DEFAULT 0,
+    state       TEXT NOT NULL CHECK (state IN ('incomplete', 'ready')),
+    owner       TEXT,
+    created     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id          TEXT PRIMARY KEY,
+    manifest    TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    added       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    chain_id    TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, idx)
+);
+CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS tags (
+    name        TEXT PRIMARY KEY,
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL REFERENCES images(id),
+    created     INTEGER NOT NULL
+);
+"#;
+
+/// A layer's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// Chain ID: names the layer directory.
+    pub chain_id: Digest,
+    /// Digest of the uncompressed layer tar.
+    pub diff_id: Digest,
+    /// The chain ID of the layer below, if any.
+    pub parent: Option<Digest>,
+    /// The stored blob holding the layer tar (maybe compressed).
+    pub blob: Digest,
+    /// The blob's size.
+    pub blob_size: u64,
+    /// The blob's media type.
+    pub media_type: String,
+    /// Size of the uncompressed tar.
+    pub diff_size: u64,
+    /// Bytes of file content the layer holds.
+    pub size: u64,
+}
+
+/// An image's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// Image ID: the config's digest.
+    pub id: Digest,
+    /// Digest of the manifest blob.
+    pub manifest: Digest,
+    /// Creation time from the config (seconds since the epoch).
+    pub created: i64,
+    /// When it entered this store.
+    pub added: i64,
+}
+
+/// The outcome of trying to claim a layer for writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This process now owns the (incomplete) record and must fill it.
+    Mine,
+    /// The layer is already in place.
+    Ready,
+    /// Another live process is writing it.
+    Busy,
+}
+
+/// Handle on `strata.db`.
+pub struct Store {
+    conn: Connection,
+    path: std::path::PathBuf,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn digest(s: String) -> rusqlite::Result<Digest> {
+    Digest::parse(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn layer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
+    Ok(LayerRecord {
+        chain_id: digest(r.get(0)?)?,
+        diff_id: digest(r.get(1)?)?,
+        parent: r.get::<_, Option<String>>(2)?.map(digest).transpose()?,
+        blob: digest(r.get(3)?)?,
+        blob_size: r.get::<_, i64>(4)? as u64,
+        media_type: r.get(5)?,
+        diff_size: r.get::<_, i64>(6)? as u64,
+        size: r.get::<_, i64>(7)? as u64,
+    })
+}
+
+const LAYER_COLS: &str = "chain_id, diff_id, parent, blob, blob_size, media_type, diff_size, size";
+
+/// This process's identity as a record owner: pid plus start time, so a
+/// reused pid is not mistaken for the writer that died.
+pub fn this_owner() -> String {
+    owner_of(std::process::id()).unwrap_or_else(|| format!("{}:0", std::process::id()))
+}
+
+fn owner_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime), counted after the parenthesised command name.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start = rest.split(' ').nth(19)?;
+    Some(format!("{pid}:{start}"))
+}
+
+/// Whether the process that wrote `owner` is still running.
+pub fn owner_alive(owner: &str) -> bool {
+    let Some(pid) = owner.split(':').next().and_then(|p| p.parse::<u32>().ok()) else { return false };
+    owner_of(pid).as_deref() == Some(owner)
+}
+
+impl Store {
+    /// Open (creating) the database.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether a live process is writing this layer now.
+    pub fn layer_claimed(&self, chain: &Digest) -> Result<bool> {
+        let owner: Option<Option<String>> = self
+            .conn
+            .query_row("SELECT owner FROM layers WHERE chain_id = ?1 AND state = 'incomplete'", [chain.as_str()], |r| r.get(0))
+            .optional()?;
+        Ok(owner.flatten().is_some_and(|o| owner_alive(&o)))
+    }
+
+    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// A setting's value.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Set a setting unless it is set; returns the value in force.
+    pub fn setting_or_init(&mut self, key: &str, value: &str) -> Result<String> {
+        let tx = self.write_tx()?;
+        tx.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", [key, value])?;
+        let v: String = tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// A ready layer.
+    pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>> {
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1 AND state = 'ready'");
+        Ok(self.conn.query_row(&sql, [chain.as_str()], layer_from_row).optional()?)
+    }
+
+    /// A ready layer with this diff ID (any parent), to reuse its blob.
+    pub fn layer_by_diff_id(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE diff_id = ?1 AND state = 'ready' LIMIT 1");
+        Ok(self.conn.query_row(&sql, [diff_id.as_str()], layer_from_row).optional()?)
+    }
+
+    /// Every ready layer.
+    pub fn layers(&self) -> Result<Vec<LayerRecord>> {
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE state = 'ready' ORDER BY chain_id");
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Try to become the writer of a layer.
+    pub fn claim_layer(&mut self, rec: &LayerRecord) -> Result<Claim> {
+        let me = this_owner();
+        let tx = self.write_tx()?;
+        let row: Option<(String, Option<String>)> = tx
+            .query_row("SELECT state, owner FROM layers WHERE chain_id = ?1", [rec.chain_id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let claim = match row {
+            Some((state, _)) if state == "ready" => Claim::Ready,
+            Some((_, Some(owner))) if owner != me && owner_alive(&owner) => Claim::Busy,
+            Some(_) => {
+                tx.execute("UPDATE layers SET owner = ?2 WHERE chain_id = ?1", params![rec.chain_id.as_str(), me])?;
+                Claim::Mine
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO layers (chain_id, diff_id, parent, blob, blob_size, media_type, state, owner, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'incomplete', ?7, ?8)",
+                    params![
+                        rec.chain_id.as_str(),
+                        rec.diff_id.as_str(),
+                        rec.parent.as_ref().map(|p| p.as_str()),
+                        rec.blob.as_str(),
+                        rec.blob_size as i64,
+                        rec.media_type,
+                        me,
+                        now()
+                    ],
+                )?;
+                Claim::Mine
+            }
+        };
+        tx.commit()?;
+        Ok(claim)
+    }
+
+    /// Mark a claimed layer ready, with what its bytes turned out to be.
+    pub fn layer_ready(&mut self, rec: &LayerRecord) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE layers SET state = 'ready', owner = NULL, blob = ?2, blob_size = ?3, media_type = ?4,
+                    diff_size = ?5, size = ?6 WHERE chain_id = ?1 AND state = 'incomplete'",
+            params![
+                rec.chain_id.as_str(),
+                rec.blob.as_str(),
+                rec.blob_size as i64,
+                rec.media_type,
+                rec.diff_size as i64,
+                rec.size as i64
+            ],
+        )?;
+        if n != 1 {
+            return Err(Error::Corrupt(format!("layer {} was not claimed when marked ready", rec.chain_id)));
+        }
+        Ok(())
+    }
+
+    /// Drop a layer record (a failed claim, or garbage collection).
+    pub fn delete_layer(&mut self, chain: &Digest) -> Result<()> {
+        self.conn.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
+        Ok(())
+    }
+
+    /// Incomplete layer records whose writer is gone.
+    pub fn abandoned_layers(&self) -> Result<Vec<Digest>> {
+        let mut st = self.conn.prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
+        let rows: Vec<(String, Option<String>)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .filter(|(_, o)| !o.as_deref().is_some_and(owner_alive))
+            .map(|(c, _)| Digest::parse(&c))
+            .collect()
+    }
+
+    /// Record an image with its layers (chain IDs, bottom first) and tags, in one transaction.
+    pub fn put_image(&mut self, img: &ImageRecord, chains: &[Digest], tags: &[String]) -> Result<()> {
+        let tx = self.write_tx()?;
+        let exists: bool = tx.query_row("SELECT COUNT(*) FROM images WHERE id = ?1", [img.id.as_str()], |r| r.get::<_, i64>(0))? > 0;
+        if !exists {
+            tx.execute(
+                "INSERT INTO images (id, manifest, created, added) VALUES (?1, ?2, ?3, ?4)",
+                params![img.id.as_str(), img.manifest.as_str(), img.created, img.added],
+            )?;
+            for (i, c) in chains.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
+                    params![img.id.as_str(), i as i64, c.as_str()],
+                )?;
+            }
+        }
+        for t in tags {
+            tx.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [t.as_str(), img.id.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An image by full ID.
+    pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id, manifest, created, added FROM images WHERE id = ?1", [id.as_str()], image_from_row)
+            .optional()?)
+    }
+
+    /// Every image.
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        let mut st = self.conn.prepare("SELECT id, manifest, created, added FROM images ORDER BY created DESC, id")?;
+        let rows = st.query_map([], image_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Image IDs whose hex starts with `prefix`.
+    pub fn images_by_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        let mut st = self.conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let rows: Vec<String> = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
+    /// An image's layer chain IDs, bottom first.
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
+        let sql = format!(
+            "SELECT {} FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = ?1 ORDER BY il.idx",
+            LAYER_COLS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([id.as_str()], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// The image a tag names.
+    pub fn tag(&self, name: &str) -> Result<Option<Digest>> {
+        self.conn
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(|s| Digest::parse(&s))
+            .transpose()
+    }
+
+    /// Point a tag at an image.
+    pub fn set_tag(&mut self, name: &str, id: &Digest) -> Result<()> {
+        self.conn.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [name, id.as_str()])?;
+        Ok(())
+    }
+
+    /// Remove a tag; true when it existed.
+    pub fn remove_tag(&mut self, name: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
+    }
+
+    /// The tags of an image, sorted.
+    pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Names of the containers using an image.
+    pub fn containers_using(&self, id: &Digest) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM containers WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Delete an image record (its tags and layer links go with it).
+    pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
+        let tx = self.write_tx()?;
+        tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
+        tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.as_str()])?;
+        tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ready layers no image references (directly or as a parent of a referenced layer).
+    pub fn unreferenced_layers(&self) -> Result<Vec<Digest>> {
+        let mut st = self.conn.prepare(
+            "SELECT chain_id FROM layers WHERE state = 'ready'
+             AND chain_id NOT IN (SELECT chain_id FROM image_layers)
+             AND chain_id NOT IN (SELECT parent FROM layers WHERE parent IS NOT NULL)",
+        )?;
+        let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
+    /// How many images use each layer.
+    pub fn layer_use_counts(&self) -> Result<std::collections::HashMap<Digest, u64>> {
+        let mut st = self.conn.prepare("SELECT chain_id, COUNT(DISTINCT image_id) FROM image_layers GROUP BY chain_id")?;
+        let rows: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|(c, n)| Ok((Digest::parse(&c)?, n as u64))).collect()
+    }
+}
+
+fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
+    Ok(ImageRecord { id: digest(r.get(0)?)?, manifest: digest(r.get(1)?)?, created: r.get(2)?, added: r.get(3)? })
+}

@@ -1,0 +1,71 @@
+//! In-flight files and directories under the store's `tmp/`. Every write
+//! that will become visible starts here and is renamed into place; whatever
+//! a killed process leaves here is swept when the store is next opened alone.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoContext, Result};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Create a new, empty temp file.
+pub fn create_file(tmp: &Path, prefix: &str) -> Result<(File, PathBuf)> {
+    loop {
+        let path = tmp.join(unique_name(prefix));
+        match OpenOptions::new().write(true).read(true).create_new(true).mode(0o644).open(&path) {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).at(&path),
+        }
+    }
+}
+
+/// Create a new, empty temp directory.
+pub fn create_dir(tmp: &Path, prefix: &str) -> Result<PathBuf> {
+    loop {
+        let path = tmp.join(unique_name(prefix));
+        match fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).at(&path),
+        }
+    }
+}
+
+/// A temp directory removed on drop unless `keep` was called.
+pub struct TempDir {
+    path: Option<PathBuf>,
+}
+
+impl TempDir {
+    /// Make one under `tmp`.
+    pub fn new(tmp: &Path, prefix: &str) -> Result<Self> {
+        Ok(TempDir { path: Some(create_dir(tmp, prefix)?) })
+    }
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().expect("not kept")
+    }
+    /// Stop owning it (it has been renamed into place).
+    pub fn keep(mut self) -> PathBuf {
+        self.path.take().expect("kept once")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = crate::tree::remove(&p);
+        }
+    }
+}

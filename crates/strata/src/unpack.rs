@@ -1,0 +1,279 @@
+//! Unpack: turning a layer blob stream into a ready layer directory
+//! (`layers/<chain-id hex>/diff`) and its blob in the content store, in one
+//! pass over the bytes: they are hashed (blob digest), copied to the blob
+//! file, decompressed, hashed again (diff ID) and applied as they arrive.
+//!
+//! The layer is claimed in the metadata store first (an `incomplete`
+//! record naming this process), built in `tmp/`, verified, renamed into
+//! place and only then marked `ready`. A failure removes the claim; a crash
+//! leaves only what the next exclusive open sweeps.
+
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::content::{BlobWriter, ContentStore};
+use crate::digest::{Digest, Hasher, HashingReader, TeeReader};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::{self, ApplyOptions};
+use crate::snapshot::Snapshotter;
+use crate::store::{Claim, LayerRecord, Store};
+
+/// A layer to make present.
+pub struct LayerSpec {
+    /// The layer's chain ID.
+    pub chain_id: Digest,
+    /// Its diff ID (digest of the uncompressed tar), from the image config.
+    pub diff_id: Digest,
+    /// Chain IDs of the layers below, top first (the parent first).
+    pub lowers: Vec<Digest>,
+    /// The blob's digest, when the source states it.
+    pub blob: Option<Digest>,
+    /// The blob's media type, when the source states it.
+    pub media_type: Option<String>,
+    /// Where the bytes come from, for messages.
+    pub label: String,
+}
+
+/// Paths and backends unpacking needs.
+pub struct Unpacker<'a> {
+    /// `layers/` under the store root.
+    pub layers_dir: &'a Path,
+    /// `tmp/` under the store root.
+    pub tmp: &'a Path,
+    /// The content store.
+    pub content: &'a ContentStore,
+    /// The snapshot backend.
+    pub snapshots: &'a dyn Snapshotter,
+}
+
+/// A layer built in tmp/, verified, not yet in place.
+struct Built {
+    work: crate::tmp::TempDir,
+    writer: Option<BlobWriter>,
+    blob: Digest,
+    blob_size: u64,
+    diff_id: Digest,
+    diff_size: u64,
+    size: u64,
+    media_type: String,
+}
+
+/// Where a layer's directory is.
+pub fn layer_dir(layers_dir: &Path, chain: &Digest) -> PathBuf {
+    layers_dir.join(chain.hex()).join("diff")
+}
+
+/// The blob-side sink of a tee: hashes every raw byte and, if the blob is
+/// not stored yet, writes it.
+struct BlobSink {
+    hasher: Hasher,
+    writer: Option<BlobWriter>,
+}
+
+impl Write for BlobSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        if let Some(w) = self.writer.as_mut() {
+            w.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Unpacker<'_> {
+    /// Make the layer present and ready, unpacking from `open()` if this
+    /// process is the one to do it. Waits while another process unpacks it.
+    pub fn ensure_layer(
+        &self,
+        store: &mut Store,
+        spec: &LayerSpec,
+        open: &dyn Fn() -> Result<Box<dyn Read + Send>>,
+    ) -> Result<LayerRecord> {
+        let placeholder = LayerRecord {
+            chain_id: spec.chain_id.clone(),
+            diff_id: spec.diff_id.clone(),
+            parent: spec.lowers.first().cloned(),
+            blob: spec.blob.clone().unwrap_or_else(|| spec.diff_id.clone()),
+            blob_size: 0,
+            media_type: spec.media_type.clone().unwrap_or_default(),
+            diff_size: 0,
+            size: 0,
+        };
+        loop {
+            match store.claim_layer(&placeholder)? {
+                Claim::Ready => {
+                    return store.layer(&spec.chain_id)?.ok_or_else(|| Error::Corrupt(format!("layer {} vanished", spec.chain_id)))
+                }
+                Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
+                Claim::Mine => break,
+            }
+        }
+        match self.unpack_claimed(store, spec, placeholder, open) {
+            Ok(rec) => Ok(rec),
+            Err(e) => {
+                let _ = crate::tree::remove(&self.layers_dir.join(spec.chain_id.hex()));
+                let _ = store.delete_layer(&spec.chain_id);
+                Err(e)
+            }
+        }
+    }
+
+    fn unpack_claimed(
+        &self,
+        store: &mut Store,
+        spec: &LayerSpec,
+        rec: LayerRecord,
+        open: &dyn Fn() -> Result<Box<dyn Read + Send>>,
+    ) -> Result<LayerRecord> {
+        let db = store.path().to_path_buf();
+        let wait_lowers = || wait_ready(&db, &spec.lowers);
+        let built = self.build(spec, &mut *open()?, &wait_lowers)?;
+        if built.diff_id != spec.diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("layer {} (diff ID from the image config)", spec.label),
+                expected: spec.diff_id.to_string(),
+                actual: built.diff_id.to_string(),
+            });
+        }
+        self.install(store, built, rec)
+    }
+
+    /// Import a layer whose diff ID is not known beforehand (a rootfs
+    /// tarball): build it in tmp/, then claim it under the chain ID its
+    /// bytes turned out to have. Only for a bottom layer.
+    pub fn import_layer(&self, store: &mut Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
+        let spec = LayerSpec {
+            chain_id: Digest::of(b""),
+            diff_id: Digest::of(b""),
+            lowers: Vec::new(),
+            blob: None,
+            media_type: None,
+            label: label.to_string(),
+        };
+        let built = self.build(&spec, raw, &|| Ok(()))?;
+        let rec = LayerRecord {
+            chain_id: built.diff_id.clone(),
+            diff_id: built.diff_id.clone(),
+            parent: None,
+            blob: built.blob.clone(),
+            blob_size: built.blob_size,
+            media_type: String::new(),
+            diff_size: 0,
+            size: 0,
+        };
+        loop {
+            match store.claim_layer(&rec)? {
+                Claim::Ready => {
+                    // Same bytes already stored as a layer: keep the blob, drop the tree.
+                    if let Some(w) = built.writer {
+                        w.commit(Some(&built.blob), Some(built.blob_size))?;
+                    }
+                    return store.layer(&rec.chain_id)?.ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
+                }
+                Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
+                Claim::Mine => break,
+            }
+        }
+        let chain = rec.chain_id.clone();
+        self.install(store, built, rec).inspect_err(|_| {
+            let _ = store.delete_layer(&chain);
+        })
+    }
+
+    /// One pass over the raw bytes: hash, keep the blob, decompress, hash, apply.
+    fn build(&self, spec: &LayerSpec, raw: &mut dyn Read, wait_lowers: &(dyn Fn() -> Result<()> + Sync)) -> Result<Built> {
+        let work = crate::tmp::TempDir::new(self.tmp, "layer")?;
+        let diff = work.path().join("diff");
+        std::fs::create_dir(&diff).at(&diff)?;
+        let lower_dirs: Vec<PathBuf> = spec.lowers.iter().map(|c| layer_dir(self.layers_dir, c)).collect();
+        if let (Some(_), false) = (lower_dirs.first(), self.snapshots.independent_layers()) {
+            wait_lowers()?;
+        }
+        self.snapshots.prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
+        let writer = match &spec.blob {
+            Some(d) if self.content.has(d) => None,
+            _ => Some(self.content.writer()?),
+        };
+        let mut sink = BlobSink { hasher: Hasher::default(), writer };
+        let read_err = |e: io::Error| Error::stream(format!("reading layer {}", spec.label), e);
+        let (stats, diff_id, diff_size, compression) = {
+            let tee = TeeReader::new(&mut *raw, &mut sink);
+            let (compression, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+            let mut hashing = HashingReader::new(dec);
+            let opts = ApplyOptions { format: self.snapshots.format(), lowers: lower_dirs, before_lower_lookup: Some(wait_lowers) };
+            let stats = layer::apply(&mut hashing, &diff, &opts).map_err(|e| match e {
+                Error::Stream { context, source } => Error::Stream { context: format!("layer {}: {context}", spec.label), source },
+                Error::BadEntry { entry, reason } => Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) },
+                e => e,
+            })?;
+            let (d, n) = hashing.drain_finish().map_err(read_err)?;
+            (stats, d, n, compression)
+        };
+        io::copy(raw, &mut sink).map_err(read_err)?;
+        let blob_size = sink.hasher.len();
+        let blob = sink.hasher.clone().finish();
+        if let Some(want) = &spec.blob {
+            if want != &blob {
+                return Err(Error::DigestMismatch {
+                    what: format!("layer blob {}", spec.label),
+                    expected: want.to_string(),
+                    actual: blob.to_string(),
+                });
+            }
+        }
+        let media_type = spec.media_type.clone().unwrap_or_else(|| compression.oci_layer_media_type().to_string());
+        Ok(Built { work, writer: sink.writer, blob, blob_size, diff_id, diff_size, size: stats.file_bytes, media_type })
+    }
+
+    /// Commit the blob, rename the tree into place, mark the layer ready.
+    fn install(&self, store: &mut Store, built: Built, mut rec: LayerRecord) -> Result<LayerRecord> {
+        let final_dir = self.layers_dir.join(rec.chain_id.hex());
+        // A process killed between rename and marking ready leaves the directory behind.
+        crate::tree::remove(&final_dir)?;
+        if let Some(w) = built.writer {
+            w.commit(Some(&built.blob), Some(built.blob_size))?;
+        }
+        std::fs::rename(built.work.path(), &final_dir).at(&final_dir)?;
+        built.work.keep();
+        rec.blob = built.blob;
+        rec.blob_size = built.blob_size;
+        rec.media_type = built.media_type;
+        rec.diff_size = built.diff_size;
+        rec.size = built.size;
+        store.layer_ready(&rec)?;
+        Ok(rec)
+    }
+
+    /// Store a blob from a stream unless present, verifying its digest.
+    pub fn ensure_blob(&self, digest: &Digest, mut r: impl Read) -> Result<()> {
+        if self.content.has(digest) {
+            return Ok(());
+        }
+        let mut w = self.content.writer()?;
+        io::copy(&mut r, &mut w).map_err(|e| Error::stream(format!("reading blob {digest}"), e))?;
+        w.commit(Some(digest), None)?;
+        Ok(())
+    }
+}
+
+/// Wait until every listed layer is ready (they may be unpacking in
+/// parallel, in this process or another).
+fn wait_ready(db: &Path, chains: &[Digest]) -> Result<()> {
+    let store = Store::open(db)?;
+    for c in chains {
+        let mut waited = 0u32;
+        while store.layer(c)?.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 1;
+            // Nobody is writing it and it is not there: the lookup will just miss.
+            if waited > 50 && !store.layer_claimed(c)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
