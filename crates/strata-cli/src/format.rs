@@ -8,7 +8,9 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Table { rows: vec![header.iter().map(|s| s.to_string()).collect()] }
+        Table {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -18,7 +20,13 @@ impl Table {
     pub fn print(&self) {
         let cols = self.rows[0].len();
         let widths: Vec<usize> = (0..cols)
-            .map(|c| self.rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         for r in &self.rows {
             let mut line = String::new();
@@ -58,7 +66,11 @@ fn sig3(v: f64) -> String {
     };
     let s = format!("{v:.decimals$}");
     // %g drops trailing zeros; rounding may also carry into a new digit (999.5 -> 1000).
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     s
 }
 
@@ -109,7 +121,15 @@ mod tests {
 
     #[test]
     fn sizes_match_docker() {
-        for (b, want) in [(0, "0B"), (512, "512B"), (1234, "1.23kB"), (4_260_000, "4.26MB"), (1000, "1kB"), (15_100_000, "15.1MB"), (150_000_000, "150MB")] {
+        for (b, want) in [
+            (0, "0B"),
+            (512, "512B"),
+            (1234, "1.23kB"),
+            (4_260_000, "4.26MB"),
+            (1000, "1kB"),
+            (15_100_000, "15.1MB"),
+            (150_000_000, "150MB"),
+        ] {
             assert_eq!(human_size(b), want, "{b}");
         }
     }

@@ -23,7 +23,10 @@ impl ContentStore {
     pub fn open(root: &Path, tmp: &Path) -> Result<Self> {
         let dir = root.join("blobs/sha256");
         fs::create_dir_all(&dir).at(&dir)?;
-        Ok(ContentStore { dir, tmp: tmp.to_path_buf() })
+        Ok(ContentStore {
+            dir,
+            tmp: tmp.to_path_buf(),
+        })
     }
 
     /// Where a blob lives (whether or not it is there).
@@ -40,7 +43,10 @@ impl ContentStore {
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
         File::open(self.path(d)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found("blob", d.to_string()),
-            _ => Error::Io { path: self.path(d), source: e },
+            _ => Error::Io {
+                path: self.path(d),
+                source: e,
+            },
         })
     }
 
@@ -48,7 +54,10 @@ impl ContentStore {
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
         let bytes = fs::read(self.path(d)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found("blob", d.to_string()),
-            _ => Error::Io { path: self.path(d), source: e },
+            _ => Error::Io {
+                path: self.path(d),
+                source: e,
+            },
         })?;
         let actual = Digest::of(&bytes);
         if &actual != d {
@@ -69,7 +78,12 @@ impl ContentStore {
     /// Start writing a new blob.
     pub fn writer(&self) -> Result<BlobWriter> {
         let (file, path) = crate::tmp::create_file(&self.tmp, "blob")?;
-        Ok(BlobWriter { file: Some(file), path, hasher: Hasher::default(), dir: self.dir.clone() })
+        Ok(BlobWriter {
+            file: Some(file),
+            path,
+            hasher: Hasher::default(),
+            dir: self.dir.clone(),
+        })
     }
 
     /// Store bytes held in memory, checking them against `expected` if given.
@@ -77,7 +91,11 @@ impl ContentStore {
         let d = Digest::of(bytes);
         if let Some(e) = expected {
             if e != &d {
-                return Err(Error::DigestMismatch { what: "blob".into(), expected: e.to_string(), actual: d.to_string() });
+                return Err(Error::DigestMismatch {
+                    what: "blob".into(),
+                    expected: e.to_string(),
+                    actual: d.to_string(),
+                });
             }
         }
         if self.has(&d) {
@@ -91,7 +109,10 @@ impl ContentStore {
     /// Remove a blob; a missing one is not an error.
     pub fn remove(&self, d: &Digest) -> Result<()> {
         match fs::remove_file(self.path(d)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path: self.path(d), source: e }),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
+                path: self.path(d),
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -132,25 +153,35 @@ impl BlobWriter {
     /// Verify against the expected digest and size (when given) and move the
     /// blob into place. Returns the blob's digest.
     pub fn commit(mut self, expected: Option<&Digest>, size: Option<u64>) -> Result<Digest> {
-        let file = self.file.take().expect("committed once");
         let hasher = std::mem::take(&mut self.hasher);
         let len = hasher.len();
         let actual = hasher.finish();
+        // On any error below, Drop removes the temp file (`self.file` is still set).
         if let Some(e) = expected {
             if e != &actual {
-                return Err(Error::DigestMismatch { what: "blob".into(), expected: e.to_string(), actual: actual.to_string() });
+                return Err(Error::DigestMismatch {
+                    what: "blob".into(),
+                    expected: e.to_string(),
+                    actual: actual.to_string(),
+                });
             }
         }
         if let Some(s) = size {
             if s != len {
-                return Err(Error::invalid(format!("blob {actual}: expected {s} bytes, got {len}")));
+                return Err(Error::invalid(format!(
+                    "blob {actual}: expected {s} bytes, got {len}"
+                )));
             }
         }
         // The content store promises its bytes survive a crash: sync before the rename makes them visible.
-        file.sync_all().at(&self.path)?;
-        drop(file);
+        self.file
+            .as_ref()
+            .expect("not committed")
+            .sync_all()
+            .at(&self.path)?;
         let dst = self.dir.join(actual.hex());
         fs::rename(&self.path, &dst).at(&dst)?;
+        self.file = None;
         Ok(actual)
     }
 }

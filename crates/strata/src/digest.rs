@@ -17,8 +17,14 @@ impl Digest {
     /// Parse and validate `sha256:<hex>`; a bare 64-hex string is accepted too.
     pub fn parse(s: &str) -> Result<Self> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(Error::invalid(format!("invalid digest {s:?}: want sha256:<64 lowercase hex>")));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::invalid(format!(
+                "invalid digest {s:?}: want sha256:<64 lowercase hex>"
+            )));
         }
         Ok(Digest(format!("sha256:{hex}")))
     }
@@ -123,7 +129,10 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wrap a reader.
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::default() }
+        HashingReader {
+            inner,
+            hasher: Hasher::default(),
+        }
     }
     /// Read the rest to the end (tar readers stop before trailing padding),
     /// then return the digest and byte count.

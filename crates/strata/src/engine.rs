@@ -157,7 +157,10 @@ pub struct Loaded {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn flock(f: &File, op: rustix::fs::FlockOperation) -> io::Result<()> {
@@ -174,7 +177,12 @@ impl Engine {
         }
         let tmp = root.join("tmp");
         let lock_path = root.join("lock");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
         let content = ContentStore::open(&root, &tmp)?;
         let mut store = Store::open(&root.join("strata.db"))?;
         let driver = match store.setting("driver")? {
@@ -191,7 +199,13 @@ impl Engine {
                 d
             }
             None => {
-                let d = opts.driver.unwrap_or_else(|| if snapshot::overlay_works(&tmp) { Driver::Overlay } else { Driver::Copy });
+                let d = opts.driver.unwrap_or_else(|| {
+                    if snapshot::overlay_works(&tmp) {
+                        Driver::Overlay
+                    } else {
+                        Driver::Copy
+                    }
+                });
                 store.setting_or_init("driver", &d.to_string())?.parse()?
             }
         };
@@ -204,7 +218,12 @@ impl Engine {
             store,
             lock,
         };
-        if flock(&engine.lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+        if flock(
+            &engine.lock,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .is_ok()
+        {
             engine.sweep()?;
         }
         flock(&engine.lock, rustix::fs::FlockOperation::LockShared).at(&lock_path)?;
@@ -240,7 +259,12 @@ impl Engine {
             crate::tree::remove(&self.layers_dir.join(chain.hex()))?;
             self.store.delete_layer(&chain)?;
         }
-        let ready: HashSet<String> = self.store.layers()?.into_iter().map(|l| l.chain_id.hex().to_string()).collect();
+        let ready: HashSet<String> = self
+            .store
+            .layers()?
+            .into_iter()
+            .map(|l| l.chain_id.hex().to_string())
+            .collect();
         for e in fs::read_dir(&self.layers_dir).at(&self.layers_dir)? {
             let e = e.at(&self.layers_dir)?;
             if !ready.contains(e.file_name().to_string_lossy().as_ref()) {
@@ -305,7 +329,12 @@ impl Engine {
     }
 
     fn unpacker(&self) -> Unpacker<'_> {
-        Unpacker { layers_dir: &self.layers_dir, tmp: &self.tmp, content: &self.content, snapshots: self.snapshots.as_ref() }
+        Unpacker {
+            layers_dir: &self.layers_dir,
+            tmp: &self.tmp,
+            content: &self.content,
+            snapshots: self.snapshots.as_ref(),
+        }
     }
 
     // ---- names ----
@@ -325,21 +354,32 @@ impl Engine {
             match found.len() {
                 1 => return Ok(found.into_iter().next().expect("one")),
                 0 => {}
-                _ => return Err(Error::invalid(format!("image ID prefix {name:?} is ambiguous"))),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "image ID prefix {name:?} is ambiguous"
+                    )))
+                }
             }
         }
         Err(Error::not_found("image", name))
     }
 
     fn image_record(&self, id: &Digest) -> Result<ImageRecord> {
-        self.store.image(id)?.ok_or_else(|| Error::not_found("image", id.to_string()))
+        self.store
+            .image(id)?
+            .ok_or_else(|| Error::not_found("image", id.to_string()))
     }
 
     // ---- bringing images in ----
 
     /// Record an image from its config, manifest (if it came with one), tags
     /// and layer sources; unpacks layers in parallel where the backend allows.
-    fn ingest(&mut self, img: ArchiveImage, open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync), label: &str) -> Result<Digest> {
+    fn ingest(
+        &mut self,
+        img: ArchiveImage,
+        open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync),
+        label: &str,
+    ) -> Result<Digest> {
         let id = Digest::of(&img.config);
         let cfg = image::parse_config(&img.config, id.as_str())?;
         let diff_ids = image::diff_ids(&cfg)?;
@@ -350,7 +390,11 @@ impl Engine {
                 img.layers.len()
             )));
         }
-        let manifest = img.manifest.as_ref().map(|m| image::parse_manifest(m, label)).transpose()?;
+        let manifest = img
+            .manifest
+            .as_ref()
+            .map(|m| image::parse_manifest(m, label))
+            .transpose()?;
         let chains = chain_ids(&diff_ids);
         let specs: Vec<LayerSpec> = img
             .layers
@@ -361,7 +405,9 @@ impl Engine {
                 diff_id: diff_ids[i].clone(),
                 lowers: chains[..i].iter().rev().cloned().collect(),
                 blob: l.digest.clone(),
-                media_type: manifest.as_ref().map(|m| m.layers()[i].media_type().to_string()),
+                media_type: manifest
+                    .as_ref()
+                    .map(|m| m.layers()[i].media_type().to_string()),
                 label: format!("{} ({} of {} in {label})", l.entry, i + 1, img.layers.len()),
             })
             .collect();
@@ -371,7 +417,8 @@ impl Engine {
             for (l, d) in img.layers.iter().zip(m.layers()) {
                 let digest = image::digest_of(d)?;
                 if !self.content.has(&digest) {
-                    self.unpacker().ensure_blob(&digest, open_layer(&l.entry)?)?;
+                    self.unpacker()
+                        .ensure_blob(&digest, open_layer(&l.entry)?)?;
                 }
             }
         }
@@ -381,13 +428,22 @@ impl Engine {
             None => {
                 let layers: Vec<LayerDescriptor> = records
                     .iter()
-                    .map(|r| LayerDescriptor { media_type: r.media_type.clone(), digest: r.blob.clone(), size: r.blob_size })
+                    .map(|r| LayerDescriptor {
+                        media_type: r.media_type.clone(),
+                        digest: r.blob.clone(),
+                        size: r.blob_size,
+                    })
                     .collect();
                 image::make_manifest(&id, img.config.len() as u64, &layers)?
             }
         };
         let manifest_digest = self.content.write_bytes(&manifest_bytes, None)?;
-        let rec = ImageRecord { id: id.clone(), manifest: manifest_digest, created: image::parse_time(cfg.created().as_deref()), added: now() };
+        let rec = ImageRecord {
+            id: id.clone(),
+            manifest: manifest_digest,
+            created: image::parse_time(cfg.created().as_deref()),
+            added: now(),
+        };
         self.store.put_image(&rec, &chains, &img.tags)?;
         Ok(id)
     }
@@ -402,7 +458,8 @@ impl Engine {
         let workers = if parallel { specs.len().clamp(1, 4) } else { 1 };
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<LayerRecord>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<LayerRecord>>>> =
+            Mutex::new((0..specs.len()).map(|_| None).collect());
         let db = self.store.path().to_path_buf();
         let unpacker = self.unpacker();
         std::thread::scope(|s| {
@@ -422,7 +479,8 @@ impl Engine {
                             break;
                         }
                         let entry = img.layers[i].entry.clone();
-                        let r = unpacker.ensure_layer(&mut store, &specs[i], &|| open_layer(&entry));
+                        let r =
+                            unpacker.ensure_layer(&mut store, &specs[i], &|| open_layer(&entry));
                         if r.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
@@ -456,14 +514,18 @@ impl Engine {
     }
 
     fn load_inner(&mut self, input: Option<&Path>) -> Result<Vec<Loaded>> {
-        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
+        let label = input
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "standard input".into());
         let (file, _spool) = self.seekable_tar(input, &label)?;
         let archive = Archive::open(file, &label)?;
         let images = archive.images()?;
         let mut out = Vec::new();
         for img in images {
             let tags = img.tags.clone();
-            let open = |entry: &str| -> Result<Box<dyn Read + Send>> { Ok(Box::new(archive.reader(entry)?)) };
+            let open = |entry: &str| -> Result<Box<dyn Read + Send>> {
+                Ok(Box::new(archive.reader(entry)?))
+            };
             let id = self.ingest(img, &open, &label)?;
             out.push(Loaded { id, tags });
         }
@@ -472,12 +534,17 @@ impl Engine {
 
     /// An uncompressed, seekable tar for `input`: the file itself when it is
     /// one, else a decompressed copy in tmp/ (removed when the guard drops).
-    fn seekable_tar(&self, input: Option<&Path>, label: &str) -> Result<(File, Option<crate::tmp::TempDir>)> {
+    fn seekable_tar(
+        &self,
+        input: Option<&Path>,
+        label: &str,
+    ) -> Result<(File, Option<crate::tmp::TempDir>)> {
         if let Some(p) = input {
             let mut f = File::open(p).at(p)?;
             let mut head = [0u8; 4];
             let n = f.read(&mut head).at(p)?;
-            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file() {
+            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file()
+            {
                 return Ok((File::open(p).at(p)?, None));
             }
         }
@@ -495,7 +562,12 @@ impl Engine {
     }
 
     /// `import`: a rootfs tarball (plain or compressed) becomes a one-layer image.
-    pub fn import(&mut self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
+    pub fn import(
+        &mut self,
+        input: Option<&Path>,
+        reference: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<Digest> {
         let tag = reference.map(Reference::parse).transpose()?;
         let r = self.import_inner(input, tag, message);
         if r.is_err() {
@@ -504,15 +576,24 @@ impl Engine {
         r
     }
 
-    fn import_inner(&mut self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
-        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
+    fn import_inner(
+        &mut self,
+        input: Option<&Path>,
+        tag: Option<Reference>,
+        message: Option<&str>,
+    ) -> Result<Digest> {
+        let label = input
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "standard input".into());
         let mut reader: Box<dyn Read> = match input {
             Some(p) => Box::new(File::open(p).at(p)?),
             None => Box::new(io::stdin().lock()),
         };
         let db = self.store.path().to_path_buf();
         let mut store = Store::open(&db)?;
-        let layer = self.unpacker().import_layer(&mut store, &mut reader, &label)?;
+        let layer = self
+            .unpacker()
+            .import_layer(&mut store, &mut reader, &label)?;
         let created = image::format_time(now());
         let host = Platform::host();
         let config = serde_json::json!({
@@ -528,10 +609,19 @@ impl Engine {
         let manifest = image::make_manifest(
             &id,
             config.len() as u64,
-            &[LayerDescriptor { media_type: layer.media_type.clone(), digest: layer.blob.clone(), size: layer.blob_size }],
+            &[LayerDescriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.blob.clone(),
+                size: layer.blob_size,
+            }],
         )?;
         let manifest = self.content.write_bytes(&manifest, None)?;
-        let rec = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
+        let rec = ImageRecord {
+            id: id.clone(),
+            manifest,
+            created: now(),
+            added: now(),
+        };
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
         self.store.put_image(&rec, &[layer.chain_id], &tags)?;
         Ok(id)
@@ -542,18 +632,39 @@ impl Engine {
     fn save_image(&self, name: &str) -> Result<SaveImage> {
         let id = self.resolve_image(name)?;
         let rec = self.image_record(&id)?;
-        let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| self.store.tag(t).ok().flatten().as_ref() == Some(&id));
-        Ok(SaveImage { config: id.clone(), manifest: rec.manifest, tags: by_tag.into_iter().collect(), layers: self.store.image_layers(&id)? })
+        let by_tag = Reference::parse(name)
+            .ok()
+            .map(|r| r.to_string())
+            .filter(|t| self.store.tag(t).ok().flatten().as_ref() == Some(&id));
+        Ok(SaveImage {
+            config: id.clone(),
+            manifest: rec.manifest,
+            tags: by_tag.into_iter().collect(),
+            layers: self.store.image_layers(&id)?,
+        })
     }
 
     /// `save`: write images to `output` (a file, or a directory for oci-dir);
     /// `None` writes a tar to `out`. The output appears whole or not at all.
-    pub fn save(&self, names: &[String], format: SaveFormat, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-        let images = names.iter().map(|n| self.save_image(n)).collect::<Result<Vec<_>>>()?;
+    pub fn save(
+        &self,
+        names: &[String],
+        format: SaveFormat,
+        output: Option<&Path>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let images = names
+            .iter()
+            .map(|n| self.save_image(n))
+            .collect::<Result<Vec<_>>>()?;
         let Some(path) = output else {
             return match format {
-                SaveFormat::DockerArchive => archive::write_docker_archive(&self.content, &images, out).map(|_| ()),
-                SaveFormat::OciArchive => archive::write_oci_archive(&self.content, &images, out).map(|_| ()),
+                SaveFormat::DockerArchive => {
+                    archive::write_docker_archive(&self.content, &images, out).map(|_| ())
+                }
+                SaveFormat::OciArchive => {
+                    archive::write_oci_archive(&self.content, &images, out).map(|_| ())
+                }
                 SaveFormat::OciDir => Err(Error::invalid("oci-dir needs an output directory (-o)")),
             };
         };
@@ -561,13 +672,22 @@ impl Engine {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
-        let partial = parent.join(format!(".{}.strata-partial-{}", name.to_string_lossy(), std::process::id()));
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
+        let partial = parent.join(format!(
+            ".{}.strata-partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let result = (|| -> Result<()> {
             match format {
                 SaveFormat::OciDir => {
                     if path.exists() && fs::read_dir(path).at(path)?.next().is_some() {
-                        return Err(Error::AlreadyExists(format!("{} exists and is not empty", path.display())));
+                        return Err(Error::AlreadyExists(format!(
+                            "{} exists and is not empty",
+                            path.display()
+                        )));
                     }
                     fs::create_dir(&partial).at(&partial)?;
                     archive::write_oci_dir(&self.content, &images, &partial)?;
@@ -576,13 +696,17 @@ impl Engine {
                     }
                 }
                 _ => {
-                    let f = io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
+                    let f =
+                        io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
                     let f = if format == SaveFormat::DockerArchive {
                         archive::write_docker_archive(&self.content, &images, f)?
                     } else {
                         archive::write_oci_archive(&self.content, &images, f)?
                     };
-                    f.into_inner().map_err(|e| Error::stream("writing archive", e.into_error()))?.sync_all().at(&partial)?;
+                    f.into_inner()
+                        .map_err(|e| Error::stream("writing archive", e.into_error()))?
+                        .sync_all()
+                        .at(&partial)?;
                 }
             }
             fs::rename(&partial, path).at(path)
@@ -599,15 +723,29 @@ impl Engine {
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
         let mut out = Vec::new();
         for img in self.store.images()? {
-            let size = self.store.image_layers(&img.id)?.iter().map(|l| l.size).sum();
-            out.push(ImageSummary { tags: self.store.tags_of(&img.id)?, id: img.id, created: img.created, size });
+            let size = self
+                .store
+                .image_layers(&img.id)?
+                .iter()
+                .map(|l| l.size)
+                .sum();
+            out.push(ImageSummary {
+                tags: self.store.tags_of(&img.id)?,
+                id: img.id,
+                created: img.created,
+                size,
+            });
         }
         Ok(out)
     }
 
-    fn config_of(&self, id: &Digest) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
+    fn config_of(
+        &self,
+        id: &Digest,
+    ) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
         let bytes = self.content.read(id)?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("config {id}: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("config {id}: {e}")))?;
         Ok((v, image::parse_config(&bytes, id.as_str())?))
     }
 
@@ -617,10 +755,15 @@ impl Engine {
         let rec = self.image_record(&id)?;
         let (raw, cfg) = self.config_of(&id)?;
         let layers = self.store.image_layers(&id)?;
-        let tags: Vec<String> = self.store.tags_of(&id)?.iter().map(|t| {
-            let (n, tag) = split_tag(t);
-            format!("{}:{tag}", familiar(n))
-        }).collect();
+        let tags: Vec<String> = self
+            .store
+            .tags_of(&id)?
+            .iter()
+            .map(|t| {
+                let (n, tag) = split_tag(t);
+                format!("{}:{tag}", familiar(n))
+            })
+            .collect();
         Ok(serde_json::json!({
             "Id": id.as_str(),
             "Digest": rec.manifest.as_str(),
@@ -680,7 +823,9 @@ impl Engine {
         let id = self.resolve_image(source)?;
         let r = Reference::parse(target)?;
         if r.digest.is_some() {
-            return Err(Error::invalid(format!("refusing to create a tag with a digest reference: {target}")));
+            return Err(Error::invalid(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
         }
         self.store.set_tag(&r.to_string(), &id)
     }
@@ -716,7 +861,10 @@ impl Engine {
     fn rmi_one(&mut self, name: &str, force: bool) -> Result<Vec<Removal>> {
         let id = self.resolve_image(name)?;
         let tags = self.store.tags_of(&id)?;
-        let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
+        let by_tag = Reference::parse(name)
+            .ok()
+            .map(|r| r.to_string())
+            .filter(|t| tags.contains(t));
         let containers = self.store.containers_using(&id)?;
         let mut out = Vec::new();
         if let Some(t) = &by_tag {
@@ -799,11 +947,19 @@ impl Engine {
                 _ => shared_size += l.size,
             }
         }
-        let blobs_size = self.content.list()?.iter().map(|b| self.content.size(b).unwrap_or(0)).sum();
+        let blobs_size = self
+            .content
+            .list()?
+            .iter()
+            .map(|b| self.content.size(b).unwrap_or(0))
+            .sum();
         Ok(DiskUsage {
             images,
             layers: all_layers.len() as u64,
-            layers_in_use: all_layers.iter().filter(|l| counts.contains_key(&l.chain_id)).count() as u64,
+            layers_in_use: all_layers
+                .iter()
+                .filter(|l| counts.contains_key(&l.chain_id))
+                .count() as u64,
             layers_size: all_layers.iter().map(|l| l.size).sum(),
             shared_size,
             unique_size,
@@ -830,9 +986,18 @@ impl Engine {
             return Ok(target);
         }
         fs::create_dir_all(&target).at(&target)?;
-        let layers: Vec<PathBuf> = self.store.image_layers(&id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect();
+        let layers: Vec<PathBuf> = self
+            .store
+            .image_layers(&id)?
+            .iter()
+            .rev()
+            .map(|l| layer_dir(&self.layers_dir, &l.chain_id))
+            .collect();
         if layers.is_empty() {
-            return Err(Error::invalid(format!("image {} has no layers to mount", id.short())));
+            return Err(Error::invalid(format!(
+                "image {} has no layers to mount",
+                id.short()
+            )));
         }
         let mounts = self.snapshots.view(&layers, &target)?;
         mount::mount_all(&mounts)?;

@@ -106,7 +106,9 @@ impl Unpacker<'_> {
         loop {
             match store.claim_layer(&placeholder)? {
                 Claim::Ready => {
-                    return store.layer(&spec.chain_id)?.ok_or_else(|| Error::Corrupt(format!("layer {} vanished", spec.chain_id)))
+                    return store
+                        .layer(&spec.chain_id)?
+                        .ok_or_else(|| Error::Corrupt(format!("layer {} vanished", spec.chain_id)))
                 }
                 Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
                 Claim::Mine => break,
@@ -145,7 +147,12 @@ impl Unpacker<'_> {
     /// Import a layer whose diff ID is not known beforehand (a rootfs
     /// tarball): build it in tmp/, then claim it under the chain ID its
     /// bytes turned out to have. Only for a bottom layer.
-    pub fn import_layer(&self, store: &mut Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
+    pub fn import_layer(
+        &self,
+        store: &mut Store,
+        raw: &mut dyn Read,
+        label: &str,
+    ) -> Result<LayerRecord> {
         let spec = LayerSpec {
             chain_id: Digest::of(b""),
             diff_id: Digest::of(b""),
@@ -172,7 +179,9 @@ impl Unpacker<'_> {
                     if let Some(w) = built.writer {
                         w.commit(Some(&built.blob), Some(built.blob_size))?;
                     }
-                    return store.layer(&rec.chain_id)?.ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
+                    return store
+                        .layer(&rec.chain_id)?
+                        .ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
                 }
                 Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
                 Claim::Mine => break,
@@ -185,29 +194,53 @@ impl Unpacker<'_> {
     }
 
     /// One pass over the raw bytes: hash, keep the blob, decompress, hash, apply.
-    fn build(&self, spec: &LayerSpec, raw: &mut dyn Read, wait_lowers: &(dyn Fn() -> Result<()> + Sync)) -> Result<Built> {
+    fn build(
+        &self,
+        spec: &LayerSpec,
+        raw: &mut dyn Read,
+        wait_lowers: &(dyn Fn() -> Result<()> + Sync),
+    ) -> Result<Built> {
         let work = crate::tmp::TempDir::new(self.tmp, "layer")?;
         let diff = work.path().join("diff");
         std::fs::create_dir(&diff).at(&diff)?;
-        let lower_dirs: Vec<PathBuf> = spec.lowers.iter().map(|c| layer_dir(self.layers_dir, c)).collect();
+        let lower_dirs: Vec<PathBuf> = spec
+            .lowers
+            .iter()
+            .map(|c| layer_dir(self.layers_dir, c))
+            .collect();
         if let (Some(_), false) = (lower_dirs.first(), self.snapshots.independent_layers()) {
             wait_lowers()?;
         }
-        self.snapshots.prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
+        self.snapshots
+            .prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
         let writer = match &spec.blob {
             Some(d) if self.content.has(d) => None,
             _ => Some(self.content.writer()?),
         };
-        let mut sink = BlobSink { hasher: Hasher::default(), writer };
+        let mut sink = BlobSink {
+            hasher: Hasher::default(),
+            writer,
+        };
         let read_err = |e: io::Error| Error::stream(format!("reading layer {}", spec.label), e);
         let (stats, diff_id, diff_size, compression) = {
             let tee = TeeReader::new(&mut *raw, &mut sink);
-            let (compression, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+            let (compression, dec) =
+                layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
             let mut hashing = HashingReader::new(dec);
-            let opts = ApplyOptions { format: self.snapshots.format(), lowers: lower_dirs, before_lower_lookup: Some(wait_lowers) };
+            let opts = ApplyOptions {
+                format: self.snapshots.format(),
+                lowers: lower_dirs,
+                before_lower_lookup: Some(wait_lowers),
+            };
             let stats = layer::apply(&mut hashing, &diff, &opts).map_err(|e| match e {
-                Error::Stream { context, source } => Error::Stream { context: format!("layer {}: {context}", spec.label), source },
-                Error::BadEntry { entry, reason } => Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) },
+                Error::Stream { context, source } => Error::Stream {
+                    context: format!("layer {}: {context}", spec.label),
+                    source,
+                },
+                Error::BadEntry { entry, reason } => Error::BadEntry {
+                    entry,
+                    reason: format!("{reason} (in layer {})", spec.label),
+                },
                 e => e,
             })?;
             let (d, n) = hashing.drain_finish().map_err(read_err)?;
@@ -225,12 +258,29 @@ impl Unpacker<'_> {
                 });
             }
         }
-        let media_type = spec.media_type.clone().unwrap_or_else(|| compression.oci_layer_media_type().to_string());
-        Ok(Built { work, writer: sink.writer, blob, blob_size, diff_id, diff_size, size: stats.file_bytes, media_type })
+        let media_type = spec
+            .media_type
+            .clone()
+            .unwrap_or_else(|| compression.oci_layer_media_type().to_string());
+        Ok(Built {
+            work,
+            writer: sink.writer,
+            blob,
+            blob_size,
+            diff_id,
+            diff_size,
+            size: stats.file_bytes,
+            media_type,
+        })
     }
 
     /// Commit the blob, rename the tree into place, mark the layer ready.
-    fn install(&self, store: &mut Store, built: Built, mut rec: LayerRecord) -> Result<LayerRecord> {
+    fn install(
+        &self,
+        store: &mut Store,
+        built: Built,
+        mut rec: LayerRecord,
+    ) -> Result<LayerRecord> {
         let final_dir = self.layers_dir.join(rec.chain_id.hex());
         // A process killed between rename and marking ready leaves the directory behind.
         crate::tree::remove(&final_dir)?;

@@ -66,7 +66,9 @@ pub fn apply<R: Read>(reader: R, root: &Path, opts: &ApplyOptions<'_>) -> Result
         buf: vec![0u8; 256 * 1024],
         lowers_waited: false,
     };
-    let entries = ar.entries().map_err(|e| Error::stream("reading layer tar", e))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::stream("reading layer tar", e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::stream("reading layer tar", e))?;
         applier.entry(&mut entry)?;
@@ -97,7 +99,10 @@ fn clean(raw: &Path) -> Result<PathBuf> {
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir => {
                 if !out.pop() {
-                    return Err(Error::entry(raw, "path escapes the layer root through '..'"));
+                    return Err(Error::entry(
+                        raw,
+                        "path escapes the layer root through '..'",
+                    ));
                 }
             }
             Component::Prefix(_) => return Err(Error::entry(raw, "path has a prefix")),
@@ -124,16 +129,27 @@ fn remove_any(path: &Path) -> Result<()> {
 impl Applier<'_> {
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
         let kind = e.header().entry_type();
-        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink() {
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
             return Ok(());
         }
-        let raw = e.path().map_err(|err| Error::stream("reading layer tar entry path", err))?.into_owned();
+        let raw = e
+            .path()
+            .map_err(|err| Error::stream("reading layer tar entry path", err))?
+            .into_owned();
         let rel = clean(&raw)?;
         if rel.as_os_str().is_empty() {
             // The layer root itself ("./"): its metadata belongs to the snapshot, not the layer.
             return Ok(());
         }
-        let name = rel.file_name().expect("non-empty normal path").as_bytes().to_vec();
+        let name = rel
+            .file_name()
+            .expect("non-empty normal path")
+            .as_bytes()
+            .to_vec();
         self.ensure_parent(&rel, &raw)?;
         if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             self.whiteout(&rel, &raw, &name)?;
@@ -161,7 +177,8 @@ impl Applier<'_> {
                 let file = self.create_file(&full)?;
                 let n = self.copy_data(e, &file, &raw)?;
                 self.stats.file_bytes += n;
-                set_meta_fd(&file, &meta).map_err(|err| Error::entry(&raw, format!("setting metadata: {err}")))?;
+                set_meta_fd(&file, &meta)
+                    .map_err(|err| Error::entry(&raw, format!("setting metadata: {err}")))?;
             }
             T::Symlink => {
                 let target = e
@@ -186,8 +203,9 @@ impl Applier<'_> {
                     self.copy_up_link_target(&target, &raw)?;
                 }
                 remove_any(&full)?;
-                fs::hard_link(&target_full, &full)
-                    .map_err(|err| Error::entry(&raw, format!("hardlink to {}: {err}", target_raw.display())))?;
+                fs::hard_link(&target_full, &full).map_err(|err| {
+                    Error::entry(&raw, format!("hardlink to {}: {err}", target_raw.display()))
+                })?;
             }
             T::Char | T::Block | T::Fifo => {
                 let ft = match kind {
@@ -198,11 +216,22 @@ impl Applier<'_> {
                 let major = e.header().device_major().ok().flatten().unwrap_or(0);
                 let minor = e.header().device_minor().ok().flatten().unwrap_or(0);
                 remove_any(&full)?;
-                rustix::fs::mknodat(CWD, &full, ft, Mode::from_raw_mode(meta.mode & 0o7777), rustix::fs::makedev(major, minor))
-                    .map_err(|err| Error::entry(&raw, format!("mknod: {err}")))?;
+                rustix::fs::mknodat(
+                    CWD,
+                    &full,
+                    ft,
+                    Mode::from_raw_mode(meta.mode & 0o7777),
+                    rustix::fs::makedev(major, minor),
+                )
+                .map_err(|err| Error::entry(&raw, format!("mknod: {err}")))?;
                 self.set_meta_path(&full, &meta, &raw, false)?;
             }
-            other => return Err(Error::entry(&raw, format!("unsupported tar entry type {other:?}"))),
+            other => {
+                return Err(Error::entry(
+                    &raw,
+                    format!("unsupported tar entry type {other:?}"),
+                ))
+            }
         }
         self.created.insert(rel);
         self.stats.entries += 1;
@@ -212,7 +241,9 @@ impl Applier<'_> {
     /// Make sure every ancestor of `rel` is a real directory inside the root,
     /// creating missing ones and refusing symlinks.
     fn ensure_parent(&mut self, rel: &Path, raw: &Path) -> Result<()> {
-        let Some(parent) = rel.parent() else { return Ok(()) };
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
         if parent.as_os_str().is_empty() || self.known_dirs.contains(parent) {
             return Ok(());
         }
@@ -226,20 +257,63 @@ impl Applier<'_> {
             match fs::symlink_metadata(&full) {
                 Ok(md) if md.is_dir() => {}
                 Ok(md) if md.file_type().is_symlink() => {
-                    let to = fs::read_link(&full).map(|t| t.display().to_string()).unwrap_or_default();
+                    let to = fs::read_link(&full)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
                     return Err(Error::entry(
                         raw,
-                        format!("would be written through the symlink {} -> {to}; refused", cur.display()),
+                        format!(
+                            "would be written through the symlink {} -> {to}; refused",
+                            cur.display()
+                        ),
                     ));
                 }
                 Ok(_) => {
                     remove_any(&full)?;
                     fs::create_dir(&full).at(&full)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&full).at(&full)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.refuse_lower_symlink(&cur, raw)?;
+                    fs::create_dir(&full).at(&full)?
+                }
                 Err(e) => return Err(e).at(&full),
             }
             self.known_dirs.insert(cur.clone());
+        }
+        Ok(())
+    }
+
+    /// Overlay form: a directory this layer does not have may be a symlink
+    /// in a lower layer; writing through it would follow it in the merged
+    /// tree, so it is refused as it is for a symlink in this layer.
+    fn refuse_lower_symlink(&mut self, rel: &Path, raw: &Path) -> Result<()> {
+        if self.opts.format != DiffFormat::Overlay || self.opts.lowers.is_empty() {
+            return Ok(());
+        }
+        self.wait_for_lowers()?;
+        for lower in &self.opts.lowers {
+            let p = lower.join(rel);
+            match fs::symlink_metadata(&p) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    let to = fs::read_link(&p)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    return Err(Error::entry(
+                        raw,
+                        format!("would be written through the symlink {} -> {to} of a lower layer; refused", rel.display()),
+                    ));
+                }
+                Ok(_) => return Ok(()),
+                Err(_) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_for_lowers(&mut self) -> Result<()> {
+        if let (false, Some(wait)) = (self.lowers_waited, self.opts.before_lower_lookup) {
+            wait()?;
+            self.lowers_waited = true;
         }
         Ok(())
     }
@@ -249,8 +323,10 @@ impl Applier<'_> {
         if name == OPAQUE_MARKER.as_bytes() {
             let dir = self.root.join(parent);
             match self.opts.format {
-                DiffFormat::Overlay => rustix::fs::lsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                    .map_err(|e| Error::entry(raw, format!("marking directory opaque: {e}")))?,
+                DiffFormat::Overlay => {
+                    rustix::fs::lsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                        .map_err(|e| Error::entry(raw, format!("marking directory opaque: {e}")))?
+                }
                 DiffFormat::Merged => self.clear_lower(parent)?,
             }
             return Ok(());
@@ -267,8 +343,14 @@ impl Applier<'_> {
         let full = self.root.join(&target);
         remove_any(&full)?;
         if self.opts.format == DiffFormat::Overlay {
-            rustix::fs::mknodat(CWD, &full, FileType::CharacterDevice, Mode::empty(), rustix::fs::makedev(0, 0))
-                .map_err(|e| Error::entry(raw, format!("creating whiteout device: {e}")))?;
+            rustix::fs::mknodat(
+                CWD,
+                &full,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(|e| Error::entry(raw, format!("creating whiteout device: {e}")))?;
         }
         self.known_dirs.retain(|d| !d.starts_with(&target));
         Ok(())
@@ -298,10 +380,7 @@ impl Applier<'_> {
     /// path, so both names are one inode in the merged view), then link.
     fn copy_up_link_target(&mut self, target: &Path, raw: &Path) -> Result<()> {
         if self.opts.format == DiffFormat::Overlay {
-            if let (false, Some(wait)) = (self.lowers_waited, self.opts.before_lower_lookup) {
-                wait()?;
-                self.lowers_waited = true;
-            }
+            self.wait_for_lowers()?;
             for lower in &self.opts.lowers {
                 let src = lower.join(target);
                 if let Ok(md) = fs::symlink_metadata(&src) {
@@ -314,7 +393,10 @@ impl Applier<'_> {
                 }
             }
         }
-        Err(Error::entry(raw, format!("hardlink target {} does not exist", target.display())))
+        Err(Error::entry(
+            raw,
+            format!("hardlink target {} does not exist", target.display()),
+        ))
     }
 
     fn create_file(&self, full: &Path) -> Result<File> {
@@ -336,42 +418,66 @@ impl Applier<'_> {
         }
     }
 
-    fn copy_data<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, mut file: &File, raw: &Path) -> Result<u64> {
+    fn copy_data<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        mut file: &File,
+        raw: &Path,
+    ) -> Result<u64> {
         let mut total = 0u64;
         loop {
             let n = match e.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(Error::stream(format!("reading data of layer entry {:?}", raw.display().to_string()), err)),
+                Err(err) => {
+                    return Err(Error::stream(
+                        format!(
+                            "reading data of layer entry {:?}",
+                            raw.display().to_string()
+                        ),
+                        err,
+                    ))
+                }
             };
             file.write_all(&self.buf[..n]).at(raw)?;
             total += n as u64;
         }
         if total != e.size() {
-            return Err(Error::entry(raw, format!("truncated: {total} of {} bytes", e.size())));
+            return Err(Error::entry(
+                raw,
+                format!("truncated: {total} of {} bytes", e.size()),
+            ));
         }
         Ok(total)
     }
 
     fn meta<R: Read>(&self, e: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Meta> {
         let h = e.header();
-        let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} in header: {err}"));
+        let bad =
+            |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} in header: {err}"));
         let mut meta = Meta {
             mode: h.mode().map_err(|err| bad("mode", err))?,
             uid: h.uid().map_err(|err| bad("uid", err))?,
             gid: h.gid().map_err(|err| bad("gid", err))?,
-            mtime: Timespec { tv_sec: h.mtime().map_err(|err| bad("mtime", err))? as i64, tv_nsec: 0 },
+            mtime: Timespec {
+                tv_sec: h.mtime().map_err(|err| bad("mtime", err))? as i64,
+                tv_nsec: 0,
+            },
             xattrs: Vec::new(),
         };
-        if let Some(pax) = e.pax_extensions().map_err(|err| Error::stream("reading pax header", err))? {
+        if let Some(pax) = e
+            .pax_extensions()
+            .map_err(|err| Error::stream("reading pax header", err))?
+        {
             for ext in pax {
                 let ext = ext.map_err(|err| Error::stream("reading pax header", err))?;
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     // overlayfs' own xattrs would change what lower layers show; never take them from a tar.
                     if !name.starts_with(b"trusted.overlay.") {
-                        meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                        meta.xattrs
+                            .push((name.to_vec(), ext.value_bytes().to_vec()));
                     }
                 } else if key == b"mtime" {
                     if let Some(t) = parse_pax_time(ext.value_bytes()) {
@@ -394,21 +500,33 @@ impl Applier<'_> {
         )
         .map_err(|e| err("chown", e))?;
         if !is_symlink {
-            rustix::fs::chmodat(CWD, full, Mode::from_raw_mode(m.mode & 0o7777), AtFlags::empty())
-                .map_err(|e| err("chmod", e))?;
+            rustix::fs::chmodat(
+                CWD,
+                full,
+                Mode::from_raw_mode(m.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(|e| err("chmod", e))?;
         }
         for (k, v) in &m.xattrs {
             set_xattr(|| rustix::fs::lsetxattr(full, OsStr::from_bytes(k), v, XattrFlags::empty()))
                 .map_err(|e| err("setxattr", e))?;
         }
-        let ts = Timestamps { last_access: m.mtime, last_modification: m.mtime };
-        rustix::fs::utimensat(CWD, full, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| err("utimensat", e))
+        let ts = Timestamps {
+            last_access: m.mtime,
+            last_modification: m.mtime,
+        };
+        rustix::fs::utimensat(CWD, full, &ts, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| err("utimensat", e))
     }
 
     fn finish(self) -> Result<ApplyStats> {
         for (rel, t) in self.dir_times.iter().rev() {
             let full = self.root.join(rel);
-            let ts = Timestamps { last_access: *t, last_modification: *t };
+            let ts = Timestamps {
+                last_access: *t,
+                last_modification: *t,
+            };
             // A later whiteout may have removed the directory.
             match rustix::fs::utimensat(CWD, &full, &ts, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
@@ -428,13 +546,23 @@ fn set_xattr(f: impl FnOnce() -> rustix::io::Result<()>) -> rustix::io::Result<(
 }
 
 fn set_meta_fd(f: &File, m: &Meta) -> rustix::io::Result<()> {
-    rustix::fs::fchown(f, Some(Uid::from_raw(m.uid as u32)), Some(Gid::from_raw(m.gid as u32)))?;
+    rustix::fs::fchown(
+        f,
+        Some(Uid::from_raw(m.uid as u32)),
+        Some(Gid::from_raw(m.gid as u32)),
+    )?;
     // After chown: chown clears set-id bits.
     rustix::fs::fchmod(f, Mode::from_raw_mode(m.mode & 0o7777))?;
     for (k, v) in &m.xattrs {
         set_xattr(|| rustix::fs::fsetxattr(f, OsStr::from_bytes(k), v, XattrFlags::empty()))?;
     }
-    rustix::fs::futimens(f, &Timestamps { last_access: m.mtime, last_modification: m.mtime })
+    rustix::fs::futimens(
+        f,
+        &Timestamps {
+            last_access: m.mtime,
+            last_modification: m.mtime,
+        },
+    )
 }
 
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
@@ -445,7 +573,10 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     while digits.len() < 9 {
         digits.push('0');
     }
-    Some(Timespec { tv_sec, tv_nsec: digits.parse().ok()? })
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: digits.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -454,7 +585,10 @@ mod tests {
 
     #[test]
     fn clean_keeps_paths_inside() {
-        assert_eq!(clean(Path::new("/a/./b/../c")).unwrap(), PathBuf::from("a/c"));
+        assert_eq!(
+            clean(Path::new("/a/./b/../c")).unwrap(),
+            PathBuf::from("a/c")
+        );
         assert_eq!(clean(Path::new("./")).unwrap(), PathBuf::new());
         let err = clean(Path::new("a/../../etc/passwd")).unwrap_err();
         assert!(err.to_string().contains("a/../../etc/passwd"), "{err}");

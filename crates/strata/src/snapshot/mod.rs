@@ -48,7 +48,9 @@ impl FromStr for Driver {
         match s {
             "overlay" | "overlay2" | "overlayfs" => Ok(Driver::Overlay),
             "copy" | "vfs" => Ok(Driver::Copy),
-            _ => Err(Error::invalid(format!("unknown storage driver {s:?}: want overlay or copy"))),
+            _ => Err(Error::invalid(format!(
+                "unknown storage driver {s:?}: want overlay or copy"
+            ))),
         }
     }
 }
@@ -86,7 +88,9 @@ pub fn for_driver(d: Driver, tmp: &Path) -> Box<dyn Snapshotter> {
 
 /// Whether overlayfs mounts here: try a real one in `tmp`.
 pub fn overlay_works(tmp: &Path) -> bool {
-    let Ok(dir) = crate::tmp::TempDir::new(tmp, "probe") else { return false };
+    let Ok(dir) = crate::tmp::TempDir::new(tmp, "probe") else {
+        return false;
+    };
     let p = dir.path();
     for d in ["l1", "l2", "m"] {
         if std::fs::create_dir(p.join(d)).is_err() {
@@ -100,6 +104,3 @@ pub fn overlay_works(tmp: &Path) -> bool {
     }
     ok
 }
-
-#[cfg(test)]
-mod conformance;

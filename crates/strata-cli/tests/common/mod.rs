@@ -1,0 +1,429 @@
+//! Test harness: a temp store driven through the real `strata` binary,
+//! builders for layer tars and image archives, and tree snapshots to
+//! compare file systems and stores.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest as _, Sha256};
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+pub const DRIVERS: [&str; 2] = ["overlay", "copy"];
+
+/// A temp store and the binary.
+pub struct Strata {
+    pub dir: tempfile::TempDir,
+    pub driver: String,
+}
+
+impl Strata {
+    pub fn new(driver: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir_in(test_tmp())
+            .unwrap();
+        Strata {
+            dir,
+            driver: driver.to_string(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--storage-driver")
+            .arg(&self.driver);
+        c.env_remove("STRATA_ROOT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "strata {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Run and require failure; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "strata {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// The image ID (full) of a name.
+    pub fn image_id(&self, name: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    }
+
+    pub fn layer_dirs(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.root().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn blobs(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.root().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn tmp_entries(&self) -> Vec<String> {
+        fs::read_dir(self.root().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect()
+    }
+
+    /// Everything a user could see of the store: images, blobs and layer trees.
+    pub fn state(&self) -> StoreState {
+        StoreState {
+            images: self.ok(&["images", "--no-trunc", "--format", "json"]),
+            blobs: tree(&self.root().join("blobs")),
+            layers: tree(&self.root().join("layers")),
+        }
+    }
+
+    /// Mount an image and return a snapshot of its tree, then unmount.
+    pub fn image_tree(&self, name: &str) -> BTreeMap<String, Node> {
+        let m = self.ok(&["image", "mount", name]);
+        let t = tree(Path::new(m.trim()));
+        self.ok(&["image", "unmount", name]);
+        t
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        // Never leave a mount behind, even when a test failed midway.
+        if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
+            let root = self.root().display().to_string();
+            let mut targets: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|t| t.starts_with(&root))
+                .collect();
+            targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+            for t in targets {
+                let _ = Command::new("umount").arg("-l").arg(t).status();
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoreState {
+    pub images: String,
+    pub blobs: BTreeMap<String, Node>,
+    pub layers: BTreeMap<String, Node>,
+}
+
+/// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
+pub fn test_tmp() -> PathBuf {
+    let p = std::env::var_os("STRATA_TEST_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/strata-tests"));
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// What a test compares of one file-system entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// File content hash, symlink target, or device numbers.
+    pub data: String,
+    pub ino: u64,
+}
+
+/// Snapshot a tree (not following symlinks). Inode numbers are kept but
+/// not compared by `==` of maps unless the test wants it.
+pub fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd {
+        let p = e.unwrap().path();
+        let md = fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        let (kind, data) = if ft.is_dir() {
+            ('d', String::new())
+        } else if ft.is_symlink() {
+            ('l', fs::read_link(&p).unwrap().display().to_string())
+        } else if ft.is_file() {
+            let mut b = Vec::new();
+            fs::File::open(&p).unwrap().read_to_end(&mut b).unwrap();
+            ('f', sha256_hex(&b))
+        } else if ft.is_char_device() {
+            ('c', format!("{}", md.rdev()))
+        } else if ft.is_block_device() {
+            ('b', format!("{}", md.rdev()))
+        } else {
+            ('p', String::new())
+        };
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                data,
+                ino: md.ino(),
+            },
+        );
+        if ft.is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// Files of a tree without inode numbers, for equality across stores.
+pub fn shape(t: &BTreeMap<String, Node>) -> BTreeMap<String, (char, u32, u32, u32, String)> {
+    t.iter()
+        .map(|(k, n)| (k.clone(), (n.kind, n.mode, n.uid, n.gid, n.data.clone())))
+        .collect()
+}
+
+/// Builds a layer tar entry by entry.
+#[derive(Default)]
+pub struct LayerTar {
+    b: Option<tar::Builder<Vec<u8>>>,
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(size);
+    h
+}
+
+impl LayerTar {
+    pub fn new() -> Self {
+        LayerTar {
+            b: Some(tar::Builder::new(Vec::new())),
+        }
+    }
+    fn b(&mut self) -> &mut tar::Builder<Vec<u8>> {
+        self.b.as_mut().unwrap()
+    }
+    pub fn dir(mut self, path: &str) -> Self {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        self.b()
+            .append_data(&mut h, path, std::io::empty())
+            .unwrap();
+        self
+    }
+    pub fn file(self, path: &str, content: &[u8]) -> Self {
+        self.file_mode(path, content, 0o644)
+    }
+    pub fn file_mode(mut self, path: &str, content: &[u8], mode: u32) -> Self {
+        let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
+        self.b().append_data(&mut h, path, content).unwrap();
+        self
+    }
+    pub fn owned(mut self, path: &str, content: &[u8], uid: u64, gid: u64) -> Self {
+        let mut h = header(tar::EntryType::Regular, 0o600, content.len() as u64);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.b().append_data(&mut h, path, content).unwrap();
+        self
+    }
+    pub fn whiteout(self, path: &str) -> Self {
+        let (dir, name) = path
+            .rsplit_once('/')
+            .map(|(d, n)| (format!("{d}/"), n))
+            .unwrap_or((String::new(), path));
+        self.file(&format!("{dir}.wh.{name}"), b"")
+    }
+    pub fn opaque(self, dir: &str) -> Self {
+        self.file(&format!("{dir}/.wh..wh..opq"), b"")
+    }
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        self.b().append_link(&mut h, path, target).unwrap();
+        self
+    }
+    pub fn hardlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = header(tar::EntryType::Link, 0o644, 0);
+        self.b().append_link(&mut h, path, target).unwrap();
+        self
+    }
+    pub fn fifo(mut self, path: &str) -> Self {
+        let mut h = header(tar::EntryType::Fifo, 0o600, 0);
+        self.b()
+            .append_data(&mut h, path, std::io::empty())
+            .unwrap();
+        self
+    }
+    pub fn xattr_file(mut self, path: &str, content: &[u8], key: &str, value: &[u8]) -> Self {
+        let k = format!("SCHILY.xattr.{key}");
+        self.b()
+            .append_pax_extensions([(k.as_str(), value)])
+            .unwrap();
+        self.file(path, content)
+    }
+    /// An entry whose name is written raw into the header (for `../` names
+    /// the tar crate's builder would refuse).
+    pub fn raw_file(mut self, name: &str, content: &[u8]) -> Self {
+        let mut h = header(tar::EntryType::Regular, 0o644, content.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name = [0; 100];
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        self.b().append(&h, content).unwrap();
+        self
+    }
+    pub fn build(mut self) -> Vec<u8> {
+        self.b.take().unwrap().into_inner().unwrap()
+    }
+}
+
+/// An image for [`docker_archive`]: tags and layer tars (bottom first).
+pub struct TestImage {
+    pub tags: Vec<String>,
+    pub layers: Vec<Vec<u8>>,
+    pub created_by: Vec<String>,
+}
+
+impl TestImage {
+    pub fn new(tag: &str, layers: Vec<Vec<u8>>) -> Self {
+        let created_by = (0..layers.len()).map(|i| format!("layer {i}")).collect();
+        TestImage {
+            tags: vec![tag.to_string()],
+            layers,
+            created_by,
+        }
+    }
+}
+
+/// The config JSON of a test image (its digest is the image ID).
+pub fn config_for(img: &TestImage) -> Vec<u8> {
+    let diff_ids: Vec<String> = img
+        .layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
+    let mut history: Vec<serde_json::Value> = img
+        .created_by
+        .iter()
+        .map(|c| serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": c}))
+        .collect();
+    history.push(serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": "CMD [\"sh\"]", "empty_layer": true}));
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
+    }))
+    .unwrap()
+}
+
+/// A docker-archive tar holding the images.
+pub fn docker_archive(images: &[TestImage]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut manifest = Vec::new();
+    let mut put = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for img in images {
+        let config = config_for(img);
+        let config_name = format!("{}.json", sha256_hex(&config));
+        put(&mut b, &config_name, &config);
+        let mut names = Vec::new();
+        for l in &img.layers {
+            let n = format!("{}/layer.tar", sha256_hex(l));
+            put(&mut b, &n, l);
+            names.push(n);
+        }
+        manifest.push(
+            serde_json::json!({"Config": config_name, "RepoTags": img.tags, "Layers": names}),
+        );
+    }
+    put(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    b.into_inner().unwrap()
+}
+
+pub const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
+
+/// A tiny base layer with a shell from Debian's busybox-static.
+pub fn busybox_layer() -> Vec<u8> {
+    let bb = fs::read("/bin/busybox")
+        .expect("busybox-static is installed (apt-get install busybox-static)");
+    let mut t =
+        LayerTar::new()
+            .dir("bin")
+            .dir("etc")
+            .dir("tmp")
+            .file_mode("bin/busybox", &bb, 0o755);
+    for c in ["sh", "ls", "cat", "echo", "true", "false", "rm"] {
+        t = t.symlink(&format!("bin/{c}"), "busybox");
+    }
+    t.file("etc/passwd", PASSWD).build()
+}

@@ -1,0 +1,456 @@
+//! The image and layer store through the real binary, on both snapshot
+//! drivers: whiteouts, sharing, removal, bad input, crashes, concurrency.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// Run a test body once per driver.
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod overlay { $( #[test] fn $name() { super::$name("overlay") } )* }
+        mod copy { $( #[test] fn $name() { super::$name("copy") } )* }
+    };
+}
+
+both_drivers!(
+    whiteouts_opaque_dirs_and_lower_hardlinks,
+    shared_base_is_stored_once_and_rmi_frees_only_its_own,
+    truncated_archive_changes_nothing,
+    blob_digest_mismatch_changes_nothing,
+    dotdot_entry_is_refused,
+    write_through_absolute_symlink_is_refused,
+    load_killed_midway_leaves_a_clean_store,
+    concurrent_loads_share_layers,
+    import_makes_a_one_layer_image,
+    file_metadata_survives_unpack,
+);
+
+fn three_layer_image() -> TestImage {
+    let l1 = LayerTar::new()
+        .dir("etc")
+        .file("etc/keep", b"keep")
+        .file("etc/gone", b"to be deleted")
+        .dir("data")
+        .file("data/old", b"old")
+        .dir("data/sub")
+        .file("data/sub/deep", b"deep")
+        .file("shared", b"linked from above")
+        .build();
+    let l2 = LayerTar::new()
+        .dir("etc")
+        .whiteout("etc/gone")
+        .hardlink("link-to-lower", "shared")
+        .build();
+    let l3 = LayerTar::new()
+        .dir("data")
+        .opaque("data")
+        .file("data/new", b"new")
+        .build();
+    TestImage::new("layers:3", vec![l1, l2, l3])
+}
+
+fn whiteouts_opaque_dirs_and_lower_hardlinks(driver: &str) {
+    let s = Strata::new(driver);
+    let img = three_layer_image();
+    let a = s.write("img.tar", &docker_archive(&[img]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let t = s.image_tree("layers:3");
+    assert!(t.contains_key("etc/keep"));
+    assert!(
+        !t.contains_key("etc/gone"),
+        "whiteout in layer 2 must hide etc/gone: {t:?}"
+    );
+    assert!(
+        !t.contains_key("data/old")
+            && !t.contains_key("data/sub")
+            && !t.contains_key("data/sub/deep"),
+        "opaque data/ in layer 3: {t:?}"
+    );
+    assert_eq!(t["data/new"].data, sha256_hex(b"new"));
+    assert_eq!(t["link-to-lower"].data, sha256_hex(b"linked from above"));
+    assert_eq!(
+        t["link-to-lower"].ino, t["shared"].ino,
+        "hardlink to a lower-layer file is one inode in the merged tree"
+    );
+    // No whiteout markers leak into the merged view.
+    assert!(t.keys().all(|k| !k.contains(".wh.")), "{t:?}");
+    assert!(t.values().all(|n| n.kind != 'c'), "{t:?}");
+}
+
+fn shared_base_is_stored_once_and_rmi_frees_only_its_own(driver: &str) {
+    let s = Strata::new(driver);
+    let base = busybox_layer();
+    let top_a = LayerTar::new().file("a.txt", &vec![b'a'; 100_000]).build();
+    let top_b = LayerTar::new().file("b.txt", &vec![b'b'; 200_000]).build();
+    let a = s.write(
+        "a.tar",
+        &docker_archive(&[TestImage::new("app:a", vec![base.clone(), top_a])]),
+    );
+    let b = s.write(
+        "b.tar",
+        &docker_archive(&[TestImage::new("app:b", vec![base.clone(), top_b])]),
+    );
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    s.ok(&["load", "-i", b.to_str().unwrap()]);
+    assert_eq!(s.layer_dirs().len(), 3, "base once, plus one top each");
+    let base_diff = format!("sha256:{}", sha256_hex(&base));
+    let count = |state: &str| state.matches(&base_diff).count();
+    let insp = s.ok(&["inspect", "app:a", "app:b"]);
+    assert_eq!(count(&insp) >= 2, true);
+
+    let df: serde_json::Value =
+        serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+    let bb_size = std::fs::metadata("/bin/busybox").unwrap().len() + PASSWD.len() as u64;
+    assert_eq!(df["layers"], 3);
+    assert_eq!(df["shared_size"].as_u64().unwrap(), bb_size, "{df}");
+    assert_eq!(df["unique_size"].as_u64().unwrap(), 300_000, "{df}");
+    let per_image = df["images"].as_array().unwrap();
+    assert!(per_image
+        .iter()
+        .all(|i| i["shared_size"].as_u64().unwrap() == bb_size));
+
+    let tree_b_before = s.image_tree("app:b");
+    let blobs_before = s.blobs();
+    let out = s.ok(&["rmi", "app:a"]);
+    assert!(out.contains("Untagged: app:a"), "{out}");
+    assert_eq!(s.layer_dirs().len(), 2, "only app:a's own layer is freed");
+    assert_eq!(shape(&s.image_tree("app:b")), shape(&tree_b_before));
+    // Freed blobs: app:a's config, manifest and top layer blob; nothing of app:b's.
+    let blobs_after = s.blobs();
+    assert_eq!(
+        blobs_before.len() - blobs_after.len(),
+        3,
+        "{blobs_before:?} -> {blobs_after:?}"
+    );
+    let df: serde_json::Value =
+        serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(df["shared_size"], 0);
+    assert_eq!(df["unique_size"].as_u64().unwrap(), bb_size + 200_000);
+    s.ok(&["rmi", "app:b"]);
+    assert!(s.layer_dirs().is_empty());
+    assert!(s.blobs().is_empty());
+}
+
+/// Load bad input; require a clear error naming `needle` and an unchanged store.
+fn assert_load_refused(s: &Strata, archive: &[u8], needle: &str) {
+    let before = s.state();
+    let p = s.write("bad.tar", archive);
+    let (code, err) = s.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(needle), "error should name {needle:?}: {err}");
+    assert_eq!(s.state(), before, "the store must be as it was");
+    assert!(s.tmp_entries().is_empty());
+}
+
+/// A store with one image, so "unchanged" means something.
+fn seeded(driver: &str) -> Strata {
+    let s = Strata::new(driver);
+    let a = s.write(
+        "seed.tar",
+        &docker_archive(&[TestImage::new("seed:1", vec![busybox_layer()])]),
+    );
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    s
+}
+
+fn truncated_archive_changes_nothing(driver: &str) {
+    let s = seeded(driver);
+    let big = LayerTar::new().file("big", &vec![7u8; 300_000]).build();
+    let full = docker_archive(&[TestImage::new("trunc:1", vec![busybox_layer(), big])]);
+    // Cut inside the second layer's data: the tar index itself is fine up to there.
+    for cut in [full.len() / 2, full.len() - 2000, 700] {
+        let (_, err) = {
+            let before = s.state();
+            let p = s.write("cut.tar", &full[..cut]);
+            let r = s.fails(&["load", "-i", p.to_str().unwrap()]);
+            assert_eq!(s.state(), before, "cut at {cut}");
+            r
+        };
+        assert!(err.contains("cut.tar"), "names the archive: {err}");
+        assert!(
+            err.contains("truncated")
+                || err.contains("unexpected end")
+                || err.contains("EOF")
+                || err.contains("no entry"),
+            "{err}"
+        );
+    }
+}
+
+fn blob_digest_mismatch_changes_nothing(driver: &str) {
+    let s = seeded(driver);
+    // An OCI layout whose layer blob is not what its name says.
+    let layer = LayerTar::new().file("f", b"real").build();
+    let tampered = LayerTar::new().file("f", b"evil").build();
+    let layer_digest = sha256_hex(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha256_hex(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", sha256_hex(&manifest)), "size": manifest.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": "docker.io/library/tampered:1"}}],
+    }))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut put = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    put("index.json", &index);
+    put(
+        &format!("blobs/sha256/{}", sha256_hex(&manifest)),
+        &manifest,
+    );
+    put(&format!("blobs/sha256/{}", sha256_hex(&config)), &config);
+    put(&format!("blobs/sha256/{layer_digest}"), &tampered);
+    let archive = b.into_inner().unwrap();
+    assert_load_refused(&s, &archive, &layer_digest);
+
+    // docker-archive: the layer does not match the config's diff ID.
+    let img = TestImage::new("mismatch:1", vec![layer.clone()]);
+    let mut archive = docker_archive(&[img]);
+    let pos = archive.windows(4).position(|w| w == b"real").unwrap();
+    archive[pos..pos + 4].copy_from_slice(b"evil");
+    assert_load_refused(&s, &archive, &layer_digest);
+}
+
+fn dotdot_entry_is_refused(driver: &str) {
+    let s = seeded(driver);
+    let evil = LayerTar::new().raw_file("../../escaped", b"pwned").build();
+    let archive = docker_archive(&[TestImage::new("evil:1", vec![busybox_layer(), evil])]);
+    assert_load_refused(&s, &archive, "../../escaped");
+    assert!(!s.root().join("escaped").exists() && !s.dir.path().join("escaped").exists());
+}
+
+fn write_through_absolute_symlink_is_refused(driver: &str) {
+    let s = seeded(driver);
+    let target = s.path("outside");
+    std::fs::create_dir(&target).unwrap();
+    let l1 = LayerTar::new()
+        .symlink("escape", target.to_str().unwrap())
+        .build();
+    let l2 = LayerTar::new().file("escape/pwned", b"pwned").build();
+    let archive = docker_archive(&[TestImage::new("evil:2", vec![l1.clone(), l2.clone()])]);
+    assert_load_refused(&s, &archive, "escape/pwned");
+    // Also within one layer.
+    let one = LayerTar::new()
+        .symlink("escape", target.to_str().unwrap())
+        .file("escape/pwned", b"pwned")
+        .build();
+    assert_load_refused(
+        &s,
+        &docker_archive(&[TestImage::new("evil:3", vec![one])]),
+        "escape/pwned",
+    );
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "nothing written outside"
+    );
+}
+
+/// A many-layer archive big enough that a load takes a moment.
+fn heavy_archive(tag: &str, seed: u8) -> Vec<u8> {
+    let mut layers = vec![busybox_layer()];
+    for l in 0..6u8 {
+        let mut t = LayerTar::new().dir(&format!("d{l}"));
+        for f in 0..300u32 {
+            t = t.file(&format!("d{l}/f{f}"), &vec![seed ^ l ^ (f as u8); 4096]);
+        }
+        layers.push(t.build());
+    }
+    docker_archive(&[TestImage::new(tag, layers)])
+}
+
+fn load_killed_midway_leaves_a_clean_store(driver: &str) {
+    let s = seeded(driver);
+    let a = s.write("heavy.tar", &heavy_archive("heavy:1", 1));
+    for delay_ms in [1u64, 10, 30, 60, 120, 250] {
+        let mut child = s
+            .command()
+            .args(["load", "-i", a.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        unsafe_kill(child.id());
+        let _ = child.wait();
+        // The next command opens cleanly and sweeps.
+        let images = s.ok(&["images", "--format", "json"]);
+        assert!(
+            s.tmp_entries().is_empty(),
+            "temp files left after {delay_ms}ms: {:?}",
+            s.tmp_entries()
+        );
+        let df: serde_json::Value =
+            serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+        assert_eq!(
+            df["layers"].as_u64().unwrap() as usize,
+            s.layer_dirs().len(),
+            "every layer dir has a ready record"
+        );
+        if !images.contains("heavy") {
+            assert_eq!(
+                s.layer_dirs().len(),
+                1,
+                "no half layers: only the seed's layer after {delay_ms}ms"
+            );
+        }
+        // Loading again completes.
+        s.ok(&["load", "-i", a.to_str().unwrap()]);
+        s.ok(&["rmi", "heavy:1"]);
+    }
+}
+
+fn unsafe_kill(pid: u32) {
+    std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+fn concurrent_loads_share_layers(driver: &str) {
+    let s = Strata::new(driver);
+    let a = s.write("a.tar", &heavy_archive("conc:a", 1));
+    // Same six layers (same seed) under a different config: every layer shared.
+    let mut img_b = {
+        let mut layers = vec![busybox_layer()];
+        for l in 0..6u8 {
+            let mut t = LayerTar::new().dir(&format!("d{l}"));
+            for f in 0..300u32 {
+                t = t.file(&format!("d{l}/f{f}"), &vec![1 ^ l ^ (f as u8); 4096]);
+            }
+            layers.push(t.build());
+        }
+        TestImage::new("conc:b", layers)
+    };
+    img_b.created_by[0] = "another history".into();
+    let b = s.write("b.tar", &docker_archive(&[img_b]));
+    let pa = s
+        .command()
+        .args(["load", "-i", a.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pb = s
+        .command()
+        .args(["load", "-i", b.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for p in [pa, pb] {
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_ne!(s.image_id("conc:a"), s.image_id("conc:b"));
+    assert_eq!(s.layer_dirs().len(), 7, "seven layers, each stored once");
+    assert_eq!(
+        shape(&s.image_tree("conc:a")),
+        shape(&s.image_tree("conc:b"))
+    );
+}
+
+fn import_makes_a_one_layer_image(driver: &str) {
+    let s = Strata::new(driver);
+    let p = s.write("rootfs.tar", &busybox_layer());
+    let id = s.ok(&["import", p.to_str().unwrap(), "imported:1"]);
+    assert!(id.trim().starts_with("sha256:"));
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "imported:1"])).unwrap();
+    assert_eq!(v[0]["Id"].as_str().unwrap(), id.trim());
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v[0]["RootFS"]["Layers"][0].as_str().unwrap(),
+        format!("sha256:{}", sha256_hex(&busybox_layer()))
+    );
+    let t = s.image_tree("imported:1");
+    assert_eq!(t["bin/sh"].data, "busybox");
+    // From standard input, gzip-compressed.
+    let gz = flate_gzip(&busybox_layer());
+    let mut child = s
+        .command()
+        .args(["import", "-", "imported:2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&gz).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let h = s.ok(&["history", "imported:2"]);
+    assert!(h.contains("strata import"), "{h}");
+    assert_eq!(s.layer_dirs().len(), 1, "same layer content: stored once");
+}
+
+fn flate_gzip(b: &[u8]) -> Vec<u8> {
+    let mut c = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = b.to_vec();
+    let t = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&data).unwrap();
+    });
+    let out = c.wait_with_output().unwrap().stdout;
+    t.join().unwrap();
+    out
+}
+
+fn file_metadata_survives_unpack(driver: &str) {
+    let s = Strata::new(driver);
+    let l = LayerTar::new()
+        .owned("owned", b"x", 1234, 5678)
+        .file_mode("setuid", b"s", 0o4755)
+        .fifo("pipe")
+        .symlink("rel", "owned")
+        .xattr_file("capped", b"c", "user.test", b"value")
+        .file(&format!("{}/long-name-file", "d".repeat(120)), b"long")
+        .build();
+    let a = s.write(
+        "m.tar",
+        &docker_archive(&[TestImage::new("meta:1", vec![busybox_layer(), l])]),
+    );
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let t = s.image_tree("meta:1");
+    assert_eq!(
+        (t["owned"].uid, t["owned"].gid, t["owned"].mode),
+        (1234, 5678, 0o600)
+    );
+    assert_eq!(t["setuid"].mode, 0o4755);
+    assert_eq!(t["pipe"].kind, 'p');
+    assert_eq!(t["rel"].data, "owned");
+    assert!(t.contains_key(&format!("{}/long-name-file", "d".repeat(120))));
+    let m = s.ok(&["image", "mount", "meta:1"]);
+    let o = std::process::Command::new("getfattr")
+        .args(["-n", "user.test", "--only-values"])
+        .arg(format!("{}/capped", m.trim()))
+        .output()
+        .expect("getfattr (Debian package attr) is installed");
+    s.ok(&["image", "unmount", "meta:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"value");
+}
