@@ -390,12 +390,18 @@ impl Engine {
                 img.layers.len()
             )));
         }
+        let chains = chain_ids(&diff_ids);
+        // The same image is here already: only its names are new.
+        if self.store.image(&id)?.is_some() && self.store.image_layers(&id)?.len() == chains.len() {
+            let rec = self.image_record(&id)?;
+            self.store.put_image(&rec, &chains, &img.tags)?;
+            return Ok(id);
+        }
         let manifest = img
             .manifest
             .as_ref()
             .map(|m| image::parse_manifest(m, label))
             .transpose()?;
-        let chains = chain_ids(&diff_ids);
         let specs: Vec<LayerSpec> = img
             .layers
             .iter()
