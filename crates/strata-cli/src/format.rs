@@ -8,9 +8,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Table {
-            rows: vec![header.iter().map(|s| s.to_string()).collect()],
-        }
+        Table { rows: vec![header.iter().map(|s| s.to_string()).collect()] }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -20,13 +18,7 @@ impl Table {
     pub fn print(&self) {
         let cols = self.rows[0].len();
         let widths: Vec<usize> = (0..cols)
-            .map(|c| {
-                self.rows
-                    .iter()
-                    .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                    .max()
-                    .unwrap_or(0)
-            })
+            .map(|c| self.rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
             .collect();
         for r in &self.rows {
             let mut line = String::new();
@@ -66,11 +58,7 @@ fn sig3(v: f64) -> String {
     };
     let s = format!("{v:.decimals$}");
     // %g drops trailing zeros; rounding may also carry into a new digit (999.5 -> 1000).
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
     s
 }
 

@@ -19,30 +19,16 @@ use strata::{Engine, EngineOptions};
 use format::{human_duration, human_size, Table};
 
 #[derive(Parser)]
-#[command(
-    name = "strata",
-    version,
-    about = "A daemonless container engine built on shared, content-addressed layers"
-)]
+#[command(name = "strata", version, about = "A daemonless container engine built on shared, content-addressed layers")]
 struct Cli {
     /// Store root directory.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATA_ROOT",
-        default_value = "/var/lib/strata"
-    )]
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
     root: PathBuf,
     /// Snapshot driver: overlay or copy (chosen automatically when a store is created).
     #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
     storage_driver: Option<String>,
     /// Log level (error, warn, info, debug, trace).
-    #[arg(
-        long = "log-level",
-        global = true,
-        env = "STRATA_LOG",
-        default_value = "warn"
-    )]
+    #[arg(long = "log-level", global = true, env = "STRATA_LOG", default_value = "warn")]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -231,10 +217,7 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "warn".into()))
         .with_writer(io::stderr)
         .without_time()
         .init();
@@ -248,15 +231,8 @@ fn main() -> ExitCode {
 }
 
 fn open(cli: &Cli) -> Result<Engine> {
-    let driver = cli
-        .storage_driver
-        .as_deref()
-        .map(str::parse::<Driver>)
-        .transpose()?;
-    Ok(Engine::open(EngineOptions {
-        root: cli.root.clone(),
-        driver,
-    })?)
+    let driver = cli.storage_driver.as_deref().map(str::parse::<Driver>).transpose()?;
+    Ok(Engine::open(EngineOptions { root: cli.root.clone(), driver })?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -289,11 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
     let input = (a.file != "-").then(|| PathBuf::from(&a.file));
-    let id = engine.import(
-        input.as_deref(),
-        a.reference.as_deref(),
-        a.message.as_deref(),
-    )?;
+    let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -337,11 +309,7 @@ fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
 }
 
 fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
-    let filter = a
-        .reference
-        .as_deref()
-        .map(strata::image::Reference::parse)
-        .transpose()?;
+    let filter = a.reference.as_deref().map(strata::image::Reference::parse).transpose()?;
     let now = now();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -357,8 +325,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
         if let Some(f) = &filter {
             tags.retain(|(n, t)| {
                 *n == f.name()
-                    && (a.reference.as_deref().is_some_and(|r| !r.contains(':'))
-                        || Some(t) == f.tag.as_ref())
+                    && (a.reference.as_deref().is_some_and(|r| !r.contains(':')) || Some(t) == f.tag.as_ref())
             });
             if tags.is_empty() {
                 continue;
@@ -374,11 +341,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
                 }
                 continue;
             }
-            let repo = if name == "<none>" {
-                name
-            } else {
-                familiar(&name)
-            };
+            let repo = if name == "<none>" { name } else { familiar(&name) };
             rows.push((repo, tag, img.clone()));
         }
     }
@@ -420,10 +383,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<ExitCode> {
@@ -449,20 +409,14 @@ fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
         }
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
     let rows = engine.history(&a.image)?;
     let now = now();
     let id_col = |id: &Option<strata::Digest>| {
-        id.as_ref()
-            .map(|d| short_id(d, a.no_trunc))
-            .unwrap_or_else(|| "<missing>".into())
+        id.as_ref().map(|d| short_id(d, a.no_trunc)).unwrap_or_else(|| "<missing>".into())
     };
     if a.quiet {
         for r in &rows {
@@ -487,18 +441,8 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
         "table" => {
             let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
             for r in &rows {
-                let by = if a.no_trunc {
-                    r.created_by.clone()
-                } else {
-                    format::truncate(&r.created_by, 45)
-                };
-                t.row(vec![
-                    id_col(&r.id),
-                    human_duration(now - r.created),
-                    by,
-                    human_size(r.size),
-                    r.comment.clone(),
-                ]);
+                let by = if a.no_trunc { r.created_by.clone() } else { format::truncate(&r.created_by, 45) };
+                t.row(vec![id_col(&r.id), human_duration(now - r.created), by, human_size(r.size), r.comment.clone()]);
             }
             t.print();
         }
@@ -527,11 +471,7 @@ fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
     if !a.force && !confirm(what)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = if system {
-        engine.system_prune(a.all)?
-    } else {
-        engine.prune_images(a.all)?
-    };
+    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
     if !report.images.is_empty() {
         println!("Deleted Images:");
         for d in &report.images {
@@ -557,13 +497,8 @@ fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
     }
     let active = u.images.iter().filter(|i| i.containers > 0).count();
     let images_size: u64 = u.layers_size;
-    let reclaimable: u64 = u
-        .images
-        .iter()
-        .filter(|i| i.containers == 0)
-        .map(|i| i.unique_size)
-        .sum::<u64>()
-        + u.unused_size;
+    let reclaimable: u64 =
+        u.images.iter().filter(|i| i.containers == 0).map(|i| i.unique_size).sum::<u64>() + u.unused_size;
     let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
     let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
     t.row(vec![
@@ -571,37 +506,17 @@ fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
         u.images.len().to_string(),
         active.to_string(),
         human_size(images_size),
-        format!(
-            "{} ({}%)",
-            human_size(reclaimable),
-            pct(reclaimable, images_size)
-        ),
+        format!("{} ({}%)", human_size(reclaimable), pct(reclaimable, images_size)),
     ]);
     t.row(vec![
         "Layers".into(),
         u.layers.to_string(),
         u.layers_in_use.to_string(),
         human_size(u.layers_size),
-        format!(
-            "{} shared, {} unique",
-            human_size(u.shared_size),
-            human_size(u.unique_size)
-        ),
+        format!("{} shared, {} unique", human_size(u.shared_size), human_size(u.unique_size)),
     ]);
-    t.row(vec![
-        "Containers".into(),
-        u.containers.to_string(),
-        "0".into(),
-        "0B".into(),
-        "0B".into(),
-    ]);
-    t.row(vec![
-        "Local Volumes".into(),
-        "0".into(),
-        "0".into(),
-        "0B".into(),
-        "0B".into(),
-    ]);
+    t.row(vec!["Containers".into(), u.containers.to_string(), "0".into(), "0B".into(), "0B".into()]);
+    t.row(vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()]);
     t.print();
     if a.verbose {
         let now = now();

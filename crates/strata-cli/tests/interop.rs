@@ -17,10 +17,7 @@ struct Podman {
 
 impl Podman {
     fn new() -> Self {
-        let dirs = tempfile::Builder::new()
-            .prefix("pm")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dirs = tempfile::Builder::new().prefix("pm").tempdir_in("/tmp").unwrap();
         let root = dirs.path().join("r");
         let run = dirs.path().join("x");
         Podman {
@@ -37,40 +34,22 @@ impl Podman {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = Command::new("podman")
-            .args(&self.args)
-            .args(args)
-            .output()
-            .expect("podman is installed (.ci/deps)");
-        assert!(
-            o.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = Command::new("podman").args(&self.args).args(args).output().expect("podman is installed (.ci/deps)");
+        assert!(o.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(&self.args)
-            .args(["image", "unmount", "--all"])
-            .output();
+        let _ = Command::new("podman").args(&self.args).args(["image", "unmount", "--all"]).output();
         // vfs layers are plain directories; nothing else is left mounted.
     }
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let o = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed (.ci/deps)");
-    assert!(
-        o.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new("skopeo").args(args).output().expect("skopeo is installed (.ci/deps)");
+    assert!(o.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -89,19 +68,8 @@ fn podman_image(s: &Strata, p: &Podman) -> String {
          COPY f /data/f\n",
     )
     .unwrap();
-    p.ok(&[
-        "build",
-        "--isolation",
-        "chroot",
-        "--network",
-        "host",
-        "-t",
-        "localhost/interop:1",
-        ctx.to_str().unwrap(),
-    ]);
-    p.ok(&["inspect", "--format", "{{.Id}}", "localhost/interop:1"])
-        .trim()
-        .to_string()
+    p.ok(&["build", "--isolation", "chroot", "--network", "host", "-t", "localhost/interop:1", ctx.to_str().unwrap()]);
+    p.ok(&["inspect", "--format", "{{.Id}}", "localhost/interop:1"]).trim().to_string()
 }
 
 fn podman_diff_ids(p: &Podman, name: &str) -> Vec<String> {
@@ -110,12 +78,7 @@ fn podman_diff_ids(p: &Podman, name: &str) -> Vec<String> {
 
 fn strata_diff_ids(s: &Strata, name: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
-    v[0]["RootFS"]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect()
+    v[0]["RootFS"]["Layers"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
 }
 
 fn podman_tree(p: &Podman, name: &str) -> std::collections::BTreeMap<String, Node> {
@@ -136,28 +99,14 @@ fn podman_and_skopeo_archives_load_with_the_same_ids_and_files() {
 
         // docker-archive from podman save.
         let da = s.path("podman.tar");
-        p.ok(&[
-            "save",
-            "--format",
-            "docker-archive",
-            "-o",
-            da.to_str().unwrap(),
-            "localhost/interop:1",
-        ]);
+        p.ok(&["save", "--format", "docker-archive", "-o", da.to_str().unwrap(), "localhost/interop:1"]);
         let out = s.ok(&["load", "-i", da.to_str().unwrap()]);
         assert!(out.contains("Loaded image: localhost/interop:1"), "{out}");
-        assert_eq!(
-            s.image_id("localhost/interop:1"),
-            format!("sha256:{}", id.trim_start_matches("sha256:"))
-        );
+        assert_eq!(s.image_id("localhost/interop:1"), format!("sha256:{}", id.trim_start_matches("sha256:")));
         assert_eq!(strata_diff_ids(&s, "localhost/interop:1"), want_diffs);
         let ours = s.image_tree("localhost/interop:1");
         let theirs = podman_tree(&p, "localhost/interop:1");
-        assert_eq!(
-            shape(&ours),
-            shape(&theirs),
-            "same merged tree as podman's ({driver})"
-        );
+        assert_eq!(shape(&ours), shape(&theirs), "same merged tree as podman's ({driver})");
         assert!(!ours.contains_key("etc/passwd"));
         // podman writes the link made in RUN as a full file (its diff leaves the lower busybox out).
         assert_eq!(ours["bin/hardbb"].data, ours["bin/busybox"].data);
@@ -174,37 +123,18 @@ fn podman_and_skopeo_archives_load_with_the_same_ids_and_files() {
         s.ok(&["rmi", "localhost/interop:1"]);
         assert!(s.layer_dirs().is_empty() && s.blobs().is_empty());
         s.ok(&["load", "-i", oa.to_str().unwrap()]);
-        let v: serde_json::Value =
-            serde_json::from_str(&s.ok(&["inspect", "interop:oci"])).unwrap();
-        assert_eq!(
-            v[0]["Id"].as_str().unwrap(),
-            format!("sha256:{}", id.trim_start_matches("sha256:"))
-        );
+        let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "interop:oci"])).unwrap();
+        assert_eq!(v[0]["Id"].as_str().unwrap(), format!("sha256:{}", id.trim_start_matches("sha256:")));
         assert!(
-            v[0]["Layers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|l| l["MediaType"].as_str().unwrap().ends_with("zstd")),
+            v[0]["Layers"].as_array().unwrap().iter().all(|l| l["MediaType"].as_str().unwrap().ends_with("zstd")),
             "{v}"
         );
         assert_eq!(strata_diff_ids(&s, "interop:oci"), want_diffs);
         assert_eq!(shape(&s.image_tree("interop:oci")), shape(&theirs));
 
         // The gzip-compressed docker-archive on standard input: same image, layers already stored.
-        let gz = Command::new("gzip")
-            .arg("-c")
-            .arg(&da)
-            .output()
-            .unwrap()
-            .stdout;
-        let mut child = s
-            .command()
-            .arg("load")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let gz = Command::new("gzip").arg("-c").arg(&da).output().unwrap().stdout;
+        let mut child = s.command().arg("load").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&gz).unwrap();
         let o = child.wait_with_output().unwrap();
@@ -219,14 +149,7 @@ fn strata_saves_load_into_podman_and_skopeo_with_the_same_ids() {
     let s = Strata::new("overlay");
     let img = TestImage::new(
         "saved:1",
-        vec![
-            busybox_layer(),
-            LayerTar::new()
-                .dir("etc")
-                .whiteout("etc/passwd")
-                .file("new", b"new")
-                .build(),
-        ],
+        vec![busybox_layer(), LayerTar::new().dir("etc").whiteout("etc/passwd").file("new", b"new").build()],
     );
     let a = s.write("in.tar", &docker_archive(&[img]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
@@ -246,60 +169,25 @@ fn strata_saves_load_into_podman_and_skopeo_with_the_same_ids() {
     assert_eq!(format!("sha256:{}", podman_id.trim()), id);
     assert_eq!(podman_diff_ids(&p, "saved:1"), diffs);
     let t = podman_tree(&p, "saved:1");
-    assert!(
-        t.contains_key("new") && !t.contains_key("etc/passwd"),
-        "{t:?}"
-    );
+    assert!(t.contains_key("new") && !t.contains_key("etc/passwd"), "{t:?}");
 
     // skopeo reads all three formats; the config digest is the image ID.
-    let config_digest = |r: &str| {
-        format!(
-            "sha256:{}",
-            sha256_hex(skopeo(&["inspect", "--config", "--raw", r]).as_bytes())
-        )
-    };
-    assert_eq!(
-        config_digest(&format!("docker-archive:{}", out.display())),
-        id
-    );
+    let config_digest =
+        |r: &str| format!("sha256:{}", sha256_hex(skopeo(&["inspect", "--config", "--raw", r]).as_bytes()));
+    assert_eq!(config_digest(&format!("docker-archive:{}", out.display())), id);
     let oci = s.path("out-oci.tar");
-    s.ok(&[
-        "save",
-        "--format",
-        "oci-archive",
-        "-o",
-        oci.to_str().unwrap(),
-        "saved:1",
-    ]);
+    s.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "saved:1"]);
     assert_eq!(config_digest(&format!("oci-archive:{}", oci.display())), id);
-    let manifest = skopeo(&[
-        "inspect",
-        "--raw",
-        &format!("oci-archive:{}", oci.display()),
-    ]);
-    assert_eq!(
-        format!("sha256:{}", sha256_hex(manifest.as_bytes())),
-        digest,
-        "the stored manifest, byte for byte"
-    );
+    let manifest = skopeo(&["inspect", "--raw", &format!("oci-archive:{}", oci.display())]);
+    assert_eq!(format!("sha256:{}", sha256_hex(manifest.as_bytes())), digest, "the stored manifest, byte for byte");
     let dir = s.path("out-dir");
-    s.ok(&[
-        "save",
-        "--format",
-        "oci-dir",
-        "-o",
-        dir.to_str().unwrap(),
-        "saved:1",
-    ]);
+    s.ok(&["save", "--format", "oci-dir", "-o", dir.to_str().unwrap(), "saved:1"]);
     assert_eq!(config_digest(&format!("oci:{}", dir.display())), id);
 
     // podman loads the oci-archive too, with the same ID.
     let p2 = Podman::new();
     let o = p2.ok(&["load", "-i", oci.to_str().unwrap()]);
-    assert!(
-        o.contains("saved:1") || o.contains(id.trim_start_matches("sha256:")),
-        "{o}"
-    );
+    assert!(o.contains("saved:1") || o.contains(id.trim_start_matches("sha256:")), "{o}");
     let ids = p2.ok(&["images", "--no-trunc", "--format", "{{.ID}}"]);
     assert!(ids.contains(id.trim_start_matches("sha256:")), "{ids}");
 }

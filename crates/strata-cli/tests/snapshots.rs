@@ -32,14 +32,9 @@ fn stack(snap: &dyn Snapshotter, base: &Path, layers: &[Vec<u8>]) -> BTreeMap<St
     for (i, tar) in layers.iter().enumerate() {
         let dir = base.join(format!("layers/{i}/diff"));
         fs::create_dir_all(&dir).unwrap();
-        snap.prepare(&dir, dirs.last().map(|p| p.as_path()))
-            .unwrap();
+        snap.prepare(&dir, dirs.last().map(|p| p.as_path())).unwrap();
         let lowers: Vec<PathBuf> = dirs.iter().rev().cloned().collect();
-        let opts = ApplyOptions {
-            format: snap.format(),
-            lowers,
-            before_lower_lookup: None,
-        };
+        let opts = ApplyOptions { format: snap.format(), lowers, before_lower_lookup: None, split: None };
         apply(tar.as_slice(), &dir, &opts).unwrap_or_else(|e| panic!("layer {i}: {e}"));
         dirs.push(dir);
     }
@@ -106,20 +101,14 @@ fn expected() -> Vec<(&'static str, char, &'static [u8])> {
 fn check_conformance(snap: &dyn Snapshotter, base: &Path) {
     let t = stack(snap, base, &conformance_layers());
     let got: Vec<(String, char)> = t.iter().map(|(k, n)| (k.clone(), n.kind)).collect();
-    let want: Vec<(String, char)> = expected()
-        .iter()
-        .map(|(k, c, _)| (k.to_string(), *c))
-        .collect();
+    let want: Vec<(String, char)> = expected().iter().map(|(k, c, _)| (k.to_string(), *c)).collect();
     assert_eq!(got, want, "merged tree ({:?})", snap.driver());
     for (path, kind, content) in expected() {
         if kind == 'f' {
             assert_eq!(t[path].data, sha256_hex(content), "{path}");
         }
     }
-    assert_eq!(
-        t["hard"].ino, t["shared"].ino,
-        "hardlink to a lower file keeps one inode"
-    );
+    assert_eq!(t["hard"].ino, t["shared"].ino, "hardlink to a lower file keeps one inode");
 }
 
 #[test]
@@ -137,10 +126,7 @@ fn copy_conformance() {
 #[test]
 fn image_layers_are_never_written_by_a_view() {
     // The view is read-only: writing into it fails and the layer dirs stay as they were.
-    for snap in [
-        Box::new(Overlay::new(&test_tmp())) as Box<dyn Snapshotter>,
-        Box::new(Copy),
-    ] {
+    for snap in [Box::new(Overlay::new(&test_tmp())) as Box<dyn Snapshotter>, Box::new(Copy)] {
         let dir = tempfile::tempdir_in(test_tmp()).unwrap();
         let layers = conformance_layers();
         let _ = stack(snap.as_ref(), dir.path(), &layers);
@@ -148,11 +134,7 @@ fn image_layers_are_never_written_by_a_view() {
         let target = dir.path().join("view");
         let mounts = snap
             .view(
-                &[
-                    dir.path().join("layers/2/diff"),
-                    dir.path().join("layers/1/diff"),
-                    dir.path().join("layers/0/diff"),
-                ],
+                &[dir.path().join("layers/2/diff"), dir.path().join("layers/1/diff"), dir.path().join("layers/0/diff")],
                 &target,
             )
             .unwrap();
@@ -171,9 +153,7 @@ fn image_layers_are_never_written_by_a_view() {
 fn overlay_flattens_stacks_deeper_than_its_limit() {
     let mut layers = Vec::new();
     for i in 0..12 {
-        let mut t = LayerTar::new()
-            .dir("d")
-            .file(&format!("d/f{i}"), format!("{i}").as_bytes());
+        let mut t = LayerTar::new().dir("d").file(&format!("d/f{i}"), format!("{i}").as_bytes());
         if i > 0 {
             t = t.whiteout(&format!("d/f{}", i - 1));
         }
@@ -184,17 +164,11 @@ fn overlay_flattens_stacks_deeper_than_its_limit() {
     }
     let a = tempfile::tempdir_in(test_tmp()).unwrap();
     let deep = stack(&Overlay::with_max_lowers(a.path(), 4), a.path(), &layers);
-    assert!(
-        a.path().join("layers/8/flat").is_dir(),
-        "bottom of the stack flattened beside its top layer"
-    );
+    assert!(a.path().join("layers/8/flat").is_dir(), "bottom of the stack flattened beside its top layer");
     let b = tempfile::tempdir_in(test_tmp()).unwrap();
     let full = stack(&Copy, b.path(), &layers);
     assert_eq!(shape(&deep), shape(&full));
-    assert_eq!(
-        deep.keys().cloned().collect::<Vec<_>>(),
-        vec!["d", "d/after-opaque", "d/f11"]
-    );
+    assert_eq!(deep.keys().cloned().collect::<Vec<_>>(), vec!["d", "d/after-opaque", "d/f11"]);
 }
 
 /// A real image deeper than overlayfs' 500-layer limit loads and mounts.
@@ -203,17 +177,9 @@ fn image_deeper_than_the_kernel_limit_mounts() {
     let s = Strata::new("overlay");
     let mut layers = vec![busybox_layer()];
     for i in 0..510 {
-        layers.push(
-            LayerTar::new()
-                .dir("deep")
-                .file(&format!("deep/{i}"), b"x")
-                .build(),
-        );
+        layers.push(LayerTar::new().dir("deep").file(&format!("deep/{i}"), b"x").build());
     }
-    let a = s.write(
-        "deep.tar",
-        &docker_archive(&[TestImage::new("deep:510", layers)]),
-    );
+    let a = s.write("deep.tar", &docker_archive(&[TestImage::new("deep:510", layers)]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     let t = s.image_tree("deep:510");
     assert_eq!(t.keys().filter(|k| k.starts_with("deep/")).count(), 510);
@@ -241,33 +207,75 @@ fn layer_tar_round_trips_and_is_deterministic() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert!(names.contains(&".wh.link".to_string()), "{names:?}");
-    assert!(
-        names.contains(&"data/.wh..wh..opq".to_string()),
-        "{names:?}"
-    );
+    assert!(names.contains(&"data/.wh..wh..opq".to_string()), "{names:?}");
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(
         names.iter().filter(|n| !n.contains(".wh..wh..opq")).count(),
-        sorted
-            .iter()
-            .filter(|n| !n.contains(".wh..wh..opq"))
-            .count()
+        sorted.iter().filter(|n| !n.contains(".wh..wh..opq")).count()
     );
     for e in tar::Archive::new(t1.as_slice()).entries().unwrap() {
-        assert!(
-            e.unwrap().header().mtime().unwrap() <= 1_000,
-            "mtime clamped"
-        );
+        assert!(e.unwrap().header().mtime().unwrap() <= 1_000, "mtime clamped");
     }
     // Applying what was written gives the same directory back.
     let b = tempfile::tempdir_in(test_tmp()).unwrap();
-    let opts = ApplyOptions {
-        format: snap.format(),
-        lowers: vec![],
-        before_lower_lookup: None,
-    };
+    let opts = ApplyOptions { format: snap.format(), lowers: vec![], before_lower_lookup: None, split: None };
     apply(t1.as_slice(), b.path(), &opts).unwrap();
     let strip_times = |t: BTreeMap<String, Node>| -> Shape { shape(&t) };
     assert_eq!(strip_times(tree(b.path())), strip_times(tree(&l3)));
+}
+
+/// A layer applied with a tar-split rebuilds the exact tar bytes from its
+/// directory; a layer that overwrote its own file says it cannot.
+#[test]
+fn tar_split_rebuilds_the_layer_byte_for_byte() {
+    use std::cell::RefCell;
+    use std::io::Read;
+    use strata::layer::split::{Recorder, Split, SplitReader};
+    let tar = LayerTar::new()
+        .dir("etc")
+        .file("etc/a", &vec![1u8; 10_000])
+        .file("etc/empty", b"")
+        .symlink("etc/l", "a")
+        .hardlink("etc/h", "etc/a")
+        .xattr_file("x", b"xattr'd", "user.k", b"v")
+        .file(&format!("{}/long", "n".repeat(150)), b"long path")
+        .whiteout("gone")
+        .build();
+    let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+    let diff = dir.path().join("diff");
+    fs::create_dir(&diff).unwrap();
+    let split = RefCell::new(Split::default());
+    let opts = ApplyOptions {
+        format: strata::layer::DiffFormat::Overlay,
+        lowers: vec![],
+        before_lower_lookup: None,
+        split: Some(&split),
+    };
+    let mut rec = Recorder::new(tar.as_slice(), Some(&split));
+    apply(&mut rec, &diff, &opts).unwrap();
+    std::io::copy(&mut rec, &mut std::io::sink()).unwrap();
+    drop(rec);
+    let split = split.into_inner();
+    assert!(split.is_usable());
+    let sp = dir.path().join("split.zst");
+    split.save(&sp).unwrap();
+    let mut rebuilt = Vec::new();
+    SplitReader::open(&sp, &diff).unwrap().read_to_end(&mut rebuilt).unwrap();
+    assert_eq!(sha256_hex(&rebuilt), sha256_hex(&tar));
+    assert!(fs::metadata(&sp).unwrap().len() < 2_000, "the split holds headers, not contents");
+
+    // The same path written twice: the first content is gone from the directory.
+    let twice = LayerTar::new().file("f", b"first").file("f", b"second").build();
+    let d2 = dir.path().join("diff2");
+    fs::create_dir(&d2).unwrap();
+    let split = RefCell::new(Split::default());
+    let opts = ApplyOptions {
+        format: strata::layer::DiffFormat::Overlay,
+        lowers: vec![],
+        before_lower_lookup: None,
+        split: Some(&split),
+    };
+    apply(Recorder::new(twice.as_slice(), Some(&split)), &d2, &opts).unwrap();
+    assert!(!split.into_inner().is_usable());
 }

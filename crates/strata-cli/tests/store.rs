@@ -40,16 +40,8 @@ fn three_layer_image() -> TestImage {
         .file("data/sub/deep", b"deep")
         .file("shared", b"linked from above")
         .build();
-    let l2 = LayerTar::new()
-        .dir("etc")
-        .whiteout("etc/gone")
-        .hardlink("link-to-lower", "shared")
-        .build();
-    let l3 = LayerTar::new()
-        .dir("data")
-        .opaque("data")
-        .file("data/new", b"new")
-        .build();
+    let l2 = LayerTar::new().dir("etc").whiteout("etc/gone").hardlink("link-to-lower", "shared").build();
+    let l3 = LayerTar::new().dir("data").opaque("data").file("data/new", b"new").build();
     TestImage::new("layers:3", vec![l1, l2, l3])
 }
 
@@ -60,14 +52,9 @@ fn whiteouts_opaque_dirs_and_lower_hardlinks(driver: &str) {
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     let t = s.image_tree("layers:3");
     assert!(t.contains_key("etc/keep"));
+    assert!(!t.contains_key("etc/gone"), "whiteout in layer 2 must hide etc/gone: {t:?}");
     assert!(
-        !t.contains_key("etc/gone"),
-        "whiteout in layer 2 must hide etc/gone: {t:?}"
-    );
-    assert!(
-        !t.contains_key("data/old")
-            && !t.contains_key("data/sub")
-            && !t.contains_key("data/sub/deep"),
+        !t.contains_key("data/old") && !t.contains_key("data/sub") && !t.contains_key("data/sub/deep"),
         "opaque data/ in layer 3: {t:?}"
     );
     assert_eq!(t["data/new"].data, sha256_hex(b"new"));
@@ -86,14 +73,8 @@ fn shared_base_is_stored_once_and_rmi_frees_only_its_own(driver: &str) {
     let base = busybox_layer();
     let top_a = LayerTar::new().file("a.txt", &vec![b'a'; 100_000]).build();
     let top_b = LayerTar::new().file("b.txt", &vec![b'b'; 200_000]).build();
-    let a = s.write(
-        "a.tar",
-        &docker_archive(&[TestImage::new("app:a", vec![base.clone(), top_a])]),
-    );
-    let b = s.write(
-        "b.tar",
-        &docker_archive(&[TestImage::new("app:b", vec![base.clone(), top_b])]),
-    );
+    let a = s.write("a.tar", &docker_archive(&[TestImage::new("app:a", vec![base.clone(), top_a])]));
+    let b = s.write("b.tar", &docker_archive(&[TestImage::new("app:b", vec![base.clone(), top_b.clone()])]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     s.ok(&["load", "-i", b.to_str().unwrap()]);
     assert_eq!(s.layer_dirs().len(), 3, "base once, plus one top each");
@@ -102,16 +83,13 @@ fn shared_base_is_stored_once_and_rmi_frees_only_its_own(driver: &str) {
     let insp = s.ok(&["inspect", "app:a", "app:b"]);
     assert_eq!(count(&insp) >= 2, true);
 
-    let df: serde_json::Value =
-        serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+    let df: serde_json::Value = serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
     let bb_size = std::fs::metadata("/bin/busybox").unwrap().len() + PASSWD.len() as u64;
     assert_eq!(df["layers"], 3);
     assert_eq!(df["shared_size"].as_u64().unwrap(), bb_size, "{df}");
     assert_eq!(df["unique_size"].as_u64().unwrap(), 300_000, "{df}");
     let per_image = df["images"].as_array().unwrap();
-    assert!(per_image
-        .iter()
-        .all(|i| i["shared_size"].as_u64().unwrap() == bb_size));
+    assert!(per_image.iter().all(|i| i["shared_size"].as_u64().unwrap() == bb_size));
 
     let tree_b_before = s.image_tree("app:b");
     let blobs_before = s.blobs();
@@ -119,15 +97,16 @@ fn shared_base_is_stored_once_and_rmi_frees_only_its_own(driver: &str) {
     assert!(out.contains("Untagged: app:a"), "{out}");
     assert_eq!(s.layer_dirs().len(), 2, "only app:a's own layer is freed");
     assert_eq!(shape(&s.image_tree("app:b")), shape(&tree_b_before));
-    // Freed blobs: app:a's config, manifest and top layer blob; nothing of app:b's.
+    // Uncompressed layers keep a tar-split, not a second copy: only configs and manifests are blobs.
+    assert_eq!(blobs_before.len(), 4, "{blobs_before:?}");
+    // Freed blobs: app:a's config and manifest; nothing of app:b's.
     let blobs_after = s.blobs();
-    assert_eq!(
-        blobs_before.len() - blobs_after.len(),
-        3,
-        "{blobs_before:?} -> {blobs_after:?}"
-    );
-    let df: serde_json::Value =
-        serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(blobs_before.len() - blobs_after.len(), 2, "{blobs_before:?} -> {blobs_after:?}");
+    let out = s.path("b-saved.tar");
+    s.ok(&["save", "-o", out.to_str().unwrap(), "app:b"]);
+    let saved = std::fs::read(&out).unwrap();
+    assert!(saved.windows(top_b.len()).any(|w| w == top_b.as_slice()), "the layer tar is rebuilt byte for byte");
+    let df: serde_json::Value = serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
     assert_eq!(df["shared_size"], 0);
     assert_eq!(df["unique_size"].as_u64().unwrap(), bb_size + 200_000);
     s.ok(&["rmi", "app:b"]);
@@ -149,10 +128,7 @@ fn assert_load_refused(s: &Strata, archive: &[u8], needle: &str) {
 /// A store with one image, so "unchanged" means something.
 fn seeded(driver: &str) -> Strata {
     let s = Strata::new(driver);
-    let a = s.write(
-        "seed.tar",
-        &docker_archive(&[TestImage::new("seed:1", vec![busybox_layer()])]),
-    );
+    let a = s.write("seed.tar", &docker_archive(&[TestImage::new("seed:1", vec![busybox_layer()])]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     s
 }
@@ -215,10 +191,7 @@ fn blob_digest_mismatch_changes_nothing(driver: &str) {
     };
     put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     put("index.json", &index);
-    put(
-        &format!("blobs/sha256/{}", sha256_hex(&manifest)),
-        &manifest,
-    );
+    put(&format!("blobs/sha256/{}", sha256_hex(&manifest)), &manifest);
     put(&format!("blobs/sha256/{}", sha256_hex(&config)), &config);
     put(&format!("blobs/sha256/{layer_digest}"), &tampered);
     let archive = b.into_inner().unwrap();
@@ -244,26 +217,14 @@ fn write_through_absolute_symlink_is_refused(driver: &str) {
     let s = seeded(driver);
     let target = s.path("outside");
     std::fs::create_dir(&target).unwrap();
-    let l1 = LayerTar::new()
-        .symlink("escape", target.to_str().unwrap())
-        .build();
+    let l1 = LayerTar::new().symlink("escape", target.to_str().unwrap()).build();
     let l2 = LayerTar::new().file("escape/pwned", b"pwned").build();
     let archive = docker_archive(&[TestImage::new("evil:2", vec![l1.clone(), l2.clone()])]);
     assert_load_refused(&s, &archive, "escape/pwned");
     // Also within one layer.
-    let one = LayerTar::new()
-        .symlink("escape", target.to_str().unwrap())
-        .file("escape/pwned", b"pwned")
-        .build();
-    assert_load_refused(
-        &s,
-        &docker_archive(&[TestImage::new("evil:3", vec![one])]),
-        "escape/pwned",
-    );
-    assert!(
-        std::fs::read_dir(&target).unwrap().next().is_none(),
-        "nothing written outside"
-    );
+    let one = LayerTar::new().symlink("escape", target.to_str().unwrap()).file("escape/pwned", b"pwned").build();
+    assert_load_refused(&s, &docker_archive(&[TestImage::new("evil:3", vec![one])]), "escape/pwned");
+    assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing written outside");
 }
 
 /// A many-layer archive big enough that a load takes a moment.
@@ -295,24 +256,11 @@ fn load_killed_midway_leaves_a_clean_store(driver: &str) {
         let _ = child.wait();
         // The next command opens cleanly and sweeps.
         let images = s.ok(&["images", "--format", "json"]);
-        assert!(
-            s.tmp_entries().is_empty(),
-            "temp files left after {delay_ms}ms: {:?}",
-            s.tmp_entries()
-        );
-        let df: serde_json::Value =
-            serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
-        assert_eq!(
-            df["layers"].as_u64().unwrap() as usize,
-            s.layer_dirs().len(),
-            "every layer dir has a ready record"
-        );
+        assert!(s.tmp_entries().is_empty(), "temp files left after {delay_ms}ms: {:?}", s.tmp_entries());
+        let df: serde_json::Value = serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+        assert_eq!(df["layers"].as_u64().unwrap() as usize, s.layer_dirs().len(), "every layer dir has a ready record");
         if !images.contains("heavy") {
-            assert_eq!(
-                s.layer_dirs().len(),
-                1,
-                "no half layers: only the seed's layer after {delay_ms}ms"
-            );
+            assert_eq!(s.layer_dirs().len(), 1, "no half layers: only the seed's layer after {delay_ms}ms");
         }
         // Loading again completes.
         s.ok(&["load", "-i", a.to_str().unwrap()]);
@@ -321,11 +269,7 @@ fn load_killed_midway_leaves_a_clean_store(driver: &str) {
 }
 
 fn unsafe_kill(pid: u32) {
-    std::process::Command::new("kill")
-        .arg("-KILL")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().unwrap();
 }
 
 fn concurrent_loads_share_layers(driver: &str) {
@@ -365,10 +309,7 @@ fn concurrent_loads_share_layers(driver: &str) {
     }
     assert_ne!(s.image_id("conc:a"), s.image_id("conc:b"));
     assert_eq!(s.layer_dirs().len(), 7, "seven layers, each stored once");
-    assert_eq!(
-        shape(&s.image_tree("conc:a")),
-        shape(&s.image_tree("conc:b"))
-    );
+    assert_eq!(shape(&s.image_tree("conc:a")), shape(&s.image_tree("conc:b")));
 }
 
 fn import_makes_a_one_layer_image(driver: &str) {
@@ -379,21 +320,13 @@ fn import_makes_a_one_layer_image(driver: &str) {
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "imported:1"])).unwrap();
     assert_eq!(v[0]["Id"].as_str().unwrap(), id.trim());
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        v[0]["RootFS"]["Layers"][0].as_str().unwrap(),
-        format!("sha256:{}", sha256_hex(&busybox_layer()))
-    );
+    assert_eq!(v[0]["RootFS"]["Layers"][0].as_str().unwrap(), format!("sha256:{}", sha256_hex(&busybox_layer())));
     let t = s.image_tree("imported:1");
     assert_eq!(t["bin/sh"].data, "busybox");
     // From standard input, gzip-compressed.
     let gz = flate_gzip(&busybox_layer());
-    let mut child = s
-        .command()
-        .args(["import", "-", "imported:2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        s.command().args(["import", "-", "imported:2"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(&gz).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
@@ -403,12 +336,8 @@ fn import_makes_a_one_layer_image(driver: &str) {
 }
 
 fn flate_gzip(b: &[u8]) -> Vec<u8> {
-    let mut c = std::process::Command::new("gzip")
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c =
+        std::process::Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut stdin = c.stdin.take().unwrap();
     let data = b.to_vec();
     let t = std::thread::spawn(move || {
@@ -430,16 +359,10 @@ fn file_metadata_survives_unpack(driver: &str) {
         .xattr_file("capped", b"c", "user.test", b"value")
         .file(&format!("{}/long-name-file", "d".repeat(120)), b"long")
         .build();
-    let a = s.write(
-        "m.tar",
-        &docker_archive(&[TestImage::new("meta:1", vec![busybox_layer(), l])]),
-    );
+    let a = s.write("m.tar", &docker_archive(&[TestImage::new("meta:1", vec![busybox_layer(), l])]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     let t = s.image_tree("meta:1");
-    assert_eq!(
-        (t["owned"].uid, t["owned"].gid, t["owned"].mode),
-        (1234, 5678, 0o600)
-    );
+    assert_eq!((t["owned"].uid, t["owned"].gid, t["owned"].mode), (1234, 5678, 0o600));
     assert_eq!(t["setuid"].mode, 0o4755);
     assert_eq!(t["pipe"].kind, 'p');
     assert_eq!(t["rel"].data, "owned");

@@ -23,10 +23,7 @@ impl ContentStore {
     pub fn open(root: &Path, tmp: &Path) -> Result<Self> {
         let dir = root.join("blobs/sha256");
         fs::create_dir_all(&dir).at(&dir)?;
-        Ok(ContentStore {
-            dir,
-            tmp: tmp.to_path_buf(),
-        })
+        Ok(ContentStore { dir, tmp: tmp.to_path_buf() })
     }
 
     /// Where a blob lives (whether or not it is there).
@@ -43,10 +40,7 @@ impl ContentStore {
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
         File::open(self.path(d)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found("blob", d.to_string()),
-            _ => Error::Io {
-                path: self.path(d),
-                source: e,
-            },
+            _ => Error::Io { path: self.path(d), source: e },
         })
     }
 
@@ -54,10 +48,7 @@ impl ContentStore {
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
         let bytes = fs::read(self.path(d)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found("blob", d.to_string()),
-            _ => Error::Io {
-                path: self.path(d),
-                source: e,
-            },
+            _ => Error::Io { path: self.path(d), source: e },
         })?;
         let actual = Digest::of(&bytes);
         if &actual != d {
@@ -78,12 +69,7 @@ impl ContentStore {
     /// Start writing a new blob.
     pub fn writer(&self) -> Result<BlobWriter> {
         let (file, path) = crate::tmp::create_file(&self.tmp, "blob")?;
-        Ok(BlobWriter {
-            file: Some(file),
-            path,
-            hasher: Hasher::default(),
-            dir: self.dir.clone(),
-        })
+        Ok(BlobWriter { file: Some(file), path, hasher: Hasher::default(), dir: self.dir.clone() })
     }
 
     /// Store bytes held in memory, checking them against `expected` if given.
@@ -109,10 +95,7 @@ impl ContentStore {
     /// Remove a blob; a missing one is not an error.
     pub fn remove(&self, d: &Digest) -> Result<()> {
         match fs::remove_file(self.path(d)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
-                path: self.path(d),
-                source: e,
-            }),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path: self.path(d), source: e }),
             _ => Ok(()),
         }
     }
@@ -168,17 +151,11 @@ impl BlobWriter {
         }
         if let Some(s) = size {
             if s != len {
-                return Err(Error::invalid(format!(
-                    "blob {actual}: expected {s} bytes, got {len}"
-                )));
+                return Err(Error::invalid(format!("blob {actual}: expected {s} bytes, got {len}")));
             }
         }
         // The content store promises its bytes survive a crash: sync before the rename makes them visible.
-        self.file
-            .as_ref()
-            .expect("not committed")
-            .sync_all()
-            .at(&self.path)?;
+        self.file.as_ref().expect("not committed").sync_all().at(&self.path)?;
         let dst = self.dir.join(actual.hex());
         fs::rename(&self.path, &dst).at(&dst)?;
         self.file = None;

@@ -17,14 +17,8 @@ impl Digest {
     /// Parse and validate `sha256:<hex>`; a bare 64-hex string is accepted too.
     pub fn parse(s: &str) -> Result<Self> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(Error::invalid(format!(
-                "invalid digest {s:?}: want sha256:<64 lowercase hex>"
-            )));
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(Error::invalid(format!("invalid digest {s:?}: want sha256:<64 lowercase hex>")));
         }
         Ok(Digest(format!("sha256:{hex}")))
     }
@@ -129,10 +123,7 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wrap a reader.
     pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Hasher::default(),
-        }
+        HashingReader { inner, hasher: Hasher::default() }
     }
     /// Read the rest to the end (tar readers stop before trailing padding),
     /// then return the digest and byte count.
@@ -192,10 +183,7 @@ mod tests {
 
     #[test]
     fn empty_digest_is_the_known_constant() {
-        assert_eq!(
-            Digest::of(b"").hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Digest::of(b"").hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]

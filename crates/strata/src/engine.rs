@@ -157,10 +157,7 @@ pub struct Loaded {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn flock(f: &File, op: rustix::fs::FlockOperation) -> io::Result<()> {
@@ -177,12 +174,7 @@ impl Engine {
         }
         let tmp = root.join("tmp");
         let lock_path = root.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .at(&lock_path)?;
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
         let content = ContentStore::open(&root, &tmp)?;
         let mut store = Store::open(&root.join("strata.db"))?;
         let driver = match store.setting("driver")? {
@@ -218,12 +210,7 @@ impl Engine {
             store,
             lock,
         };
-        if flock(
-            &engine.lock,
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        )
-        .is_ok()
-        {
+        if flock(&engine.lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
             engine.sweep()?;
         }
         flock(&engine.lock, rustix::fs::FlockOperation::LockShared).at(&lock_path)?;
@@ -259,12 +246,7 @@ impl Engine {
             crate::tree::remove(&self.layers_dir.join(chain.hex()))?;
             self.store.delete_layer(&chain)?;
         }
-        let ready: HashSet<String> = self
-            .store
-            .layers()?
-            .into_iter()
-            .map(|l| l.chain_id.hex().to_string())
-            .collect();
+        let ready: HashSet<String> = self.store.layers()?.into_iter().map(|l| l.chain_id.hex().to_string()).collect();
         for e in fs::read_dir(&self.layers_dir).at(&self.layers_dir)? {
             let e = e.at(&self.layers_dir)?;
             if !ready.contains(e.file_name().to_string_lossy().as_ref()) {
@@ -354,20 +336,14 @@ impl Engine {
             match found.len() {
                 1 => return Ok(found.into_iter().next().expect("one")),
                 0 => {}
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "image ID prefix {name:?} is ambiguous"
-                    )))
-                }
+                _ => return Err(Error::invalid(format!("image ID prefix {name:?} is ambiguous"))),
             }
         }
         Err(Error::not_found("image", name))
     }
 
     fn image_record(&self, id: &Digest) -> Result<ImageRecord> {
-        self.store
-            .image(id)?
-            .ok_or_else(|| Error::not_found("image", id.to_string()))
+        self.store.image(id)?.ok_or_else(|| Error::not_found("image", id.to_string()))
     }
 
     // ---- bringing images in ----
@@ -397,11 +373,7 @@ impl Engine {
             self.store.put_image(&rec, &chains, &img.tags)?;
             return Ok(id);
         }
-        let manifest = img
-            .manifest
-            .as_ref()
-            .map(|m| image::parse_manifest(m, label))
-            .transpose()?;
+        let manifest = img.manifest.as_ref().map(|m| image::parse_manifest(m, label)).transpose()?;
         let specs: Vec<LayerSpec> = img
             .layers
             .iter()
@@ -411,9 +383,7 @@ impl Engine {
                 diff_id: diff_ids[i].clone(),
                 lowers: chains[..i].iter().rev().cloned().collect(),
                 blob: l.digest.clone(),
-                media_type: manifest
-                    .as_ref()
-                    .map(|m| m.layers()[i].media_type().to_string()),
+                media_type: manifest.as_ref().map(|m| m.layers()[i].media_type().to_string()),
                 label: format!("{} ({} of {} in {label})", l.entry, i + 1, img.layers.len()),
             })
             .collect();
@@ -422,9 +392,8 @@ impl Engine {
         if let Some(m) = &manifest {
             for (l, d) in img.layers.iter().zip(m.layers()) {
                 let digest = image::digest_of(d)?;
-                if !self.content.has(&digest) {
-                    self.unpacker()
-                        .ensure_blob(&digest, open_layer(&l.entry)?)?;
+                if !self.content.has(&digest) && self.store.split_layer_with_blob(&digest)?.is_none() {
+                    self.unpacker().ensure_blob(&digest, open_layer(&l.entry)?)?;
                 }
             }
         }
@@ -464,8 +433,7 @@ impl Engine {
         let workers = if parallel { specs.len().clamp(1, 4) } else { 1 };
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<LayerRecord>>>> =
-            Mutex::new((0..specs.len()).map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<LayerRecord>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
         let db = self.store.path().to_path_buf();
         let unpacker = self.unpacker();
         std::thread::scope(|s| {
@@ -485,8 +453,7 @@ impl Engine {
                             break;
                         }
                         let entry = img.layers[i].entry.clone();
-                        let r =
-                            unpacker.ensure_layer(&mut store, &specs[i], &|| open_layer(&entry));
+                        let r = unpacker.ensure_layer(&mut store, &specs[i], &|| open_layer(&entry));
                         if r.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
@@ -520,18 +487,14 @@ impl Engine {
     }
 
     fn load_inner(&mut self, input: Option<&Path>) -> Result<Vec<Loaded>> {
-        let label = input
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "standard input".into());
+        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
         let (file, _spool) = self.seekable_tar(input, &label)?;
         let archive = Archive::open(file, &label)?;
         let images = archive.images()?;
         let mut out = Vec::new();
         for img in images {
             let tags = img.tags.clone();
-            let open = |entry: &str| -> Result<Box<dyn Read + Send>> {
-                Ok(Box::new(archive.reader(entry)?))
-            };
+            let open = |entry: &str| -> Result<Box<dyn Read + Send>> { Ok(Box::new(archive.reader(entry)?)) };
             let id = self.ingest(img, &open, &label)?;
             out.push(Loaded { id, tags });
         }
@@ -540,17 +503,12 @@ impl Engine {
 
     /// An uncompressed, seekable tar for `input`: the file itself when it is
     /// one, else a decompressed copy in tmp/ (removed when the guard drops).
-    fn seekable_tar(
-        &self,
-        input: Option<&Path>,
-        label: &str,
-    ) -> Result<(File, Option<crate::tmp::TempDir>)> {
+    fn seekable_tar(&self, input: Option<&Path>, label: &str) -> Result<(File, Option<crate::tmp::TempDir>)> {
         if let Some(p) = input {
             let mut f = File::open(p).at(p)?;
             let mut head = [0u8; 4];
             let n = f.read(&mut head).at(p)?;
-            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file()
-            {
+            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file() {
                 return Ok((File::open(p).at(p)?, None));
             }
         }
@@ -568,12 +526,7 @@ impl Engine {
     }
 
     /// `import`: a rootfs tarball (plain or compressed) becomes a one-layer image.
-    pub fn import(
-        &mut self,
-        input: Option<&Path>,
-        reference: Option<&str>,
-        message: Option<&str>,
-    ) -> Result<Digest> {
+    pub fn import(&mut self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
         let tag = reference.map(Reference::parse).transpose()?;
         let r = self.import_inner(input, tag, message);
         if r.is_err() {
@@ -582,24 +535,15 @@ impl Engine {
         r
     }
 
-    fn import_inner(
-        &mut self,
-        input: Option<&Path>,
-        tag: Option<Reference>,
-        message: Option<&str>,
-    ) -> Result<Digest> {
-        let label = input
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "standard input".into());
+    fn import_inner(&mut self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
+        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
         let mut reader: Box<dyn Read> = match input {
             Some(p) => Box::new(File::open(p).at(p)?),
             None => Box::new(io::stdin().lock()),
         };
         let db = self.store.path().to_path_buf();
         let mut store = Store::open(&db)?;
-        let layer = self
-            .unpacker()
-            .import_layer(&mut store, &mut reader, &label)?;
+        let layer = self.unpacker().import_layer(&mut store, &mut reader, &label)?;
         let created = image::format_time(now());
         let host = Platform::host();
         let config = serde_json::json!({
@@ -622,12 +566,7 @@ impl Engine {
             }],
         )?;
         let manifest = self.content.write_bytes(&manifest, None)?;
-        let rec = ImageRecord {
-            id: id.clone(),
-            manifest,
-            created: now(),
-            added: now(),
-        };
+        let rec = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
         self.store.put_image(&rec, &[layer.chain_id], &tags)?;
         Ok(id)
@@ -652,25 +591,13 @@ impl Engine {
 
     /// `save`: write images to `output` (a file, or a directory for oci-dir);
     /// `None` writes a tar to `out`. The output appears whole or not at all.
-    pub fn save(
-        &self,
-        names: &[String],
-        format: SaveFormat,
-        output: Option<&Path>,
-        out: &mut dyn Write,
-    ) -> Result<()> {
-        let images = names
-            .iter()
-            .map(|n| self.save_image(n))
-            .collect::<Result<Vec<_>>>()?;
+    pub fn save(&self, names: &[String], format: SaveFormat, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+        let images = names.iter().map(|n| self.save_image(n)).collect::<Result<Vec<_>>>()?;
+        let blobs = StoredBlobs { content: &self.content, layers_dir: &self.layers_dir };
         let Some(path) = output else {
             return match format {
-                SaveFormat::DockerArchive => {
-                    archive::write_docker_archive(&self.content, &images, out).map(|_| ())
-                }
-                SaveFormat::OciArchive => {
-                    archive::write_oci_archive(&self.content, &images, out).map(|_| ())
-                }
+                SaveFormat::DockerArchive => archive::write_docker_archive(&blobs, &images, out).map(|_| ()),
+                SaveFormat::OciArchive => archive::write_oci_archive(&blobs, &images, out).map(|_| ()),
                 SaveFormat::OciDir => Err(Error::invalid("oci-dir needs an output directory (-o)")),
             };
         };
@@ -678,36 +605,26 @@ impl Engine {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
-        let partial = parent.join(format!(
-            ".{}.strata-partial-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let name = path.file_name().ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
+        let partial = parent.join(format!(".{}.strata-partial-{}", name.to_string_lossy(), std::process::id()));
         let result = (|| -> Result<()> {
             match format {
                 SaveFormat::OciDir => {
                     if path.exists() && fs::read_dir(path).at(path)?.next().is_some() {
-                        return Err(Error::AlreadyExists(format!(
-                            "{} exists and is not empty",
-                            path.display()
-                        )));
+                        return Err(Error::AlreadyExists(format!("{} exists and is not empty", path.display())));
                     }
                     fs::create_dir(&partial).at(&partial)?;
-                    archive::write_oci_dir(&self.content, &images, &partial)?;
+                    archive::write_oci_dir(&blobs, &images, &partial)?;
                     if path.exists() {
                         fs::remove_dir(path).at(path)?;
                     }
                 }
                 _ => {
-                    let f =
-                        io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
+                    let f = io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
                     let f = if format == SaveFormat::DockerArchive {
-                        archive::write_docker_archive(&self.content, &images, f)?
+                        archive::write_docker_archive(&blobs, &images, f)?
                     } else {
-                        archive::write_oci_archive(&self.content, &images, f)?
+                        archive::write_oci_archive(&blobs, &images, f)?
                     };
                     f.into_inner()
                         .map_err(|e| Error::stream("writing archive", e.into_error()))?
@@ -729,29 +646,16 @@ impl Engine {
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
         let mut out = Vec::new();
         for img in self.store.images()? {
-            let size = self
-                .store
-                .image_layers(&img.id)?
-                .iter()
-                .map(|l| l.size)
-                .sum();
-            out.push(ImageSummary {
-                tags: self.store.tags_of(&img.id)?,
-                id: img.id,
-                created: img.created,
-                size,
-            });
+            let size = self.store.image_layers(&img.id)?.iter().map(|l| l.size).sum();
+            out.push(ImageSummary { tags: self.store.tags_of(&img.id)?, id: img.id, created: img.created, size });
         }
         Ok(out)
     }
 
-    fn config_of(
-        &self,
-        id: &Digest,
-    ) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
+    fn config_of(&self, id: &Digest) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
         let bytes = self.content.read(id)?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt(format!("config {id}: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("config {id}: {e}")))?;
         Ok((v, image::parse_config(&bytes, id.as_str())?))
     }
 
@@ -829,9 +733,7 @@ impl Engine {
         let id = self.resolve_image(source)?;
         let r = Reference::parse(target)?;
         if r.digest.is_some() {
-            return Err(Error::invalid(format!(
-                "refusing to create a tag with a digest reference: {target}"
-            )));
+            return Err(Error::invalid(format!("refusing to create a tag with a digest reference: {target}")));
         }
         self.store.set_tag(&r.to_string(), &id)
     }
@@ -867,10 +769,7 @@ impl Engine {
     fn rmi_one(&mut self, name: &str, force: bool) -> Result<Vec<Removal>> {
         let id = self.resolve_image(name)?;
         let tags = self.store.tags_of(&id)?;
-        let by_tag = Reference::parse(name)
-            .ok()
-            .map(|r| r.to_string())
-            .filter(|t| tags.contains(t));
+        let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
         let containers = self.store.containers_using(&id)?;
         let mut out = Vec::new();
         if let Some(t) = &by_tag {
@@ -953,19 +852,11 @@ impl Engine {
                 _ => shared_size += l.size,
             }
         }
-        let blobs_size = self
-            .content
-            .list()?
-            .iter()
-            .map(|b| self.content.size(b).unwrap_or(0))
-            .sum();
+        let blobs_size = self.content.list()?.iter().map(|b| self.content.size(b).unwrap_or(0)).sum();
         Ok(DiskUsage {
             images,
             layers: all_layers.len() as u64,
-            layers_in_use: all_layers
-                .iter()
-                .filter(|l| counts.contains_key(&l.chain_id))
-                .count() as u64,
+            layers_in_use: all_layers.iter().filter(|l| counts.contains_key(&l.chain_id)).count() as u64,
             layers_size: all_layers.iter().map(|l| l.size).sum(),
             shared_size,
             unique_size,
@@ -992,18 +883,10 @@ impl Engine {
             return Ok(target);
         }
         fs::create_dir_all(&target).at(&target)?;
-        let layers: Vec<PathBuf> = self
-            .store
-            .image_layers(&id)?
-            .iter()
-            .rev()
-            .map(|l| layer_dir(&self.layers_dir, &l.chain_id))
-            .collect();
+        let layers: Vec<PathBuf> =
+            self.store.image_layers(&id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect();
         if layers.is_empty() {
-            return Err(Error::invalid(format!(
-                "image {} has no layers to mount",
-                id.short()
-            )));
+            return Err(Error::invalid(format!("image {} has no layers to mount", id.short())));
         }
         let mounts = self.snapshots.view(&layers, &target)?;
         mount::mount_all(&mounts)?;
@@ -1037,6 +920,21 @@ impl Engine {
     /// Blob digests referenced by a loaded image's layers (for messages).
     pub fn layers_of(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
         self.store.image_layers(id)
+    }
+}
+
+/// Blobs as `save` reads them from this store.
+struct StoredBlobs<'a> {
+    content: &'a ContentStore,
+    layers_dir: &'a Path,
+}
+
+impl archive::BlobSource for StoredBlobs<'_> {
+    fn read(&self, d: &Digest) -> Result<Vec<u8>> {
+        self.content.read(d)
+    }
+    fn open_layer(&self, l: &LayerRecord) -> Result<Box<dyn Read + Send>> {
+        crate::unpack::open_layer_blob(self.layers_dir, self.content, l)
     }
 }
 

@@ -102,10 +102,7 @@ impl Error {
     }
 
     pub(crate) fn not_found(what: &'static str, name: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            name: name.into(),
-        }
+        Error::NotFound { what, name: name.into() }
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
@@ -113,17 +110,11 @@ impl Error {
     }
 
     pub(crate) fn entry(entry: impl AsRef<Path>, reason: impl Into<String>) -> Self {
-        Error::BadEntry {
-            entry: entry.as_ref().display().to_string(),
-            reason: reason.into(),
-        }
+        Error::BadEntry { entry: entry.as_ref().display().to_string(), reason: reason.into() }
     }
 
     pub(crate) fn stream(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Stream {
-            context: context.into(),
-            source,
-        }
+        Error::Stream { context: context.into(), source }
     }
 }
 
@@ -137,18 +128,12 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            path: path.as_ref().to_path_buf(),
-            source,
-        })
+        self.map_err(|source| Error::Io { path: path.as_ref().to_path_buf(), source })
     }
 }
 
 impl<T> IoContext<T> for Result<T, rustix::io::Errno> {
     fn at(self, path: impl AsRef<Path>) -> Result<T> {
-        self.map_err(|e| Error::Io {
-            path: path.as_ref().to_path_buf(),
-            source: e.into(),
-        })
+        self.map_err(|e| Error::Io { path: path.as_ref().to_path_buf(), source: e.into() })
     }
 }

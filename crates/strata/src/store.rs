@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS layers (
     media_type  TEXT NOT NULL,
     diff_size   INTEGER NOT NULL DEFAULT 0,
     size        INTEGER NOT NULL DEFAULT 0,
+    split       INTEGER NOT NULL DEFAULT 0,
     state       TEXT NOT NULL CHECK (state IN ('incomplete', 'ready')),
     owner       TEXT,
     created     INTEGER NOT NULL
@@ -78,6 +79,9 @@ pub struct LayerRecord {
     pub diff_size: u64,
     /// Bytes of file content the layer holds.
     pub size: u64,
+    /// The blob is not stored: it is rebuilt from the layer directory and
+    /// its tar-split (uncompressed layers).
+    pub split: bool,
 }
 
 /// An image's record.
@@ -111,16 +115,12 @@ pub struct Store {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn digest(s: String) -> rusqlite::Result<Digest> {
-    Digest::parse(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    Digest::parse(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn layer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
@@ -133,10 +133,11 @@ fn layer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
         media_type: r.get(5)?,
         diff_size: r.get::<_, i64>(6)? as u64,
         size: r.get::<_, i64>(7)? as u64,
+        split: r.get::<_, i64>(8)? != 0,
     })
 }
 
-const LAYER_COLS: &str = "chain_id, diff_id, parent, blob, blob_size, media_type, diff_size, size";
+const LAYER_COLS: &str = "chain_id, diff_id, parent, blob, blob_size, media_type, diff_size, size, split";
 
 /// This process's identity as a record owner: pid plus start time, so a
 /// reused pid is not mistaken for the writer that died.
@@ -174,10 +175,8 @@ impl Store {
             match Self::prepare(&conn) {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && std::time::Instant::now() < deadline =>
+                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(100));
@@ -185,10 +184,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Store {
-            conn,
-            path: path.to_path_buf(),
-        })
+        Ok(Store { conn, path: path.to_path_buf() })
     }
 
     fn prepare(conn: &Connection) -> rusqlite::Result<()> {
@@ -210,74 +206,54 @@ impl Store {
     pub fn layer_claimed(&self, chain: &Digest) -> Result<bool> {
         let owner: Option<Option<String>> = self
             .conn
-            .query_row(
-                "SELECT owner FROM layers WHERE chain_id = ?1 AND state = 'incomplete'",
-                [chain.as_str()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT owner FROM layers WHERE chain_id = ?1 AND state = 'incomplete'", [chain.as_str()], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(owner.flatten().is_some_and(|o| owner_alive(&o)))
     }
 
     fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// A setting's value.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     /// Set a setting unless it is set; returns the value in force.
     pub fn setting_or_init(&mut self, key: &str, value: &str) -> Result<String> {
         let tx = self.write_tx()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
-            [key, value],
-        )?;
-        let v: String = tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })?;
+        tx.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", [key, value])?;
+        let v: String = tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?;
         tx.commit()?;
         Ok(v)
     }
 
     /// A ready layer.
     pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>> {
-        let sql =
-            format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1 AND state = 'ready'");
-        Ok(self
-            .conn
-            .query_row(&sql, [chain.as_str()], layer_from_row)
-            .optional()?)
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1 AND state = 'ready'");
+        Ok(self.conn.query_row(&sql, [chain.as_str()], layer_from_row).optional()?)
     }
 
     /// A ready layer with this diff ID (any parent), to reuse its blob.
     pub fn layer_by_diff_id(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
-        let sql = format!(
-            "SELECT {LAYER_COLS} FROM layers WHERE diff_id = ?1 AND state = 'ready' LIMIT 1"
-        );
-        Ok(self
-            .conn
-            .query_row(&sql, [diff_id.as_str()], layer_from_row)
-            .optional()?)
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE diff_id = ?1 AND state = 'ready' LIMIT 1");
+        Ok(self.conn.query_row(&sql, [diff_id.as_str()], layer_from_row).optional()?)
+    }
+
+    /// A ready layer whose blob (by digest) is rebuilt from its split.
+    pub fn split_layer_with_blob(&self, blob: &Digest) -> Result<Option<LayerRecord>> {
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE blob = ?1 AND split = 1 AND state = 'ready' LIMIT 1");
+        Ok(self.conn.query_row(&sql, [blob.as_str()], layer_from_row).optional()?)
     }
 
     /// Every ready layer.
     pub fn layers(&self) -> Result<Vec<LayerRecord>> {
-        let sql =
-            format!("SELECT {LAYER_COLS} FROM layers WHERE state = 'ready' ORDER BY chain_id");
+        let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE state = 'ready' ORDER BY chain_id");
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st
-            .query_map([], layer_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows = st.query_map([], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
@@ -286,20 +262,15 @@ impl Store {
         let me = this_owner();
         let tx = self.write_tx()?;
         let row: Option<(String, Option<String>)> = tx
-            .query_row(
-                "SELECT state, owner FROM layers WHERE chain_id = ?1",
-                [rec.chain_id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT state, owner FROM layers WHERE chain_id = ?1", [rec.chain_id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let claim = match row {
             Some((state, _)) if state == "ready" => Claim::Ready,
             Some((_, Some(owner))) if owner != me && owner_alive(&owner) => Claim::Busy,
             Some(_) => {
-                tx.execute(
-                    "UPDATE layers SET owner = ?2 WHERE chain_id = ?1",
-                    params![rec.chain_id.as_str(), me],
-                )?;
+                tx.execute("UPDATE layers SET owner = ?2 WHERE chain_id = ?1", params![rec.chain_id.as_str(), me])?;
                 Claim::Mine
             }
             None => {
@@ -328,40 +299,34 @@ impl Store {
     pub fn layer_ready(&mut self, rec: &LayerRecord) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE layers SET state = 'ready', owner = NULL, blob = ?2, blob_size = ?3, media_type = ?4,
-                    diff_size = ?5, size = ?6 WHERE chain_id = ?1 AND state = 'incomplete'",
+                    diff_size = ?5, size = ?6, split = ?7 WHERE chain_id = ?1 AND state = 'incomplete'",
             params![
                 rec.chain_id.as_str(),
                 rec.blob.as_str(),
                 rec.blob_size as i64,
                 rec.media_type,
                 rec.diff_size as i64,
-                rec.size as i64
+                rec.size as i64,
+                rec.split as i64
             ],
         )?;
         if n != 1 {
-            return Err(Error::Corrupt(format!(
-                "layer {} was not claimed when marked ready",
-                rec.chain_id
-            )));
+            return Err(Error::Corrupt(format!("layer {} was not claimed when marked ready", rec.chain_id)));
         }
         Ok(())
     }
 
     /// Drop a layer record (a failed claim, or garbage collection).
     pub fn delete_layer(&mut self, chain: &Digest) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
+        self.conn.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
         Ok(())
     }
 
     /// Incomplete layer records whose writer is gone.
     pub fn abandoned_layers(&self) -> Result<Vec<Digest>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
-        let rows: Vec<(String, Option<String>)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = self.conn.prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
+        let rows: Vec<(String, Option<String>)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter()
             .filter(|(_, o)| !o.as_deref().is_some_and(owner_alive))
             .map(|(c, _)| Digest::parse(&c))
@@ -369,27 +334,14 @@ impl Store {
     }
 
     /// Record an image with its layers (chain IDs, bottom first) and tags, in one transaction.
-    pub fn put_image(
-        &mut self,
-        img: &ImageRecord,
-        chains: &[Digest],
-        tags: &[String],
-    ) -> Result<()> {
+    pub fn put_image(&mut self, img: &ImageRecord, chains: &[Digest], tags: &[String]) -> Result<()> {
         let tx = self.write_tx()?;
-        let exists: bool = tx.query_row(
-            "SELECT COUNT(*) FROM images WHERE id = ?1",
-            [img.id.as_str()],
-            |r| r.get::<_, i64>(0),
-        )? > 0;
+        let exists: bool =
+            tx.query_row("SELECT COUNT(*) FROM images WHERE id = ?1", [img.id.as_str()], |r| r.get::<_, i64>(0))? > 0;
         if !exists {
             tx.execute(
                 "INSERT INTO images (id, manifest, created, added) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    img.id.as_str(),
-                    img.manifest.as_str(),
-                    img.created,
-                    img.added
-                ],
+                params![img.id.as_str(), img.manifest.as_str(), img.created, img.added],
             )?;
             for (i, c) in chains.iter().enumerate() {
                 tx.execute(
@@ -399,10 +351,7 @@ impl Store {
             }
         }
         for t in tags {
-            tx.execute(
-                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
-                [t.as_str(), img.id.as_str()],
-            )?;
+            tx.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [t.as_str(), img.id.as_str()])?;
         }
         tx.commit()?;
         Ok(())
@@ -412,33 +361,22 @@ impl Store {
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT id, manifest, created, added FROM images WHERE id = ?1",
-                [id.as_str()],
-                image_from_row,
-            )
+            .query_row("SELECT id, manifest, created, added FROM images WHERE id = ?1", [id.as_str()], image_from_row)
             .optional()?)
     }
 
     /// Every image.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, manifest, created, added FROM images ORDER BY created DESC, id")?;
-        let rows = st
-            .query_map([], image_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = self.conn.prepare("SELECT id, manifest, created, added FROM images ORDER BY created DESC, id")?;
+        let rows = st.query_map([], image_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Image IDs whose hex starts with `prefix`.
     pub fn images_by_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
-        let rows: Vec<String> = st
-            .query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = self.conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let rows: Vec<String> =
+            st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
     }
 
@@ -449,18 +387,14 @@ impl Store {
             LAYER_COLS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
         );
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st
-            .query_map([id.as_str()], layer_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows = st.query_map([id.as_str()], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// The image a tag names.
     pub fn tag(&self, name: &str) -> Result<Option<Digest>> {
         self.conn
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| r.get::<_, String>(0))
             .optional()?
             .map(|s| Digest::parse(&s))
             .transpose()
@@ -468,40 +402,26 @@ impl Store {
 
     /// Point a tag at an image.
     pub fn set_tag(&mut self, name: &str, id: &Digest) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
-            [name, id.as_str()],
-        )?;
+        self.conn.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [name, id.as_str()])?;
         Ok(())
     }
 
     /// Remove a tag; true when it existed.
     pub fn remove_tag(&mut self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM tags WHERE name = ?1", [name])?
-            > 0)
+        Ok(self.conn.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
     }
 
     /// The tags of an image, sorted.
     pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
-        let rows = st
-            .query_map([id.as_str()], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = self.conn.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Names of the containers using an image.
     pub fn containers_using(&self, id: &Digest) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name FROM containers WHERE image_id = ?1 ORDER BY name")?;
-        let rows = st
-            .query_map([id.as_str()], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = self.conn.prepare("SELECT name FROM containers WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
@@ -509,10 +429,7 @@ impl Store {
     pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
         let tx = self.write_tx()?;
         tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
-        tx.execute(
-            "DELETE FROM image_layers WHERE image_id = ?1",
-            [id.as_str()],
-        )?;
+        tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok(())
@@ -525,31 +442,20 @@ impl Store {
              AND chain_id NOT IN (SELECT chain_id FROM image_layers)
              AND chain_id NOT IN (SELECT parent FROM layers WHERE parent IS NOT NULL)",
         )?;
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
     }
 
     /// How many images use each layer.
     pub fn layer_use_counts(&self) -> Result<std::collections::HashMap<Digest, u64>> {
-        let mut st = self.conn.prepare(
-            "SELECT chain_id, COUNT(DISTINCT image_id) FROM image_layers GROUP BY chain_id",
-        )?;
-        let rows: Vec<(String, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.into_iter()
-            .map(|(c, n)| Ok((Digest::parse(&c)?, n as u64)))
-            .collect()
+        let mut st =
+            self.conn.prepare("SELECT chain_id, COUNT(DISTINCT image_id) FROM image_layers GROUP BY chain_id")?;
+        let rows: Vec<(String, i64)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|(c, n)| Ok((Digest::parse(&c)?, n as u64))).collect()
     }
 }
 
 fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRecord> {
-    Ok(ImageRecord {
-        id: digest(r.get(0)?)?,
-        manifest: digest(r.get(1)?)?,
-        created: r.get(2)?,
-        added: r.get(3)?,
-    })
+    Ok(ImageRecord { id: digest(r.get(0)?)?, manifest: digest(r.get(1)?)?, created: r.get(2)?, added: r.get(3)? })
 }

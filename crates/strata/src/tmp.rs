@@ -14,28 +14,15 @@ use crate::error::{IoContext, Result};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn unique_name(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Create a new, empty temp file.
 pub fn create_file(tmp: &Path, prefix: &str) -> Result<(File, PathBuf)> {
     loop {
         let path = tmp.join(unique_name(prefix));
-        match OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-        {
+        match OpenOptions::new().write(true).read(true).create_new(true).mode(0o644).open(&path) {
             Ok(f) => return Ok((f, path)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).at(&path),
@@ -63,9 +50,7 @@ pub struct TempDir {
 impl TempDir {
     /// Make one under `tmp`.
     pub fn new(tmp: &Path, prefix: &str) -> Result<Self> {
-        Ok(TempDir {
-            path: Some(create_dir(tmp, prefix)?),
-        })
+        Ok(TempDir { path: Some(create_dir(tmp, prefix)?) })
     }
     /// Its path.
     pub fn path(&self) -> &Path {

@@ -51,14 +51,7 @@ pub fn copy_entry(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
             // Sockets do not belong in images; skip them as tar writers do.
             return Ok(());
         };
-        rustix::fs::mknodat(
-            CWD,
-            dst,
-            kind,
-            Mode::from_raw_mode(md.mode() & 0o7777),
-            md.rdev(),
-        )
-        .at(dst)?;
+        rustix::fs::mknodat(CWD, dst, kind, Mode::from_raw_mode(md.mode() & 0o7777), md.rdev()).at(dst)?;
     }
     copy_meta(src, dst, md)
 }
@@ -75,13 +68,7 @@ fn copy_meta(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
     )
     .at(dst)?;
     if !is_link {
-        rustix::fs::chmodat(
-            CWD,
-            dst,
-            Mode::from_raw_mode(md.mode() & 0o7777),
-            AtFlags::empty(),
-        )
-        .at(dst)?;
+        rustix::fs::chmodat(CWD, dst, Mode::from_raw_mode(md.mode() & 0o7777), AtFlags::empty()).at(dst)?;
     }
     for (k, v) in xattrs(src)? {
         if k.starts_with(b"trusted.overlay.") {
@@ -93,14 +80,8 @@ fn copy_meta(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
         }
     }
     let ts = Timestamps {
-        last_access: Timespec {
-            tv_sec: md.atime(),
-            tv_nsec: md.atime_nsec(),
-        },
-        last_modification: Timespec {
-            tv_sec: md.mtime(),
-            tv_nsec: md.mtime_nsec(),
-        },
+        last_access: Timespec { tv_sec: md.atime(), tv_nsec: md.atime_nsec() },
+        last_modification: Timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() },
     };
     rustix::fs::utimensat(CWD, dst, &ts, AtFlags::SYMLINK_NOFOLLOW).at(dst)
 }
@@ -138,11 +119,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     copy_meta(src, dst, &md)
 }
 
-fn copy_dir_contents(
-    src: &Path,
-    dst: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<()> {
+fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
     for e in fs::read_dir(src).at(src)? {
         let e = e.at(src)?;
         let (s, d) = (e.path(), dst.join(e.file_name()));
@@ -183,10 +160,7 @@ fn merge_dir(diff: &Path, merged: &Path, links: &mut HashMap<(u64, u64), PathBuf
             continue;
         }
         if md.is_dir() {
-            let opaque = matches!(
-                rustix::fs::lgetxattr(&s, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]),
-                Ok(1)
-            );
+            let opaque = matches!(rustix::fs::lgetxattr(&s, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1));
             match fs::symlink_metadata(&d) {
                 Ok(m) if m.is_dir() && !opaque => {}
                 Ok(_) => {

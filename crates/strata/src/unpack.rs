@@ -8,14 +8,16 @@
 //! place and only then marked `ready`. A failure removes the claim; a crash
 //! leaves only what the next exclusive open sweeps.
 
-use std::io::{self, BufReader, Read, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::content::{BlobWriter, ContentStore};
 use crate::digest::{Digest, Hasher, HashingReader, TeeReader};
 use crate::error::{Error, IoContext, Result};
-use crate::layer::{self, ApplyOptions};
+use crate::layer::split::{Recorder, Split, SplitReader, SPLIT_FILE};
+use crate::layer::{self, ApplyOptions, Compression};
 use crate::snapshot::Snapshotter;
 use crate::store::{Claim, LayerRecord, Store};
 
@@ -57,6 +59,18 @@ struct Built {
     diff_size: u64,
     size: u64,
     media_type: String,
+    split: bool,
+}
+
+/// A reader of a layer's blob: the stored blob, or the tar rebuilt from
+/// the layer's directory and its split.
+pub fn open_layer_blob(layers_dir: &Path, content: &ContentStore, rec: &LayerRecord) -> Result<Box<dyn Read + Send>> {
+    if rec.split {
+        let dir = layers_dir.join(rec.chain_id.hex());
+        Ok(Box::new(SplitReader::open(&dir.join(SPLIT_FILE), &dir.join("diff"))?))
+    } else {
+        Ok(Box::new(content.open_blob(&rec.blob)?))
+    }
 }
 
 /// Where a layer's directory is.
@@ -102,6 +116,7 @@ impl Unpacker<'_> {
             media_type: spec.media_type.clone().unwrap_or_default(),
             diff_size: 0,
             size: 0,
+            split: false,
         };
         loop {
             match store.claim_layer(&placeholder)? {
@@ -133,7 +148,7 @@ impl Unpacker<'_> {
     ) -> Result<LayerRecord> {
         let db = store.path().to_path_buf();
         let wait_lowers = || wait_ready(&db, &spec.lowers);
-        let built = self.build(spec, &mut *open()?, &wait_lowers)?;
+        let built = self.build(spec, &mut *open()?, &wait_lowers, Some(open))?;
         if built.diff_id != spec.diff_id {
             return Err(Error::DigestMismatch {
                 what: format!("layer {} (diff ID from the image config)", spec.label),
@@ -147,12 +162,7 @@ impl Unpacker<'_> {
     /// Import a layer whose diff ID is not known beforehand (a rootfs
     /// tarball): build it in tmp/, then claim it under the chain ID its
     /// bytes turned out to have. Only for a bottom layer.
-    pub fn import_layer(
-        &self,
-        store: &mut Store,
-        raw: &mut dyn Read,
-        label: &str,
-    ) -> Result<LayerRecord> {
+    pub fn import_layer(&self, store: &mut Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
         let spec = LayerSpec {
             chain_id: Digest::of(b""),
             diff_id: Digest::of(b""),
@@ -161,7 +171,7 @@ impl Unpacker<'_> {
             media_type: None,
             label: label.to_string(),
         };
-        let built = self.build(&spec, raw, &|| Ok(()))?;
+        let built = self.build(&spec, raw, &|| Ok(()), None)?;
         let rec = LayerRecord {
             chain_id: built.diff_id.clone(),
             diff_id: built.diff_id.clone(),
@@ -171,6 +181,7 @@ impl Unpacker<'_> {
             media_type: String::new(),
             diff_size: 0,
             size: 0,
+            split: false,
         };
         loop {
             match store.claim_layer(&rec)? {
@@ -193,60 +204,63 @@ impl Unpacker<'_> {
         })
     }
 
-    /// One pass over the raw bytes: hash, keep the blob, decompress, hash, apply.
+    /// One pass over the raw bytes: hash, keep the blob (or, for an
+    /// uncompressed blob that can be re-read, a tar-split instead), decompress,
+    /// hash, apply.
     fn build(
         &self,
         spec: &LayerSpec,
         raw: &mut dyn Read,
         wait_lowers: &(dyn Fn() -> Result<()> + Sync),
+        reopen: Option<&dyn Fn() -> Result<Box<dyn Read + Send>>>,
     ) -> Result<Built> {
         let work = crate::tmp::TempDir::new(self.tmp, "layer")?;
         let diff = work.path().join("diff");
         std::fs::create_dir(&diff).at(&diff)?;
-        let lower_dirs: Vec<PathBuf> = spec
-            .lowers
-            .iter()
-            .map(|c| layer_dir(self.layers_dir, c))
-            .collect();
+        let lower_dirs: Vec<PathBuf> = spec.lowers.iter().map(|c| layer_dir(self.layers_dir, c)).collect();
         if let (Some(_), false) = (lower_dirs.first(), self.snapshots.independent_layers()) {
             wait_lowers()?;
         }
-        self.snapshots
-            .prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
+        self.snapshots.prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
+        let read_err = |e: io::Error| Error::stream(format!("reading layer {}", spec.label), e);
+        let mut raw = BufReader::with_capacity(1 << 20, raw);
+        let compression = Compression::detect(raw.fill_buf().map_err(read_err)?);
+        // An uncompressed blob would be a second full copy of the layer: keep a split instead.
+        let record = compression == Compression::None && reopen.is_some();
         let writer = match &spec.blob {
             Some(d) if self.content.has(d) => None,
+            _ if record => None,
             _ => Some(self.content.writer()?),
         };
-        let mut sink = BlobSink {
-            hasher: Hasher::default(),
-            writer,
-        };
-        let read_err = |e: io::Error| Error::stream(format!("reading layer {}", spec.label), e);
-        let (stats, diff_id, diff_size, compression) = {
-            let tee = TeeReader::new(&mut *raw, &mut sink);
-            let (compression, dec) =
-                layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+        let mut sink = BlobSink { hasher: Hasher::default(), writer };
+        let split = RefCell::new(Split::default());
+        let (stats, diff_id, diff_size) = {
+            let tee = TeeReader::new(&mut raw, &mut sink);
+            let (_, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
             let mut hashing = HashingReader::new(dec);
+            let mut recorder = Recorder::new(&mut hashing, record.then_some(&split));
             let opts = ApplyOptions {
                 format: self.snapshots.format(),
                 lowers: lower_dirs,
                 before_lower_lookup: Some(wait_lowers),
+                split: record.then_some(&split),
             };
-            let stats = layer::apply(&mut hashing, &diff, &opts).map_err(|e| match e {
-                Error::Stream { context, source } => Error::Stream {
-                    context: format!("layer {}: {context}", spec.label),
-                    source,
-                },
-                Error::BadEntry { entry, reason } => Error::BadEntry {
-                    entry,
-                    reason: format!("{reason} (in layer {})", spec.label),
-                },
+            let stats = layer::apply(&mut recorder, &diff, &opts).map_err(|e| match e {
+                Error::Stream { context, source } => {
+                    Error::Stream { context: format!("layer {}: {context}", spec.label), source }
+                }
+                Error::BadEntry { entry, reason } => {
+                    Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) }
+                }
                 e => e,
             })?;
+            // Trailing blocks after the end of the archive belong to the tar too.
+            io::copy(&mut recorder, &mut io::sink()).map_err(read_err)?;
+            drop(recorder);
             let (d, n) = hashing.drain_finish().map_err(read_err)?;
-            (stats, d, n, compression)
+            (stats, d, n)
         };
-        io::copy(raw, &mut sink).map_err(read_err)?;
+        io::copy(&mut raw, &mut sink).map_err(read_err)?;
         let blob_size = sink.hasher.len();
         let blob = sink.hasher.clone().finish();
         if let Some(want) = &spec.blob {
@@ -258,10 +272,21 @@ impl Unpacker<'_> {
                 });
             }
         }
-        let media_type = spec
-            .media_type
-            .clone()
-            .unwrap_or_else(|| compression.oci_layer_media_type().to_string());
+        let mut has_split = false;
+        if record {
+            let split = split.into_inner();
+            if split.is_usable() {
+                split.save(&work.path().join(SPLIT_FILE))?;
+                has_split = true;
+            } else if !self.content.has(&blob) {
+                // The layer rewrote its own files, so its directory cannot rebuild the tar: keep the blob after all.
+                let reopen = reopen.expect("recording implies a source that can be re-read");
+                let mut w = self.content.writer()?;
+                io::copy(&mut reopen()?, &mut w).map_err(read_err)?;
+                sink.writer = Some(w);
+            }
+        }
+        let media_type = spec.media_type.clone().unwrap_or_else(|| compression.oci_layer_media_type().to_string());
         Ok(Built {
             work,
             writer: sink.writer,
@@ -271,16 +296,12 @@ impl Unpacker<'_> {
             diff_size,
             size: stats.file_bytes,
             media_type,
+            split: has_split,
         })
     }
 
     /// Commit the blob, rename the tree into place, mark the layer ready.
-    fn install(
-        &self,
-        store: &mut Store,
-        built: Built,
-        mut rec: LayerRecord,
-    ) -> Result<LayerRecord> {
+    fn install(&self, store: &mut Store, built: Built, mut rec: LayerRecord) -> Result<LayerRecord> {
         let final_dir = self.layers_dir.join(rec.chain_id.hex());
         // A process killed between rename and marking ready leaves the directory behind.
         crate::tree::remove(&final_dir)?;
@@ -294,6 +315,7 @@ impl Unpacker<'_> {
         rec.media_type = built.media_type;
         rec.diff_size = built.diff_size;
         rec.size = built.size;
+        rec.split = built.split;
         store.layer_ready(&rec)?;
         Ok(rec)
     }

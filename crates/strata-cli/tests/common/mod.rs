@@ -26,14 +26,8 @@ pub struct Strata {
 
 impl Strata {
     pub fn new(driver: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("strata-test-")
-            .tempdir_in(test_tmp())
-            .unwrap();
-        Strata {
-            dir,
-            driver: driver.to_string(),
-        }
+        let dir = tempfile::Builder::new().prefix("strata-test-").tempdir_in(test_tmp()).unwrap();
+        Strata { dir, driver: driver.to_string() }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -42,10 +36,7 @@ impl Strata {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--root")
-            .arg(self.root())
-            .arg("--storage-driver")
-            .arg(&self.driver);
+        c.arg("--root").arg(self.root()).arg("--storage-driver").arg(&self.driver);
         c.env_remove("STRATA_ROOT");
         c
     }
@@ -75,10 +66,7 @@ impl Strata {
             "strata {args:?} should have failed; stdout: {}",
             String::from_utf8_lossy(&o.stdout)
         );
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -145,11 +133,8 @@ impl Drop for Strata {
         // Never leave a mount behind, even when a test failed midway.
         if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
             let root = self.root().display().to_string();
-            let mut targets: Vec<&str> = info
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4))
-                .filter(|t| t.starts_with(&root))
-                .collect();
+            let mut targets: Vec<&str> =
+                info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|t| t.starts_with(&root)).collect();
             targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
             for t in targets {
                 let _ = Command::new("umount").arg("-l").arg(t).status();
@@ -216,17 +201,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
             ('p', String::new())
         };
         let rel = p.strip_prefix(root).unwrap().display().to_string();
-        out.insert(
-            rel,
-            Node {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                data,
-                ino: md.ino(),
-            },
-        );
+        out.insert(rel, Node { kind, mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid(), data, ino: md.ino() });
         if ft.is_dir() {
             walk(root, &p, out);
         }
@@ -235,9 +210,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
 
 /// Files of a tree without inode numbers, for equality across stores.
 pub fn shape(t: &BTreeMap<String, Node>) -> BTreeMap<String, (char, u32, u32, u32, String)> {
-    t.iter()
-        .map(|(k, n)| (k.clone(), (n.kind, n.mode, n.uid, n.gid, n.data.clone())))
-        .collect()
+    t.iter().map(|(k, n)| (k.clone(), (n.kind, n.mode, n.uid, n.gid, n.data.clone()))).collect()
 }
 
 /// Builds a layer tar entry by entry.
@@ -259,18 +232,14 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 
 impl LayerTar {
     pub fn new() -> Self {
-        LayerTar {
-            b: Some(tar::Builder::new(Vec::new())),
-        }
+        LayerTar { b: Some(tar::Builder::new(Vec::new())) }
     }
     fn b(&mut self) -> &mut tar::Builder<Vec<u8>> {
         self.b.as_mut().unwrap()
     }
     pub fn dir(mut self, path: &str) -> Self {
         let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        self.b()
-            .append_data(&mut h, path, std::io::empty())
-            .unwrap();
+        self.b().append_data(&mut h, path, std::io::empty()).unwrap();
         self
     }
     pub fn file(self, path: &str, content: &[u8]) -> Self {
@@ -289,10 +258,7 @@ impl LayerTar {
         self
     }
     pub fn whiteout(self, path: &str) -> Self {
-        let (dir, name) = path
-            .rsplit_once('/')
-            .map(|(d, n)| (format!("{d}/"), n))
-            .unwrap_or((String::new(), path));
+        let (dir, name) = path.rsplit_once('/').map(|(d, n)| (format!("{d}/"), n)).unwrap_or((String::new(), path));
         self.file(&format!("{dir}.wh.{name}"), b"")
     }
     pub fn opaque(self, dir: &str) -> Self {
@@ -310,16 +276,12 @@ impl LayerTar {
     }
     pub fn fifo(mut self, path: &str) -> Self {
         let mut h = header(tar::EntryType::Fifo, 0o600, 0);
-        self.b()
-            .append_data(&mut h, path, std::io::empty())
-            .unwrap();
+        self.b().append_data(&mut h, path, std::io::empty()).unwrap();
         self
     }
     pub fn xattr_file(mut self, path: &str, content: &[u8], key: &str, value: &[u8]) -> Self {
         let k = format!("SCHILY.xattr.{key}");
-        self.b()
-            .append_pax_extensions([(k.as_str(), value)])
-            .unwrap();
+        self.b().append_pax_extensions([(k.as_str(), value)]).unwrap();
         self.file(path, content)
     }
     /// An entry whose name is written raw into the header (for `../` names
@@ -348,27 +310,21 @@ pub struct TestImage {
 impl TestImage {
     pub fn new(tag: &str, layers: Vec<Vec<u8>>) -> Self {
         let created_by = (0..layers.len()).map(|i| format!("layer {i}")).collect();
-        TestImage {
-            tags: vec![tag.to_string()],
-            layers,
-            created_by,
-        }
+        TestImage { tags: vec![tag.to_string()], layers, created_by }
     }
 }
 
 /// The config JSON of a test image (its digest is the image ID).
 pub fn config_for(img: &TestImage) -> Vec<u8> {
-    let diff_ids: Vec<String> = img
-        .layers
-        .iter()
-        .map(|l| format!("sha256:{}", sha256_hex(l)))
-        .collect();
+    let diff_ids: Vec<String> = img.layers.iter().map(|l| format!("sha256:{}", sha256_hex(l))).collect();
     let mut history: Vec<serde_json::Value> = img
         .created_by
         .iter()
         .map(|c| serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": c}))
         .collect();
-    history.push(serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": "CMD [\"sh\"]", "empty_layer": true}));
+    history.push(
+        serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": "CMD [\"sh\"]", "empty_layer": true}),
+    );
     serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
@@ -398,15 +354,9 @@ pub fn docker_archive(images: &[TestImage]) -> Vec<u8> {
             put(&mut b, &n, l);
             names.push(n);
         }
-        manifest.push(
-            serde_json::json!({"Config": config_name, "RepoTags": img.tags, "Layers": names}),
-        );
+        manifest.push(serde_json::json!({"Config": config_name, "RepoTags": img.tags, "Layers": names}));
     }
-    put(
-        &mut b,
-        "manifest.json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
+    put(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
     b.into_inner().unwrap()
 }
 
@@ -414,14 +364,8 @@ pub const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
 
 /// A tiny base layer with a shell from Debian's busybox-static.
 pub fn busybox_layer() -> Vec<u8> {
-    let bb = fs::read("/bin/busybox")
-        .expect("busybox-static is installed (apt-get install busybox-static)");
-    let mut t =
-        LayerTar::new()
-            .dir("bin")
-            .dir("etc")
-            .dir("tmp")
-            .file_mode("bin/busybox", &bb, 0o755);
+    let bb = fs::read("/bin/busybox").expect("busybox-static is installed (apt-get install busybox-static)");
+    let mut t = LayerTar::new().dir("bin").dir("etc").dir("tmp").file_mode("bin/busybox", &bb, 0o755);
     for c in ["sh", "ls", "cat", "echo", "true", "false", "rm"] {
         t = t.symlink(&format!("bin/{c}"), "busybox");
     }

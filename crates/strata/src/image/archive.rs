@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use super::reference::{familiar, split_tag, Reference};
 use super::{digest_of, is_index, parse_index, parse_manifest, pick_manifest, Platform, OCI_INDEX};
-use crate::content::ContentStore;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::decompress;
@@ -53,10 +52,7 @@ impl Read for EntryReader {
         let want = buf.len().min(left);
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "archive ends inside this entry",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside this entry"));
         }
         self.pos += n as u64;
         Ok(n)
@@ -116,11 +112,7 @@ impl Archive {
         let mut links = Vec::new();
         {
             let mut ar = tar::Archive::new(&file);
-            let err = |e: io::Error| {
-                Error::invalid(format!(
-                    "archive {label} is truncated or not a tar archive: {e}"
-                ))
-            };
+            let err = |e: io::Error| Error::invalid(format!("archive {label} is truncated or not a tar archive: {e}"));
             for entry in ar.entries_with_seek().map_err(err)? {
                 let entry = entry.map_err(err)?;
                 let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
@@ -128,19 +120,13 @@ impl Archive {
                 if kind.is_symlink() || kind.is_hard_link() {
                     if let Some(target) = entry.link_name_bytes() {
                         let target = String::from_utf8_lossy(&target).to_string();
-                        let base = if kind.is_symlink() {
-                            name.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
-                        } else {
-                            ""
-                        };
+                        let base =
+                            if kind.is_symlink() { name.rsplit_once('/').map(|(d, _)| d).unwrap_or("") } else { "" };
                         let resolved = normalize(&format!("{base}/{target}"));
                         links.push((name, resolved));
                     }
                 } else if kind.is_file() {
-                    let span = Span {
-                        offset: entry.raw_file_position(),
-                        size: entry.size(),
-                    };
+                    let span = Span { offset: entry.raw_file_position(), size: entry.size() };
                     if span.offset + span.size > file.metadata().at(label)?.len() {
                         return Err(Error::invalid(format!(
                             "archive {label} is truncated: entry {name:?} needs {} bytes past the end",
@@ -156,11 +142,7 @@ impl Archive {
                 entries.insert(name, s);
             }
         }
-        Ok(Archive {
-            file: Arc::new(file),
-            label: label.to_string(),
-            entries,
-        })
+        Ok(Archive { file: Arc::new(file), label: label.to_string(), entries })
     }
 
     /// Read an entry whole.
@@ -174,14 +156,11 @@ impl Archive {
 
     /// Stream an entry.
     pub fn reader(&self, name: &str) -> Result<EntryReader> {
-        let span = self.entries.get(&normalize(name)).ok_or_else(|| {
-            Error::invalid(format!("archive {} has no entry {name:?}", self.label))
-        })?;
-        Ok(EntryReader {
-            file: self.file.clone(),
-            pos: span.offset,
-            end: span.offset + span.size,
-        })
+        let span = self
+            .entries
+            .get(&normalize(name))
+            .ok_or_else(|| Error::invalid(format!("archive {} has no entry {name:?}", self.label)))?;
+        Ok(EntryReader { file: self.file.clone(), pos: span.offset, end: span.offset + span.size })
     }
 
     /// The archive's name for messages.
@@ -205,9 +184,7 @@ impl Archive {
 
     fn docker_images(&self) -> Result<Vec<ArchiveImage>> {
         let list: Vec<DockerManifestEntry> = serde_json::from_slice(&self.read("manifest.json")?)
-            .map_err(|e| {
-            Error::invalid(format!("{}: manifest.json is not valid: {e}", self.label))
-        })?;
+            .map_err(|e| Error::invalid(format!("{}: manifest.json is not valid: {e}", self.label)))?;
         let mut out = Vec::new();
         for m in list {
             let config = self.read(&m.config)?;
@@ -220,17 +197,10 @@ impl Archive {
                 .iter()
                 .map(|l| ArchiveLayer {
                     entry: l.clone(),
-                    digest: l
-                        .strip_prefix("blobs/sha256/")
-                        .and_then(|h| Digest::parse(h).ok()),
+                    digest: l.strip_prefix("blobs/sha256/").and_then(|h| Digest::parse(h).ok()),
                 })
                 .collect();
-            out.push(ArchiveImage {
-                config,
-                manifest: None,
-                tags,
-                layers,
-            });
+            out.push(ArchiveImage { config, manifest: None, tags, layers });
         }
         Ok(out)
     }
@@ -240,20 +210,14 @@ impl Archive {
     }
 
     fn oci_images(&self) -> Result<Vec<ArchiveImage>> {
-        let index = parse_index(
-            &self.read("index.json")?,
-            &format!("{}:index.json", self.label),
-        )?;
+        let index = parse_index(&self.read("index.json")?, &format!("{}:index.json", self.label))?;
         let mut out = Vec::new();
         for desc in index.manifests() {
             let mut tags = Vec::new();
             if let Some(a) = desc.annotations() {
-                let name = a
-                    .get("io.containerd.image.name")
-                    .or_else(|| a.get("org.opencontainers.image.ref.name"));
-                if let Some(r) = name
-                    .filter(|n| n.contains(':') || n.contains('/'))
-                    .and_then(|n| Reference::parse(n).ok())
+                let name = a.get("io.containerd.image.name").or_else(|| a.get("org.opencontainers.image.ref.name"));
+                if let Some(r) =
+                    name.filter(|n| n.contains(':') || n.contains('/')).and_then(|n| Reference::parse(n).ok())
                 {
                     tags.push(r.to_string());
                 }
@@ -276,18 +240,10 @@ impl Archive {
                 .iter()
                 .map(|l| {
                     let d = digest_of(l)?;
-                    Ok(ArchiveLayer {
-                        entry: Self::blob_entry(&d),
-                        digest: Some(d),
-                    })
+                    Ok(ArchiveLayer { entry: Self::blob_entry(&d), digest: Some(d) })
                 })
                 .collect::<Result<_>>()?;
-            out.push(ArchiveImage {
-                config,
-                manifest: Some(bytes),
-                tags,
-                layers,
-            });
+            out.push(ArchiveImage { config, manifest: Some(bytes), tags, layers });
         }
         Ok(out)
     }
@@ -323,9 +279,7 @@ impl std::str::FromStr for SaveFormat {
             "docker-archive" => Ok(SaveFormat::DockerArchive),
             "oci-archive" => Ok(SaveFormat::OciArchive),
             "oci-dir" => Ok(SaveFormat::OciDir),
-            _ => Err(Error::invalid(format!(
-                "unknown format {s:?}: want docker-archive, oci-archive or oci-dir"
-            ))),
+            _ => Err(Error::invalid(format!("unknown format {s:?}: want docker-archive, oci-archive or oci-dir"))),
         }
     }
 }
@@ -343,6 +297,15 @@ pub struct SaveImage {
     pub layers: Vec<LayerRecord>,
 }
 
+/// Where `save` reads blobs from: configs and manifests by digest, layer
+/// blobs by their layer (stored, or rebuilt from a tar-split).
+pub trait BlobSource {
+    /// A small blob, whole and verified.
+    fn read(&self, d: &Digest) -> Result<Vec<u8>>;
+    /// A layer's blob as a stream.
+    fn open_layer(&self, l: &LayerRecord) -> Result<Box<dyn Read + Send>>;
+}
+
 /// Something files can be put into: a tar stream or a directory.
 trait Sink {
     fn put(&mut self, name: &str, size: u64, data: &mut dyn Read) -> Result<()>;
@@ -357,9 +320,7 @@ impl<W: Write> Sink for TarSink<W> {
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
-        self.0
-            .append_data(&mut h, name, data)
-            .map_err(|e| Error::stream(format!("writing {name}"), e))
+        self.0.append_data(&mut h, name, data).map_err(|e| Error::stream(format!("writing {name}"), e))
     }
 }
 
@@ -378,11 +339,7 @@ impl Sink for DirSink {
 }
 
 /// Write images as a docker-archive tar to `out`.
-pub fn write_docker_archive<W: Write>(
-    content: &ContentStore,
-    images: &[SaveImage],
-    out: W,
-) -> Result<W> {
+pub fn write_docker_archive<W: Write>(content: &dyn BlobSource, images: &[SaveImage], out: W) -> Result<W> {
     let mut sink = TarSink(tar::Builder::new(out));
     let mut written = HashSet::new();
     let mut manifest = Vec::new();
@@ -412,26 +369,16 @@ pub fn write_docker_archive<W: Write>(
     }
     let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     sink.put("manifest.json", bytes.len() as u64, &mut bytes.as_slice())?;
-    sink.0
-        .into_inner()
-        .map_err(|e| Error::stream("finishing archive", e))
+    sink.0.into_inner().map_err(|e| Error::stream("finishing archive", e))
 }
 
 /// Decompress a stored layer blob into the sink, checking it against the diff ID.
-fn put_layer_tar(
-    content: &ContentStore,
-    l: &LayerRecord,
-    name: &str,
-    sink: &mut dyn Sink,
-) -> Result<()> {
-    let blob = io::BufReader::with_capacity(1 << 20, content.open_blob(&l.blob)?);
-    let (_, r) =
-        decompress(blob).map_err(|e| Error::stream(format!("reading blob {}", l.blob), e))?;
+fn put_layer_tar(content: &dyn BlobSource, l: &LayerRecord, name: &str, sink: &mut dyn Sink) -> Result<()> {
+    let blob = io::BufReader::with_capacity(1 << 20, content.open_layer(l)?);
+    let (_, r) = decompress(blob).map_err(|e| Error::stream(format!("reading blob {}", l.blob), e))?;
     let mut hashing = HashingReader::new(r.take(l.diff_size));
     sink.put(name, l.diff_size, &mut hashing)?;
-    let (got, len) = hashing
-        .drain_finish()
-        .map_err(|e| Error::stream(format!("reading blob {}", l.blob), e))?;
+    let (got, len) = hashing.drain_finish().map_err(|e| Error::stream(format!("reading blob {}", l.blob), e))?;
     if got != l.diff_id || len != l.diff_size {
         return Err(Error::DigestMismatch {
             what: format!("stored layer {}", l.chain_id),
@@ -442,39 +389,50 @@ fn put_layer_tar(
     Ok(())
 }
 
-fn put_blob(content: &ContentStore, d: &Digest, sink: &mut dyn Sink) -> Result<()> {
-    let size = content.size(d)?;
-    let mut f = content.open_blob(d)?;
-    sink.put(&format!("blobs/sha256/{}", d.hex()), size, &mut f)
+fn put_config(content: &dyn BlobSource, d: &Digest, sink: &mut dyn Sink) -> Result<()> {
+    let bytes = content.read(d)?;
+    sink.put(&format!("blobs/sha256/{}", d.hex()), bytes.len() as u64, &mut bytes.as_slice())
 }
 
-fn write_oci(content: &ContentStore, images: &[SaveImage], sink: &mut dyn Sink) -> Result<()> {
+/// A layer blob as stored, checked against its digest as it streams.
+fn put_layer_blob(content: &dyn BlobSource, l: &LayerRecord, sink: &mut dyn Sink) -> Result<()> {
+    let mut hashing = HashingReader::new(content.open_layer(l)?.take(l.blob_size));
+    sink.put(&format!("blobs/sha256/{}", l.blob.hex()), l.blob_size, &mut hashing)?;
+    let (got, _) = hashing.drain_finish().map_err(|e| Error::stream(format!("reading blob {}", l.blob), e))?;
+    if got != l.blob {
+        return Err(Error::DigestMismatch {
+            what: format!("stored layer {}", l.chain_id),
+            expected: l.blob.to_string(),
+            actual: got.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn write_oci(content: &dyn BlobSource, images: &[SaveImage], sink: &mut dyn Sink) -> Result<()> {
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     sink.put("oci-layout", layout.len() as u64, &mut &layout[..])?;
     let mut written = HashSet::new();
     let mut manifests = Vec::new();
     for img in images {
-        for d in img
-            .layers
-            .iter()
-            .map(|l| &l.blob)
-            .chain([&img.config, &img.manifest])
-        {
+        for l in &img.layers {
+            if written.insert(l.blob.clone()) {
+                put_layer_blob(content, l, sink)?;
+            }
+        }
+        for d in [&img.config, &img.manifest] {
             if written.insert(d.clone()) {
-                put_blob(content, d, sink)?;
+                put_config(content, d, sink)?;
             }
         }
         let bytes = content.read(&img.manifest)?;
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
-            .and_then(|v| {
-                v.get("mediaType")
-                    .and_then(|m| m.as_str())
-                    .map(String::from)
-            })
+            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(String::from))
             .unwrap_or_else(|| super::OCI_MANIFEST.to_string());
         let entry = |tag: Option<&String>| {
-            let mut v = serde_json::json!({"mediaType": media_type, "digest": img.manifest.as_str(), "size": bytes.len()});
+            let mut v =
+                serde_json::json!({"mediaType": media_type, "digest": img.manifest.as_str(), "size": bytes.len()});
             if let Some(t) = tag {
                 v["annotations"] = serde_json::json!({
                     "org.opencontainers.image.ref.name": t,
@@ -490,26 +448,19 @@ fn write_oci(content: &ContentStore, images: &[SaveImage], sink: &mut dyn Sink) 
             manifests.push(entry(Some(t)));
         }
     }
-    let index =
-        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     let bytes = serde_json::to_vec(&index).expect("index serializes");
     sink.put("index.json", bytes.len() as u64, &mut bytes.as_slice())
 }
 
 /// Write images as an OCI layout in a tar.
-pub fn write_oci_archive<W: Write>(
-    content: &ContentStore,
-    images: &[SaveImage],
-    out: W,
-) -> Result<W> {
+pub fn write_oci_archive<W: Write>(content: &dyn BlobSource, images: &[SaveImage], out: W) -> Result<W> {
     let mut sink = TarSink(tar::Builder::new(out));
     write_oci(content, images, &mut sink)?;
-    sink.0
-        .into_inner()
-        .map_err(|e| Error::stream("finishing archive", e))
+    sink.0.into_inner().map_err(|e| Error::stream("finishing archive", e))
 }
 
 /// Write images as an OCI layout into the (new, empty) directory `dir`.
-pub fn write_oci_dir(content: &ContentStore, images: &[SaveImage], dir: &Path) -> Result<()> {
+pub fn write_oci_dir(content: &dyn BlobSource, images: &[SaveImage], dir: &Path) -> Result<()> {
     write_oci(content, images, &mut DirSink(dir.to_path_buf()))
 }

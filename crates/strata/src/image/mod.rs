@@ -24,36 +24,26 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 
 /// Parse an image config, naming the blob when it is not one.
 pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfiguration> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("image config {what} is not valid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("image config {what} is not valid: {e}")))
 }
 
 /// The config's diff IDs, validated.
 pub fn diff_ids(cfg: &ImageConfiguration) -> Result<Vec<Digest>> {
-    cfg.rootfs()
-        .diff_ids()
-        .iter()
-        .map(|d| Digest::parse(d))
-        .collect()
+    cfg.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect()
 }
 
 /// Seconds since the epoch of an RFC 3339 time; 0 when absent or unreadable.
 pub fn parse_time(s: Option<&str>) -> i64 {
-    s.and_then(|s| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-    })
-    .map(|t| t.unix_timestamp())
-    .unwrap_or(0)
+    s.and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
 }
 
 /// Format seconds since the epoch as RFC 3339 (UTC).
 pub fn format_time(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -69,23 +59,14 @@ pub struct LayerDescriptor {
 }
 
 fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Result<Descriptor> {
-    let d: oci_spec::image::Digest = digest
-        .as_str()
-        .parse()
-        .map_err(|e| Error::invalid(format!("digest {digest}: {e}")))?;
+    let d: oci_spec::image::Digest =
+        digest.as_str().parse().map_err(|e| Error::invalid(format!("digest {digest}: {e}")))?;
     Ok(Descriptor::new(MediaType::from(media_type), size, d))
 }
 
 /// Write an OCI manifest for a config and layer blobs.
-pub fn make_manifest(
-    config: &Digest,
-    config_size: u64,
-    layers: &[LayerDescriptor],
-) -> Result<Vec<u8>> {
-    let layers = layers
-        .iter()
-        .map(|l| descriptor(&l.media_type, &l.digest, l.size))
-        .collect::<Result<Vec<_>>>()?;
+pub fn make_manifest(config: &Digest, config_size: u64, layers: &[LayerDescriptor]) -> Result<Vec<u8>> {
+    let layers = layers.iter().map(|l| descriptor(&l.media_type, &l.digest, l.size)).collect::<Result<Vec<_>>>()?;
     let m = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -98,8 +79,7 @@ pub fn make_manifest(
 
 /// Parse a manifest, naming it when it is not one.
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("manifest {what} is not valid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("manifest {what} is not valid: {e}")))
 }
 
 /// Whether a manifest document (by its mediaType field) is an index / manifest list.
@@ -112,10 +92,8 @@ pub fn is_index(bytes: &[u8]) -> bool {
     }
     match serde_json::from_slice::<Probe>(bytes) {
         Ok(p) => {
-            matches!(
-                p.media_type.as_deref(),
-                Some(OCI_INDEX) | Some(DOCKER_MANIFEST_LIST)
-            ) || (p.media_type.is_none() && p.manifests.is_some())
+            matches!(p.media_type.as_deref(), Some(OCI_INDEX) | Some(DOCKER_MANIFEST_LIST))
+                || (p.media_type.is_none() && p.manifests.is_some())
         }
         Err(_) => false,
     }
@@ -123,8 +101,7 @@ pub fn is_index(bytes: &[u8]) -> bool {
 
 /// Parse an index.
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("index {what} is not valid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("index {what} is not valid: {e}")))
 }
 
 /// A platform: os, architecture and optional variant.
@@ -148,30 +125,20 @@ impl Platform {
             "powerpc64" => "ppc64le",
             other => other,
         };
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: None,
-        }
+        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
     }
 
     /// Parse `OS/ARCH[/VARIANT]`.
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: None,
-            }),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: Some(v.to_string()),
-            }),
-            _ => Err(Error::invalid(format!(
-                "invalid platform {s:?}: want OS/ARCH[/VARIANT]"
-            ))),
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
+            }
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
+                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: Some(v.to_string()) })
+            }
+            _ => Err(Error::invalid(format!("invalid platform {s:?}: want OS/ARCH[/VARIANT]"))),
         }
     }
 }
@@ -197,10 +164,7 @@ pub fn pick_manifest(index: &ImageIndex, want: &Platform) -> Result<Descriptor> 
                 "{}/{}{}",
                 want.os,
                 want.architecture,
-                want.variant
-                    .as_ref()
-                    .map(|v| format!("/{v}"))
-                    .unwrap_or_default()
+                want.variant.as_ref().map(|v| format!("/{v}")).unwrap_or_default()
             ),
         )),
     }

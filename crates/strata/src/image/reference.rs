@@ -25,8 +25,7 @@ pub struct Reference {
 
 fn valid_component(c: &str) -> bool {
     !c.is_empty()
-        && c.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && c.as_bytes()[0].is_ascii_alphanumeric()
         && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
 }
@@ -34,8 +33,7 @@ fn valid_component(c: &str) -> bool {
 fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && (t.as_bytes()[0].is_ascii_alphanumeric() || t.as_bytes()[0] == b'_')
 }
 
@@ -48,9 +46,7 @@ impl Reference {
             None => (s, None),
         };
         let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => {
-                (&rest[..i], Some(rest[i + 1..].to_string()))
-            }
+            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
             _ => (rest, None),
         };
         if let Some(t) = &tag {
@@ -62,9 +58,7 @@ impl Reference {
             return Err(bad("empty name"));
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
                 (first.to_string(), path.to_string())
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
@@ -73,26 +67,12 @@ impl Reference {
             return Err(bad("repository name must be lowercase"));
         }
         if !path.split('/').all(valid_component) {
-            return Err(bad(
-                "repository name must be lowercase letters, digits and separators",
-            ));
+            return Err(bad("repository name must be lowercase letters, digits and separators"));
         }
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
-        };
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        let repository =
+            if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path };
+        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
+        Ok(Reference { registry, repository, tag, digest })
     }
 
     /// `registry/repository`.
@@ -149,20 +129,13 @@ mod tests {
             ("quay.io/x/y:v", "quay.io/x/y:v"),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                Reference::parse(input).unwrap().to_string(),
-                want,
-                "{input}"
-            );
+            assert_eq!(Reference::parse(input).unwrap().to_string(), want, "{input}");
         }
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.digest.unwrap().as_str(), d);
-        assert_eq!(
-            Reference::parse("busybox").unwrap().familiar_name(),
-            "busybox"
-        );
+        assert_eq!(Reference::parse("busybox").unwrap().familiar_name(), "busybox");
     }
 
     #[test]

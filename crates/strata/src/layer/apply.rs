@@ -10,6 +10,7 @@
 //! directory is checked not to be a symlink before anything is created
 //! under it, so no entry, however crafted, writes outside the root.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +21,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
 
+use super::split::Split;
 use super::{DiffFormat, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
@@ -33,6 +35,9 @@ pub struct ApplyOptions<'a> {
     /// Called once before the first lookup in `lowers`: layers may be
     /// unpacked in parallel, and this waits until the lower ones are in place.
     pub before_lower_lookup: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
+    /// Record a tar-split while applying: the reader must be a
+    /// [`super::split::Recorder`] over the same split.
+    pub split: Option<&'a RefCell<Split>>,
 }
 
 /// What an apply did.
@@ -66,9 +71,7 @@ pub fn apply<R: Read>(reader: R, root: &Path, opts: &ApplyOptions<'_>) -> Result
         buf: vec![0u8; 256 * 1024],
         lowers_waited: false,
     };
-    let entries = ar
-        .entries()
-        .map_err(|e| Error::stream("reading layer tar", e))?;
+    let entries = ar.entries().map_err(|e| Error::stream("reading layer tar", e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::stream("reading layer tar", e))?;
         applier.entry(&mut entry)?;
@@ -99,10 +102,7 @@ fn clean(raw: &Path) -> Result<PathBuf> {
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir => {
                 if !out.pop() {
-                    return Err(Error::entry(
-                        raw,
-                        "path escapes the layer root through '..'",
-                    ));
+                    return Err(Error::entry(raw, "path escapes the layer root through '..'"));
                 }
             }
             Component::Prefix(_) => return Err(Error::entry(raw, "path has a prefix")),
@@ -136,20 +136,13 @@ impl Applier<'_> {
         {
             return Ok(());
         }
-        let raw = e
-            .path()
-            .map_err(|err| Error::stream("reading layer tar entry path", err))?
-            .into_owned();
+        let raw = e.path().map_err(|err| Error::stream("reading layer tar entry path", err))?.into_owned();
         let rel = clean(&raw)?;
         if rel.as_os_str().is_empty() {
             // The layer root itself ("./"): its metadata belongs to the snapshot, not the layer.
             return Ok(());
         }
-        let name = rel
-            .file_name()
-            .expect("non-empty normal path")
-            .as_bytes()
-            .to_vec();
+        let name = rel.file_name().expect("non-empty normal path").as_bytes().to_vec();
         self.ensure_parent(&rel, &raw)?;
         if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             self.whiteout(&rel, &raw, &name)?;
@@ -164,7 +157,7 @@ impl Applier<'_> {
                 match fs::symlink_metadata(&full) {
                     Ok(md) if md.is_dir() => {}
                     Ok(_) => {
-                        remove_any(&full)?;
+                        self.replace(&rel, &full)?;
                         fs::create_dir(&full).at(&full)?;
                     }
                     Err(_) => fs::create_dir(&full).at(&full)?,
@@ -174,11 +167,17 @@ impl Applier<'_> {
                 self.known_dirs.insert(rel.clone());
             }
             T::Regular | T::Continuous => {
-                let file = self.create_file(&full)?;
+                let file = self.create_file(&rel, &full)?;
+                let recording = self.opts.split.filter(|_| e.size() > 0);
+                if let Some(sp) = recording {
+                    sp.borrow_mut().begin_file();
+                }
                 let n = self.copy_data(e, &file, &raw)?;
+                if let Some(sp) = recording {
+                    sp.borrow_mut().end_file(&rel, n);
+                }
                 self.stats.file_bytes += n;
-                set_meta_fd(&file, &meta)
-                    .map_err(|err| Error::entry(&raw, format!("setting metadata: {err}")))?;
+                set_meta_fd(&file, &meta).map_err(|err| Error::entry(&raw, format!("setting metadata: {err}")))?;
             }
             T::Symlink => {
                 let target = e
@@ -186,7 +185,7 @@ impl Applier<'_> {
                     .map_err(|err| Error::stream("reading symlink target", err))?
                     .ok_or_else(|| Error::entry(&raw, "symlink without a target"))?
                     .into_owned();
-                remove_any(&full)?;
+                self.replace(&rel, &full)?;
                 std::os::unix::fs::symlink(&target, &full).at(&full)?;
                 self.set_meta_path(&full, &meta, &raw, true)?;
             }
@@ -202,10 +201,9 @@ impl Applier<'_> {
                 if fs::symlink_metadata(&target_full).is_err() {
                     self.copy_up_link_target(&target, &raw)?;
                 }
-                remove_any(&full)?;
-                fs::hard_link(&target_full, &full).map_err(|err| {
-                    Error::entry(&raw, format!("hardlink to {}: {err}", target_raw.display()))
-                })?;
+                self.replace(&rel, &full)?;
+                fs::hard_link(&target_full, &full)
+                    .map_err(|err| Error::entry(&raw, format!("hardlink to {}: {err}", target_raw.display())))?;
             }
             T::Char | T::Block | T::Fifo => {
                 let ft = match kind {
@@ -215,7 +213,7 @@ impl Applier<'_> {
                 };
                 let major = e.header().device_major().ok().flatten().unwrap_or(0);
                 let minor = e.header().device_minor().ok().flatten().unwrap_or(0);
-                remove_any(&full)?;
+                self.replace(&rel, &full)?;
                 rustix::fs::mknodat(
                     CWD,
                     &full,
@@ -226,12 +224,7 @@ impl Applier<'_> {
                 .map_err(|err| Error::entry(&raw, format!("mknod: {err}")))?;
                 self.set_meta_path(&full, &meta, &raw, false)?;
             }
-            other => {
-                return Err(Error::entry(
-                    &raw,
-                    format!("unsupported tar entry type {other:?}"),
-                ))
-            }
+            other => return Err(Error::entry(&raw, format!("unsupported tar entry type {other:?}"))),
         }
         self.created.insert(rel);
         self.stats.entries += 1;
@@ -257,19 +250,14 @@ impl Applier<'_> {
             match fs::symlink_metadata(&full) {
                 Ok(md) if md.is_dir() => {}
                 Ok(md) if md.file_type().is_symlink() => {
-                    let to = fs::read_link(&full)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
+                    let to = fs::read_link(&full).map(|t| t.display().to_string()).unwrap_or_default();
                     return Err(Error::entry(
                         raw,
-                        format!(
-                            "would be written through the symlink {} -> {to}; refused",
-                            cur.display()
-                        ),
+                        format!("would be written through the symlink {} -> {to}; refused", cur.display()),
                     ));
                 }
                 Ok(_) => {
-                    remove_any(&full)?;
+                    self.replace(&cur, &full)?;
                     fs::create_dir(&full).at(&full)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -295,12 +283,13 @@ impl Applier<'_> {
             let p = lower.join(rel);
             match fs::symlink_metadata(&p) {
                 Ok(md) if md.file_type().is_symlink() => {
-                    let to = fs::read_link(&p)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
+                    let to = fs::read_link(&p).map(|t| t.display().to_string()).unwrap_or_default();
                     return Err(Error::entry(
                         raw,
-                        format!("would be written through the symlink {} -> {to} of a lower layer; refused", rel.display()),
+                        format!(
+                            "would be written through the symlink {} -> {to} of a lower layer; refused",
+                            rel.display()
+                        ),
                     ));
                 }
                 Ok(_) => return Ok(()),
@@ -323,10 +312,8 @@ impl Applier<'_> {
         if name == OPAQUE_MARKER.as_bytes() {
             let dir = self.root.join(parent);
             match self.opts.format {
-                DiffFormat::Overlay => {
-                    rustix::fs::lsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                        .map_err(|e| Error::entry(raw, format!("marking directory opaque: {e}")))?
-                }
+                DiffFormat::Overlay => rustix::fs::lsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(|e| Error::entry(raw, format!("marking directory opaque: {e}")))?,
                 DiffFormat::Merged => self.clear_lower(parent)?,
             }
             return Ok(());
@@ -341,16 +328,15 @@ impl Applier<'_> {
             return Ok(());
         }
         let full = self.root.join(&target);
+        if self.created_under(&target) {
+            if let Some(sp) = self.opts.split {
+                sp.borrow_mut().lossy = true;
+            }
+        }
         remove_any(&full)?;
         if self.opts.format == DiffFormat::Overlay {
-            rustix::fs::mknodat(
-                CWD,
-                &full,
-                FileType::CharacterDevice,
-                Mode::empty(),
-                rustix::fs::makedev(0, 0),
-            )
-            .map_err(|e| Error::entry(raw, format!("creating whiteout device: {e}")))?;
+            rustix::fs::mknodat(CWD, &full, FileType::CharacterDevice, Mode::empty(), rustix::fs::makedev(0, 0))
+                .map_err(|e| Error::entry(raw, format!("creating whiteout device: {e}")))?;
         }
         self.known_dirs.retain(|d| !d.starts_with(&target));
         Ok(())
@@ -363,7 +349,7 @@ impl Applier<'_> {
         for child in fs::read_dir(&full).at(&full)? {
             let child = child.at(&full)?;
             let rel = dir.join(child.file_name());
-            if self.created.contains(&rel) {
+            if self.created.contains(&rel) || self.created_under(&rel) {
                 if child.file_type().at(child.path())?.is_dir() {
                     self.clear_lower(&rel)?;
                 }
@@ -373,6 +359,11 @@ impl Applier<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether this layer wrote anything below `rel`.
+    fn created_under(&self, rel: &Path) -> bool {
+        self.created.iter().any(|c| c != rel && c.starts_with(rel))
     }
 
     /// A hardlink whose target is not in this layer: in overlay form the
@@ -393,37 +384,35 @@ impl Applier<'_> {
                 }
             }
         }
-        Err(Error::entry(
-            raw,
-            format!("hardlink target {} does not exist", target.display()),
-        ))
+        Err(Error::entry(raw, format!("hardlink target {} does not exist", target.display())))
     }
 
-    fn create_file(&self, full: &Path) -> Result<File> {
-        let open = || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .mode(0o600)
-                .open(full)
-        };
+    fn create_file(&mut self, rel: &Path, full: &Path) -> Result<File> {
+        let open =
+            || OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(full);
         match open() {
             Ok(f) => Ok(f),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                remove_any(full)?;
+                self.replace(rel, full)?;
                 open().at(full)
             }
             Err(e) => Err(e).at(full),
         }
     }
 
-    fn copy_data<R: Read>(
-        &mut self,
-        e: &mut tar::Entry<'_, R>,
-        mut file: &File,
-        raw: &Path,
-    ) -> Result<u64> {
+    /// Remove what is at `rel` before writing something else there. If this
+    /// layer wrote it, the directory no longer matches the tar: a tar-split
+    /// being recorded cannot rebuild it.
+    fn replace(&mut self, rel: &Path, full: &Path) -> Result<()> {
+        if self.created.contains(rel) {
+            if let Some(sp) = self.opts.split {
+                sp.borrow_mut().lossy = true;
+            }
+        }
+        remove_any(full)
+    }
+
+    fn copy_data<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, mut file: &File, raw: &Path) -> Result<u64> {
         let mut total = 0u64;
         loop {
             let n = match e.read(&mut self.buf) {
@@ -432,10 +421,7 @@ impl Applier<'_> {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
                     return Err(Error::stream(
-                        format!(
-                            "reading data of layer entry {:?}",
-                            raw.display().to_string()
-                        ),
+                        format!("reading data of layer entry {:?}", raw.display().to_string()),
                         err,
                     ))
                 }
@@ -444,40 +430,29 @@ impl Applier<'_> {
             total += n as u64;
         }
         if total != e.size() {
-            return Err(Error::entry(
-                raw,
-                format!("truncated: {total} of {} bytes", e.size()),
-            ));
+            return Err(Error::entry(raw, format!("truncated: {total} of {} bytes", e.size())));
         }
         Ok(total)
     }
 
     fn meta<R: Read>(&self, e: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Meta> {
         let h = e.header();
-        let bad =
-            |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} in header: {err}"));
+        let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} in header: {err}"));
         let mut meta = Meta {
             mode: h.mode().map_err(|err| bad("mode", err))?,
             uid: h.uid().map_err(|err| bad("uid", err))?,
             gid: h.gid().map_err(|err| bad("gid", err))?,
-            mtime: Timespec {
-                tv_sec: h.mtime().map_err(|err| bad("mtime", err))? as i64,
-                tv_nsec: 0,
-            },
+            mtime: Timespec { tv_sec: h.mtime().map_err(|err| bad("mtime", err))? as i64, tv_nsec: 0 },
             xattrs: Vec::new(),
         };
-        if let Some(pax) = e
-            .pax_extensions()
-            .map_err(|err| Error::stream("reading pax header", err))?
-        {
+        if let Some(pax) = e.pax_extensions().map_err(|err| Error::stream("reading pax header", err))? {
             for ext in pax {
                 let ext = ext.map_err(|err| Error::stream("reading pax header", err))?;
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     // overlayfs' own xattrs would change what lower layers show; never take them from a tar.
                     if !name.starts_with(b"trusted.overlay.") {
-                        meta.xattrs
-                            .push((name.to_vec(), ext.value_bytes().to_vec()));
+                        meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
                     }
                 } else if key == b"mtime" {
                     if let Some(t) = parse_pax_time(ext.value_bytes()) {
@@ -500,33 +475,21 @@ impl Applier<'_> {
         )
         .map_err(|e| err("chown", e))?;
         if !is_symlink {
-            rustix::fs::chmodat(
-                CWD,
-                full,
-                Mode::from_raw_mode(m.mode & 0o7777),
-                AtFlags::empty(),
-            )
-            .map_err(|e| err("chmod", e))?;
+            rustix::fs::chmodat(CWD, full, Mode::from_raw_mode(m.mode & 0o7777), AtFlags::empty())
+                .map_err(|e| err("chmod", e))?;
         }
         for (k, v) in &m.xattrs {
             set_xattr(|| rustix::fs::lsetxattr(full, OsStr::from_bytes(k), v, XattrFlags::empty()))
                 .map_err(|e| err("setxattr", e))?;
         }
-        let ts = Timestamps {
-            last_access: m.mtime,
-            last_modification: m.mtime,
-        };
-        rustix::fs::utimensat(CWD, full, &ts, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| err("utimensat", e))
+        let ts = Timestamps { last_access: m.mtime, last_modification: m.mtime };
+        rustix::fs::utimensat(CWD, full, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| err("utimensat", e))
     }
 
     fn finish(self) -> Result<ApplyStats> {
         for (rel, t) in self.dir_times.iter().rev() {
             let full = self.root.join(rel);
-            let ts = Timestamps {
-                last_access: *t,
-                last_modification: *t,
-            };
+            let ts = Timestamps { last_access: *t, last_modification: *t };
             // A later whiteout may have removed the directory.
             match rustix::fs::utimensat(CWD, &full, &ts, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
@@ -546,23 +509,13 @@ fn set_xattr(f: impl FnOnce() -> rustix::io::Result<()>) -> rustix::io::Result<(
 }
 
 fn set_meta_fd(f: &File, m: &Meta) -> rustix::io::Result<()> {
-    rustix::fs::fchown(
-        f,
-        Some(Uid::from_raw(m.uid as u32)),
-        Some(Gid::from_raw(m.gid as u32)),
-    )?;
+    rustix::fs::fchown(f, Some(Uid::from_raw(m.uid as u32)), Some(Gid::from_raw(m.gid as u32)))?;
     // After chown: chown clears set-id bits.
     rustix::fs::fchmod(f, Mode::from_raw_mode(m.mode & 0o7777))?;
     for (k, v) in &m.xattrs {
         set_xattr(|| rustix::fs::fsetxattr(f, OsStr::from_bytes(k), v, XattrFlags::empty()))?;
     }
-    rustix::fs::futimens(
-        f,
-        &Timestamps {
-            last_access: m.mtime,
-            last_modification: m.mtime,
-        },
-    )
+    rustix::fs::futimens(f, &Timestamps { last_access: m.mtime, last_modification: m.mtime })
 }
 
 fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
@@ -573,10 +526,7 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
     while digits.len() < 9 {
         digits.push('0');
     }
-    Some(Timespec {
-        tv_sec,
-        tv_nsec: digits.parse().ok()?,
-    })
+    Some(Timespec { tv_sec, tv_nsec: digits.parse().ok()? })
 }
 
 #[cfg(test)]
@@ -585,10 +535,7 @@ mod tests {
 
     #[test]
     fn clean_keeps_paths_inside() {
-        assert_eq!(
-            clean(Path::new("/a/./b/../c")).unwrap(),
-            PathBuf::from("a/c")
-        );
+        assert_eq!(clean(Path::new("/a/./b/../c")).unwrap(), PathBuf::from("a/c"));
         assert_eq!(clean(Path::new("./")).unwrap(), PathBuf::new());
         let err = clean(Path::new("a/../../etc/passwd")).unwrap_err();
         assert!(err.to_string().contains("a/../../etc/passwd"), "{err}");

@@ -11,6 +11,7 @@
 
 mod apply;
 mod compression;
+pub mod split;
 mod write;
 
 pub use apply::{apply, ApplyOptions, ApplyStats};

@@ -22,14 +22,9 @@ pub struct WriteOptions {
 
 /// Write the changes in `dir` as a layer tar to `out`; returns `out`.
 pub fn write_diff<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W> {
-    let mut w = Writer {
-        b: tar::Builder::new(out),
-        opts: *opts,
-        links: HashMap::new(),
-    };
+    let mut w = Writer { b: tar::Builder::new(out), opts: *opts, links: HashMap::new() };
     w.dir(dir, Path::new(""))?;
-    w.b.into_inner()
-        .map_err(|e| Error::stream("writing layer tar", e))
+    w.b.into_inner().map_err(|e| Error::stream("writing layer tar", e))
 }
 
 struct Writer<W: Write> {
@@ -40,19 +35,15 @@ struct Writer<W: Write> {
 
 impl<W: Write> Writer<W> {
     fn dir(&mut self, full: &Path, rel: &Path) -> Result<()> {
-        let mut names: Vec<_> = fs::read_dir(full)
-            .at(full)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .at(full)?;
+        let mut names: Vec<_> =
+            fs::read_dir(full).at(full)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>().at(full)?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
             let (f, r) = (full.join(&name), rel.join(&name));
             let md = fs::symlink_metadata(&f).at(&f)?;
             let ft = md.file_type();
             if ft.is_char_device() && md.rdev() == 0 {
-                let mut wh =
-                    OsStrExt::as_bytes(WHITEOUT_PREFIX.as_ref() as &std::ffi::OsStr).to_vec();
+                let mut wh = OsStrExt::as_bytes(WHITEOUT_PREFIX.as_ref() as &std::ffi::OsStr).to_vec();
                 wh.extend_from_slice(name.as_bytes());
                 let wr = rel.join(std::ffi::OsStr::from_bytes(&wh));
                 self.empty_file(&wr, &md)?;
@@ -63,13 +54,8 @@ impl<W: Write> Writer<W> {
             let io_err = |e| Error::stream(format!("writing layer tar entry {}", r.display()), e);
             if ft.is_dir() {
                 h.set_entry_type(tar::EntryType::Directory);
-                self.b
-                    .append_data(&mut h, &r, io::empty())
-                    .map_err(io_err)?;
-                if matches!(
-                    rustix::fs::lgetxattr(&f, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]),
-                    Ok(1)
-                ) {
+                self.b.append_data(&mut h, &r, io::empty()).map_err(io_err)?;
+                if matches!(rustix::fs::lgetxattr(&f, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1)) {
                     self.empty_file(&r.join(OPAQUE_MARKER), &md)?;
                 }
                 self.dir(&f, &r)?;
@@ -103,9 +89,7 @@ impl<W: Write> Writer<W> {
                 });
                 let _ = h.set_device_major(rustix::fs::major(md.rdev()));
                 let _ = h.set_device_minor(rustix::fs::minor(md.rdev()));
-                self.b
-                    .append_data(&mut h, &r, io::empty())
-                    .map_err(io_err)?;
+                self.b.append_data(&mut h, &r, io::empty()).map_err(io_err)?;
             }
         }
         Ok(())

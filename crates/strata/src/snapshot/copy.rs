@@ -28,13 +28,7 @@ impl Snapshotter for Copy {
     }
 
     fn view(&self, layers: &[PathBuf], target: &Path) -> Result<Vec<Mount>> {
-        let top = layers
-            .first()
-            .ok_or_else(|| crate::error::Error::invalid("view of no layers"))?;
-        Ok(vec![Mount::Bind {
-            source: top.clone(),
-            target: target.to_path_buf(),
-            readonly: true,
-        }])
+        let top = layers.first().ok_or_else(|| crate::error::Error::invalid("view of no layers"))?;
+        Ok(vec![Mount::Bind { source: top.clone(), target: target.to_path_buf(), readonly: true }])
     }
 }

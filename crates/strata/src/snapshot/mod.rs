@@ -48,9 +48,7 @@ impl FromStr for Driver {
         match s {
             "overlay" | "overlay2" | "overlayfs" => Ok(Driver::Overlay),
             "copy" | "vfs" => Ok(Driver::Copy),
-            _ => Err(Error::invalid(format!(
-                "unknown storage driver {s:?}: want overlay or copy"
-            ))),
+            _ => Err(Error::invalid(format!("unknown storage driver {s:?}: want overlay or copy"))),
         }
     }
 }

@@ -8,9 +8,7 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
-};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -39,16 +37,8 @@ pub enum Mount {
 
 impl Mount {
     /// An overlay mount.
-    pub fn overlay(
-        lowers: Vec<PathBuf>,
-        upper: Option<(PathBuf, PathBuf)>,
-        target: PathBuf,
-    ) -> Self {
-        Mount::Overlay {
-            lowers,
-            upper,
-            target,
-        }
+    pub fn overlay(lowers: Vec<PathBuf>, upper: Option<(PathBuf, PathBuf)>, target: PathBuf) -> Self {
+        Mount::Overlay { lowers, upper, target }
     }
 
     /// Where it is mounted.
@@ -74,27 +64,17 @@ pub fn mount_all(mounts: &[Mount]) -> Result<()> {
 
 fn mount_one(m: &Mount) -> Result<()> {
     match m {
-        Mount::Bind {
-            source,
-            target,
-            readonly,
-        } => {
+        Mount::Bind { source, target, readonly } => {
             rustix::mount::mount_bind(source, target).at(target)?;
             if *readonly {
-                if let Err(e) =
-                    rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "")
-                {
+                if let Err(e) = rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "") {
                     let _ = unmount(target);
                     return Err(e).at(target);
                 }
             }
             Ok(())
         }
-        Mount::Overlay {
-            lowers,
-            upper,
-            target,
-        } => {
+        Mount::Overlay { lowers, upper, target } => {
             if lowers.is_empty() {
                 return Err(Error::invalid("overlay mount without lower layers"));
             }
@@ -105,21 +85,14 @@ fn mount_one(m: &Mount) -> Result<()> {
                 }
                 Err(e) => Err(Error::Io {
                     path: target.clone(),
-                    source: std::io::Error::other(format!(
-                        "mounting overlay ({} lower layers): {e}",
-                        lowers.len()
-                    )),
+                    source: std::io::Error::other(format!("mounting overlay ({} lower layers): {e}", lowers.len())),
                 }),
             }
         }
     }
 }
 
-fn overlay_new_api(
-    lowers: &[PathBuf],
-    upper: Option<&(PathBuf, PathBuf)>,
-    target: &Path,
-) -> rustix::io::Result<()> {
+fn overlay_new_api(lowers: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, target: &Path) -> rustix::io::Result<()> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
     for l in lowers {
         rustix::mount::fsconfig_set_string(fs.as_fd(), "lowerdir+", l)?;
@@ -129,40 +102,18 @@ fn overlay_new_api(
         rustix::mount::fsconfig_set_string(fs.as_fd(), "workdir", w)?;
     }
     rustix::mount::fsconfig_create(fs.as_fd())?;
-    let attrs = if upper.is_some() {
-        MountAttrFlags::empty()
-    } else {
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-    };
+    let attrs = if upper.is_some() { MountAttrFlags::empty() } else { MountAttrFlags::MOUNT_ATTR_RDONLY };
     let mnt = rustix::mount::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
-    rustix::mount::move_mount(
-        mnt.as_fd(),
-        "",
-        rustix::fs::CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
+    rustix::mount::move_mount(mnt.as_fd(), "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
 }
 
-fn overlay_legacy(
-    lowers: &[PathBuf],
-    upper: Option<&(PathBuf, PathBuf)>,
-    target: &Path,
-) -> Result<()> {
+fn overlay_legacy(lowers: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, target: &Path) -> Result<()> {
     let joined: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     let mut opts = format!("lowerdir={}", joined.join(":"));
     if let Some((u, w)) = upper {
-        opts.push_str(&format!(
-            ",upperdir={},workdir={}",
-            u.display(),
-            w.display()
-        ));
+        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
     }
-    let flags = if upper.is_some() {
-        MountFlags::empty()
-    } else {
-        MountFlags::RDONLY
-    };
+    let flags = if upper.is_some() { MountFlags::empty() } else { MountFlags::RDONLY };
     let data = std::ffi::CString::new(opts).map_err(|_| Error::invalid("NUL in a layer path"))?;
     rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str()).at(target)
 }
@@ -171,9 +122,7 @@ fn overlay_legacy(
 pub fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(rustix::io::Errno::BUSY) => {
-            rustix::mount::unmount(target, UnmountFlags::DETACH).at(target)
-        }
+        Err(rustix::io::Errno::BUSY) => rustix::mount::unmount(target, UnmountFlags::DETACH).at(target),
         Err(e) => Err(e).at(target),
     }
 }
@@ -184,6 +133,5 @@ pub fn is_mounted(path: &Path) -> bool {
         return false;
     };
     let want = path.display().to_string();
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }

@@ -25,19 +25,13 @@ pub struct Overlay {
 impl Overlay {
     /// A backend whose temp work goes under `tmp`.
     pub fn new(tmp: &Path) -> Self {
-        Overlay {
-            tmp: tmp.to_path_buf(),
-            max_lowers: MAX_LOWERS,
-        }
+        Overlay { tmp: tmp.to_path_buf(), max_lowers: MAX_LOWERS }
     }
 
     /// A backend that stacks at most `max_lowers` layers before flattening
     /// (the kernel's limit is [`MAX_LOWERS`]; tests use less).
     pub fn with_max_lowers(tmp: &Path, max_lowers: usize) -> Self {
-        Overlay {
-            tmp: tmp.to_path_buf(),
-            max_lowers,
-        }
+        Overlay { tmp: tmp.to_path_buf(), max_lowers }
     }
 
     /// Lower directories for a stack (top first), flattening below the limit.
@@ -94,16 +88,8 @@ impl Snapshotter for Overlay {
 
     fn view(&self, layers: &[PathBuf], target: &Path) -> Result<Vec<Mount>> {
         if layers.len() == 1 {
-            return Ok(vec![Mount::Bind {
-                source: layers[0].clone(),
-                target: target.to_path_buf(),
-                readonly: true,
-            }]);
+            return Ok(vec![Mount::Bind { source: layers[0].clone(), target: target.to_path_buf(), readonly: true }]);
         }
-        Ok(vec![Mount::overlay(
-            self.lowers(layers, 0)?,
-            None,
-            target.to_path_buf(),
-        )])
+        Ok(vec![Mount::overlay(self.lowers(layers, 0)?, None, target.to_path_buf())])
     }
 }
