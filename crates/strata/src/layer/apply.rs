@@ -70,6 +70,7 @@ pub fn apply<R: Read>(reader: R, root: &Path, opts: &ApplyOptions<'_>) -> Result
         stats: ApplyStats::default(),
         buf: vec![0u8; 256 * 1024],
         lowers_waited: false,
+        implicit_dirs: Vec::new(),
     };
     let entries = ar.entries().map_err(|e| Error::stream("reading layer tar", e))?;
     for entry in entries {
@@ -83,6 +84,10 @@ struct Applier<'a> {
     root: &'a Path,
     opts: &'a ApplyOptions<'a>,
     lowers_waited: bool,
+    /// Directories this layer made without an entry for them, with the entry
+    /// that needed them: checked against lower layers' symlinks at the end,
+    /// so layers unpacking in parallel need not wait for each other.
+    implicit_dirs: Vec<(PathBuf, PathBuf)>,
     /// Directories (relative) already checked to be real directories.
     known_dirs: HashSet<PathBuf>,
     /// Paths this layer created: whiteouts only hide what lower layers had.
@@ -261,7 +266,9 @@ impl Applier<'_> {
                     fs::create_dir(&full).at(&full)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.refuse_lower_symlink(&cur, raw)?;
+                    if self.opts.format == DiffFormat::Overlay && !self.opts.lowers.is_empty() {
+                        self.implicit_dirs.push((cur.clone(), raw.to_path_buf()));
+                    }
                     fs::create_dir(&full).at(&full)?
                 }
                 Err(e) => return Err(e).at(&full),
@@ -274,11 +281,7 @@ impl Applier<'_> {
     /// Overlay form: a directory this layer does not have may be a symlink
     /// in a lower layer; writing through it would follow it in the merged
     /// tree, so it is refused as it is for a symlink in this layer.
-    fn refuse_lower_symlink(&mut self, rel: &Path, raw: &Path) -> Result<()> {
-        if self.opts.format != DiffFormat::Overlay || self.opts.lowers.is_empty() {
-            return Ok(());
-        }
-        self.wait_for_lowers()?;
+    fn refuse_lower_symlink(&self, rel: &Path, raw: &Path) -> Result<()> {
         for lower in &self.opts.lowers {
             let p = lower.join(rel);
             match fs::symlink_metadata(&p) {
@@ -486,7 +489,13 @@ impl Applier<'_> {
         rustix::fs::utimensat(CWD, full, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| err("utimensat", e))
     }
 
-    fn finish(self) -> Result<ApplyStats> {
+    fn finish(mut self) -> Result<ApplyStats> {
+        if !self.implicit_dirs.is_empty() {
+            self.wait_for_lowers()?;
+            for (rel, raw) in &self.implicit_dirs {
+                self.refuse_lower_symlink(rel, raw)?;
+            }
+        }
         for (rel, t) in self.dir_times.iter().rev() {
             let full = self.root.join(rel);
             let ts = Timestamps { last_access: *t, last_modification: *t };
