@@ -26,6 +26,7 @@ pair() {
   for _ in $(seq "$RUNS"); do a+=("$(time_cmd "$2" "$3")"); b+=("$(time_cmd "$4" "$5")"); done
   local ma mb; ma=$(printf '%s\n' "${a[@]}" | median); mb=$(printf '%s\n' "${b[@]}" | median)
   printf '| %s | %.2f s | %.2f s | %.2fx |\n' "$1" "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)"
+  LAST_A=$ma; LAST_B=$mb
 }
 
 echo "| benchmark (median of $RUNS) | strata | peer | peer / strata |"
@@ -41,4 +42,6 @@ pair "save it as docker-archive (vs podman save)" \
 pair "unpack one $(($(stat -c %s "$layer") / 1000000)) MB layer (vs tar -x)" \
   "rm -rf $B/u" "$S --root $B/u import $layer" \
   "rm -rf $B/t; mkdir -p $B/t" "tar -xf $layer -C $B/t"
+mb=$(echo "$(stat -c %s "$layer") / 1000000" | bc -l)
+printf '\nunpack throughput: strata %.1f MB/s, tar -x %.1f MB/s\n' "$(echo "$mb / $LAST_A" | bc -l)" "$(echo "$mb / $LAST_B" | bc -l)"
 clean_podman; rm -rf "$B/s" "$B/u" "$B/t" "$B"/out-*.tar

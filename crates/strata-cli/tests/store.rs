@@ -377,3 +377,38 @@ fn file_metadata_survives_unpack(driver: &str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.stdout, b"value");
 }
+
+#[test]
+fn history_and_inspect_describe_the_layers() {
+    let s = Strata::new("overlay");
+    let top = LayerTar::new().file("app", &vec![b'x'; 1234]).build();
+    let a = s.write("h.tar", &docker_archive(&[TestImage::new("hist:1", vec![busybox_layer(), top.clone()])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let h = s.ok(&["history", "--no-trunc", "hist:1"]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert!(lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY") && lines[0].contains("SIZE"), "{h}");
+    // Newest first: the empty CMD entry (0B), then the layers, bottom last.
+    assert!(lines[1].contains("CMD [\"sh\"]") && lines[1].contains(" 0B"), "{h}");
+    assert!(lines[1].starts_with(&s.image_id("hist:1")), "{h}");
+    assert!(lines[2].contains("layer 1") && lines[2].contains("1.23kB"), "{h}");
+    assert!(lines[3].starts_with("<missing>") && lines[3].contains("layer 0"), "{h}");
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "hist:1"])).unwrap();
+    let layers = v[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1]["DiffID"].as_str().unwrap(), format!("sha256:{}", sha256_hex(&top)));
+    assert_eq!(layers[1]["Size"], 1234);
+    assert_eq!(v[0]["Config"]["Cmd"][0], "sh");
+    let images = s.ok(&["images"]);
+    assert!(
+        images.lines().next().unwrap().split_whitespace().collect::<Vec<_>>()
+            == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"],
+        "{images}"
+    );
+    assert!(images.contains("hist ") && images.contains(&s.image_id("hist:1")[7..19]), "{images}");
+    assert_eq!(s.ok(&["images", "-q"]).trim(), &s.image_id("hist:1")[7..19]);
+    let (code, err) = s.fails(&["inspect", "nope:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope:1"), "{err}");
+    let (code, _) = s.fails(&["images", "--bogus-flag"]);
+    assert_eq!(code, 125);
+}
