@@ -36,6 +36,8 @@ pair "load 170 MB 4-layer docker-archive (vs podman load)" \
   "clean_podman" "$P load -q -i $B/image.tar"
 rm -rf "$B/s"; $S --root "$B/s" load -q -i "$B/image.tar"
 clean_podman; $P load -q -i "$B/image.tar" >/dev/null
+ds=$(du -s --block-size=1 "$B/s" | cut -f1); dp=$(du -s --block-size=1 "$B/p" | cut -f1)
+printf '| store on disk after the load (du) | %d MB | %d MB | %.2fx |\n' $((ds / 1000000)) $((dp / 1000000)) "$(echo "$dp / $ds" | bc -l)"
 pair "save it as docker-archive (vs podman save)" \
   "rm -f $B/out-s.tar" "$S --root $B/s save -o $B/out-s.tar bench/image:1" \
   "rm -f $B/out-p.tar" "$P save -q -o $B/out-p.tar localhost/bench/image:1"
