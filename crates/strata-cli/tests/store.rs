@@ -23,6 +23,7 @@ both_drivers!(
     blob_digest_mismatch_changes_nothing,
     dotdot_entry_is_refused,
     write_through_absolute_symlink_is_refused,
+    hardlink_through_a_symlink_is_refused,
     load_killed_midway_leaves_a_clean_store,
     concurrent_loads_share_layers,
     import_makes_a_one_layer_image,
@@ -225,6 +226,17 @@ fn write_through_absolute_symlink_is_refused(driver: &str) {
     let one = LayerTar::new().symlink("escape", target.to_str().unwrap()).file("escape/pwned", b"pwned").build();
     assert_load_refused(&s, &docker_archive(&[TestImage::new("evil:3", vec![one])]), "escape/pwned");
     assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing written outside");
+}
+
+fn hardlink_through_a_symlink_is_refused(driver: &str) {
+    let s = seeded(driver);
+    let outside = s.path("host-secret");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"host data").unwrap();
+    let l1 = LayerTar::new().symlink("escape", outside.to_str().unwrap()).build();
+    let l2 = LayerTar::new().hardlink("stolen", "escape/secret").build();
+    let archive = docker_archive(&[TestImage::new("evil:4", vec![l1, l2])]);
+    assert_load_refused(&s, &archive, "stolen");
 }
 
 /// A many-layer archive big enough that a load takes a moment.

@@ -116,6 +116,18 @@ fn clean(raw: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The first ancestor of `rel` under `root` that is a symlink, if any.
+fn symlinked_ancestor(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut cur = PathBuf::new();
+    for c in rel.parent()?.components() {
+        cur.push(c);
+        if fs::symlink_metadata(root.join(&cur)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(cur);
+        }
+    }
+    None
+}
+
 fn is_whiteout_device(md: &fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
     md.file_type().is_char_device() && md.rdev() == 0
@@ -380,6 +392,17 @@ impl Applier<'_> {
                 if let Ok(md) = fs::symlink_metadata(&src) {
                     if is_whiteout_device(&md) {
                         break;
+                    }
+                    // Reading through a lower layer's symlink could copy a host file into the layer.
+                    if let Some(link) = symlinked_ancestor(lower, target) {
+                        return Err(Error::entry(
+                            raw,
+                            format!(
+                                "hardlink target {} lies under the symlink {}; refused",
+                                target.display(),
+                                link.display()
+                            ),
+                        ));
                     }
                     crate::tree::copy_entry(&src, &self.root.join(target), &md)?;
                     self.created.insert(target.to_path_buf());
