@@ -239,8 +239,8 @@ fn hardlink_through_a_symlink_is_refused(driver: &str) {
     assert_load_refused(&s, &archive, "stolen");
 }
 
-/// A many-layer archive big enough that a load takes a moment.
-fn heavy_archive(tag: &str, seed: u8) -> Vec<u8> {
+/// Seven layers (busybox plus six of 300 small files) big enough that a load takes a moment.
+fn heavy_layers(seed: u8) -> Vec<Vec<u8>> {
     let mut layers = vec![busybox_layer()];
     for l in 0..6u8 {
         let mut t = LayerTar::new().dir(&format!("d{l}"));
@@ -249,7 +249,20 @@ fn heavy_archive(tag: &str, seed: u8) -> Vec<u8> {
         }
         layers.push(t.build());
     }
-    docker_archive(&[TestImage::new(tag, layers)])
+    layers
+}
+
+fn heavy_archive(tag: &str, seed: u8) -> Vec<u8> {
+    docker_archive(&[TestImage::new(tag, heavy_layers(seed))])
+}
+
+fn spawn_load(s: &Strata, archive: &std::path::Path) -> std::process::Child {
+    s.command()
+        .args(["load", "-i", archive.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn load_killed_midway_leaves_a_clean_store(driver: &str) {
@@ -287,34 +300,11 @@ fn unsafe_kill(pid: u32) {
 fn concurrent_loads_share_layers(driver: &str) {
     let s = Strata::new(driver);
     let a = s.write("a.tar", &heavy_archive("conc:a", 1));
-    // Same six layers (same seed) under a different config: every layer shared.
-    let mut img_b = {
-        let mut layers = vec![busybox_layer()];
-        for l in 0..6u8 {
-            let mut t = LayerTar::new().dir(&format!("d{l}"));
-            for f in 0..300u32 {
-                t = t.file(&format!("d{l}/f{f}"), &vec![1 ^ l ^ (f as u8); 4096]);
-            }
-            layers.push(t.build());
-        }
-        TestImage::new("conc:b", layers)
-    };
+    // Same seven layers under a different config: every layer shared.
+    let mut img_b = TestImage::new("conc:b", heavy_layers(1));
     img_b.created_by[0] = "another history".into();
     let b = s.write("b.tar", &docker_archive(&[img_b]));
-    let pa = s
-        .command()
-        .args(["load", "-i", a.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pb = s
-        .command()
-        .args(["load", "-i", b.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (pa, pb) = (spawn_load(&s, &a), spawn_load(&s, &b));
     for p in [pa, pb] {
         let o = p.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -118,16 +118,8 @@ impl Unpacker<'_> {
             size: 0,
             split: false,
         };
-        loop {
-            match store.claim_layer(&placeholder)? {
-                Claim::Ready => {
-                    return store
-                        .layer(&spec.chain_id)?
-                        .ok_or_else(|| Error::Corrupt(format!("layer {} vanished", spec.chain_id)))
-                }
-                Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
-                Claim::Mine => break,
-            }
+        if let Some(ready) = claim(store, &placeholder)? {
+            return Ok(ready);
         }
         match self.unpack_claimed(store, spec, placeholder, open) {
             Ok(rec) => Ok(rec),
@@ -183,20 +175,12 @@ impl Unpacker<'_> {
             size: 0,
             split: false,
         };
-        loop {
-            match store.claim_layer(&rec)? {
-                Claim::Ready => {
-                    // Same bytes already stored as a layer: keep the blob, drop the tree.
-                    if let Some(w) = built.writer {
-                        w.commit(Some(&built.blob), Some(built.blob_size))?;
-                    }
-                    return store
-                        .layer(&rec.chain_id)?
-                        .ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
-                }
-                Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
-                Claim::Mine => break,
+        if let Some(ready) = claim(store, &rec)? {
+            // Same bytes already stored as a layer: keep the blob, drop the tree.
+            if let Some(w) = built.writer {
+                w.commit(Some(&built.blob), Some(built.blob_size))?;
             }
+            return Ok(ready);
         }
         let chain = rec.chain_id.clone();
         self.install(store, built, rec).inspect_err(|_| {
@@ -329,6 +313,22 @@ impl Unpacker<'_> {
         io::copy(&mut r, &mut w).map_err(|e| Error::stream(format!("reading blob {digest}"), e))?;
         w.commit(Some(digest), None)?;
         Ok(())
+    }
+}
+
+/// Claim a layer for this process, waiting while another live process
+/// writes it. `Some` when it is ready already (nothing to do), `None` when
+/// this process now owns it and must build it.
+fn claim(store: &mut Store, rec: &LayerRecord) -> Result<Option<LayerRecord>> {
+    loop {
+        match store.claim_layer(rec)? {
+            Claim::Ready => {
+                let ready = store.layer(&rec.chain_id)?;
+                return ready.map(Some).ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
+            }
+            Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
+            Claim::Mine => return Ok(None),
+        }
     }
 }
 
