@@ -2,6 +2,7 @@
 //! calls the engine, prints Docker's tables and JSON, and maps errors to
 //! Docker's exit codes (1 for a failed command, 125 for bad usage).
 
+mod containers;
 mod format;
 
 use std::io::{self, IsTerminal, Write};
@@ -52,9 +53,37 @@ enum Command {
     Inspect(InspectArgs),
     /// Show an image's history.
     History(HistoryArgs),
+    /// Create a container and run a command in it.
+    Run(RunArgs),
+    /// Create a container without starting it.
+    Create(RunArgs),
+    /// Start created or stopped containers.
+    Start(StartArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show a container's output.
+    Logs(LogsArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL).
+    Stop(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(NamesArg),
+    /// Show what a container changed in its layer.
+    Diff(ContainerArg),
+    /// Make a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// (internal) Watch a detached container.
+    #[command(name = "__monitor", hide = true)]
+    Monitor(ContainerArg),
     /// Manage the store.
     #[command(subcommand)]
     System(SystemCommand),
@@ -85,6 +114,165 @@ enum ImageCommand {
     Mount(NameArg),
     /// Unmount an image mounted with `image mount`.
     Unmount(NameArg),
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers.
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Remove all stopped containers.
+    Prune(PruneArgs),
+    /// Show a container's details as JSON.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub(crate) rm: bool,
+    /// Run in the background and print the container ID.
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// Name the container.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to take this shell's value).
+    #[arg(short, long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub(crate) env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub(crate) workdir: Option<String>,
+    /// USER[:GROUP] to run as.
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Override the image's entrypoint.
+    #[arg(long)]
+    pub(crate) entrypoint: Option<String>,
+    /// Network: none (default: loopback only) or host.
+    #[arg(long)]
+    pub(crate) network: Option<String>,
+    /// Container hostname.
+    #[arg(long)]
+    pub(crate) hostname: Option<String>,
+    /// Mount the root file system read-only.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Keep standard input open.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a terminal (not supported yet).
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short, long)]
+    pub(crate) memory: Option<String>,
+    /// CPUs (e.g. 1.5).
+    #[arg(long)]
+    pub(crate) cpus: Option<String>,
+    /// Maximum number of processes.
+    #[arg(long = "pids-limit")]
+    pub(crate) pids_limit: Option<i64>,
+    /// The image.
+    pub(crate) image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct StartArgs {
+    /// Attach to the container's output and wait for it.
+    #[arg(short, long)]
+    pub(crate) attach: bool,
+    /// Attach standard input.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only show IDs.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    pub(crate) format: String,
+}
+
+#[derive(Args)]
+pub(crate) struct LogsArgs {
+    /// Keep following the output.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct StopArgs {
+    /// Seconds to wait before killing.
+    #[arg(short, long, default_value_t = 10)]
+    pub(crate) time: u64,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct KillArgs {
+    /// Signal to send (name or number).
+    #[arg(short, long, default_value = "KILL")]
+    pub(crate) signal: String,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct RmArgs {
+    /// Kill and remove running containers.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Remove anonymous volumes too (none exist yet).
+    #[arg(short, long)]
+    pub(crate) volumes: bool,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct NamesArg {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ContainerArg {
+    pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct CommitArgs {
+    /// Commit message.
+    #[arg(short, long)]
+    pub(crate) message: Option<String>,
+    /// Author (recorded in the history comment).
+    #[arg(short, long)]
+    pub(crate) author: Option<String>,
+    pub(crate) container: String,
+    pub(crate) reference: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -163,9 +351,9 @@ struct RmiArgs {
 }
 
 #[derive(Args)]
-struct InspectArgs {
+pub(crate) struct InspectArgs {
     #[arg(required = true)]
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 #[derive(Args)]
@@ -183,13 +371,13 @@ struct HistoryArgs {
 }
 
 #[derive(Args)]
-struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Remove all unused images, not just dangling ones.
     #[arg(short, long)]
-    all: bool,
+    pub(crate) all: bool,
     /// Do not prompt for confirmation.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Args)]
@@ -217,15 +405,20 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{},libcgroups=error", cli.log_level))
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(io::stderr)
         .without_time()
         .init();
+    // Docker: a failure of strata itself while running a container is 125; other commands fail with 1.
+    let failure = if matches!(cli.command, Command::Run(_) | Command::Create(_) | Command::Start(_)) { 125 } else { 1 };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(failure)
         }
     }
 }
@@ -237,7 +430,32 @@ fn open(cli: &Cli) -> Result<Engine> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut engine = open(&cli)?;
+    let global = vec![
+        "--root".to_string(),
+        cli.root.display().to_string(),
+        "--storage-driver".to_string(),
+        engine.driver().to_string(),
+        "--log-level".to_string(),
+        cli.log_level.clone(),
+    ];
     match cli.command {
+        Command::Run(a) => containers::run(&mut engine, a, &global),
+        Command::Create(a) => containers::create(&mut engine, a),
+        Command::Start(a) => containers::start(&mut engine, a, &global),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&mut engine, a),
+        Command::Logs(a) => containers::logs(&mut engine, a),
+        Command::Stop(a) => containers::stop(&mut engine, a),
+        Command::Kill(a) => containers::kill(&mut engine, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&mut engine, a),
+        Command::Wait(a) => containers::wait(&mut engine, a),
+        Command::Diff(a) => containers::diff(&mut engine, a),
+        Command::Commit(a) => containers::commit(&mut engine, a),
+        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&mut engine, a),
+        Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&mut engine, a),
+        Command::Monitor(a) => {
+            let code = engine.monitor(&a.container)?;
+            Ok(ExitCode::from(code as u8))
+        }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut engine, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load(&mut engine, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save(&engine, a),
@@ -247,7 +465,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut engine, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect(&engine, a),
+        Command::Inspect(a) => containers::inspect_any(&mut engine, a),
+        Command::Image(ImageCommand::Inspect(a)) => inspect(&engine, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history(&engine, a),
         Command::Image(ImageCommand::Prune(a)) => prune(&mut engine, a, false),
         Command::Image(ImageCommand::Mount(a)) => {
@@ -382,7 +601,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -451,7 +670,7 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     if !io::stdin().is_terminal() {
         return Ok(true);
     }

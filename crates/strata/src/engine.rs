@@ -44,12 +44,12 @@ pub struct EngineOptions {
 
 /// An open store.
 pub struct Engine {
-    root: PathBuf,
-    tmp: PathBuf,
-    layers_dir: PathBuf,
-    content: ContentStore,
-    store: Store,
-    snapshots: Box<dyn Snapshotter>,
+    pub(crate) root: PathBuf,
+    pub(crate) tmp: PathBuf,
+    pub(crate) layers_dir: PathBuf,
+    pub(crate) content: ContentStore,
+    pub(crate) store: Store,
+    pub(crate) snapshots: Box<dyn Snapshotter>,
     lock: File,
 }
 
@@ -168,7 +168,7 @@ impl Engine {
     /// Open (creating) a store.
     pub fn open(opts: EngineOptions) -> Result<Self> {
         let root = opts.root;
-        for d in ["", "tmp", "layers", "mounts"] {
+        for d in ["", "tmp", "layers", "mounts", "containers", "runtime"] {
             let p = root.join(d);
             fs::create_dir_all(&p).at(&p)?;
         }
@@ -229,9 +229,15 @@ impl Engine {
 
     /// Become the only strata process on this store (waiting for others),
     /// then sweep. Needed before anything is deleted.
-    fn exclusive(&mut self) -> Result<()> {
+    pub(crate) fn exclusive(&mut self) -> Result<()> {
         flock(&self.lock, rustix::fs::FlockOperation::LockExclusive).at(self.root.join("lock"))?;
         self.sweep()
+    }
+
+    /// Stop holding the store lock (a long-running container must not block
+    /// others' deletes).
+    pub(crate) fn unlock(&self) {
+        let _ = flock(&self.lock, rustix::fs::FlockOperation::Unlock);
     }
 
     /// Remove what crashed or failed commands left: temp files, incomplete
@@ -251,6 +257,20 @@ impl Engine {
             let e = e.at(&self.layers_dir)?;
             if !ready.contains(e.file_name().to_string_lossy().as_ref()) {
                 tracing::debug!(dir = %e.path().display(), "removing layer directory without a record");
+                crate::tree::remove(&e.path())?;
+            }
+        }
+        for c in self.store.containers()? {
+            if c.state == "incomplete" {
+                crate::tree::remove(&self.root.join("containers").join(&c.id))?;
+                self.store.delete_container(&c.id)?;
+            }
+        }
+        let known: HashSet<String> = self.store.containers()?.into_iter().map(|c| c.id).collect();
+        let containers = self.root.join("containers");
+        for e in fs::read_dir(&containers).at(&containers)? {
+            let e = e.at(&containers)?;
+            if !known.contains(e.file_name().to_string_lossy().as_ref()) {
                 crate::tree::remove(&e.path())?;
             }
         }
@@ -310,7 +330,7 @@ impl Engine {
         let _ = flock(&self.lock, rustix::fs::FlockOperation::LockShared);
     }
 
-    fn unpacker(&self) -> Unpacker<'_> {
+    pub(crate) fn unpacker(&self) -> Unpacker<'_> {
         Unpacker {
             layers_dir: &self.layers_dir,
             tmp: &self.tmp,
@@ -342,7 +362,7 @@ impl Engine {
         Err(Error::not_found("image", name))
     }
 
-    fn image_record(&self, id: &Digest) -> Result<ImageRecord> {
+    pub(crate) fn image_record(&self, id: &Digest) -> Result<ImageRecord> {
         self.store.image(id)?.ok_or_else(|| Error::not_found("image", id.to_string()))
     }
 
@@ -652,7 +672,7 @@ impl Engine {
         Ok(out)
     }
 
-    fn config_of(&self, id: &Digest) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
+    pub(crate) fn config_of(&self, id: &Digest) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
         let bytes = self.content.read(id)?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("config {id}: {e}")))?;

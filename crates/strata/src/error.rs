@@ -82,6 +82,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The container runtime failed.
+    #[error("runtime: {0}")]
+    Runtime(String),
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -97,7 +100,7 @@ impl Error {
             Error::InvalidInput(_) | Error::BadEntry { .. } => ErrorKind::InvalidInput,
             Error::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             Error::Corrupt(_) => ErrorKind::Corrupt,
-            Error::Io { .. } | Error::Stream { .. } | Error::Db(_) => ErrorKind::Io,
+            Error::Io { .. } | Error::Stream { .. } | Error::Db(_) | Error::Runtime(_) => ErrorKind::Io,
         }
     }
 

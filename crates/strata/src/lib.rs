@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod container;
 pub mod content;
 pub mod digest;
 pub mod engine;

@@ -56,7 +56,13 @@ CREATE TABLE IF NOT EXISTS containers (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     image_id    TEXT NOT NULL REFERENCES images(id),
-    created     INTEGER NOT NULL
+    created     INTEGER NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'incomplete',
+    pid         INTEGER,
+    exit_code   INTEGER,
+    started     INTEGER,
+    finished    INTEGER,
+    config      TEXT NOT NULL DEFAULT '{}'
 );
 "#;
 
@@ -95,6 +101,48 @@ pub struct ImageRecord {
     pub created: i64,
     /// When it entered this store.
     pub added: i64,
+}
+
+/// A container's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// 64-hex ID.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// The image it was created from.
+    pub image_id: Digest,
+    /// Created (seconds since the epoch).
+    pub created: i64,
+    /// `incomplete`, `created`, `running` or `exited`.
+    pub state: String,
+    /// The init process while running.
+    pub pid: Option<i64>,
+    /// Exit code once exited.
+    pub exit_code: Option<i64>,
+    /// When it last started.
+    pub started: Option<i64>,
+    /// When it last exited.
+    pub finished: Option<i64>,
+    /// The run configuration, JSON.
+    pub config: String,
+}
+
+const CONTAINER_COLS: &str = "id, name, image_id, created, state, pid, exit_code, started, finished, config";
+
+fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
+    Ok(ContainerRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: digest(r.get(2)?)?,
+        created: r.get(3)?,
+        state: r.get(4)?,
+        pid: r.get(5)?,
+        exit_code: r.get(6)?,
+        started: r.get(7)?,
+        finished: r.get(8)?,
+        config: r.get(9)?,
+    })
 }
 
 /// The outcome of trying to claim a layer for writing.
@@ -416,6 +464,70 @@ impl Store {
         let mut st = self.conn.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
         let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    /// Insert a container record (state `incomplete` until its layer is ready).
+    pub fn insert_container(&mut self, c: &ContainerRecord) -> Result<()> {
+        let r = self.conn.execute(
+            &format!("INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                c.id,
+                c.name,
+                c.image_id.as_str(),
+                c.created,
+                c.state,
+                c.pid,
+                c.exit_code,
+                c.started,
+                c.finished,
+                c.config
+            ],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(Error::AlreadyExists(format!("the container name \"/{}\" is already in use", c.name)))
+            }
+            r => r.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Update a container's state fields.
+    pub fn update_container(&mut self, c: &ContainerRecord) -> Result<()> {
+        self.conn.execute(
+            "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6 WHERE id = ?1",
+            params![c.id, c.state, c.pid, c.exit_code, c.started, c.finished],
+        )?;
+        Ok(())
+    }
+
+    /// Every container, newest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        let mut st =
+            self.conn.prepare(&format!("SELECT {CONTAINER_COLS} FROM containers ORDER BY created DESC, id"))?;
+        let rows = st.query_map([], container_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// A container by exact name, full ID or unique ID prefix.
+    pub fn find_container(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CONTAINER_COLS} FROM containers WHERE name = ?1 OR id = ?1 OR (length(?1) >= 3 AND substr(id, 1, length(?1)) = ?1)"
+        ))?;
+        let rows: Vec<ContainerRecord> = st.query_map([name], container_from_row)?.collect::<rusqlite::Result<_>>()?;
+        if let Some(exact) = rows.iter().find(|c| c.name == name || c.id == name) {
+            return Ok(Some(exact.clone()));
+        }
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.into_iter().next()),
+            _ => Err(Error::invalid(format!("container ID prefix {name:?} is ambiguous"))),
+        }
+    }
+
+    /// Delete a container record.
+    pub fn delete_container(&mut self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// Names of the containers using an image.

@@ -1,0 +1,323 @@
+//! The container commands: flags to engine calls, Docker's output and exit codes.
+
+use std::io::{self, Read, Seek, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use strata::container::{inherit_stdio, CreateOptions};
+use strata::Engine;
+
+use crate::format::{human_duration, truncate, Table};
+use crate::{
+    CommitArgs, ContainerArg, InspectArgs, KillArgs, LogsArgs, NamesArg, PruneArgs, PsArgs, RmArgs, RunArgs, StartArgs,
+    StopArgs,
+};
+
+/// Docker's size syntax for --memory: a number with an optional b/k/m/g suffix.
+fn parse_memory(s: &str) -> Result<u64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.chars().last() {
+        Some('b') => (&lower[..lower.len() - 1], 1),
+        Some('k') => (&lower[..lower.len() - 1], 1 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    match num.parse::<f64>() {
+        Ok(n) if n > 0.0 => Ok((n * mult as f64) as u64),
+        _ => bail!("invalid argument {s:?} for \"-m, --memory\" flag: want a size such as 512m or 1g"),
+    }
+}
+
+fn options(a: &RunArgs) -> Result<CreateOptions> {
+    if a.tty {
+        bail!("-t (a terminal) is not supported yet; run without -t");
+    }
+    if let Some(m) = &a.memory {
+        parse_memory(m)?;
+    }
+    if let Some(c) = &a.cpus {
+        match c.parse::<f64>() {
+            Ok(n) if n > 0.0 => {}
+            _ => bail!("invalid argument {c:?} for \"--cpus\" flag: want a positive number"),
+        }
+    }
+    if let Some(p) = a.pids_limit {
+        if p == 0 || p < -1 {
+            bail!("invalid argument {p} for \"--pids-limit\" flag");
+        }
+    }
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading env file {}", f.display()))?;
+        env.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+    }
+    env.extend(a.env.iter().cloned());
+    Ok(CreateOptions {
+        name: a.name.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.command.clone(),
+        hostname: a.hostname.clone(),
+        network: a.network.clone(),
+        read_only: a.read_only,
+        auto_remove: a.rm,
+    })
+}
+
+/// Run a container attached to this terminal; its exit code is ours.
+fn run_attached(engine: &mut Engine, id: &str) -> Result<ExitCode> {
+    let (code, msg) = engine.run_container(id, inherit_stdio()?)?;
+    if let Some(m) = msg {
+        eprintln!("Error: {m}");
+    }
+    Ok(ExitCode::from(code as u8))
+}
+
+pub fn run(engine: &mut Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
+    let o = options(&a)?;
+    let rec = engine.create_container(&a.image, &o)?;
+    if a.detach {
+        let exe = std::env::current_exe().context("finding the strata binary")?;
+        engine.start_detached(&rec.id, &exe, global)?;
+        println!("{}", rec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_attached(engine, &rec.id)
+}
+
+pub fn create(engine: &mut Engine, a: RunArgs) -> Result<ExitCode> {
+    let o = options(&a)?;
+    println!("{}", engine.create_container(&a.image, &o)?.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn start(engine: &mut Engine, a: StartArgs, global: &[String]) -> Result<ExitCode> {
+    if a.attach {
+        if a.containers.len() != 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        return run_attached(engine, &a.containers[0]);
+    }
+    let exe = std::env::current_exe().context("finding the strata binary")?;
+    for c in &a.containers {
+        engine.start_detached(c, &exe, global)?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
+    match c.state.as_str() {
+        "running" => format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago")),
+        "exited" => {
+            format!("Exited ({}) {}", c.exit_code.unwrap_or(0), human_duration(now - c.finished.unwrap_or(now)))
+        }
+        "created" => "Created".into(),
+        other => other.into(),
+    }
+}
+
+pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<ExitCode> {
+    let list = engine.containers(a.all)?;
+    let now = crate::now();
+    let id = |full: &str| if a.no_trunc { full.to_string() } else { full[..12].to_string() };
+    if a.quiet {
+        for c in &list {
+            println!("{}", id(&c.id));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for c in &list {
+                let v = serde_json::json!({
+                    "ID": id(&c.id), "Image": c.image, "Command": format!("\"{}\"", c.command),
+                    "CreatedAt": strata::image::format_time(c.created), "RunningFor": human_duration(now - c.created),
+                    "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": "",
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let mut t = Table::new(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
+            for c in &list {
+                let cmd = if a.no_trunc { c.command.clone() } else { truncate(&c.command, 20) };
+                t.row(vec![
+                    id(&c.id),
+                    c.image.clone(),
+                    format!("\"{cmd}\""),
+                    human_duration(now - c.created),
+                    status(c, now),
+                    String::new(),
+                    c.name.clone(),
+                ]);
+            }
+            t.print();
+        }
+        other => bail!("unknown format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
+    let path = engine.container_log(&a.container)?;
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !a.follow => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        if !a.follow || engine.container(&a.container)?.state != "running" {
+            // One last read: output written just before the exit.
+            let pos = f.stream_position()?;
+            let mut rest = Vec::new();
+            f.seek(io::SeekFrom::Start(pos))?;
+            f.read_to_end(&mut rest)?;
+            out.write_all(&rest)?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<ExitCode> {
+    for c in &a.containers {
+        engine.stop_container(c, Duration::from_secs(a.time))?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signal_number(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Ok(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "ALRM" => libc::SIGALRM,
+        "WINCH" => libc::SIGWINCH,
+        _ => bail!("invalid signal: {s}"),
+    })
+}
+
+pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<ExitCode> {
+    let sig = signal_number(&a.signal)?;
+    for c in &a.containers {
+        engine.kill_container(c, sig)?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    for c in &a.containers {
+        match engine.remove_container(c, a.force) {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn wait(engine: &mut Engine, a: NamesArg) -> Result<ExitCode> {
+    for c in &a.containers {
+        println!("{}", engine.wait_container(c)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn diff(engine: &mut Engine, a: ContainerArg) -> Result<ExitCode> {
+    for (k, p) in engine.container_changes(&a.container)? {
+        println!("{k} {p}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<ExitCode> {
+    let msg = match (&a.message, &a.author) {
+        (Some(m), Some(au)) => Some(format!("{m} (by {au})")),
+        (Some(m), None) => Some(m.clone()),
+        (None, Some(au)) => Some(format!("by {au}")),
+        (None, None) => None,
+    };
+    let id = engine.commit_container(&a.container, a.reference.as_deref(), msg.as_deref())?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
+    if !a.force
+        && !crate::confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?")?
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stopped: Vec<_> = engine.containers(true)?.into_iter().filter(|c| c.state != "running").collect();
+    if !stopped.is_empty() {
+        println!("Deleted Containers:");
+    }
+    for c in stopped {
+        engine.remove_container(&c.id, false)?;
+        println!("{}", c.id);
+    }
+    println!("\nTotal reclaimed space: 0B");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    for n in &a.names {
+        out.push(engine.inspect_container(n)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect NAME`: a container if one has that name or ID, else an image.
+pub fn inspect_any(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        let found = match engine.inspect_container(n) {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.inspect_image(n),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,710 @@
+//! Container operations on the engine: create, run (attached or under a
+//! monitor), stop, kill, wait, rm, ps, logs, diff and commit.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::runtime::{self, BuiltIn, Runtime, Stdio};
+use super::spec::{self, RunConfig};
+use super::Change;
+use crate::digest::{chain_ids, Digest, HashingReader};
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{self, LayerDescriptor, Reference};
+use crate::layer::{write_diff, WriteOptions};
+use crate::snapshot::{mount, Driver, Mount};
+use crate::store::{ContainerRecord, ImageRecord};
+use crate::unpack::{layer_dir, LayerSpec};
+
+/// Flags of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// `--name`.
+    pub name: Option<String>,
+    /// `-e` and `--env-file` entries, `KEY=VALUE` or `KEY` (taken from this environment).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--entrypoint`.
+    pub entrypoint: Option<String>,
+    /// The command after the image name.
+    pub cmd: Vec<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--network`: `none` (default) or `host`.
+    pub network: Option<String>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// A container as `ps` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerSummary {
+    /// Full ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The image it runs, by the name it was created with if that still names it.
+    pub image: String,
+    /// The image ID.
+    pub image_id: Digest,
+    /// The command line.
+    pub command: String,
+    /// created, running or exited.
+    pub state: String,
+    /// Exit code once exited.
+    pub exit_code: Option<i64>,
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// When it last started.
+    pub started: Option<i64>,
+    /// When it last exited.
+    pub finished: Option<i64>,
+    /// The init process while running.
+    pub pid: Option<i64>,
+}
+
+const NAME_WORDS: [&str; 16] = [
+    "amber", "brisk", "calm", "deft", "eager", "fond", "glad", "hale", "keen", "lucid", "merry", "noble", "proud",
+    "quick", "sunny", "vivid",
+];
+const NAME_NOUNS: [&str; 16] = [
+    "basalt", "chalk", "dolomite", "flint", "gneiss", "granite", "jasper", "marble", "obsidian", "onyx", "quartz",
+    "schist", "shale", "slate", "tuff", "agate",
+];
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut b = vec![0u8; bytes];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).at("/dev/urandom")?;
+    Ok(hex::encode(b))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn alive(pid: i64) -> bool {
+    // A zombie has exited: only its parent has not collected it yet.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rfind(')').and_then(|i| s[i + 2..].chars().next()).is_some_and(|st| st != 'Z'),
+        Err(_) => false,
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    n.len() >= 2
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Validate and complete `-e` entries: `KEY` alone takes this process's value.
+fn check_env(entries: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in entries {
+        let key = e.split('=').next().unwrap_or("");
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(Error::invalid(format!("invalid environment variable: {e:?}")));
+        }
+        if e.contains('=') {
+            out.push(e.clone());
+        } else if let Ok(v) = std::env::var(key) {
+            out.push(format!("{key}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn runtime(&self) -> BuiltIn {
+        BuiltIn::new(&self.root.join("runtime"))
+    }
+
+    /// A container by name, ID or ID prefix, its state refreshed.
+    pub fn container(&mut self, name: &str) -> Result<ContainerRecord> {
+        let rec = self.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
+        self.refresh(rec)
+    }
+
+    /// A running container whose process is gone (its watcher died too) is exited.
+    fn refresh(&mut self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
+        if rec.state == "running" && !rec.pid.is_some_and(alive) {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(again) = self.store.find_container(&rec.id)? {
+                rec = again;
+            }
+            if rec.state == "running" && !rec.pid.is_some_and(alive) {
+                rec.state = "exited".into();
+                rec.exit_code = rec.exit_code.or(Some(255));
+                rec.finished = Some(now());
+                rec.pid = None;
+                self.store.update_container(&rec)?;
+                self.release_container(&rec.id);
+            }
+        }
+        Ok(rec)
+    }
+
+    fn image_lowers(&self, image_id: &Digest) -> Result<Vec<PathBuf>> {
+        Ok(self.store.image_layers(image_id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect())
+    }
+
+    /// `create`: a container record and its writable layer; nothing runs.
+    pub fn create_container(&mut self, image_name: &str, o: &CreateOptions) -> Result<ContainerRecord> {
+        let env = check_env(&o.env)?;
+        if let Some(u) = &o.user {
+            spec::check_user_syntax(u)?;
+        }
+        let network = o.network.clone().unwrap_or_else(|| "none".into());
+        if network != "none" && network != "host" {
+            return Err(Error::invalid(format!("network {network:?} is not supported: use none or host")));
+        }
+        if let Some(n) = &o.name {
+            if !valid_name(n) {
+                return Err(Error::invalid(format!(
+                    "invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        if let Some(w) = &o.workdir {
+            if !w.starts_with('/') {
+                return Err(Error::invalid(format!(
+                    "the working directory {w:?} is invalid, it needs to be an absolute path"
+                )));
+            }
+        }
+        let image_id = self.resolve_image(image_name)?;
+        let (_, cfg) = self.config_of(&image_id)?;
+        let ic = cfg.config().clone().unwrap_or_default();
+        let mut args: Vec<String> = match &o.entrypoint {
+            Some(e) if e.is_empty() => Vec::new(),
+            Some(e) => vec![e.clone()],
+            None => ic.entrypoint().clone().unwrap_or_default(),
+        };
+        if !o.cmd.is_empty() {
+            args.extend(o.cmd.iter().cloned());
+        } else if o.entrypoint.is_none() {
+            args.extend(ic.cmd().clone().unwrap_or_default());
+        }
+        if args.is_empty() {
+            return Err(Error::invalid("no command specified"));
+        }
+        let mut merged: Vec<String> = ic.env().clone().unwrap_or_default();
+        for e in env {
+            let key = e.split('=').next().unwrap_or("").to_string();
+            merged.retain(|m| m.split('=').next() != Some(key.as_str()));
+            merged.push(e);
+        }
+        if !merged.iter().any(|e| e.starts_with("PATH=")) {
+            merged.insert(0, spec::DEFAULT_PATH.to_string());
+        }
+        let id = random_hex(32)?;
+        let name = match &o.name {
+            Some(n) => n.clone(),
+            None => {
+                let b = hex::decode(&id[..4]).unwrap_or_default();
+                format!("{}_{}_{}", NAME_WORDS[b[0] as usize % 16], NAME_NOUNS[b[1] as usize % 16], &id[..4])
+            }
+        };
+        let run = RunConfig {
+            args,
+            env: merged,
+            workdir: o
+                .workdir
+                .clone()
+                .or_else(|| ic.working_dir().clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user: o.user.clone().or_else(|| ic.user().clone()).unwrap_or_default(),
+            hostname: o.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            network,
+            read_only: o.read_only,
+            auto_remove: o.auto_remove,
+        };
+        let mut rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_id: image_id.clone(),
+            created: now(),
+            state: "incomplete".into(),
+            pid: None,
+            exit_code: None,
+            started: None,
+            finished: None,
+            config: serde_json::to_string(&run).expect("config serializes"),
+        };
+        self.store.insert_container(&rec)?;
+        let dir = self.container_dir(&id);
+        let made = (|| -> Result<()> {
+            fs::create_dir(&dir).at(&dir)?;
+            fs::create_dir(dir.join("rootfs")).at(&dir)?;
+            match self.driver() {
+                Driver::Overlay => {
+                    fs::create_dir(dir.join("upper")).at(&dir)?;
+                    fs::create_dir(dir.join("work")).at(&dir)?;
+                }
+                Driver::Copy => {
+                    let lowers = self.image_lowers(&image_id)?;
+                    if let Some(top) = lowers.first() {
+                        crate::tree::copy_tree(top, &dir.join("rootfs"))?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = crate::tree::remove(&dir);
+            let _ = self.store.delete_container(&id);
+            return Err(e);
+        }
+        rec.state = "created".into();
+        self.store.update_container(&rec)?;
+        Ok(rec)
+    }
+
+    fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
+        let dir = self.container_dir(&rec.id);
+        match self.driver() {
+            Driver::Copy => Ok(Vec::new()),
+            Driver::Overlay => {
+                let layers = self.image_lowers(&rec.image_id)?;
+                let overlay = crate::snapshot::Overlay::new(&self.tmp);
+                let lowers = if layers.is_empty() { vec![self.empty_dir()?] } else { overlay.lowers(&layers, 0)? };
+                Ok(vec![Mount::overlay(lowers, Some((dir.join("upper"), dir.join("work"))), dir.join("rootfs"))])
+            }
+        }
+    }
+
+    fn empty_dir(&self) -> Result<PathBuf> {
+        let p = self.root.join("layers-empty");
+        fs::create_dir_all(&p).at(&p)?;
+        Ok(p)
+    }
+
+    /// Unmount a container's root and forget its runtime state.
+    fn release_container(&self, id: &str) {
+        let _ = self.runtime().delete(id);
+        let rootfs = self.container_dir(id).join("rootfs");
+        if mount::is_mounted(&rootfs) {
+            let _ = mount::unmount(&rootfs);
+        }
+    }
+
+    /// Run a created (or exited) container in this process until it exits;
+    /// returns its exit code (126/127 when the command cannot be run).
+    /// Errors are strata's own failures (Docker's 125).
+    pub fn run_container(&mut self, name: &str, stdio: Stdio) -> Result<(i32, Option<String>)> {
+        let mut rec = self.container(name)?;
+        if rec.state == "running" {
+            return Err(Error::InUse(format!("container {} is already running", rec.name)));
+        }
+        let cfg: RunConfig =
+            serde_json::from_str(&rec.config).map_err(|e| Error::Corrupt(format!("container {}: {e}", rec.id)))?;
+        let dir = self.container_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let mounts = self.rootfs_mounts(&rec)?;
+        mount::mount_all(&mounts)?;
+        let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
+            let user = spec::resolve_user(&cfg.user, &rootfs)?;
+            if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &rootfs, &cfg.workdir) {
+                return Ok(Err(failure));
+            }
+            spec::write_etc_files(&dir, &cfg)?;
+            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir)?;
+            let path = dir.join("config.json");
+            fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
+            Ok(Ok(dir.clone()))
+        })();
+        let bundle = match prepared {
+            Ok(Ok(b)) => b,
+            Ok(Err((code, msg))) => {
+                self.release_container(&rec.id);
+                rec.state = "exited".into();
+                rec.exit_code = Some(code as i64);
+                rec.finished = Some(now());
+                self.store.update_container(&rec)?;
+                self.finish_auto_remove(&rec, &cfg);
+                return Ok((code, Some(msg)));
+            }
+            Err(e) => {
+                self.release_container(&rec.id);
+                return Err(e);
+            }
+        };
+        let pid = match self.runtime().start(&rec.id, &bundle, stdio) {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.release_container(&rec.id);
+                return Err(e);
+            }
+        };
+        rec.state = "running".into();
+        rec.pid = Some(pid as i64);
+        rec.started = Some(now());
+        rec.exit_code = None;
+        rec.finished = None;
+        self.store.update_container(&rec)?;
+        // While it runs, other commands (rmi, prune) must not wait for this one.
+        self.unlock();
+        let code = runtime::wait(pid)?;
+        self.release_container(&rec.id);
+        if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
+            now_rec.state = "exited".into();
+            now_rec.pid = None;
+            now_rec.exit_code = Some(code as i64);
+            now_rec.finished = Some(now());
+            self.store.update_container(&now_rec)?;
+        }
+        self.finish_auto_remove(&rec, &cfg);
+        Ok((code, None))
+    }
+
+    fn finish_auto_remove(&mut self, rec: &ContainerRecord, cfg: &RunConfig) {
+        if cfg.auto_remove {
+            if let Err(e) = self.remove_container(&rec.id, true) {
+                tracing::warn!("removing container {}: {e}", rec.name);
+            }
+        }
+    }
+
+    /// Start a container under a detached `strata` monitor process (whose
+    /// output goes to the container's log); returns once it is running or
+    /// has already exited.
+    pub fn start_detached(&mut self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
+        let rec = self.container(name)?;
+        if rec.state == "running" {
+            return Ok(rec);
+        }
+        let log = self.container_dir(&rec.id).join("container.log");
+        let out = File::options().create(true).append(true).open(&log).at(&log)?;
+        let err = out.try_clone().at(&log)?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(global_args).arg("__monitor").arg(&rec.id);
+        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+        // SAFETY: setsid is async-signal-safe; the monitor leaves the CLI's session so it outlives it.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().at(exe)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
+            if r.state == "running" || r.state == "exited" {
+                return Ok(r);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::Runtime(format!(
+                    "container {} failed to start (monitor exited with {status}); see `strata logs {}`",
+                    r.name, r.name
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Runtime(format!("container {} did not start within 60s", r.name)));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The monitor's side of [`Engine::start_detached`]: run with output to
+    /// the log, record the exit.
+    pub fn monitor(&mut self, id: &str) -> Result<i32> {
+        let log = self.container_dir(id).join("container.log");
+        let out = File::options().create(true).append(true).open(&log).at(&log)?;
+        let stdio = Stdio {
+            stdin: File::open("/dev/null").at("/dev/null")?.into(),
+            stdout: out.try_clone().at(&log)?.into(),
+            stderr: out.into(),
+        };
+        let (code, msg) = self.run_container(id, stdio)?;
+        if let Some(m) = msg {
+            use std::io::Write;
+            let _ = File::options().append(true).open(&log).and_then(|mut f| writeln!(f, "{m}"));
+        }
+        Ok(code)
+    }
+
+    /// Send a signal to a running container's process.
+    pub fn kill_container(&mut self, name: &str, signal: i32) -> Result<ContainerRecord> {
+        let rec = self.container(name)?;
+        match rec.pid.filter(|_| rec.state == "running") {
+            Some(pid) => {
+                // SAFETY: kill(2) with a pid and signal number; no memory involved.
+                if unsafe { libc::kill(pid as i32, signal) } != 0 {
+                    return Err(Error::Runtime(format!(
+                        "signalling container {}: {}",
+                        rec.name,
+                        io::Error::last_os_error()
+                    )));
+                }
+                Ok(rec)
+            }
+            None => Err(Error::InUse(format!("container {} is not running", rec.name))),
+        }
+    }
+
+    /// Wait until a container has exited; its exit code.
+    pub fn wait_container(&mut self, name: &str) -> Result<i64> {
+        loop {
+            let rec = self.container(name)?;
+            if rec.state == "exited" {
+                return Ok(rec.exit_code.unwrap_or(0));
+            }
+            if rec.state == "created" {
+                // Docker's wait on a never-started container blocks; one that was started by us is racing.
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `stop`: SIGTERM, then SIGKILL after `timeout`.
+    pub fn stop_container(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        let rec = self.container(name)?;
+        if rec.state != "running" {
+            return Ok(());
+        }
+        let _ = self.kill_container(name, libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.container(&rec.id)?.state != "running" {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.kill_container(name, libc::SIGKILL);
+        self.wait_container(&rec.id).map(|_| ())
+    }
+
+    /// `rm`: remove a container and its layer; `force` kills a running one.
+    pub fn remove_container(&mut self, name: &str, force: bool) -> Result<String> {
+        let rec = self.container(name)?;
+        if rec.state == "running" {
+            if !force {
+                return Err(Error::InUse(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let _ = self.kill_container(&rec.id, libc::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.container(&rec.id)?.state == "running" && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.release_container(&rec.id);
+        // Record first: a directory without a record is swept; a record without its directory would be broken.
+        self.store.delete_container(&rec.id)?;
+        crate::tree::remove(&self.container_dir(&rec.id))?;
+        Ok(rec.name)
+    }
+
+    /// `ps`: containers, newest first (only running unless `all`).
+    pub fn containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {
+        let mut out = Vec::new();
+        for rec in self.store.containers()? {
+            if rec.state == "incomplete" {
+                continue;
+            }
+            let rec = self.refresh(rec)?;
+            if !all && rec.state != "running" {
+                continue;
+            }
+            let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+            let image = self
+                .store
+                .tags_of(&rec.image_id)?
+                .first()
+                .map(|t| crate::engine::display_tag(t))
+                .unwrap_or_else(|| rec.image_id.short().to_string());
+            out.push(ContainerSummary {
+                id: rec.id,
+                name: rec.name,
+                image,
+                image_id: rec.image_id,
+                command: cfg.args.join(" "),
+                state: rec.state,
+                exit_code: rec.exit_code,
+                created: rec.created,
+                started: rec.started,
+                finished: rec.finished,
+                pid: rec.pid,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The log file of a container.
+    pub fn container_log(&mut self, name: &str) -> Result<PathBuf> {
+        let rec = self.container(name)?;
+        Ok(self.container_dir(&rec.id).join("container.log"))
+    }
+
+    /// `inspect` of a container.
+    pub fn inspect_container(&mut self, name: &str) -> Result<serde_json::Value> {
+        let rec = self.container(name)?;
+        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let dir = self.container_dir(&rec.id);
+        Ok(serde_json::json!({
+            "Id": rec.id,
+            "Name": format!("/{}", rec.name),
+            "Created": image::format_time(rec.created),
+            "Path": cfg.args.first(),
+            "Args": cfg.args.get(1..).unwrap_or_default(),
+            "State": {
+                "Status": rec.state,
+                "Running": rec.state == "running",
+                "Pid": rec.pid.unwrap_or(0),
+                "ExitCode": rec.exit_code.unwrap_or(0),
+                "StartedAt": rec.started.map(image::format_time),
+                "FinishedAt": rec.finished.map(image::format_time),
+            },
+            "Image": rec.image_id.as_str(),
+            "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname},
+            "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove},
+            "GraphDriver": {"Name": self.driver().to_string(), "Data": {
+                "UpperDir": dir.join("upper").display().to_string(),
+                "MergedDir": dir.join("rootfs").display().to_string(),
+                "LowerDir": self.image_lowers(&rec.image_id)?.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+            }},
+            "LogPath": dir.join("container.log").display().to_string(),
+        }))
+    }
+
+    /// `diff`: what the container changed, as A/C/D lines.
+    pub fn container_changes(&mut self, name: &str) -> Result<Vec<Change>> {
+        let rec = self.container(name)?;
+        let dir = self.container_dir(&rec.id);
+        let lowers = self.image_lowers(&rec.image_id)?;
+        let changes = match self.driver() {
+            Driver::Overlay => super::overlay_changes(&dir.join("upper"), &lowers)?,
+            Driver::Copy => match lowers.first() {
+                Some(top) => super::tree_changes(&dir.join("rootfs"), top)?,
+                None => super::tree_changes(&dir.join("rootfs"), &self.empty_dir()?)?,
+            },
+        };
+        Ok(changes.into_iter().filter(|(k, p)| !mount_point_artifact(*k, p, &dir, self.driver())).collect())
+    }
+
+    /// `commit`: the container's changes become one new layer on top of its
+    /// image's layers (shared, not copied); returns the new image's ID.
+    pub fn commit_container(&mut self, name: &str, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
+        let rec = self.container(name)?;
+        let tag = reference.map(Reference::parse).transpose()?;
+        let changes = self.container_changes(&rec.id)?;
+        let dir = self.container_dir(&rec.id);
+        let source = match self.driver() {
+            Driver::Overlay => dir.join("upper"),
+            Driver::Copy => dir.join("rootfs"),
+        };
+        let work = crate::tmp::TempDir::new(&self.tmp, "commit")?;
+        let diff_dir = work.path().join("changes");
+        fs::create_dir(&diff_dir).at(&diff_dir)?;
+        super::changes_to_overlay_dir(&source, &changes, &diff_dir)?;
+        let tar_path = work.path().join("layer.tar");
+        let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+        let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
+        write_diff(&diff_dir, f, &WriteOptions { mtime_clamp: clamp })?
+            .into_inner()
+            .map_err(|e| Error::stream("writing layer", e.into_error()))?;
+        let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
+
+        let base_layers = self.store.image_layers(&rec.image_id)?;
+        let mut diff_ids: Vec<Digest> = base_layers.iter().map(|l| l.diff_id.clone()).collect();
+        diff_ids.push(diff_id.clone());
+        let chains = chain_ids(&diff_ids);
+        let spec = LayerSpec {
+            chain_id: chains.last().expect("one layer at least").clone(),
+            diff_id: diff_id.clone(),
+            lowers: chains[..chains.len() - 1].iter().rev().cloned().collect(),
+            blob: Some(diff_id.clone()),
+            media_type: None,
+            label: format!("commit of {}", rec.name),
+        };
+        let db = self.store.path().to_path_buf();
+        let mut store = crate::store::Store::open(&db)?;
+        let tp = tar_path.clone();
+        let layer = self.unpacker().ensure_layer(&mut store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))?;
+
+        let (raw, _) = self.config_of(&rec.image_id)?;
+        let mut config = raw;
+        let created = image::format_time(now());
+        config["created"] = created.clone().into();
+        config["rootfs"]["diff_ids"] = diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>().into();
+        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let entry = serde_json::json!({"created": created, "created_by": format!("strata commit {}", rec.name),
+            "comment": message.unwrap_or_default()});
+        match config["history"].as_array_mut() {
+            Some(h) => h.push(entry),
+            None => config["history"] = serde_json::json!([entry]),
+        }
+        let _ = cfg;
+        let bytes = serde_json::to_vec(&config).expect("config serializes");
+        let id = self.content.write_bytes(&bytes, None)?;
+        let manifest_layers: Vec<LayerDescriptor> = base_layers
+            .iter()
+            .chain(std::iter::once(&layer))
+            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
+            .collect();
+        let manifest = image::make_manifest(&id, bytes.len() as u64, &manifest_layers)?;
+        let manifest = self.content.write_bytes(&manifest, None)?;
+        let img = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
+        let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
+        self.store.put_image(&img, &chains, &tags)?;
+        Ok(id)
+    }
+}
+
+/// Files and directories the runtime creates in the container layer only
+/// as mount points (/proc, /dev, /sys, /etc/hostname, ...): not the
+/// container's own changes, so `diff` and `commit` leave them out.
+fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver) -> bool {
+    const POINTS: [&str; 9] = [
+        "/proc",
+        "/dev",
+        "/sys",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ];
+    if kind != 'A' || !POINTS.contains(&shown) {
+        return false;
+    }
+    let src = match driver {
+        Driver::Overlay => dir.join("upper"),
+        Driver::Copy => dir.join("rootfs"),
+    };
+    let p = src.join(shown.trim_start_matches('/'));
+    match fs::symlink_metadata(&p) {
+        Ok(md) if md.is_dir() => fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false),
+        Ok(md) => md.len() == 0,
+        Err(_) => true,
+    }
+}
+
+/// Duplicate this process's standard streams for an attached container.
+pub fn inherit_stdio() -> Result<Stdio> {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| -> Result<OwnedFd> { fd.try_clone_to_owned().at("standard stream") };
+    Ok(Stdio {
+        stdin: dup(io::stdin().as_fd())?,
+        stdout: dup(io::stdout().as_fd())?,
+        stderr: dup(io::stderr().as_fd())?,
+    })
+}

@@ -1,0 +1,105 @@
+//! Runtimes: what turns a bundle into a running process. The built-in one
+//! is youki's libcontainer, in this process: no external binary. The
+//! container's init process is a child of the calling process (libcontainer
+//! clones it as a sibling of its intermediate process), so the caller waits
+//! for it and records its exit.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The container process's standard streams.
+pub struct Stdio {
+    /// Standard input.
+    pub stdin: OwnedFd,
+    /// Standard output.
+    pub stdout: OwnedFd,
+    /// Standard error.
+    pub stderr: OwnedFd,
+}
+
+/// A small runtime interface: start a bundle, clean up after it.
+pub trait Runtime {
+    /// Create the container from `bundle` and start its process; returns the
+    /// pid of the container's init process, a child of this process.
+    fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32>;
+    /// Forget a container whose process is gone (state, cgroups).
+    fn delete(&self, id: &str) -> Result<()>;
+}
+
+/// youki's libcontainer, in process.
+pub struct BuiltIn {
+    state_root: PathBuf,
+}
+
+impl BuiltIn {
+    /// A runtime keeping its per-container state under `state_root`.
+    pub fn new(state_root: &Path) -> Self {
+        BuiltIn { state_root: state_root.to_path_buf() }
+    }
+}
+
+fn lc(e: impl std::fmt::Display) -> Error {
+    Error::Runtime(e.to_string())
+}
+
+impl Runtime for BuiltIn {
+    fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+        use libcontainer::container::builder::ContainerBuilder;
+        use libcontainer::syscall::syscall::SyscallType;
+        use libcontainer::workload::default::DefaultExecutor;
+        std::fs::create_dir_all(&self.state_root).map_err(lc)?;
+        let mut c = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_executor(DefaultExecutor {})
+            .with_root_path(&self.state_root)
+            .map_err(lc)?
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr)
+            .as_init(bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(lc)?;
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(lc(e));
+        }
+        c.pid().map(|p| p.as_raw()).ok_or_else(|| Error::Runtime(format!("container {id} started without a pid")))
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        let dir = self.state_root.join(id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        match libcontainer::container::Container::load(dir.clone()) {
+            Ok(mut c) => c.delete(true).map_err(lc),
+            Err(_) => crate::tree::remove(&dir),
+        }
+    }
+}
+
+/// Wait for a child process; Docker's exit code (128+signal when killed).
+pub fn wait(pid: i32) -> Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on a pid this process started, with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::Runtime(format!("waiting for container process {pid}: {e}")));
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    })
+}

@@ -1,0 +1,315 @@
+//! The OCI runtime bundle of a container: `config.json` built from the
+//! image config and the run flags, with Docker's defaults (capabilities,
+//! masked paths, a minimal /dev, no-new-privileges), validated by parsing it
+//! as oci-spec's `Spec` before it is written.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+/// How a container runs, fixed when it is created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunConfig {
+    /// The process: entrypoint plus command.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub workdir: String,
+    /// `USER[:GROUP]` as given (or from the image); resolved at start.
+    pub user: String,
+    /// Hostname.
+    pub hostname: String,
+    /// `none` (own network namespace, loopback only) or `host`.
+    pub network: String,
+    /// Mount the root file system read-only.
+    pub read_only: bool,
+    /// Remove the container when it exits (`--rm`).
+    pub auto_remove: bool,
+}
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The default PATH when neither the image nor `-e` gives one.
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A resolved user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary groups from /etc/group.
+    pub additional_gids: Vec<u32>,
+    /// Home directory from /etc/passwd (for HOME).
+    pub home: String,
+}
+
+/// Check `-u` syntax without a root file system: `name|uid[:group|gid]`.
+pub fn check_user_syntax(user: &str) -> Result<()> {
+    let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let valid = match user.split_once(':') {
+        Some((u, g)) => ok(u) && ok(g),
+        None => user.is_empty() || ok(user),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("invalid user {user:?}: want USER[:GROUP] (names or numeric IDs)")))
+    }
+}
+
+fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
+    fs::read_to_string(rootfs.join(file))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').map(String::from).collect())
+        .collect()
+}
+
+/// Resolve `USER[:GROUP]` against the container's /etc/passwd and /etc/group.
+pub fn resolve_user(user: &str, rootfs: &Path) -> Result<User> {
+    check_user_syntax(user)?;
+    let passwd = read_db(rootfs, "etc/passwd");
+    let groups = read_db(rootfs, "etc/group");
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (if u.is_empty() { "0" } else { u }, Some(g)),
+        None => (if user.is_empty() { "0" } else { user }, None),
+    };
+    let entry = passwd.iter().find(|p| p.len() >= 6 && (p[0] == u || p[2] == u));
+    let (uid, mut gid, home, name) = match (entry, u.parse::<u32>()) {
+        (Some(p), _) => (p[2].parse().unwrap_or(0), p[3].parse().unwrap_or(0), p[5].clone(), p[0].clone()),
+        (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
+        (None, Err(_)) => {
+            return Err(Error::invalid(format!("unable to find user {u}: no matching entries in passwd file")))
+        }
+    };
+    if let Some(g) = g {
+        gid = match groups.iter().find(|e| e.len() >= 3 && (e[0] == g || e[2] == g)) {
+            Some(e) => e[2].parse().unwrap_or(0),
+            None => g
+                .parse()
+                .map_err(|_| Error::invalid(format!("unable to find group {g}: no matching entries in group file")))?,
+        };
+    }
+    let additional_gids = groups
+        .iter()
+        .filter(|e| e.len() >= 4 && !name.is_empty() && e[3].split(',').any(|m| m == name))
+        .filter_map(|e| e[2].parse().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    Ok(User { uid, gid, additional_gids, home })
+}
+
+/// Find the program `args[0]` the way the runtime's exec will, so a missing
+/// command gives Docker's 127 and a non-executable one 126, before anything runs.
+pub fn check_command(args: &[String], env: &[String], rootfs: &Path, workdir: &str) -> Result<(), (i32, String)> {
+    let Some(cmd) = args.first() else {
+        return Err((125, "no command specified".into()));
+    };
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(&DEFAULT_PATH[5..]);
+    let candidates: Vec<PathBuf> = if cmd.contains('/') {
+        let base = if cmd.starts_with('/') { PathBuf::from("/") } else { PathBuf::from(workdir) };
+        vec![base.join(cmd)]
+    } else {
+        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).collect()
+    };
+    let mut found_not_exec = None;
+    for c in candidates {
+        let Some(host) = resolve_in_root(rootfs, &c) else { continue };
+        match fs::metadata(&host) {
+            Ok(md) if md.is_file() => {
+                use std::os::unix::fs::PermissionsExt;
+                if md.permissions().mode() & 0o111 != 0 {
+                    return Ok(());
+                }
+                found_not_exec = Some(c);
+            }
+            Ok(_) if cmd.contains('/') => found_not_exec = Some(c),
+            _ => {}
+        }
+    }
+    match found_not_exec {
+        Some(c) => Err((126, format!("exec: {}: permission denied", c.display()))),
+        None if cmd.contains('/') => Err((127, format!("exec: {cmd}: no such file or directory"))),
+        None => Err((127, format!("exec: \"{cmd}\": executable file not found in $PATH"))),
+    }
+}
+
+/// Resolve a container path to a host path, following symlinks as the
+/// container would see them (absolute links restart at the container root).
+pub fn resolve_in_root(rootfs: &Path, p: &Path) -> Option<PathBuf> {
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    let mut todo: Vec<std::ffi::OsString> = p
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_os_string()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            parts.pop();
+            continue;
+        }
+        let mut cur: PathBuf = rootfs.to_path_buf();
+        cur.extend(&parts);
+        cur.push(&c);
+        match fs::symlink_metadata(&cur) {
+            Ok(md) if md.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = fs::read_link(&cur).ok()?;
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                for t in target.components().rev() {
+                    match t {
+                        std::path::Component::Normal(n) => todo.push(n.to_os_string()),
+                        std::path::Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(_) => parts.push(c),
+            Err(_) => return None,
+        }
+    }
+    let mut out = rootfs.to_path_buf();
+    out.extend(&parts);
+    Some(out)
+}
+
+/// Files the container sees at /etc/hostname, /etc/hosts, /etc/resolv.conf.
+pub fn write_etc_files(dir: &Path, cfg: &RunConfig) -> Result<()> {
+    let write = |name: &str, body: String| fs::write(dir.join(name), body).at(dir.join(name));
+    write("hostname", format!("{}\n", cfg.hostname))?;
+    write(
+        "hosts",
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", cfg.hostname),
+    )?;
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // Loopback resolvers of the host mean nothing in the container's own network namespace.
+    let resolv: String = if cfg.network == "host" {
+        resolv
+    } else {
+        resolv.lines().filter(|l| !l.trim_start().starts_with("nameserver 127.")).map(|l| format!("{l}\n")).collect()
+    };
+    write("resolv.conf", resolv)
+}
+
+/// The runtime spec for a container whose root file system is `rootfs`
+/// and whose own files (hostname, hosts, resolv.conf) are in `dir`.
+pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &Path) -> Result<serde_json::Value> {
+    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={}", cfg.hostname));
+    }
+    let mut namespaces = vec![
+        serde_json::json!({"type": "pid"}),
+        serde_json::json!({"type": "ipc"}),
+        serde_json::json!({"type": "uts"}),
+        serde_json::json!({"type": "mount"}),
+    ];
+    if cfg.network != "host" {
+        namespaces.push(serde_json::json!({"type": "network"}));
+    }
+    let bind = |name: &str| {
+        serde_json::json!({"destination": format!("/etc/{name}"), "type": "bind",
+            "source": dir.join(name).display().to_string(), "options": ["rbind", "rprivate"]})
+    };
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": cfg.args,
+            "env": env,
+            "cwd": if cfg.workdir.is_empty() { "/" } else { &cfg.workdir },
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000u64, "soft": 20000u64}],
+            "noNewPrivileges": true,
+        },
+        "root": {"path": rootfs.display().to_string(), "readonly": cfg.read_only},
+        "hostname": cfg.hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            bind("hostname"), bind("hosts"), bind("resolv.conf"),
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": format!("/strata/{id}"),
+            "maskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    // oci-spec is the schema: a spec it cannot read is our bug, caught here.
+    serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone())
+        .map_err(|e| Error::Corrupt(format!("generated runtime spec is invalid: {e}")))?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_syntax() {
+        for ok in ["", "root", "1000", "1000:1000", "app:staff", "a.b-c_d"] {
+            assert!(check_user_syntax(ok).is_ok(), "{ok}");
+        }
+        for bad in [":", "a:", ":b", "a b", "a:b:c", "x/y"] {
+            assert!(check_user_syntax(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn users_resolve_from_the_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
+            .unwrap();
+        fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1001:\nstaff:x:50:app\n").unwrap();
+        let u = resolve_user("app", d.path()).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone(), u.home.as_str()), (1000, 1001, vec![50], "/home/app"));
+        assert_eq!(resolve_user("app:staff", d.path()).unwrap().gid, 50);
+        assert_eq!(resolve_user("42:43", d.path()).unwrap().uid, 42);
+        assert!(resolve_user("nobody", d.path()).is_err());
+    }
+}
