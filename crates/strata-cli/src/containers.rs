@@ -194,6 +194,24 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn exec(engine: &mut Engine, a: crate::ExecArgs) -> Result<ExitCode> {
+    if a.tty {
+        bail!("-t (a terminal) is not supported yet; run without -t");
+    }
+    let (code, msg) = engine.exec_container(
+        &a.container,
+        &a.command,
+        &a.env,
+        a.workdir.as_deref(),
+        a.user.as_deref(),
+        inherit_stdio()?,
+    )?;
+    if let Some(m) = msg {
+        eprintln!("Error: {m}");
+    }
+    Ok(ExitCode::from(code as u8))
+}
+
 pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<ExitCode> {
     for c in &a.containers {
         engine.stop_container(c, Duration::from_secs(a.time))?;

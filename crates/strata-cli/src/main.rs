@@ -69,6 +69,8 @@ enum Command {
     Kill(KillArgs),
     /// Remove containers.
     Rm(RmArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
     /// Wait for containers to exit and print their exit codes.
     Wait(NamesArg),
     /// Show what a container changed in its layer.
@@ -253,6 +255,28 @@ pub(crate) struct RmArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct ExecArgs {
+    /// Keep standard input open.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a terminal (not supported yet).
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub(crate) workdir: Option<String>,
+    /// USER[:GROUP] to run as.
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    pub(crate) container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
 pub(crate) struct NamesArg {
     #[arg(required = true)]
     pub(crate) containers: Vec<String>,
@@ -413,7 +437,12 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     // Docker: a failure of strata itself while running a container is 125; other commands fail with 1.
-    let failure = if matches!(cli.command, Command::Run(_) | Command::Create(_) | Command::Start(_)) { 125 } else { 1 };
+    let failure = if matches!(cli.command, Command::Run(_) | Command::Create(_) | Command::Start(_) | Command::Exec(_))
+    {
+        125
+    } else {
+        1
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -448,6 +477,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kill(a) => containers::kill(&mut engine, a),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&mut engine, a),
         Command::Wait(a) => containers::wait(&mut engine, a),
+        Command::Exec(a) => containers::exec(&mut engine, a),
         Command::Diff(a) => containers::diff(&mut engine, a),
         Command::Commit(a) => containers::commit(&mut engine, a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&mut engine, a),

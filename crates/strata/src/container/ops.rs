@@ -439,6 +439,45 @@ impl Engine {
         Ok(code)
     }
 
+    /// `exec`: run another command in a running container and wait for it;
+    /// its exit code (126/127 when it cannot be run).
+    pub fn exec_container(
+        &mut self,
+        name: &str,
+        args: &[String],
+        env: &[String],
+        workdir: Option<&str>,
+        user: Option<&str>,
+        stdio: Stdio,
+    ) -> Result<(i32, Option<String>)> {
+        let rec = self.container(name)?;
+        if rec.state != "running" {
+            return Err(Error::InUse(format!("container {} is not running", rec.name)));
+        }
+        let cfg: RunConfig =
+            serde_json::from_str(&rec.config).map_err(|e| Error::Corrupt(format!("container {}: {e}", rec.id)))?;
+        let extra = check_env(env)?;
+        if let Some(u) = user {
+            spec::check_user_syntax(u)?;
+        }
+        let rootfs = self.container_dir(&rec.id).join("rootfs");
+        let mut env = cfg.env.clone();
+        for e in extra {
+            let key = e.split('=').next().unwrap_or("").to_string();
+            env.retain(|m| m.split('=').next() != Some(key.as_str()));
+            env.push(e);
+        }
+        let cwd = workdir.map(String::from).unwrap_or_else(|| cfg.workdir.clone());
+        let u = spec::resolve_user(user.unwrap_or(&cfg.user), &rootfs)?;
+        if let Err((code, msg)) = spec::check_command(args, &env, &rootfs, &cwd) {
+            return Ok((code, Some(msg)));
+        }
+        let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
+        self.unlock();
+        let pid = self.runtime().exec(&rec.id, &process, stdio)?;
+        Ok((runtime::wait(pid)?, None))
+    }
+
     /// Send a signal to a running container's process.
     pub fn kill_container(&mut self, name: &str, signal: i32) -> Result<ContainerRecord> {
         let rec = self.container(name)?;

@@ -24,8 +24,24 @@ pub trait Runtime {
     /// Create the container from `bundle` and start its process; returns the
     /// pid of the container's init process, a child of this process.
     fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32>;
+    /// Start another process in a running container; returns its pid, a
+    /// child of this process.
+    fn exec(&self, id: &str, process: &ExecProcess, stdio: Stdio) -> Result<i32>;
     /// Forget a container whose process is gone (state, cgroups).
     fn delete(&self, id: &str) -> Result<()>;
+}
+
+/// A process to start in a running container.
+#[derive(Debug, Clone)]
+pub struct ExecProcess {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// uid, gid and supplementary groups.
+    pub user: (u32, u32, Vec<u32>),
 }
 
 /// youki's libcontainer, in process.
@@ -67,6 +83,34 @@ impl Runtime for BuiltIn {
             return Err(lc(e));
         }
         c.pid().map(|p| p.as_raw()).ok_or_else(|| Error::Runtime(format!("container {id} started without a pid")))
+    }
+
+    fn exec(&self, id: &str, p: &ExecProcess, stdio: Stdio) -> Result<i32> {
+        use libcontainer::container::builder::ContainerBuilder;
+        use libcontainer::syscall::syscall::SyscallType;
+        use libcontainer::workload::default::DefaultExecutor;
+        let env = p.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_executor(DefaultExecutor {})
+            .with_root_path(&self.state_root)
+            .map_err(lc)?
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr)
+            .validate_id()
+            .map_err(lc)?
+            .as_tenant()
+            .with_detach(false)
+            .with_cwd(Some(&p.cwd))
+            .with_env(env)
+            .with_container_args(p.args.clone())
+            .with_no_new_privs(true)
+            .with_user(Some(p.user.0))
+            .with_group(Some(p.user.1))
+            .with_additional_gids(p.user.2.clone())
+            .build()
+            .map_err(lc)?;
+        Ok(pid.as_raw())
     }
 
     fn delete(&self, id: &str) -> Result<()> {
