@@ -305,12 +305,13 @@ pub struct TestImage {
     pub tags: Vec<String>,
     pub layers: Vec<Vec<u8>>,
     pub created_by: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
 }
 
 impl TestImage {
     pub fn new(tag: &str, layers: Vec<Vec<u8>>) -> Self {
         let created_by = (0..layers.len()).map(|i| format!("layer {i}")).collect();
-        TestImage { tags: vec![tag.to_string()], layers, created_by }
+        TestImage { tags: vec![tag.to_string()], layers, created_by, entrypoint: None }
     }
 }
 
@@ -329,7 +330,7 @@ pub fn config_for(img: &TestImage) -> Vec<u8> {
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Entrypoint": img.entrypoint},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
     }))
@@ -366,7 +367,10 @@ pub const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
 pub fn busybox_layer() -> Vec<u8> {
     let bb = fs::read("/bin/busybox").expect("busybox-static is installed (apt-get install busybox-static)");
     let mut t = LayerTar::new().dir("bin").dir("etc").dir("tmp").file_mode("bin/busybox", &bb, 0o755);
-    for c in ["sh", "ls", "cat", "echo", "true", "false", "rm"] {
+    for c in [
+        "sh", "ls", "cat", "echo", "true", "false", "rm", "sleep", "hostname", "ps", "id", "env", "touch", "mkdir",
+        "grep", "wc", "head", "dd", "pwd", "test", "stat", "mount",
+    ] {
         t = t.symlink(&format!("bin/{c}"), "busybox");
     }
     t.file("etc/passwd", PASSWD).build()

@@ -254,6 +254,15 @@ impl Engine {
                 Driver::Overlay => {
                     fs::create_dir(dir.join("upper")).at(&dir)?;
                     fs::create_dir(dir.join("work")).at(&dir)?;
+                    // Docker's "init layer": the mount points the runtime needs live in a lower of
+                    // their own, so they never show up in the container's layer, diff or commit.
+                    let init = dir.join("init");
+                    for d in ["proc", "sys", "dev", "etc"] {
+                        fs::create_dir_all(init.join(d)).at(&init)?;
+                    }
+                    for f in ["hostname", "hosts", "resolv.conf"] {
+                        fs::write(init.join("etc").join(f), b"").at(&init)?;
+                    }
                 }
                 Driver::Copy => {
                     let lowers = self.image_lowers(&image_id)?;
@@ -281,7 +290,8 @@ impl Engine {
             Driver::Overlay => {
                 let layers = self.image_lowers(&rec.image_id)?;
                 let overlay = crate::snapshot::Overlay::new(&self.tmp);
-                let lowers = if layers.is_empty() { vec![self.empty_dir()?] } else { overlay.lowers(&layers, 0)? };
+                let mut lowers = vec![dir.join("init")];
+                lowers.extend(overlay.lowers(&layers, 1)?);
                 Ok(vec![Mount::overlay(lowers, Some((dir.join("upper"), dir.join("work"))), dir.join("rootfs"))])
             }
         }

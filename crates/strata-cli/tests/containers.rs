@@ -1,0 +1,298 @@
+//! Containers through the real binary: copy-on-write over shared image
+//! layers, commit, isolation, lifecycle and exit codes, bad input.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod overlay { $( #[test] fn $name() { super::$name("overlay") } )* }
+        mod copy { $( #[test] fn $name() { super::$name("copy") } )* }
+    };
+}
+
+both_drivers!(
+    copy_on_write_keeps_image_layers_intact,
+    commit_adds_one_layer_over_shared_ones,
+    lifecycle_and_exit_codes
+);
+
+/// A store with `app:1`: busybox plus a layer with /etc/x and /etc/y.
+fn with_image(driver: &str) -> Strata {
+    let s = Strata::new(driver);
+    let top = LayerTar::new().dir("etc").file("etc/x", b"original x\n").file("etc/y", b"original y\n").build();
+    let a = s.write("app.tar", &docker_archive(&[TestImage::new("app:1", vec![busybox_layer(), top])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    s
+}
+
+fn run_code(s: &Strata, args: &[&str]) -> (i32, String, String) {
+    let o = s.run(args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+fn container_dirs(s: &Strata) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(s.root().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn mounts_under(s: &Strata) -> Vec<String> {
+    let root = s.root().display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&root))
+        .map(String::from)
+        .collect()
+}
+
+fn copy_on_write_keeps_image_layers_intact(driver: &str) {
+    let s = with_image(driver);
+    let layers_before = tree(&s.root().join("layers"));
+    s.ok(&["create", "--name", "other", "app:1", "true"]);
+    s.ok(&["run", "--name", "c1", "app:1", "sh", "-c", "echo changed > /etc/x && rm /etc/y"]);
+    assert_eq!(tree(&s.root().join("layers")), layers_before, "image layers are byte-identical afterwards");
+    let diff = s.ok(&["diff", "c1"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    assert!(lines.contains(&"C /etc/x") && lines.contains(&"D /etc/y"), "{diff}");
+    assert!(!diff.contains("/proc") && !diff.contains("/etc/hostname") && !diff.contains("/bin"), "{diff}");
+    let c1 = s.image_id("c1");
+    let c1 = c1.trim_start_matches("sha256:");
+    if driver == "overlay" {
+        // Copied up only what changed: the upper holds /etc/x and a whiteout for /etc/y, not the image's files.
+        let upper = tree(&s.root().join("containers").join(c1).join("upper"));
+        let files: Vec<&String> = upper.iter().filter(|(_, n)| n.kind != 'd').map(|(k, _)| k).collect();
+        assert_eq!(files, vec!["etc/x", "etc/y"], "{upper:?}");
+        assert_eq!(upper["etc/y"].kind, 'c');
+    }
+    let (code, out, _) = run_code(&s, &["run", "--rm", "app:1", "cat", "/etc/x", "/etc/y"]);
+    assert_eq!((code, out.as_str()), (0, "original x\noriginal y\n"), "a second container sees the originals");
+    let before = container_dirs(&s);
+    assert_eq!(before.len(), 2);
+    s.ok(&["rm", "c1"]);
+    let after = container_dirs(&s);
+    assert_eq!(after.len(), 1, "rm removes only that container's layer");
+    assert!(!after.contains(&c1.to_string()));
+    assert_eq!(tree(&s.root().join("layers")), layers_before);
+    s.ok(&["rm", "other"]);
+    assert!(container_dirs(&s).is_empty());
+    assert!(mounts_under(&s).is_empty());
+}
+
+#[test]
+fn twenty_containers_share_one_image() {
+    let s = Strata::new("overlay");
+    let big = LayerTar::new().file("big", &vec![9u8; 2_000_000]).build();
+    let a = s.write("big.tar", &docker_archive(&[TestImage::new("big:1", vec![busybox_layer(), big])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let layers = s.layer_dirs();
+    for i in 0..20 {
+        s.ok(&[
+            "run",
+            "--name",
+            &format!("c{i}"),
+            "big:1",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/data bs=1000 count=10 2>/dev/null",
+        ]);
+    }
+    assert_eq!(s.layer_dirs(), layers, "the image's layers are on disk once");
+    let written: u64 = tree(&s.root().join("containers"))
+        .iter()
+        .filter(|(k, n)| n.kind == 'f' && k.contains("/upper/"))
+        .map(|(k, _)| fs::metadata(s.root().join("containers").join(k)).unwrap().len())
+        .sum();
+    assert_eq!(written, 20 * 10_000, "the containers' layers hold only what they wrote");
+    let all: u64 = tree(&s.root().join("containers"))
+        .iter()
+        .filter(|(_, n)| n.kind == 'f')
+        .map(|(k, _)| fs::metadata(s.root().join("containers").join(k)).unwrap().len())
+        .sum();
+    assert!(all < 20 * 10_000 + 20 * 16_000, "extra disk is about what was written (plus small config files): {all}");
+}
+
+fn commit_adds_one_layer_over_shared_ones(driver: &str) {
+    let s = with_image(driver);
+    s.ok(&["run", "--name", "cc", "app:1", "sh", "-c", "echo new > /etc/new && rm /etc/y"]);
+    let id = s.ok(&["commit", "-m", "added new", "cc", "app:2"]);
+    assert_eq!(s.image_id("app:2"), id.trim());
+    let base: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "app:1"])).unwrap();
+    let new: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "app:2"])).unwrap();
+    let bl = base[0]["RootFS"]["Layers"].as_array().unwrap();
+    let nl = new[0]["RootFS"]["Layers"].as_array().unwrap();
+    assert_eq!(nl.len(), bl.len() + 1);
+    assert_eq!(&nl[..bl.len()], &bl[..]);
+    assert_eq!(s.layer_dirs().len(), 3, "the base's layers are shared, not copied");
+    let (code, out, _) = run_code(&s, &["run", "--rm", "app:2", "cat", "/etc/new", "/etc/x"]);
+    assert_eq!((code, out.as_str()), (0, "new\noriginal x\n"));
+    let (code, _, _) = run_code(&s, &["run", "--rm", "app:2", "test", "-e", "/etc/y"]);
+    assert_eq!(code, 1, "the deleted file is gone from the committed image");
+    let h = s.ok(&["history", "app:2"]);
+    assert!(h.lines().nth(1).unwrap().contains("strata commit cc") && h.contains("added new"), "{h}");
+    let (code, _, err) = run_code(&s, &["rmi", "app:1"]);
+    assert_eq!(code, 1, "a container uses app:1");
+    assert!(err.contains("cc"), "{err}");
+}
+
+#[test]
+fn isolation() {
+    let s = with_image("overlay");
+    let (_, out, err) = run_code(
+        &s,
+        &["run", "--rm", "--hostname", "box", "app:1", "sh", "-c", "echo $$; hostname; cat /etc/hostname"],
+    );
+    assert_eq!(out, "1\nbox\nbox\n", "{err}");
+    // Host mounts are not visible; the root is the image's.
+    let (_, mounts, _) = run_code(&s, &["run", "--rm", "app:1", "cat", "/proc/mounts"]);
+    for target in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+        let own = target == "/"
+            || ["/proc", "/dev", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
+                .iter()
+                .any(|p| target.starts_with(p));
+        assert!(own, "host mount {target} visible in the container: {mounts}");
+    }
+    let (_, root, _) = run_code(&s, &["run", "--rm", "app:1", "ls", "/"]);
+    let (_, via_proc, _) = run_code(&s, &["run", "--rm", "app:1", "ls", "/proc/self/root/", "/proc/1/root/"]);
+    let (_, via_dotdot, _) = run_code(&s, &["run", "--rm", "-w", "/etc", "app:1", "ls", "../../../.."]);
+    for listing in [&root, &via_proc, &via_dotdot] {
+        assert!(
+            listing.contains("bin")
+                && !listing.contains("usr")
+                && !listing.contains("home")
+                && !listing.contains("root\n"),
+            "{listing}"
+        );
+    }
+    let (_, ps, _) = run_code(&s, &["run", "--rm", "app:1", "ps"]);
+    assert_eq!(ps.lines().count(), 2, "only the container's own process: {ps}");
+    let (_, caps, _) = run_code(&s, &["run", "--rm", "app:1", "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert!(caps.contains('1'), "{caps}");
+    assert!(mounts_under(&s).is_empty());
+}
+
+fn lifecycle_and_exit_codes(driver: &str) {
+    let s = with_image(driver);
+    assert_eq!(run_code(&s, &["run", "--rm", "app:1", "false"]).0, 1);
+    let (code, _, err) = run_code(&s, &["run", "--rm", "app:1", "nope"]);
+    assert_eq!(code, 127);
+    assert!(err.contains("nope") && err.contains("not found"), "{err}");
+    assert_eq!(run_code(&s, &["run", "--rm", "app:1", "/etc/x"]).0, 126, "not executable");
+    let (code, out, _) = run_code(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-e",
+            "B=two words",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/etc",
+            "app:1",
+            "sh",
+            "-c",
+            "echo $A $B; id; pwd",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "1 two words\nuid=1000 gid=1000\n/etc\n"));
+
+    let id = s.ok(&["run", "-d", "--name", "bg", "app:1", "sh", "-c", "echo started; while true; do sleep 0.1; done"]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = s.ok(&["ps"]);
+    assert!(ps.contains("bg") && ps.contains("Up"), "{ps}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.ok(&["logs", "bg"]).starts_with("started"));
+    let (code, out, _) = run_code(&s, &["exec", "bg", "sh", "-c", "echo from exec; exit 3"]);
+    assert_eq!((code, out.as_str()), (3, "from exec\n"));
+    s.ok(&["stop", "-t", "1", "bg"]);
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "sh as PID 1 ignores SIGTERM, so stop kills it: {ps}");
+    assert_eq!(s.ok(&["wait", "bg"]).trim(), "137");
+    assert!(!s.ok(&["ps"]).contains("bg"));
+
+    // The signal reaches the process (PID 1 only acts on signals it handles, as in Docker).
+    s.ok(&["run", "-d", "--name", "kk", "app:1", "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]);
+    std::thread::sleep(Duration::from_millis(300));
+    s.ok(&["kill", "-s", "TERM", "kk"]);
+    assert_eq!(s.ok(&["wait", "kk"]).trim(), "42");
+
+    // Killed from outside: found exited by the next command.
+    s.ok(&["run", "-d", "--name", "victim", "app:1", "sleep", "100"]);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "victim"])).unwrap();
+    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().unwrap();
+    assert_eq!(s.ok(&["wait", "victim"]).trim(), "137");
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (137)"));
+
+    let (code, _, err) = run_code(&s, &["rm", "app:1"]);
+    assert_eq!(code, 1, "{err}");
+    s.ok(&["rm", "bg", "kk", "victim"]);
+    s.ok(&["run", "-d", "--name", "running", "app:1", "sleep", "100"]);
+    let (code, _, err) = run_code(&s, &["rm", "running"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("running"), "{err}");
+    s.ok(&["rm", "-f", "running"]);
+    assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(container_dirs(&s).is_empty());
+    assert!(mounts_under(&s).is_empty());
+    assert!(fs::read_dir(s.root().join("runtime")).unwrap().next().is_none(), "no runtime state left");
+}
+
+#[test]
+fn bad_input_leaves_nothing_behind() {
+    let s = with_image("overlay");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--rm", "nosuch:image", "true"], "nosuch:image"),
+        (vec!["run", "--rm", "-e", "=x", "app:1", "true"], "=x"),
+        (vec!["run", "--rm", "-u", "a:b:c", "app:1", "true"], "a:b:c"),
+        (vec!["run", "--rm", "--memory", "lots", "app:1", "true"], "lots"),
+        (vec!["run", "--rm", "--network", "bridge", "app:1", "true"], "bridge"),
+        (vec!["run", "--rm", "-w", "relative", "app:1", "true"], "relative"),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = run_code(&s, &args);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(s.ok(&["ps", "-aq"]).trim().is_empty(), "{args:?}: no container record");
+        assert!(container_dirs(&s).is_empty(), "{args:?}");
+    }
+    // An image whose entrypoint is missing.
+    let mut img = TestImage::new("broken:1", vec![busybox_layer()]);
+    img.entrypoint = Some(vec!["/no/such/entrypoint".into()]);
+    let a = s.write("broken.tar", &docker_archive(&[img]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let (code, _, err) = run_code(&s, &["run", "--rm", "broken:1"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("/no/such/entrypoint"), "{err}");
+    assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(container_dirs(&s).is_empty());
+    assert!(mounts_under(&s).is_empty());
+    for ctl in ["memory", "pids", "cpu"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctl).join("strata");
+        if let Ok(rd) = fs::read_dir(&dir) {
+            let left: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
+            assert!(left.iter().all(|n| n.len() != 64), "no container cgroup left: {left:?}");
+        }
+    }
+}
