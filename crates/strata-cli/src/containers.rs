@@ -34,15 +34,14 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
     if a.tty {
         bail!("-t (a terminal) is not supported yet; run without -t");
     }
-    if let Some(m) = &a.memory {
-        parse_memory(m)?;
-    }
-    if let Some(c) = &a.cpus {
-        match c.parse::<f64>() {
-            Ok(n) if n > 0.0 => {}
+    let memory = a.memory.as_deref().map(parse_memory).transpose()?;
+    let cpus = match &a.cpus {
+        Some(c) => match c.parse::<f64>() {
+            Ok(n) if n > 0.0 => Some(n),
             _ => bail!("invalid argument {c:?} for \"--cpus\" flag: want a positive number"),
-        }
-    }
+        },
+        None => None,
+    };
     if let Some(p) = a.pids_limit {
         if p == 0 || p < -1 {
             bail!("invalid argument {p} for \"--pids-limit\" flag");
@@ -65,6 +64,9 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         network: a.network.clone(),
         read_only: a.read_only,
         auto_remove: a.rm,
+        memory: memory.map(|m| m as i64),
+        cpus,
+        pids_limit: a.pids_limit,
     })
 }
 

@@ -296,3 +296,24 @@ fn bad_input_leaves_nothing_behind() {
         }
     }
 }
+
+#[test]
+fn seccomp_and_resource_limits_apply() {
+    let s = with_image("overlay");
+    let (_, out, _) = run_code(&s, &["run", "--rm", "app:1", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert!(out.contains('2'), "a seccomp filter is installed: {out}");
+    let id = s.ok(&["run", "-d", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5", "app:1", "sleep", "30"]);
+    let id = id.trim();
+    let read = |p: &str| fs::read_to_string(format!("/sys/fs/cgroup/{p}")).unwrap_or_default().trim().to_string();
+    let (mem, pids, cpu) = (
+        read(&format!("memory/strata/{id}/memory.limit_in_bytes")),
+        read(&format!("pids/strata/{id}/pids.max")),
+        read(&format!("cpu/strata/{id}/cpu.cfs_quota_us")),
+    );
+    s.ok(&["rm", "-f", id]);
+    assert_eq!((mem.as_str(), pids.as_str(), cpu.as_str()), ("67108864", "50", "50000"));
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/strata/{id}")).exists(),
+        "cgroup removed with the container"
+    );
+}

@@ -44,6 +44,12 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--memory`, in bytes.
+    pub memory: Option<i64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
 }
 
 /// A container as `ps` shows it.
@@ -232,6 +238,9 @@ impl Engine {
             network,
             read_only: o.read_only,
             auto_remove: o.auto_remove,
+            memory: o.memory,
+            cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
+            pids_limit: o.pids_limit.filter(|p| *p > 0),
         };
         let mut rec = ContainerRecord {
             id: id.clone(),

@@ -29,7 +29,71 @@ pub struct RunConfig {
     pub read_only: bool,
     /// Remove the container when it exits (`--rm`).
     pub auto_remove: bool,
+    /// Memory limit in bytes (`--memory`).
+    #[serde(default)]
+    pub memory: Option<i64>,
+    /// CPU quota in microseconds per 100ms period (`--cpus` × 100000).
+    #[serde(default)]
+    pub cpu_quota: Option<i64>,
+    /// Process limit (`--pids-limit`).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
 }
+
+/// Syscalls the default seccomp profile refuses with EPERM: Docker's
+/// default profile allows roughly everything else a container with Docker's
+/// capabilities can use. (An allow-by-default list: written here because
+/// Docker's JSON profile is not packaged as a crate.)
+pub const SECCOMP_DENIED: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "_sysctl",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+];
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -224,6 +288,20 @@ pub fn write_etc_files(dir: &Path, cfg: &RunConfig) -> Result<()> {
     write("resolv.conf", resolv)
 }
 
+fn resources(cfg: &RunConfig) -> serde_json::Value {
+    let mut r = serde_json::json!({});
+    if let Some(m) = cfg.memory {
+        r["memory"] = serde_json::json!({"limit": m});
+    }
+    if let Some(q) = cfg.cpu_quota {
+        r["cpu"] = serde_json::json!({"quota": q, "period": 100_000u64});
+    }
+    if let Some(p) = cfg.pids_limit {
+        r["pids"] = serde_json::json!({"limit": p});
+    }
+    r
+}
+
 /// The runtime spec for a container whose root file system is `rootfs`
 /// and whose own files (hostname, hosts, resolv.conf) are in `dir`.
 pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &Path) -> Result<serde_json::Value> {
@@ -277,6 +355,12 @@ pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &P
             "maskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                             "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "resources": resources(cfg),
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+            },
         },
     });
     // oci-spec is the schema: a spec it cannot read is our bug, caught here.
