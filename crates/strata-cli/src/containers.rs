@@ -67,6 +67,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         memory: memory.map(|m| m as i64),
         cpus,
         pids_limit: a.pids_limit,
+        runtime: a.runtime.clone(),
     })
 }
 

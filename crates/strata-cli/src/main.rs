@@ -181,6 +181,9 @@ pub(crate) struct RunArgs {
     /// Maximum number of processes.
     #[arg(long = "pids-limit")]
     pub(crate) pids_limit: Option<i64>,
+    /// OCI runtime: builtin (youki's libcontainer, in process), runc, crun, or a path.
+    #[arg(long)]
+    pub(crate) runtime: Option<String>,
     /// The image.
     pub(crate) image: String,
     /// The command and its arguments.

@@ -317,3 +317,34 @@ fn seccomp_and_resource_limits_apply() {
         "cgroup removed with the container"
     );
 }
+
+#[test]
+fn external_runtime_runs_the_same_bundle() {
+    let s = with_image("overlay");
+    let (code, out, err) = run_code(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--hostname",
+            "viarunc",
+            "app:1",
+            "sh",
+            "-c",
+            "echo $$; hostname; cat /etc/x",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "1\nviarunc\noriginal x\n"), "{err}");
+    assert_eq!(run_code(&s, &["run", "--rm", "--runtime", "runc", "app:1", "sh", "-c", "exit 7"]).0, 7);
+    s.ok(&["run", "-d", "--name", "rc", "--runtime", "runc", "app:1", "sleep", "30"]);
+    let (code, out, _) = run_code(&s, &["exec", "rc", "sh", "-c", "echo in runc exec; exit 4"]);
+    assert_eq!((code, out.as_str()), (4, "in runc exec\n"));
+    s.ok(&["rm", "-f", "rc"]);
+    assert!(mounts_under(&s).is_empty());
+    let (code, _, err) = run_code(&s, &["run", "--rm", "--runtime", "no-such-runtime", "app:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("no-such-runtime"), "{err}");
+    assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::runtime::{self, BuiltIn, Runtime, Stdio};
+use super::runtime::{self, Runtime, Stdio};
 use super::spec::{self, RunConfig};
 use super::Change;
 use crate::digest::{chain_ids, Digest, HashingReader};
@@ -50,6 +50,8 @@ pub struct CreateOptions {
     pub cpus: Option<f64>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
+    /// `--runtime`: runc, crun, youki or a path; the built-in one when absent.
+    pub runtime: Option<String>,
 }
 
 /// A container as `ps` shows it.
@@ -134,8 +136,9 @@ impl Engine {
         self.root.join("containers").join(id)
     }
 
-    fn runtime(&self) -> BuiltIn {
-        BuiltIn::new(&self.root.join("runtime"))
+    fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
+        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        runtime::for_name(cfg.runtime.as_deref(), &self.root.join("runtime"))
     }
 
     /// A container by name, ID or ID prefix, its state refreshed.
@@ -241,7 +244,9 @@ impl Engine {
             memory: o.memory,
             cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
             pids_limit: o.pids_limit.filter(|p| *p > 0),
+            runtime: o.runtime.clone().filter(|r| r != "builtin"),
         };
+        runtime::for_name(run.runtime.as_deref(), &self.root.join("runtime"))?;
         let mut rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -314,7 +319,11 @@ impl Engine {
 
     /// Unmount a container's root and forget its runtime state.
     fn release_container(&self, id: &str) {
-        let _ = self.runtime().delete(id);
+        if let Ok(Some(rec)) = self.store.find_container(id) {
+            if let Ok(rt) = self.runtime_of(&rec) {
+                let _ = rt.delete(id);
+            }
+        }
         let rootfs = self.container_dir(id).join("rootfs");
         if mount::is_mounted(&rootfs) {
             let _ = mount::unmount(&rootfs);
@@ -362,7 +371,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let pid = match self.runtime().start(&rec.id, &bundle, stdio) {
+        let pid = match self.runtime_of(&rec).and_then(|rt| rt.start(&rec.id, &bundle, stdio)) {
             Ok(pid) => pid,
             Err(e) => {
                 self.release_container(&rec.id);
@@ -493,7 +502,7 @@ impl Engine {
         }
         let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
         self.unlock();
-        let pid = self.runtime().exec(&rec.id, &process, stdio)?;
+        let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
         Ok((runtime::wait(pid)?, None))
     }
 

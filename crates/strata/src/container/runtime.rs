@@ -147,3 +147,118 @@ pub fn wait(pid: i32) -> Result<i32> {
         255
     })
 }
+
+/// An external OCI runtime binary (runc, crun, youki or a path) driven on
+/// the same bundle. This process becomes a child subreaper before `create`,
+/// so the container's init, orphaned when the runtime exits, is re-parented
+/// here and can be waited for like the built-in runtime's.
+pub struct External {
+    binary: PathBuf,
+    state_root: PathBuf,
+}
+
+impl External {
+    /// `name` is a binary on PATH (runc, crun, youki) or a path.
+    pub fn new(name: &str, state_root: &Path) -> Result<Self> {
+        let binary = if name.contains('/') {
+            PathBuf::from(name)
+        } else {
+            std::env::var_os("PATH")
+                .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
+                .ok_or_else(|| Error::invalid(format!("runtime {name:?} not found in PATH")))?
+        };
+        if !binary.is_file() {
+            return Err(Error::invalid(format!("runtime {} does not exist", binary.display())));
+        }
+        let state_root = state_root.join(binary.file_name().unwrap_or_default());
+        Ok(External { binary, state_root })
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.binary);
+        c.arg("--root").arg(&self.state_root);
+        c
+    }
+
+    fn check(&self, what: &str, out: std::io::Result<std::process::Output>) -> Result<()> {
+        let out = out.map_err(|e| Error::Runtime(format!("{} {what}: {e}", self.binary.display())))?;
+        if !out.status.success() {
+            return Err(Error::Runtime(format!(
+                "{} {what} failed: {}",
+                self.binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Runtime for External {
+    fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+        std::fs::create_dir_all(&self.state_root).map_err(lc)?;
+        // SAFETY: prctl with constant arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let pid_file = bundle.join("runtime.pid");
+        let _ = std::fs::remove_file(&pid_file);
+        let status = self
+            .cmd()
+            .args(["create", "--bundle"])
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(id)
+            .stdin(std::process::Stdio::from(stdio.stdin))
+            .stdout(std::process::Stdio::from(stdio.stdout))
+            .stderr(std::process::Stdio::from(stdio.stderr))
+            .status()
+            .map_err(|e| Error::Runtime(format!("{} create: {e}", self.binary.display())))?;
+        if !status.success() {
+            return Err(Error::Runtime(format!("{} create {id} failed ({status})", self.binary.display())));
+        }
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .map_err(lc)?
+            .trim()
+            .parse()
+            .map_err(|e| Error::Runtime(format!("bad pid file {}: {e}", pid_file.display())))?;
+        let started = self.cmd().args(["start", id]).output();
+        if let Err(e) = self.check("start", started) {
+            let _ = self.delete(id);
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    fn exec(&self, id: &str, p: &ExecProcess, stdio: Stdio) -> Result<i32> {
+        let mut c = self.cmd();
+        c.arg("exec").arg("--cwd").arg(&p.cwd).arg("--user").arg(format!("{}:{}", p.user.0, p.user.1));
+        for g in &p.user.2 {
+            c.arg("--additional-gids").arg(g.to_string());
+        }
+        for e in &p.env {
+            c.arg("--env").arg(e);
+        }
+        c.arg(id).args(&p.args);
+        c.stdin(std::process::Stdio::from(stdio.stdin))
+            .stdout(std::process::Stdio::from(stdio.stdout))
+            .stderr(std::process::Stdio::from(stdio.stderr));
+        let child = c.spawn().map_err(|e| Error::Runtime(format!("{} exec: {e}", self.binary.display())))?;
+        Ok(child.id() as i32)
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        let out = self.cmd().args(["delete", "--force", id]).output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) if String::from_utf8_lossy(&o.stderr).contains("does not exist") => Ok(()),
+            other => self.check("delete", other),
+        }
+    }
+}
+
+/// The runtime a container was created with: built-in unless named.
+pub fn for_name(name: Option<&str>, state_root: &Path) -> Result<Box<dyn Runtime>> {
+    match name {
+        None | Some("") | Some("builtin") | Some("strata") => Ok(Box::new(BuiltIn::new(state_root))),
+        Some(n) => Ok(Box::new(External::new(n, state_root)?)),
+    }
+}

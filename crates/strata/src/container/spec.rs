@@ -38,6 +38,9 @@ pub struct RunConfig {
     /// Process limit (`--pids-limit`).
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    /// External OCI runtime (`--runtime`); the built-in one when absent.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 /// Syscalls the default seccomp profile refuses with EPERM: Docker's
