@@ -72,8 +72,13 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
 }
 
 /// Run a container attached to this terminal; its exit code is ours.
-fn run_attached(engine: &mut Engine, id: &str) -> Result<ExitCode> {
-    let (code, msg) = engine.run_container(id, inherit_stdio()?)?;
+/// Without `-i` its standard input is /dev/null, as Docker's.
+fn run_attached(engine: &mut Engine, id: &str, interactive: bool) -> Result<ExitCode> {
+    let mut stdio = inherit_stdio()?;
+    if !interactive {
+        stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
+    }
+    let (code, msg) = engine.run_container(id, stdio)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }
@@ -89,7 +94,7 @@ pub fn run(engine: &mut Engine, a: RunArgs, global: &[String]) -> Result<ExitCod
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    run_attached(engine, &rec.id)
+    run_attached(engine, &rec.id, a.interactive)
 }
 
 pub fn create(engine: &mut Engine, a: RunArgs) -> Result<ExitCode> {
@@ -103,7 +108,7 @@ pub fn start(engine: &mut Engine, a: StartArgs, global: &[String]) -> Result<Exi
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        return run_attached(engine, &a.containers[0]);
+        return run_attached(engine, &a.containers[0], a.interactive);
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {
@@ -289,7 +294,7 @@ pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<ExitCode> {
         (None, Some(au)) => Some(format!("by {au}")),
         (None, None) => None,
     };
-    let id = engine.commit_container(&a.container, a.reference.as_deref(), msg.as_deref())?;
+    let id = engine.commit_container(&a.container, a.reference.as_deref(), msg.as_deref(), &a.change)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -298,6 +298,9 @@ pub(crate) struct CommitArgs {
     /// Author (recorded in the history comment).
     #[arg(short, long)]
     pub(crate) author: Option<String>,
+    /// Apply a Dockerfile instruction to the new image's config (CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, USER, WORKDIR, VOLUME).
+    #[arg(short = 'c', long = "change")]
+    pub(crate) change: Vec<String>,
     pub(crate) container: String,
     pub(crate) reference: Option<String>,
 }

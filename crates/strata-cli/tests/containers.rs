@@ -137,10 +137,34 @@ fn commit_adds_one_layer_over_shared_ones(driver: &str) {
     assert_eq!(nl.len(), bl.len() + 1);
     assert_eq!(&nl[..bl.len()], &bl[..]);
     assert_eq!(s.layer_dirs().len(), 3, "the base's layers are shared, not copied");
+    let (code, _, _) = run_code(&s, &["run", "--rm", "--read-only", "app:2", "touch", "/etc/z"]);
+    assert_ne!(code, 0, "--read-only root");
     let (code, out, _) = run_code(&s, &["run", "--rm", "app:2", "cat", "/etc/new", "/etc/x"]);
     assert_eq!((code, out.as_str()), (0, "new\noriginal x\n"));
     let (code, _, _) = run_code(&s, &["run", "--rm", "app:2", "test", "-e", "/etc/y"]);
     assert_eq!(code, 1, "the deleted file is gone from the committed image");
+    s.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/etc/new\"]",
+        "-c",
+        "ENV GREETING=hi",
+        "-c",
+        "WORKDIR /etc",
+        "-c",
+        "LABEL a=b",
+        "cc",
+        "app:3",
+    ]);
+    let (code, out, _) = run_code(&s, &["run", "--rm", "app:3"]);
+    assert_eq!((code, out.as_str()), (0, "new\n"), "CMD from --change");
+    let (_, out, _) = run_code(&s, &["run", "--rm", "app:3", "sh", "-c", "echo $GREETING; pwd"]);
+    assert_eq!(out, "hi\n/etc\n");
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "app:3"])).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["a"], "b");
+    let (code, _, err) = run_code(&s, &["commit", "-c", "FROBNICATE x", "cc", "app:4"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("FROBNICATE"), "{err}");
     let h = s.ok(&["history", "app:2"]);
     assert!(h.lines().nth(1).unwrap().contains("strata commit cc") && h.contains("added new"), "{h}");
     let (code, _, err) = run_code(&s, &["rmi", "app:1"]);
