@@ -31,8 +31,8 @@ fn parse_memory(s: &str) -> Result<u64> {
 }
 
 fn options(a: &RunArgs) -> Result<CreateOptions> {
-    if a.tty {
-        bail!("-t (a terminal) is not supported yet; run without -t");
+    if a.tty && a.detach {
+        bail!("-t with -d is not supported yet: a detached container's output goes to its log");
     }
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
     let cpus = match &a.cpus {
@@ -68,6 +68,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         cpus,
         pids_limit: a.pids_limit,
         runtime: a.runtime.clone(),
+        tty: a.tty,
     })
 }
 
@@ -78,7 +79,7 @@ fn run_attached(engine: &mut Engine, id: &str, interactive: bool) -> Result<Exit
     if !interactive {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
     }
-    let (code, msg) = engine.run_container(id, stdio)?;
+    let (code, msg) = engine.run_container(id, stdio, interactive)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }

@@ -169,7 +169,7 @@ pub(crate) struct RunArgs {
     /// Keep standard input open.
     #[arg(short, long)]
     pub(crate) interactive: bool,
-    /// Allocate a terminal (not supported yet).
+    /// Allocate a pseudo-terminal.
     #[arg(short, long)]
     pub(crate) tty: bool,
     /// Memory limit (e.g. 512m, 1g).

@@ -372,3 +372,29 @@ fn external_runtime_runs_the_same_bundle() {
     assert!(err.contains("no-such-runtime"), "{err}");
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn terminal_with_t() {
+    let s = with_image("overlay");
+    let run = |args: &str, input: &str| {
+        let cmd =
+            format!("{} --root {} --storage-driver overlay {args}", env!("CARGO_BIN_EXE_strata"), s.root().display());
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (bsdutils) is installed");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let (code, out) = run("run -t --rm app:1 sh -c 'tty; exit 3'", "");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("/dev/pts/0"), "the process has a terminal: {out}");
+    let (code, out) = run("run -it --rm app:1 sh", "echo typed-in; exit 4\n");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("typed-in\r\n"), "{out}");
+    assert!(mounts_under(&s).is_empty());
+}

@@ -18,6 +18,7 @@
 mod ops;
 pub mod runtime;
 pub mod spec;
+pub mod tty;
 
 pub use ops::{inherit_stdio, ContainerSummary, CreateOptions};
 

@@ -52,6 +52,8 @@ pub struct CreateOptions {
     pub pids_limit: Option<i64>,
     /// `--runtime`: runc, crun, youki or a path; the built-in one when absent.
     pub runtime: Option<String>,
+    /// `-t`.
+    pub tty: bool,
 }
 
 /// A container as `ps` shows it.
@@ -245,7 +247,11 @@ impl Engine {
             cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
             pids_limit: o.pids_limit.filter(|p| *p > 0),
             runtime: o.runtime.clone().filter(|r| r != "builtin"),
+            tty: o.tty,
         };
+        if run.tty && run.runtime.is_some() {
+            return Err(Error::invalid("-t is supported with the built-in runtime only"));
+        }
         runtime::for_name(run.runtime.as_deref(), &self.root.join("runtime"))?;
         let mut rec = ContainerRecord {
             id: id.clone(),
@@ -333,7 +339,7 @@ impl Engine {
     /// Run a created (or exited) container in this process until it exits;
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
-    pub fn run_container(&mut self, name: &str, stdio: Stdio) -> Result<(i32, Option<String>)> {
+    pub fn run_container(&mut self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
         let mut rec = self.container(name)?;
         if rec.state == "running" {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
@@ -371,12 +377,22 @@ impl Engine {
                 return Err(e);
             }
         };
+        let console = if cfg.tty { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
+        stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
         let pid = match self.runtime_of(&rec).and_then(|rt| rt.start(&rec.id, &bundle, stdio)) {
             Ok(pid) => pid,
             Err(e) => {
                 self.release_container(&rec.id);
                 return Err(e);
             }
+        };
+        let terminal = match &console {
+            Some(c) => {
+                let master = c.receive_master()?;
+                let raw = super::tty::RawMode::enter();
+                Some((super::tty::proxy(master, interactive)?, raw))
+            }
+            None => None,
         };
         rec.state = "running".into();
         rec.pid = Some(pid as i64);
@@ -387,6 +403,10 @@ impl Engine {
         // While it runs, other commands (rmi, prune) must not wait for this one.
         self.unlock();
         let code = runtime::wait(pid)?;
+        if let Some((output, raw)) = terminal {
+            let _ = output.join();
+            drop(raw);
+        }
         self.release_container(&rec.id);
         if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
             now_rec.state = "exited".into();
@@ -458,8 +478,9 @@ impl Engine {
             stdin: File::open("/dev/null").at("/dev/null")?.into(),
             stdout: out.try_clone().at(&log)?.into(),
             stderr: out.into(),
+            console_socket: None,
         };
-        let (code, msg) = self.run_container(id, stdio)?;
+        let (code, msg) = self.run_container(id, stdio, false)?;
         if let Some(m) = msg {
             use std::io::Write;
             let _ = File::options().append(true).open(&log).and_then(|mut f| writeln!(f, "{m}"));
@@ -863,5 +884,6 @@ pub fn inherit_stdio() -> Result<Stdio> {
         stdin: dup(io::stdin().as_fd())?,
         stdout: dup(io::stdout().as_fd())?,
         stderr: dup(io::stderr().as_fd())?,
+        console_socket: None,
     })
 }

@@ -17,6 +17,8 @@ pub struct Stdio {
     pub stdout: OwnedFd,
     /// Standard error.
     pub stderr: OwnedFd,
+    /// With a terminal: where to send the pty master (OCI console socket).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// A small runtime interface: start a bundle, clean up after it.
@@ -73,6 +75,7 @@ impl Runtime for BuiltIn {
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
+            .with_console_socket(stdio.console_socket.as_ref())
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)
@@ -195,6 +198,12 @@ impl External {
 
 impl Runtime for External {
     fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+        if stdio.console_socket.is_some() {
+            return Err(Error::invalid(format!(
+                "-t is supported with the built-in runtime only, not {}",
+                self.binary.display()
+            )));
+        }
         std::fs::create_dir_all(&self.state_root).map_err(lc)?;
         // SAFETY: prctl with constant arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

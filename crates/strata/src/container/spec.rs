@@ -41,6 +41,9 @@ pub struct RunConfig {
     /// External OCI runtime (`--runtime`); the built-in one when absent.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// Give the process a pseudo-terminal (`-t`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Syscalls the default seccomp profile refuses with EPERM: Docker's
@@ -332,7 +335,7 @@ pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &P
     let spec = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": cfg.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": cfg.args,
             "env": env,
