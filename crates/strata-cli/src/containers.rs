@@ -204,17 +204,13 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
 }
 
 pub fn exec(engine: &mut Engine, a: crate::ExecArgs) -> Result<ExitCode> {
-    if a.tty {
-        bail!("-t (a terminal) is not supported yet; run without -t");
+    let mut stdio = inherit_stdio()?;
+    if !a.interactive {
+        stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
     }
-    let (code, msg) = engine.exec_container(
-        &a.container,
-        &a.command,
-        &a.env,
-        a.workdir.as_deref(),
-        a.user.as_deref(),
-        inherit_stdio()?,
-    )?;
+    let tty = a.tty.then_some(a.interactive);
+    let (code, msg) =
+        engine.exec_container(&a.container, &a.command, &a.env, a.workdir.as_deref(), a.user.as_deref(), stdio, tty)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }

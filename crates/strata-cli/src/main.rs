@@ -262,7 +262,7 @@ pub(crate) struct ExecArgs {
     /// Keep standard input open.
     #[arg(short, long)]
     pub(crate) interactive: bool,
-    /// Allocate a terminal (not supported yet).
+    /// Allocate a pseudo-terminal.
     #[arg(short, long)]
     pub(crate) tty: bool,
     /// Set environment variables.

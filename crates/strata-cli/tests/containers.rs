@@ -396,5 +396,13 @@ fn terminal_with_t() {
     let (code, out) = run("run -it --rm app:1 sh", "echo typed-in; exit 4\n");
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("typed-in\r\n"), "{out}");
+    s.ok(&["run", "-d", "--name", "term", "app:1", "sleep", "30"]);
+    let (code, out) = run("exec -t term sh -c 'tty; exit 6'", "");
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    let (code, out) = run("exec -it term sh", "echo typed-in-exec; exit 5\n");
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("typed-in-exec\r\n"), "{out}");
+    s.ok(&["rm", "-f", "term"]);
     assert!(mounts_under(&s).is_empty());
 }

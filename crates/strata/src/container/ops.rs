@@ -497,7 +497,8 @@ impl Engine {
         env: &[String],
         workdir: Option<&str>,
         user: Option<&str>,
-        stdio: Stdio,
+        mut stdio: Stdio,
+        tty: Option<bool>,
     ) -> Result<(i32, Option<String>)> {
         let rec = self.container(name)?;
         if rec.state != "running" {
@@ -523,8 +524,24 @@ impl Engine {
         }
         let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
         self.unlock();
+        // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
+        let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
+        stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
         let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
-        Ok((runtime::wait(pid)?, None))
+        let terminal = match (&console, tty) {
+            (Some(c), Some(interactive)) => {
+                let master = c.receive_master()?;
+                let raw = super::tty::RawMode::enter();
+                Some((super::tty::proxy(master, interactive)?, raw))
+            }
+            _ => None,
+        };
+        let code = runtime::wait(pid)?;
+        if let Some((output, raw)) = terminal {
+            let _ = output.join();
+            drop(raw);
+        }
+        Ok((code, None))
     }
 
     /// Send a signal to a running container's process.

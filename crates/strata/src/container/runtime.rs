@@ -92,28 +92,37 @@ impl Runtime for BuiltIn {
         use libcontainer::container::builder::ContainerBuilder;
         use libcontainer::syscall::syscall::SyscallType;
         use libcontainer::workload::default::DefaultExecutor;
-        let env = p.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        // The whole process as an OCI process object: the one way to ask libcontainer for a terminal.
+        let caps = crate::container::spec::DEFAULT_CAPS;
+        let process = serde_json::json!({
+            "terminal": stdio.console_socket.is_some(),
+            "user": {"uid": p.user.0, "gid": p.user.1, "additionalGids": p.user.2},
+            "args": p.args,
+            "env": p.env,
+            "cwd": p.cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true,
+        });
+        let file = tempfile_in(&self.state_root.join(id), "exec")?;
+        let stdio_has_console = stdio.console_socket.is_some();
+        std::fs::write(&file, serde_json::to_vec(&process).expect("process serializes")).map_err(lc)?;
+        let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(DefaultExecutor {})
             .with_root_path(&self.state_root)
             .map_err(lc)?
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
+            .with_console_socket(stdio.console_socket.as_ref())
             .validate_id()
             .map_err(lc)?
             .as_tenant()
-            .with_detach(false)
-            .with_cwd(Some(&p.cwd))
-            .with_env(env)
-            .with_container_args(p.args.clone())
-            .with_no_new_privs(true)
-            .with_user(Some(p.user.0))
-            .with_group(Some(p.user.1))
-            .with_additional_gids(p.user.2.clone())
-            .build()
-            .map_err(lc)?;
-        Ok(pid.as_raw())
+            // libcontainer takes a console socket only from a "detached" tenant; we still wait for it.
+            .with_detach(stdio_has_console)
+            .with_process(Some(&file))
+            .build();
+        let _ = std::fs::remove_file(&file);
+        Ok(built.map_err(lc)?.as_raw())
     }
 
     fn delete(&self, id: &str) -> Result<()> {
@@ -126,6 +135,12 @@ impl Runtime for BuiltIn {
             Err(_) => crate::tree::remove(&dir),
         }
     }
+}
+
+fn tempfile_in(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    Ok(dir.join(format!("{prefix}-{}-{nanos}.json", std::process::id())))
 }
 
 /// Wait for a child process; Docker's exit code (128+signal when killed).
@@ -238,6 +253,12 @@ impl Runtime for External {
     }
 
     fn exec(&self, id: &str, p: &ExecProcess, stdio: Stdio) -> Result<i32> {
+        if stdio.console_socket.is_some() {
+            return Err(Error::invalid(format!(
+                "-t is supported with the built-in runtime only, not {}",
+                self.binary.display()
+            )));
+        }
         let mut c = self.cmd();
         c.arg("exec").arg("--cwd").arg(&p.cwd).arg("--user").arg(format!("{}:{}", p.user.0, p.user.1));
         for g in &p.user.2 {
