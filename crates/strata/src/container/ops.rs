@@ -386,14 +386,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let terminal = match &console {
-            Some(c) => {
-                let master = c.receive_master()?;
-                let raw = super::tty::RawMode::enter();
-                Some((super::tty::proxy(master, interactive)?, raw))
-            }
-            None => None,
-        };
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, interactive)).transpose()?;
         rec.state = "running".into();
         rec.pid = Some(pid as i64);
         rec.started = Some(now());
@@ -403,9 +396,8 @@ impl Engine {
         // While it runs, other commands (rmi, prune) must not wait for this one.
         self.unlock();
         let code = runtime::wait(pid)?;
-        if let Some((output, raw)) = terminal {
-            let _ = output.join();
-            drop(raw);
+        if let Some(t) = terminal {
+            t.finish();
         }
         self.release_container(&rec.id);
         if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
@@ -528,18 +520,10 @@ impl Engine {
         let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
         let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
-        let terminal = match (&console, tty) {
-            (Some(c), Some(interactive)) => {
-                let master = c.receive_master()?;
-                let raw = super::tty::RawMode::enter();
-                Some((super::tty::proxy(master, interactive)?, raw))
-            }
-            _ => None,
-        };
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, tty.unwrap_or(false))).transpose()?;
         let code = runtime::wait(pid)?;
-        if let Some((output, raw)) = terminal {
-            let _ = output.join();
-            drop(raw);
+        if let Some(t) = terminal {
+            t.finish();
         }
         Ok((code, None))
     }

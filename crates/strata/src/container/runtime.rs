@@ -62,25 +62,28 @@ fn lc(e: impl std::fmt::Display) -> Error {
     Error::Runtime(e.to_string())
 }
 
-impl Runtime for BuiltIn {
-    fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+impl BuiltIn {
+    /// The libcontainer builder both init and tenant processes start from.
+    fn builder(&self, id: &str, stdio: Stdio) -> Result<libcontainer::container::builder::ContainerBuilder> {
         use libcontainer::container::builder::ContainerBuilder;
         use libcontainer::syscall::syscall::SyscallType;
         use libcontainer::workload::default::DefaultExecutor;
         std::fs::create_dir_all(&self.state_root).map_err(lc)?;
-        let mut c = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        Ok(ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(DefaultExecutor {})
             .with_root_path(&self.state_root)
             .map_err(lc)?
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
-            .with_console_socket(stdio.console_socket.as_ref())
-            .as_init(bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(lc)?;
+            .with_console_socket(stdio.console_socket.as_ref()))
+    }
+}
+
+impl Runtime for BuiltIn {
+    fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+        let mut c =
+            self.builder(id, stdio)?.as_init(bundle).with_systemd(false).with_detach(true).build().map_err(lc)?;
         if let Err(e) = c.start() {
             let _ = c.delete(true);
             return Err(lc(e));
@@ -89,9 +92,6 @@ impl Runtime for BuiltIn {
     }
 
     fn exec(&self, id: &str, p: &ExecProcess, stdio: Stdio) -> Result<i32> {
-        use libcontainer::container::builder::ContainerBuilder;
-        use libcontainer::syscall::syscall::SyscallType;
-        use libcontainer::workload::default::DefaultExecutor;
         // The whole process as an OCI process object: the one way to ask libcontainer for a terminal.
         let caps = crate::container::spec::DEFAULT_CAPS;
         let process = serde_json::json!({
@@ -106,14 +106,8 @@ impl Runtime for BuiltIn {
         let file = tempfile_in(&self.state_root.join(id), "exec")?;
         let stdio_has_console = stdio.console_socket.is_some();
         std::fs::write(&file, serde_json::to_vec(&process).expect("process serializes")).map_err(lc)?;
-        let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
-            .with_executor(DefaultExecutor {})
-            .with_root_path(&self.state_root)
-            .map_err(lc)?
-            .with_stdin(stdio.stdin)
-            .with_stdout(stdio.stdout)
-            .with_stderr(stdio.stderr)
-            .with_console_socket(stdio.console_socket.as_ref())
+        let built = self
+            .builder(id, stdio)?
             .validate_id()
             .map_err(lc)?
             .as_tenant()

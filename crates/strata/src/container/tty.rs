@@ -124,3 +124,24 @@ pub fn proxy(master: OwnedFd, interactive: bool) -> Result<std::thread::JoinHand
         }
     }))
 }
+
+/// A terminal being proxied for a running process.
+pub struct Attached {
+    output: std::thread::JoinHandle<()>,
+    raw: RawMode,
+}
+
+impl Attached {
+    /// Take the pty master from `console`, enter raw mode, start copying.
+    pub fn start(console: &ConsoleSocket, interactive: bool) -> Result<Self> {
+        let master = console.receive_master()?;
+        let raw = RawMode::enter();
+        Ok(Attached { output: proxy(master, interactive)?, raw })
+    }
+
+    /// After the process exited: let its last output through, restore the terminal.
+    pub fn finish(self) {
+        let _ = self.output.join();
+        drop(self.raw);
+    }
+}
