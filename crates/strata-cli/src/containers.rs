@@ -69,6 +69,9 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         pids_limit: a.pids_limit,
         runtime: a.runtime.clone(),
         tty: a.tty,
+        volumes: a.volume.clone(),
+        mounts: a.mount.clone(),
+        volumes_from: a.volumes_from.clone(),
     })
 }
 
@@ -259,7 +262,12 @@ pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<ExitCode> {
 pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<ExitCode> {
     let mut failed = false;
     for c in &a.containers {
-        match engine.remove_container(c, a.force) {
+        let removed = if a.volumes {
+            engine.remove_container_and_volumes(c, a.force)
+        } else {
+            engine.remove_container(c, a.force)
+        };
+        match removed {
             Ok(_) => println!("{c}"),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -343,4 +351,60 @@ pub fn inspect_any(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn volume(engine: &mut Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
+    use crate::VolumeCommand as V;
+    match cmd {
+        V::Create(a) => println!("{}", engine.create_volume(a.name.as_deref(), &a.label, &a.opt)?),
+        V::Ls(a) => {
+            let vols = engine.volumes()?;
+            if a.quiet {
+                vols.iter().for_each(|v| println!("{}", v.name));
+            } else if a.format == "json" {
+                for v in &vols {
+                    println!(
+                        "{}",
+                        serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": v.labels})
+                    );
+                }
+            } else {
+                let mut t = Table::new(&["DRIVER", "VOLUME NAME"]);
+                vols.iter().for_each(|v| t.row(vec![v.driver.to_string(), v.name.clone()]));
+                t.print();
+            }
+        }
+        V::Inspect(a) => {
+            let v = a.names.iter().map(|n| engine.inspect_volume(n)).collect::<strata::Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        V::Rm(a) => {
+            let mut failed = false;
+            for n in &a.names {
+                match engine.remove_volume(n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        V::Prune(a) => {
+            if !a.force && !crate::confirm("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue?")? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (removed, bytes) = engine.prune_volumes()?;
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                removed.iter().for_each(|n| println!("{n}"));
+                println!();
+            }
+            println!("Total reclaimed space: {}", crate::format::human_size(bytes));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

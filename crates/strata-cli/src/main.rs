@@ -83,6 +83,9 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// (internal) Watch a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor(ContainerArg),
@@ -116,6 +119,57 @@ enum ImageCommand {
     Mount(NameArg),
     /// Unmount an image mounted with `image mount`.
     Unmount(NameArg),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VolumeCommand {
+    /// Create a volume.
+    Create(VolumeCreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show volumes' details as JSON.
+    Inspect(VolumeNames),
+    /// Remove volumes (refused while a container uses one).
+    Rm(VolumeRmArgs),
+    /// Remove every volume no container uses.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeCreateArgs {
+    /// Set a label (KEY=VALUE).
+    #[arg(long)]
+    pub(crate) label: Vec<String>,
+    /// Driver options (none are supported by the local driver here).
+    #[arg(short, long)]
+    pub(crate) opt: Vec<String>,
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeLsArgs {
+    /// Only show names.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    pub(crate) format: String,
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeNames {
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeRmArgs {
+    /// Accepted for Docker compatibility; a volume in use is still refused.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -181,6 +235,15 @@ pub(crate) struct RunArgs {
     /// Maximum number of processes.
     #[arg(long = "pids-limit")]
     pub(crate) pids_limit: Option<i64>,
+    /// Mount a volume or host path: NAME:/path[:ro], /host/path:/path[:ro|rw], or /path (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub(crate) volume: Vec<String>,
+    /// Mount: type=volume|bind|tmpfs,source=...,target=...[,readonly].
+    #[arg(long)]
+    pub(crate) mount: Vec<String>,
+    /// Mount every volume of another container (CONTAINER[:ro|rw]).
+    #[arg(long = "volumes-from")]
+    pub(crate) volumes_from: Vec<String>,
     /// OCI runtime: builtin (youki's libcontainer, in process), runc, crun, or a path.
     #[arg(long)]
     pub(crate) runtime: Option<String>,
@@ -484,6 +547,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&mut engine, a),
         Command::Wait(a) => containers::wait(&mut engine, a),
         Command::Exec(a) => containers::exec(&mut engine, a),
+        Command::Volume(v) => containers::volume(&mut engine, v),
         Command::Diff(a) => containers::diff(&mut engine, a),
         Command::Commit(a) => containers::commit(&mut engine, a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&mut engine, a),

@@ -308,17 +308,18 @@ fn bad_input_leaves_nothing_behind() {
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(container_dirs(&s).is_empty());
     assert!(mounts_under(&s).is_empty());
+    // The same, created first so its ID is known: no cgroup was ever made for it.
+    let id = s.ok(&["create", "--name", "broken-c", "broken:1"]);
+    let id = id.trim();
+    assert_eq!(run_code(&s, &["start", "-a", "broken-c"]).0, 127);
     for ctl in ["memory", "pids", "cpu"] {
-        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctl).join("strata");
-        if let Ok(rd) = fs::read_dir(&dir) {
-            let left: Vec<String> = rd
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect();
-            assert!(left.iter().all(|n| n.len() != 64), "no container cgroup left: {left:?}");
-        }
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctl).join("strata").join(id);
+        assert!(!dir.exists(), "no cgroup left: {}", dir.display());
     }
+    assert!(mounts_under(&s).is_empty());
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (127)"));
+    s.ok(&["rm", "broken-c"]);
+    assert!(container_dirs(&s).is_empty());
 }
 
 #[test]

@@ -168,7 +168,7 @@ impl Engine {
     /// Open (creating) a store.
     pub fn open(opts: EngineOptions) -> Result<Self> {
         let root = opts.root;
-        for d in ["", "tmp", "layers", "mounts", "containers", "runtime"] {
+        for d in ["", "tmp", "layers", "mounts", "containers", "runtime", "volumes"] {
             let p = root.join(d);
             fs::create_dir_all(&p).at(&p)?;
         }

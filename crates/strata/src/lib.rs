@@ -20,6 +20,7 @@ pub mod store;
 pub mod tmp;
 pub mod tree;
 pub mod unpack;
+pub mod volume;
 
 pub use digest::Digest;
 pub use engine::{Engine, EngineOptions};

@@ -64,7 +64,39 @@ CREATE TABLE IF NOT EXISTS containers (
     finished    INTEGER,
     config      TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name        TEXT PRIMARY KEY,
+    created     INTEGER NOT NULL,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    anonymous   INTEGER NOT NULL DEFAULT 0,
+    seeded      INTEGER NOT NULL DEFAULT 0
+);
 "#;
+
+/// A named volume's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRecord {
+    /// Name (a random 64-hex name for anonymous volumes).
+    pub name: String,
+    /// Created (seconds since the epoch).
+    pub created: i64,
+    /// Labels, JSON object.
+    pub labels: String,
+    /// Made for an image's VOLUME path, not named by the user.
+    pub anonymous: bool,
+    /// Its first use has happened (the image's content was copied in then, if any).
+    pub seeded: bool,
+}
+
+fn volume_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolumeRecord> {
+    Ok(VolumeRecord {
+        name: r.get(0)?,
+        created: r.get(1)?,
+        labels: r.get(2)?,
+        anonymous: r.get::<_, i64>(3)? != 0,
+        seeded: r.get::<_, i64>(4)? != 0,
+    })
+}
 
 /// A layer's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,6 +559,45 @@ impl Store {
     /// Delete a container record.
     pub fn delete_container(&mut self, id: &str) -> Result<()> {
         self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Record a volume; an existing one is left as it is. True when it was new.
+    pub fn insert_volume(&mut self, v: &VolumeRecord) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous, seeded) VALUES (?1, ?2, ?3, ?4, 0)",
+            params![v.name, v.created, v.labels, v.anonymous as i64],
+        )? == 1)
+    }
+
+    /// A volume by name.
+    pub fn volume(&self, name: &str) -> Result<Option<VolumeRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, created, labels, anonymous, seeded FROM volumes WHERE name = ?1",
+                [name],
+                volume_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every volume, by name.
+    pub fn volumes(&self) -> Result<Vec<VolumeRecord>> {
+        let mut st = self.conn.prepare("SELECT name, created, labels, anonymous, seeded FROM volumes ORDER BY name")?;
+        let rows = st.query_map([], volume_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Note a volume's first use.
+    pub fn mark_seeded(&mut self, name: &str) -> Result<()> {
+        self.conn.execute("UPDATE volumes SET seeded = 1 WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Drop a volume record.
+    pub fn delete_volume(&mut self, name: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
         Ok(())
     }
 

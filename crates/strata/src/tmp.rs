@@ -69,3 +69,11 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// `bytes` random bytes as hex (container IDs, anonymous volume names).
+pub fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read;
+    let mut b = vec![0u8; bytes];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).at("/dev/urandom")?;
+    Ok(hex::encode(b))
+}

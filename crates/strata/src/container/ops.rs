@@ -2,7 +2,7 @@
 //! monitor), stop, kill, wait, rm, ps, logs, diff and commit.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,6 +54,12 @@ pub struct CreateOptions {
     pub runtime: Option<String>,
     /// `-t`.
     pub tty: bool,
+    /// `-v` specs.
+    pub volumes: Vec<String>,
+    /// `--mount` specs.
+    pub mounts: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro]`.
+    pub volumes_from: Vec<String>,
 }
 
 /// A container as `ps` shows it.
@@ -91,12 +97,6 @@ const NAME_NOUNS: [&str; 16] = [
     "basalt", "chalk", "dolomite", "flint", "gneiss", "granite", "jasper", "marble", "obsidian", "onyx", "quartz",
     "schist", "shale", "slate", "tuff", "agate",
 ];
-
-fn random_hex(bytes: usize) -> Result<String> {
-    let mut b = vec![0u8; bytes];
-    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).at("/dev/urandom")?;
-    Ok(hex::encode(b))
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -199,6 +199,58 @@ impl Engine {
         let image_id = self.resolve_image(image_name)?;
         let (_, cfg) = self.config_of(&image_id)?;
         let ic = cfg.config().clone().unwrap_or_default();
+        let mut mounts = Vec::new();
+        for v in &o.volumes {
+            mounts.push(crate::volume::parse_volume_flag(v)?);
+        }
+        for m in &o.mounts {
+            mounts.push(crate::volume::parse_mount_flag(m)?);
+        }
+        for from in &o.volumes_from {
+            let (name, mode) = from.split_once(':').unwrap_or((from, ""));
+            if !matches!(mode, "" | "ro" | "rw") {
+                return Err(Error::invalid(format!("invalid --volumes-from mode {mode:?} in {from:?}: want ro or rw")));
+            }
+            let other = self.container(name)?;
+            let ocfg: RunConfig = serde_json::from_str(&other.config).unwrap_or_default();
+            for mut m in ocfg.mounts {
+                if mode == "ro" {
+                    m.readonly = true;
+                } else if mode == "rw" {
+                    m.readonly = false;
+                }
+                m.anonymous = false;
+                mounts.push(m);
+            }
+        }
+        for m in &mounts {
+            if m.kind == crate::volume::MountKind::Bind && !Path::new(&m.source).exists() {
+                return Err(Error::invalid(format!(
+                    "invalid mount config: bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+        }
+        for path in ic.volumes().clone().unwrap_or_default() {
+            if !mounts.iter().any(|m| m.target == path) {
+                mounts.push(crate::volume::MountSpec {
+                    kind: crate::volume::MountKind::Volume,
+                    source: String::new(),
+                    target: path,
+                    readonly: false,
+                    anonymous: true,
+                });
+            }
+        }
+        for m in mounts.iter_mut().filter(|m| m.kind == crate::volume::MountKind::Volume && m.source.is_empty()) {
+            m.source = crate::tmp::random_hex(32)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &mounts {
+            if !seen.insert(m.target.clone()) {
+                return Err(Error::invalid(format!("duplicate mount point: {}", m.target)));
+            }
+        }
         let mut args: Vec<String> = match &o.entrypoint {
             Some(e) if e.is_empty() => Vec::new(),
             Some(e) => vec![e.clone()],
@@ -221,7 +273,7 @@ impl Engine {
         if !merged.iter().any(|e| e.starts_with("PATH=")) {
             merged.insert(0, spec::DEFAULT_PATH.to_string());
         }
-        let id = random_hex(32)?;
+        let id = crate::tmp::random_hex(32)?;
         let name = match &o.name {
             Some(n) => n.clone(),
             None => {
@@ -248,6 +300,7 @@ impl Engine {
             pids_limit: o.pids_limit.filter(|p| *p > 0),
             runtime: o.runtime.clone().filter(|r| r != "builtin"),
             tty: o.tty,
+            mounts,
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -266,6 +319,12 @@ impl Engine {
             config: serde_json::to_string(&run).expect("config serializes"),
         };
         self.store.insert_container(&rec)?;
+        for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
+            if let Err(e) = self.ensure_volume(&m.source, m.anonymous, "{}") {
+                let _ = self.store.delete_container(&id);
+                return Err(e);
+            }
+        }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
             fs::create_dir(&dir).at(&dir)?;
@@ -282,6 +341,16 @@ impl Engine {
                     }
                     for f in ["hostname", "hosts", "resolv.conf"] {
                         fs::write(init.join("etc").join(f), b"").at(&init)?;
+                    }
+                    for m in &run.mounts {
+                        let p = init.join(m.target.trim_start_matches('/'));
+                        let is_file = m.kind == crate::volume::MountKind::Bind && Path::new(&m.source).is_file();
+                        if is_file {
+                            fs::create_dir_all(p.parent().expect("below init")).at(&init)?;
+                            fs::write(&p, b"").at(&p)?;
+                        } else {
+                            fs::create_dir_all(&p).at(&p)?;
+                        }
                     }
                 }
                 Driver::Copy => {
@@ -350,13 +419,21 @@ impl Engine {
         let rootfs = dir.join("rootfs");
         let mounts = self.rootfs_mounts(&rec)?;
         mount::mount_all(&mounts)?;
+        for m in &cfg.mounts {
+            if let Err(e) = self.seed_volume(m, &rootfs) {
+                self.release_container(&rec.id);
+                return Err(e);
+            }
+        }
         let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
             let user = spec::resolve_user(&cfg.user, &rootfs)?;
             if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &rootfs, &cfg.workdir) {
                 return Ok(Err(failure));
             }
             spec::write_etc_files(&dir, &cfg)?;
-            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir)?;
+            let volumes: Vec<(crate::volume::MountSpec, PathBuf)> =
+                cfg.mounts.iter().map(|m| (m.clone(), self.mount_source(m))).collect();
+            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes)?;
             let path = dir.join("config.json");
             fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
             Ok(Ok(dir.clone()))
@@ -579,6 +656,26 @@ impl Engine {
         self.wait_container(&rec.id).map(|_| ())
     }
 
+    fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
+        match m.kind {
+            crate::volume::MountKind::Volume => self.volume_data(&m.source),
+            _ => PathBuf::from(&m.source),
+        }
+    }
+
+    /// `rm -v`: remove a container and its anonymous volumes (named ones stay).
+    pub fn remove_container_and_volumes(&mut self, name: &str, force: bool) -> Result<String> {
+        let rec = self.container(name)?;
+        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let removed = self.remove_container(&rec.id, force)?;
+        for m in cfg.mounts.iter().filter(|m| m.anonymous && m.kind == crate::volume::MountKind::Volume) {
+            if self.volume_users(&m.source)?.is_empty() {
+                self.remove_volume(&m.source)?;
+            }
+        }
+        Ok(removed)
+    }
+
     /// `rm`: remove a container and its layer; `force` kills a running one.
     pub fn remove_container(&mut self, name: &str, force: bool) -> Result<String> {
         let rec = self.container(name)?;
@@ -686,7 +783,13 @@ impl Engine {
                 None => super::tree_changes(&dir.join("rootfs"), &self.empty_dir()?)?,
             },
         };
-        Ok(changes.into_iter().filter(|(k, p)| !mount_point_artifact(*k, p, &dir, self.driver())).collect())
+        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
+        Ok(changes
+            .into_iter()
+            .filter(|(k, p)| !mount_point_artifact(*k, p, &dir, self.driver(), &targets))
+            .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
+            .collect())
     }
 
     /// `commit`: the container's changes become one new layer on top of its
@@ -851,7 +954,7 @@ pub fn apply_change(config: &mut serde_json::Value, instr: &str) -> Result<()> {
 /// Files and directories the runtime creates in the container layer only
 /// as mount points (/proc, /dev, /sys, /etc/hostname, ...): not the
 /// container's own changes, so `diff` and `commit` leave them out.
-fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver) -> bool {
+fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
     const POINTS: [&str; 9] = [
         "/proc",
         "/dev",
@@ -863,7 +966,7 @@ fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver) -> 
         "/etc/hosts",
         "/etc/resolv.conf",
     ];
-    if kind != 'A' || !POINTS.contains(&shown) {
+    if kind != 'A' || !(POINTS.contains(&shown) || volumes.contains(&shown)) {
         return false;
     }
     let src = match driver {

@@ -44,6 +44,9 @@ pub struct RunConfig {
     /// Give the process a pseudo-terminal (`-t`).
     #[serde(default)]
     pub tty: bool,
+    /// Volumes, bind mounts and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::MountSpec>,
 }
 
 /// Syscalls the default seccomp profile refuses with EPERM: Docker's
@@ -310,7 +313,14 @@ fn resources(cfg: &RunConfig) -> serde_json::Value {
 
 /// The runtime spec for a container whose root file system is `rootfs`
 /// and whose own files (hostname, hosts, resolv.conf) are in `dir`.
-pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &Path) -> Result<serde_json::Value> {
+pub fn build_spec(
+    id: &str,
+    cfg: &RunConfig,
+    user: &User,
+    rootfs: &Path,
+    dir: &Path,
+    volumes: &[(crate::volume::MountSpec, PathBuf)],
+) -> Result<serde_json::Value> {
     let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -369,6 +379,18 @@ pub fn build_spec(id: &str, cfg: &RunConfig, user: &User, rootfs: &Path, dir: &P
             },
         },
     });
+    let mut spec = spec;
+    for (m, source) in volumes {
+        let v = match m.kind {
+            crate::volume::MountKind::Tmpfs => {
+                serde_json::json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", if m.readonly { "ro" } else { "rw" }]})
+            }
+            _ => serde_json::json!({"destination": m.target, "type": "bind", "source": source.display().to_string(),
+                "options": ["rbind", "rprivate", if m.readonly { "ro" } else { "rw" }]}),
+        };
+        spec["mounts"].as_array_mut().expect("mounts is an array").push(v);
+    }
     // oci-spec is the schema: a spec it cannot read is our bug, caught here.
     serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone())
         .map_err(|e| Error::Corrupt(format!("generated runtime spec is invalid: {e}")))?;
