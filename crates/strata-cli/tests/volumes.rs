@@ -88,6 +88,8 @@ fn two_running_containers_share_a_volume() {
     let (code, _, err) = run_code(&s, &["volume", "rm", "shared"]);
     assert_eq!(code, 1);
     assert!(err.contains("reader") && err.contains("writer"), "names the containers: {err}");
+    let (_, out, _) = run_code(&s, &["exec", "writer", "cat", "/s/msg"]);
+    assert_eq!(out, "hello across\n", "a refused rm loses nothing");
     s.ok(&["rm", "-f", "writer", "reader"]);
     s.ok(&["volume", "rm", "shared"]);
 }
@@ -183,4 +185,31 @@ fn bad_specs_create_nothing() {
     let (code, _, err) = run_code(&s, &["volume", "create", "--opt", "type=nfs", "x1"]);
     assert_eq!(code, 1);
     assert!(err.contains("type=nfs"), "{err}");
+}
+
+#[test]
+fn image_volume_paths_get_anonymous_volumes() {
+    let s = Strata::new("overlay");
+    let cache = LayerTar::new().dir("cache").file("cache/warm", b"warm\n").build();
+    let mut img = TestImage::new("withvol:1", vec![busybox_layer(), cache]);
+    img.created_by = vec!["base".into(), "cache".into()];
+    img.volumes = vec!["/cache".into()];
+    let a = s.write("wv.tar", &docker_archive(&[img]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    let (code, out, _) =
+        run_code(&s, &["run", "--name", "c1", "withvol:1", "sh", "-c", "cat /cache/warm; echo new > /cache/new"]);
+    assert_eq!((code, out.as_str()), (0, "warm\n"), "seeded from the image");
+    let vols: Vec<String> = s.ok(&["volume", "ls", "-q"]).lines().map(String::from).collect();
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].len(), 64, "an anonymous volume: {vols:?}");
+    assert!(!s.ok(&["diff", "c1"]).contains("/cache"));
+    s.ok(&["rm", "c1"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]).lines().count(), 1, "kept without -v");
+    s.ok(&["run", "--name", "c2", "withvol:1", "true"]);
+    s.ok(&["rm", "-v", "c2"]);
+    assert_eq!(
+        s.ok(&["volume", "ls", "-q"]).lines().collect::<Vec<_>>(),
+        vec![vols[0].as_str()],
+        "rm -v removes c2's own"
+    );
 }

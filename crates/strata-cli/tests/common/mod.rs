@@ -306,12 +306,13 @@ pub struct TestImage {
     pub layers: Vec<Vec<u8>>,
     pub created_by: Vec<String>,
     pub entrypoint: Option<Vec<String>>,
+    pub volumes: Vec<String>,
 }
 
 impl TestImage {
     pub fn new(tag: &str, layers: Vec<Vec<u8>>) -> Self {
         let created_by = (0..layers.len()).map(|i| format!("layer {i}")).collect();
-        TestImage { tags: vec![tag.to_string()], layers, created_by, entrypoint: None }
+        TestImage { tags: vec![tag.to_string()], layers, created_by, entrypoint: None, volumes: Vec::new() }
     }
 }
 
@@ -330,7 +331,8 @@ pub fn config_for(img: &TestImage) -> Vec<u8> {
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Entrypoint": img.entrypoint},
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Entrypoint": img.entrypoint,
+                   "Volumes": img.volumes.iter().map(|v| (v.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>()},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
     }))
