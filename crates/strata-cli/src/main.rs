@@ -834,8 +834,20 @@ fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
         human_size(u.layers_size),
         format!("{} shared, {} unique", human_size(u.shared_size), human_size(u.unique_size)),
     ]);
-    t.row(vec!["Containers".into(), u.containers.to_string(), "0".into(), "0B".into(), "0B".into()]);
-    t.row(vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()]);
+    t.row(vec![
+        "Containers".into(),
+        u.containers.to_string(),
+        u.containers_running.to_string(),
+        human_size(u.containers_size),
+        human_size(u.containers_size),
+    ]);
+    t.row(vec![
+        "Local Volumes".into(),
+        u.volumes.to_string(),
+        u.volumes_active.to_string(),
+        human_size(u.volumes_size),
+        human_size(u.volumes_size),
+    ]);
     t.print();
     if a.verbose {
         let now = now();

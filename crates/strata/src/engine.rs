@@ -145,6 +145,16 @@ pub struct DiskUsage {
     pub layers_disk: u64,
     /// Number of containers.
     pub containers: u64,
+    /// Running containers.
+    pub containers_running: u64,
+    /// Bytes in container layers (and their logs).
+    pub containers_size: u64,
+    /// Number of volumes.
+    pub volumes: u64,
+    /// Volumes some container uses.
+    pub volumes_active: u64,
+    /// Bytes in volumes.
+    pub volumes_size: u64,
 }
 
 /// What `load` brought in.
@@ -883,7 +893,18 @@ impl Engine {
             unused_size,
             blobs_size,
             layers_disk: crate::tree::usage(&self.layers_dir)?,
-            containers: 0,
+            containers: self.store.containers()?.len() as u64,
+            containers_running: self.store.containers()?.iter().filter(|c| c.state == "running").count() as u64,
+            containers_size: crate::tree::usage(&self.root.join("containers"))?,
+            volumes: self.store.volumes()?.len() as u64,
+            volumes_active: {
+                let mut n = 0;
+                for v in self.store.volumes()? {
+                    n += u64::from(!self.volume_users(&v.name)?.is_empty());
+                }
+                n
+            },
+            volumes_size: crate::tree::usage(&self.root.join("volumes"))?,
         })
     }
 
