@@ -407,3 +407,34 @@ fn terminal_with_t() {
     s.ok(&["rm", "-f", "term"]);
     assert!(mounts_under(&s).is_empty());
 }
+
+#[test]
+fn attached_run_forwards_signals() {
+    let s = with_image("overlay");
+    let child = s
+        .command()
+        .args([
+            "run",
+            "--name",
+            "sig",
+            "app:1",
+            "sh",
+            "-c",
+            "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !s.ok(&["ps"]).contains("sig") {
+        assert!(std::time::Instant::now() < deadline, "container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(42), "the CLI exits with the container's code");
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (42)"));
+    s.ok(&["rm", "sig"]);
+    assert!(mounts_under(&s).is_empty());
+}

@@ -472,7 +472,9 @@ impl Engine {
         self.store.update_container(&rec)?;
         // While it runs, other commands (rmi, prune) must not wait for this one.
         self.unlock();
+        let proxy = runtime::SignalProxy::forward_to(pid);
         let code = runtime::wait(pid)?;
+        drop(proxy);
         if let Some(t) = terminal {
             t.finish();
         }

@@ -286,3 +286,42 @@ pub fn for_name(name: Option<&str>, state_root: &Path) -> Result<Box<dyn Runtime
         Some(n) => Ok(Box::new(External::new(n, state_root)?)),
     }
 }
+
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Signals an attached CLI passes on to its container (Docker's sig-proxy).
+const FORWARDED: [libc::c_int; 6] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+
+/// While the guard lives, signals sent to this process go to `pid` instead.
+pub struct SignalProxy;
+
+impl SignalProxy {
+    /// Forward signals to the container's process.
+    pub fn forward_to(pid: i32) -> Self {
+        FORWARD_TO.store(pid, std::sync::atomic::Ordering::SeqCst);
+        for sig in FORWARDED {
+            // SAFETY: installs a handler that only calls async-signal-safe kill(2).
+            unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+        }
+        SignalProxy
+    }
+}
+
+impl Drop for SignalProxy {
+    fn drop(&mut self) {
+        FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+        for sig in FORWARDED {
+            // SAFETY: restores the default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
