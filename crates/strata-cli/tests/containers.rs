@@ -1,19 +1,13 @@
 //! Containers through the real binary: copy-on-write over shared image
 //! layers, commit, isolation, lifecycle and exit codes, bad input.
 
+#[macro_use]
 mod common;
 
 use std::fs;
 use std::time::Duration;
 
 use common::*;
-
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod overlay { $( #[test] fn $name() { super::$name("overlay") } )* }
-        mod copy { $( #[test] fn $name() { super::$name("copy") } )* }
-    };
-}
 
 both_drivers!(
     copy_on_write_keeps_image_layers_intact,
@@ -28,15 +22,6 @@ fn with_image(driver: &str) -> Strata {
     let a = s.write("app.tar", &docker_archive(&[TestImage::new("app:1", vec![busybox_layer(), top])]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     s
-}
-
-fn run_code(s: &Strata, args: &[&str]) -> (i32, String, String) {
-    let o = s.run(args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
 }
 
 fn container_dirs(s: &Strata) -> Vec<String> {
@@ -78,7 +63,7 @@ fn copy_on_write_keeps_image_layers_intact(driver: &str) {
         assert_eq!(files, vec!["etc/x", "etc/y"], "{upper:?}");
         assert_eq!(upper["etc/y"].kind, 'c');
     }
-    let (code, out, _) = run_code(&s, &["run", "--rm", "app:1", "cat", "/etc/x", "/etc/y"]);
+    let (code, out, _) = s.code(&["run", "--rm", "app:1", "cat", "/etc/x", "/etc/y"]);
     assert_eq!((code, out.as_str()), (0, "original x\noriginal y\n"), "a second container sees the originals");
     let before = container_dirs(&s);
     assert_eq!(before.len(), 2);
@@ -137,11 +122,11 @@ fn commit_adds_one_layer_over_shared_ones(driver: &str) {
     assert_eq!(nl.len(), bl.len() + 1);
     assert_eq!(&nl[..bl.len()], &bl[..]);
     assert_eq!(s.layer_dirs().len(), 3, "the base's layers are shared, not copied");
-    let (code, _, _) = run_code(&s, &["run", "--rm", "--read-only", "app:2", "touch", "/etc/z"]);
+    let (code, _, _) = s.code(&["run", "--rm", "--read-only", "app:2", "touch", "/etc/z"]);
     assert_ne!(code, 0, "--read-only root");
-    let (code, out, _) = run_code(&s, &["run", "--rm", "app:2", "cat", "/etc/new", "/etc/x"]);
+    let (code, out, _) = s.code(&["run", "--rm", "app:2", "cat", "/etc/new", "/etc/x"]);
     assert_eq!((code, out.as_str()), (0, "new\noriginal x\n"));
-    let (code, _, _) = run_code(&s, &["run", "--rm", "app:2", "test", "-e", "/etc/y"]);
+    let (code, _, _) = s.code(&["run", "--rm", "app:2", "test", "-e", "/etc/y"]);
     assert_eq!(code, 1, "the deleted file is gone from the committed image");
     s.ok(&[
         "commit",
@@ -156,18 +141,18 @@ fn commit_adds_one_layer_over_shared_ones(driver: &str) {
         "cc",
         "app:3",
     ]);
-    let (code, out, _) = run_code(&s, &["run", "--rm", "app:3"]);
+    let (code, out, _) = s.code(&["run", "--rm", "app:3"]);
     assert_eq!((code, out.as_str()), (0, "new\n"), "CMD from --change");
-    let (_, out, _) = run_code(&s, &["run", "--rm", "app:3", "sh", "-c", "echo $GREETING; pwd"]);
+    let (_, out, _) = s.code(&["run", "--rm", "app:3", "sh", "-c", "echo $GREETING; pwd"]);
     assert_eq!(out, "hi\n/etc\n");
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "app:3"])).unwrap();
     assert_eq!(v[0]["Config"]["Labels"]["a"], "b");
-    let (code, _, err) = run_code(&s, &["commit", "-c", "FROBNICATE x", "cc", "app:4"]);
+    let (code, _, err) = s.code(&["commit", "-c", "FROBNICATE x", "cc", "app:4"]);
     assert_eq!(code, 1);
     assert!(err.contains("FROBNICATE"), "{err}");
     let h = s.ok(&["history", "app:2"]);
     assert!(h.lines().nth(1).unwrap().contains("strata commit cc") && h.contains("added new"), "{h}");
-    let (code, _, err) = run_code(&s, &["rmi", "app:1"]);
+    let (code, _, err) = s.code(&["rmi", "app:1"]);
     assert_eq!(code, 1, "a container uses app:1");
     assert!(err.contains("cc"), "{err}");
 }
@@ -175,13 +160,11 @@ fn commit_adds_one_layer_over_shared_ones(driver: &str) {
 #[test]
 fn isolation() {
     let s = with_image("overlay");
-    let (_, out, err) = run_code(
-        &s,
-        &["run", "--rm", "--hostname", "box", "app:1", "sh", "-c", "echo $$; hostname; cat /etc/hostname"],
-    );
+    let (_, out, err) =
+        s.code(&["run", "--rm", "--hostname", "box", "app:1", "sh", "-c", "echo $$; hostname; cat /etc/hostname"]);
     assert_eq!(out, "1\nbox\nbox\n", "{err}");
     // Host mounts are not visible; the root is the image's.
-    let (_, mounts, _) = run_code(&s, &["run", "--rm", "app:1", "cat", "/proc/mounts"]);
+    let (_, mounts, _) = s.code(&["run", "--rm", "app:1", "cat", "/proc/mounts"]);
     for target in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
         let own = target == "/"
             || ["/proc", "/dev", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
@@ -189,9 +172,9 @@ fn isolation() {
                 .any(|p| target.starts_with(p));
         assert!(own, "host mount {target} visible in the container: {mounts}");
     }
-    let (_, root, _) = run_code(&s, &["run", "--rm", "app:1", "ls", "/"]);
-    let (_, via_proc, _) = run_code(&s, &["run", "--rm", "app:1", "ls", "/proc/self/root/", "/proc/1/root/"]);
-    let (_, via_dotdot, _) = run_code(&s, &["run", "--rm", "-w", "/etc", "app:1", "ls", "../../../.."]);
+    let (_, root, _) = s.code(&["run", "--rm", "app:1", "ls", "/"]);
+    let (_, via_proc, _) = s.code(&["run", "--rm", "app:1", "ls", "/proc/self/root/", "/proc/1/root/"]);
+    let (_, via_dotdot, _) = s.code(&["run", "--rm", "-w", "/etc", "app:1", "ls", "../../../.."]);
     for listing in [&root, &via_proc, &via_dotdot] {
         assert!(
             listing.contains("bin")
@@ -201,39 +184,36 @@ fn isolation() {
             "{listing}"
         );
     }
-    let (_, ps, _) = run_code(&s, &["run", "--rm", "app:1", "ps"]);
+    let (_, ps, _) = s.code(&["run", "--rm", "app:1", "ps"]);
     assert_eq!(ps.lines().count(), 2, "only the container's own process: {ps}");
-    let (_, caps, _) = run_code(&s, &["run", "--rm", "app:1", "grep", "NoNewPrivs", "/proc/self/status"]);
+    let (_, caps, _) = s.code(&["run", "--rm", "app:1", "grep", "NoNewPrivs", "/proc/self/status"]);
     assert!(caps.contains('1'), "{caps}");
     assert!(mounts_under(&s).is_empty());
 }
 
 fn lifecycle_and_exit_codes(driver: &str) {
     let s = with_image(driver);
-    assert_eq!(run_code(&s, &["run", "--rm", "app:1", "false"]).0, 1);
-    let (code, _, err) = run_code(&s, &["run", "--rm", "app:1", "nope"]);
+    assert_eq!(s.code(&["run", "--rm", "app:1", "false"]).0, 1);
+    let (code, _, err) = s.code(&["run", "--rm", "app:1", "nope"]);
     assert_eq!(code, 127);
     assert!(err.contains("nope") && err.contains("not found"), "{err}");
-    assert_eq!(run_code(&s, &["run", "--rm", "app:1", "/etc/x"]).0, 126, "not executable");
-    let (code, out, _) = run_code(
-        &s,
-        &[
-            "run",
-            "--rm",
-            "-e",
-            "A=1",
-            "-e",
-            "B=two words",
-            "-u",
-            "1000:1000",
-            "-w",
-            "/etc",
-            "app:1",
-            "sh",
-            "-c",
-            "echo $A $B; id; pwd",
-        ],
-    );
+    assert_eq!(s.code(&["run", "--rm", "app:1", "/etc/x"]).0, 126, "not executable");
+    let (code, out, _) = s.code(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-e",
+        "B=two words",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/etc",
+        "app:1",
+        "sh",
+        "-c",
+        "echo $A $B; id; pwd",
+    ]);
     assert_eq!((code, out.as_str()), (0, "1 two words\nuid=1000 gid=1000\n/etc\n"));
 
     let id = s.ok(&["run", "-d", "--name", "bg", "app:1", "sh", "-c", "echo started; while true; do sleep 0.1; done"]);
@@ -242,7 +222,7 @@ fn lifecycle_and_exit_codes(driver: &str) {
     assert!(ps.contains("bg") && ps.contains("Up"), "{ps}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.ok(&["logs", "bg"]).starts_with("started"));
-    let (code, out, _) = run_code(&s, &["exec", "bg", "sh", "-c", "echo from exec; exit 3"]);
+    let (code, out, _) = s.code(&["exec", "bg", "sh", "-c", "echo from exec; exit 3"]);
     assert_eq!((code, out.as_str()), (3, "from exec\n"));
     s.ok(&["stop", "-t", "1", "bg"]);
     let ps = s.ok(&["ps", "-a"]);
@@ -265,11 +245,11 @@ fn lifecycle_and_exit_codes(driver: &str) {
     assert_eq!(s.ok(&["wait", "victim"]).trim(), "137");
     assert!(s.ok(&["ps", "-a"]).contains("Exited (137)"));
 
-    let (code, _, err) = run_code(&s, &["rm", "app:1"]);
+    let (code, _, err) = s.code(&["rm", "app:1"]);
     assert_eq!(code, 1, "{err}");
     s.ok(&["rm", "bg", "kk", "victim"]);
     s.ok(&["run", "-d", "--name", "running", "app:1", "sleep", "100"]);
-    let (code, _, err) = run_code(&s, &["rm", "running"]);
+    let (code, _, err) = s.code(&["rm", "running"]);
     assert_eq!(code, 1);
     assert!(err.contains("running"), "{err}");
     s.ok(&["rm", "-f", "running"]);
@@ -291,7 +271,7 @@ fn bad_input_leaves_nothing_behind() {
         (vec!["run", "--rm", "-w", "relative", "app:1", "true"], "relative"),
     ];
     for (args, needle) in cases {
-        let (code, _, err) = run_code(&s, &args);
+        let (code, _, err) = s.code(&args);
         assert_eq!(code, 125, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(s.ok(&["ps", "-aq"]).trim().is_empty(), "{args:?}: no container record");
@@ -302,7 +282,7 @@ fn bad_input_leaves_nothing_behind() {
     img.entrypoint = Some(vec!["/no/such/entrypoint".into()]);
     let a = s.write("broken.tar", &docker_archive(&[img]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
-    let (code, _, err) = run_code(&s, &["run", "--rm", "broken:1"]);
+    let (code, _, err) = s.code(&["run", "--rm", "broken:1"]);
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("/no/such/entrypoint"), "{err}");
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
@@ -311,7 +291,7 @@ fn bad_input_leaves_nothing_behind() {
     // The same, created first so its ID is known: no cgroup was ever made for it.
     let id = s.ok(&["create", "--name", "broken-c", "broken:1"]);
     let id = id.trim();
-    assert_eq!(run_code(&s, &["start", "-a", "broken-c"]).0, 127);
+    assert_eq!(s.code(&["start", "-a", "broken-c"]).0, 127);
     for ctl in ["memory", "pids", "cpu"] {
         let dir = std::path::Path::new("/sys/fs/cgroup").join(ctl).join("strata").join(id);
         assert!(!dir.exists(), "no cgroup left: {}", dir.display());
@@ -325,7 +305,7 @@ fn bad_input_leaves_nothing_behind() {
 #[test]
 fn seccomp_and_resource_limits_apply() {
     let s = with_image("overlay");
-    let (_, out, _) = run_code(&s, &["run", "--rm", "app:1", "grep", "^Seccomp:", "/proc/self/status"]);
+    let (_, out, _) = s.code(&["run", "--rm", "app:1", "grep", "^Seccomp:", "/proc/self/status"]);
     assert!(out.contains('2'), "a seccomp filter is installed: {out}");
     let id = s.ok(&["run", "-d", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5", "app:1", "sleep", "30"]);
     let id = id.trim();
@@ -346,29 +326,26 @@ fn seccomp_and_resource_limits_apply() {
 #[test]
 fn external_runtime_runs_the_same_bundle() {
     let s = with_image("overlay");
-    let (code, out, err) = run_code(
-        &s,
-        &[
-            "run",
-            "--rm",
-            "--runtime",
-            "runc",
-            "--hostname",
-            "viarunc",
-            "app:1",
-            "sh",
-            "-c",
-            "echo $$; hostname; cat /etc/x",
-        ],
-    );
+    let (code, out, err) = s.code(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--hostname",
+        "viarunc",
+        "app:1",
+        "sh",
+        "-c",
+        "echo $$; hostname; cat /etc/x",
+    ]);
     assert_eq!((code, out.as_str()), (0, "1\nviarunc\noriginal x\n"), "{err}");
-    assert_eq!(run_code(&s, &["run", "--rm", "--runtime", "runc", "app:1", "sh", "-c", "exit 7"]).0, 7);
+    assert_eq!(s.code(&["run", "--rm", "--runtime", "runc", "app:1", "sh", "-c", "exit 7"]).0, 7);
     s.ok(&["run", "-d", "--name", "rc", "--runtime", "runc", "app:1", "sleep", "30"]);
-    let (code, out, _) = run_code(&s, &["exec", "rc", "sh", "-c", "echo in runc exec; exit 4"]);
+    let (code, out, _) = s.code(&["exec", "rc", "sh", "-c", "echo in runc exec; exit 4"]);
     assert_eq!((code, out.as_str()), (4, "in runc exec\n"));
     s.ok(&["rm", "-f", "rc"]);
     assert!(mounts_under(&s).is_empty());
-    let (code, _, err) = run_code(&s, &["run", "--rm", "--runtime", "no-such-runtime", "app:1", "true"]);
+    let (code, _, err) = s.code(&["run", "--rm", "--runtime", "no-such-runtime", "app:1", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("no-such-runtime"), "{err}");
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());

@@ -1,20 +1,13 @@
 //! The image and layer store through the real binary, on both snapshot
 //! drivers: whiteouts, sharing, removal, bad input, crashes, concurrency.
 
+#[macro_use]
 mod common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-/// Run a test body once per driver.
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod overlay { $( #[test] fn $name() { super::$name("overlay") } )* }
-        mod copy { $( #[test] fn $name() { super::$name("copy") } )* }
-    };
-}
 
 both_drivers!(
     whiteouts_opaque_dirs_and_lower_hardlinks,

@@ -17,15 +17,6 @@ fn with_image() -> Strata {
     s
 }
 
-fn run_code(s: &Strata, args: &[&str]) -> (i32, String, String) {
-    let o = s.run(args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
 fn upper_bytes(s: &Strata, name: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
     let upper = v[0]["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap().to_string();
@@ -40,15 +31,22 @@ fn upper_bytes(s: &Strata, name: &str) -> u64 {
 fn named_volume_outlives_its_container_and_is_seeded_once() {
     let s = with_image();
     // First use copies in what the image has at the path.
-    let (code, out, _) = run_code(
-        &s,
-        &["run", "--name", "ww", "-v", "data:/data", "vol:1", "sh", "-c", "cat /data/seed; echo kept > /data/mine"],
-    );
+    let (code, out, _) = s.code(&[
+        "run",
+        "--name",
+        "ww",
+        "-v",
+        "data:/data",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /data/seed; echo kept > /data/mine",
+    ]);
     assert_eq!((code, out.as_str()), (0, "from the image\n"));
     s.ok(&["rm", "ww"]);
     assert!(s.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"), "rm never removes a named volume");
     s.ok(&["run", "--rm", "-v", "data:/data", "vol:1", "sh", "-c", "echo changed > /data/seed"]);
-    let (_, out, _) = run_code(&s, &["run", "--rm", "-v", "data:/data", "vol:1", "cat", "/data/mine", "/data/seed"]);
+    let (_, out, _) = s.code(&["run", "--rm", "-v", "data:/data", "vol:1", "cat", "/data/mine", "/data/seed"]);
     assert_eq!(out, "kept\nchanged\n", "data survives, and a second use does not re-seed");
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["volume", "inspect", "data"])).unwrap();
     let mountpoint = v[0]["Mountpoint"].as_str().unwrap();
@@ -85,10 +83,10 @@ fn two_running_containers_share_a_volume() {
     ]);
     assert_eq!(s.ok(&["wait", "reader"]).trim(), "0");
     assert_eq!(s.ok(&["logs", "reader"]), "hello across\n");
-    let (code, _, err) = run_code(&s, &["volume", "rm", "shared"]);
+    let (code, _, err) = s.code(&["volume", "rm", "shared"]);
     assert_eq!(code, 1);
     assert!(err.contains("reader") && err.contains("writer"), "names the containers: {err}");
-    let (_, out, _) = run_code(&s, &["exec", "writer", "cat", "/s/msg"]);
+    let (_, out, _) = s.code(&["exec", "writer", "cat", "/s/msg"]);
     assert_eq!(out, "hello across\n", "a refused rm loses nothing");
     s.ok(&["rm", "-f", "writer", "reader"]);
     s.ok(&["volume", "rm", "shared"]);
@@ -97,7 +95,7 @@ fn two_running_containers_share_a_volume() {
 #[test]
 fn read_only_bind_and_volumes_from() {
     let s = with_image();
-    let (code, _, err) = run_code(&s, &["run", "--rm", "-v", "ro:/d:ro", "vol:1", "sh", "-c", "echo x > /d/f"]);
+    let (code, _, err) = s.code(&["run", "--rm", "-v", "ro:/d:ro", "vol:1", "sh", "-c", "echo x > /d/f"]);
     assert_ne!(code, 0);
     assert!(err.contains("Read-only"), "{err}");
     let host = s.path("host");
@@ -106,16 +104,14 @@ fn read_only_bind_and_volumes_from() {
     s.ok(&["run", "--rm", "-v", &spec, "vol:1", "sh", "-c", "echo to the host > /h/out"]);
     assert_eq!(fs::read_to_string(host.join("out")).unwrap(), "to the host\n");
     let m = format!("type=bind,source={},target=/m,readonly", host.display());
-    assert_ne!(run_code(&s, &["run", "--rm", "--mount", &m, "vol:1", "touch", "/m/x"]).0, 0);
+    assert_ne!(s.code(&["run", "--rm", "--mount", &m, "vol:1", "touch", "/m/x"]).0, 0);
     s.ok(&["create", "--name", "holder", "-v", "vf:/vf", "-v", &spec, "vol:1", "true"]);
     s.ok(&["run", "--rm", "-v", "vf:/vf", "vol:1", "sh", "-c", "echo via volumes-from > /vf/f"]);
-    let (_, out, _) = run_code(&s, &["run", "--rm", "--volumes-from", "holder", "vol:1", "cat", "/vf/f", "/h/out"]);
+    let (_, out, _) = s.code(&["run", "--rm", "--volumes-from", "holder", "vol:1", "cat", "/vf/f", "/h/out"]);
     assert_eq!(out, "via volumes-from\nto the host\n");
-    assert_ne!(run_code(&s, &["run", "--rm", "--volumes-from", "holder:ro", "vol:1", "touch", "/vf/x"]).0, 0);
-    let (_, out, _) = run_code(
-        &s,
-        &["run", "--rm", "--mount", "type=tmpfs,target=/t", "vol:1", "sh", "-c", "grep ' /t ' /proc/mounts"],
-    );
+    assert_ne!(s.code(&["run", "--rm", "--volumes-from", "holder:ro", "vol:1", "touch", "/vf/x"]).0, 0);
+    let (_, out, _) =
+        s.code(&["run", "--rm", "--mount", "type=tmpfs,target=/t", "vol:1", "sh", "-c", "grep ' /t ' /proc/mounts"]);
     assert!(out.contains("tmpfs"), "{out}");
 }
 
@@ -142,7 +138,7 @@ fn writes_to_a_volume_do_not_grow_the_container_layer() {
     assert!(!diff.contains("/bulk"), "diff leaves volume contents out: {diff}");
     let id = s.ok(&["commit", "big", "committed:1"]);
     assert!(id.starts_with("sha256:"));
-    let (_, out, _) = run_code(&s, &["run", "--rm", "committed:1", "ls", "/"]);
+    let (_, out, _) = s.code(&["run", "--rm", "committed:1", "ls", "/"]);
     assert!(!out.contains("bulk"), "commit leaves volumes out: {out}");
 }
 
@@ -176,13 +172,13 @@ fn bad_specs_create_nothing() {
         let mut args = vec!["run", "--rm"];
         args.extend(flags.iter());
         args.extend(["vol:1", "true"]);
-        let (code, _, err) = run_code(&s, &args);
+        let (code, _, err) = s.code(&args);
         assert_eq!(code, 125, "{args:?}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(s.ok(&["volume", "ls", "-q"]).trim().is_empty(), "{args:?}: no volume created");
         assert!(s.ok(&["ps", "-aq"]).trim().is_empty(), "{args:?}: no container created");
     }
-    let (code, _, err) = run_code(&s, &["volume", "create", "--opt", "type=nfs", "x1"]);
+    let (code, _, err) = s.code(&["volume", "create", "--opt", "type=nfs", "x1"]);
     assert_eq!(code, 1);
     assert!(err.contains("type=nfs"), "{err}");
 }
@@ -197,7 +193,7 @@ fn image_volume_paths_get_anonymous_volumes() {
     let a = s.write("wv.tar", &docker_archive(&[img]));
     s.ok(&["load", "-i", a.to_str().unwrap()]);
     let (code, out, _) =
-        run_code(&s, &["run", "--name", "c1", "withvol:1", "sh", "-c", "cat /cache/warm; echo new > /cache/new"]);
+        s.code(&["run", "--name", "c1", "withvol:1", "sh", "-c", "cat /cache/warm; echo new > /cache/new"]);
     assert_eq!((code, out.as_str()), (0, "warm\n"), "seeded from the image");
     let vols: Vec<String> = s.ok(&["volume", "ls", "-q"]).lines().map(String::from).collect();
     assert_eq!(vols.len(), 1);

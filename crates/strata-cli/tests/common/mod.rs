@@ -58,6 +58,13 @@ impl Strata {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Run; returns (exit code, stdout, stderr).
+    pub fn code(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.run(args);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+        (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+    }
+
     /// Run and require failure; returns (exit code, stderr).
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let o = self.run(args);
@@ -148,6 +155,15 @@ pub struct StoreState {
     pub images: String,
     pub blobs: BTreeMap<String, Node>,
     pub layers: BTreeMap<String, Node>,
+}
+
+/// Run a test body (a function taking the driver name) once per snapshot driver.
+#[macro_export]
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod overlay { $( #[test] fn $name() { super::$name("overlay") } )* }
+        mod copy { $( #[test] fn $name() { super::$name("copy") } )* }
+    };
 }
 
 /// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
@@ -343,7 +359,7 @@ pub fn config_for(img: &TestImage) -> Vec<u8> {
 pub fn docker_archive(images: &[TestImage]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut manifest = Vec::new();
-    let mut put = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+    let put = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
         let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
         b.append_data(&mut h, name, data).unwrap();
     };
