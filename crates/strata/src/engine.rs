@@ -26,7 +26,6 @@ use crate::content::ContentStore;
 use crate::digest::{chain_ids, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::image::archive::{self, Archive, ArchiveImage, SaveFormat, SaveImage};
-use crate::image::reference::{familiar, split_tag};
 use crate::image::{self, LayerDescriptor, Platform, Reference};
 use crate::layer::Compression;
 use crate::snapshot::{self, mount, Driver, Snapshotter};
@@ -695,15 +694,7 @@ impl Engine {
         let rec = self.image_record(&id)?;
         let (raw, cfg) = self.config_of(&id)?;
         let layers = self.store.image_layers(&id)?;
-        let tags: Vec<String> = self
-            .store
-            .tags_of(&id)?
-            .iter()
-            .map(|t| {
-                let (n, tag) = split_tag(t);
-                format!("{}:{tag}", familiar(n))
-            })
-            .collect();
+        let tags: Vec<String> = self.store.tags_of(&id)?.iter().map(|t| display_tag(t)).collect();
         Ok(serde_json::json!({
             "Id": id.as_str(),
             "Digest": rec.manifest.as_str(),
@@ -979,8 +970,4 @@ impl archive::BlobSource for StoredBlobs<'_> {
     }
 }
 
-/// A stored tag as Docker prints it (`busybox:latest`).
-pub fn display_tag(stored: &str) -> String {
-    let (n, t) = split_tag(stored);
-    format!("{}:{t}", familiar(n))
-}
+pub use crate::image::reference::display_tag;

@@ -155,7 +155,7 @@ fn merge_dir(diff: &Path, merged: &Path, links: &mut HashMap<(u64, u64), PathBuf
         let e = e.at(diff)?;
         let (s, d) = (e.path(), merged.join(e.file_name()));
         let md = fs::symlink_metadata(&s).at(&s)?;
-        if md.file_type().is_char_device() && md.rdev() == 0 {
+        if crate::layer::is_whiteout_device(&md) {
             remove(&d)?;
             continue;
         }

@@ -25,25 +25,21 @@ pub use ops::{inherit_stdio, ContainerSummary, CreateOptions};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
-use crate::layer::OVERLAY_OPAQUE_XATTR;
+use crate::layer::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
 
 pub use spec::RunConfig;
 
 /// One line of `diff`: `A`dded, `C`hanged or `D`eleted, and the path.
 pub type Change = (char, String);
 
-fn is_whiteout(md: &fs::Metadata) -> bool {
-    md.file_type().is_char_device() && md.rdev() == 0
-}
-
 fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
     for l in lowers {
         match fs::symlink_metadata(l.join(rel)) {
-            Ok(md) => return !is_whiteout(&md),
+            Ok(md) => return !is_whiteout_device(&md),
             Err(_) => continue,
         }
     }
@@ -71,7 +67,7 @@ fn walk_upper(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change
         let full = upper.join(&r);
         let md = fs::symlink_metadata(&full).at(&full)?;
         let shown = format!("/{}", r.display());
-        if is_whiteout(&md) {
+        if is_whiteout_device(&md) {
             out.push(('D', shown));
             continue;
         }

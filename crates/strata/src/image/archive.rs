@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::reference::{familiar, split_tag, Reference};
+use super::reference::{display_tag, Reference};
 use super::{digest_of, is_index, parse_index, parse_manifest, pick_manifest, Platform, OCI_INDEX};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
@@ -357,13 +357,9 @@ pub fn write_docker_archive<W: Write>(content: &dyn BlobSource, images: &[SaveIm
             let bytes = content.read(&img.config)?;
             sink.put(&config_name, bytes.len() as u64, &mut bytes.as_slice())?;
         }
-        let tags = img.tags.iter().map(|t| {
-            let (name, tag) = split_tag(t);
-            format!("{}:{tag}", familiar(name))
-        });
         manifest.push(DockerManifestEntry {
             config: config_name,
-            repo_tags: Some(tags.collect()),
+            repo_tags: Some(img.tags.iter().map(|t| display_tag(t)).collect()),
             layers: layer_names,
         });
     }

@@ -94,6 +94,12 @@ pub fn familiar(full: &str) -> String {
     }
 }
 
+/// A stored tag as Docker prints it (`busybox:latest`).
+pub fn display_tag(stored: &str) -> String {
+    let (n, t) = split_tag(stored);
+    format!("{}:{t}", familiar(n))
+}
+
 /// Split a stored tag name (`registry/repo:tag`) into name and tag.
 pub fn split_tag(stored: &str) -> (&str, &str) {
     match stored.rfind(':') {

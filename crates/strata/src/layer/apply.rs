@@ -16,13 +16,13 @@ use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
 
 use super::split::Split;
-use super::{DiffFormat, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{is_whiteout_device, DiffFormat, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
 /// How to apply a layer.
@@ -126,21 +126,6 @@ fn symlinked_ancestor(root: &Path, rel: &Path) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn is_whiteout_device(md: &fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    md.file_type().is_char_device() && md.rdev() == 0
-}
-
-/// Remove whatever is at `path` (not following symlinks); absent is fine.
-fn remove_any(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => fs::remove_dir_all(path).at(path),
-        Ok(_) => fs::remove_file(path).at(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).at(path),
-    }
 }
 
 impl Applier<'_> {
@@ -348,7 +333,7 @@ impl Applier<'_> {
                 sp.borrow_mut().lossy = true;
             }
         }
-        remove_any(&full)?;
+        crate::tree::remove(&full)?;
         if self.opts.format == DiffFormat::Overlay {
             rustix::fs::mknodat(CWD, &full, FileType::CharacterDevice, Mode::empty(), rustix::fs::makedev(0, 0))
                 .map_err(|e| Error::entry(raw, format!("creating whiteout device: {e}")))?;
@@ -369,7 +354,7 @@ impl Applier<'_> {
                     self.clear_lower(&rel)?;
                 }
             } else {
-                remove_any(&child.path())?;
+                crate::tree::remove(&child.path())?;
                 self.known_dirs.retain(|d| !d.starts_with(&rel));
             }
         }
@@ -435,7 +420,7 @@ impl Applier<'_> {
                 sp.borrow_mut().lossy = true;
             }
         }
-        remove_any(full)
+        crate::tree::remove(full)
     }
 
     fn copy_data<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, mut file: &File, raw: &Path) -> Result<u64> {

@@ -25,6 +25,12 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The xattr overlayfs reads to make a directory opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
+/// Whether an entry of an overlay-form directory is a whiteout (char device 0/0).
+pub fn is_whiteout_device(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
 /// How a directory records a layer's changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiffFormat {

@@ -42,7 +42,7 @@ impl<W: Write> Writer<W> {
             let (f, r) = (full.join(&name), rel.join(&name));
             let md = fs::symlink_metadata(&f).at(&f)?;
             let ft = md.file_type();
-            if ft.is_char_device() && md.rdev() == 0 {
+            if super::is_whiteout_device(&md) {
                 let mut wh = OsStrExt::as_bytes(WHITEOUT_PREFIX.as_ref() as &std::ffi::OsStr).to_vec();
                 wh.extend_from_slice(name.as_bytes());
                 let wr = rel.join(std::ffi::OsStr::from_bytes(&wh));
