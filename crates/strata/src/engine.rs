@@ -29,7 +29,7 @@ use crate::image::archive::{self, Archive, ArchiveImage, SaveFormat, SaveImage};
 use crate::image::{self, LayerDescriptor, Platform, Reference};
 use crate::layer::Compression;
 use crate::snapshot::{self, mount, Driver, Snapshotter};
-use crate::store::{ImageRecord, LayerRecord, Store};
+use crate::store::{now, ImageRecord, LayerRecord, Store};
 use crate::unpack::{layer_dir, LayerSpec, Unpacker};
 
 /// Where the store is and how to open it.
@@ -163,10 +163,6 @@ pub struct Loaded {
     pub id: Digest,
     /// Tags set.
     pub tags: Vec<String>,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn flock(f: &File, op: rustix::fs::FlockOperation) -> io::Result<()> {
@@ -874,6 +870,7 @@ impl Engine {
             }
         }
         let blobs_size = self.content.list()?.iter().map(|b| self.content.size(b).unwrap_or(0)).sum();
+        let (containers, volumes) = (self.store.containers()?, self.store.volumes()?);
         Ok(DiskUsage {
             images,
             layers: all_layers.len() as u64,
@@ -884,13 +881,13 @@ impl Engine {
             unused_size,
             blobs_size,
             layers_disk: crate::tree::usage(&self.layers_dir)?,
-            containers: self.store.containers()?.len() as u64,
-            containers_running: self.store.containers()?.iter().filter(|c| c.state == "running").count() as u64,
+            containers: containers.len() as u64,
+            containers_running: containers.iter().filter(|c| c.state == "running").count() as u64,
             containers_size: crate::tree::usage(&self.root.join("containers"))?,
-            volumes: self.store.volumes()?.len() as u64,
+            volumes: volumes.len() as u64,
             volumes_active: {
                 let mut n = 0;
-                for v in self.store.volumes()? {
+                for v in &volumes {
                     n += u64::from(!self.volume_users(&v.name)?.is_empty());
                 }
                 n
@@ -932,26 +929,6 @@ impl Engine {
         mount::unmount(&target)?;
         let _ = fs::remove_dir(&target);
         Ok(())
-    }
-
-    /// Layer directories present on disk (for tests and `system df`).
-    pub fn layer_dirs(&self) -> Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.layers_dir).at(&self.layers_dir)? {
-            out.push(e.at(&self.layers_dir)?.path());
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// The tags an image has (full names).
-    pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>> {
-        self.store.tags_of(id)
-    }
-
-    /// Blob digests referenced by a loaded image's layers (for messages).
-    pub fn layers_of(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
-        self.store.image_layers(id)
     }
 }
 

@@ -194,7 +194,8 @@ pub struct Store {
     path: std::path::PathBuf,
 }
 
-fn now() -> i64 {
+/// Seconds since the epoch: the time every record carries.
+pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

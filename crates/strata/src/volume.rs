@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
-use crate::store::VolumeRecord;
+use crate::store::{now, VolumeRecord};
 
 /// What a container mounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,10 +158,6 @@ pub struct VolumeInfo {
     /// Options (none are supported).
     #[serde(rename = "Options")]
     pub options: BTreeMap<String, String>,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Engine {

@@ -18,7 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::{self, LayerDescriptor, Reference};
 use crate::layer::{write_diff, WriteOptions};
 use crate::snapshot::{mount, Driver, Mount};
-use crate::store::{ContainerRecord, ImageRecord};
+use crate::store::{now, ContainerRecord, ImageRecord};
 use crate::unpack::{layer_dir, LayerSpec};
 
 /// Flags of `create` and `run`.
@@ -97,10 +97,6 @@ const NAME_NOUNS: [&str; 16] = [
     "basalt", "chalk", "dolomite", "flint", "gneiss", "granite", "jasper", "marble", "obsidian", "onyx", "quartz",
     "schist", "shale", "slate", "tuff", "agate",
 ];
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 fn alive(pid: i64) -> bool {
     // A zombie has exited: only its parent has not collected it yet.
