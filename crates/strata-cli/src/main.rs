@@ -37,6 +37,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Import a rootfs tarball as a one-layer image.
     Import(ImportArgs),
     /// Load images from a docker-archive or oci-archive.
@@ -95,7 +100,48 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove the build cache (cached steps, their layers, cache mounts).
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Name and optionally a tag (NAME[:TAG]); may be given more than once.
+    #[arg(short, long = "tag")]
+    tag: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile, then CONTEXT/Containerfile).
+    #[arg(short, long)]
+    file: Option<PathBuf>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use the build cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Always pull the base images.
+    #[arg(long)]
+    pull: bool,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Target platform (only the host's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Set a label on the image (KEY=VALUE).
+    #[arg(long)]
+    label: Vec<String>,
+    /// The context: a directory, or - for a tar (or a lone Dockerfile) on standard input.
+    context: String,
+}
+
+#[derive(Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
     /// List images.
     #[command(alias = "list")]
     Ls(ImagesArgs),
@@ -537,6 +583,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.log_level.clone(),
     ];
     match cli.command {
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build(&mut engine, a),
+        Command::Builder(BuilderCommand::Prune(a)) => builder_prune(&mut engine, a),
         Command::Run(a) => containers::run(&mut engine, a, &global),
         Command::Create(a) => containers::create(&mut engine, a),
         Command::Start(a) => containers::start(&mut engine, a, &global),
@@ -580,6 +628,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::System(SystemCommand::Df(a)) => df(&engine, a),
         Command::System(SystemCommand::Prune(a)) => prune(&mut engine, a, true),
     }
+}
+
+fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
+    if a.pull {
+        bail!("--pull: pulling images is not available yet; load or import the base image instead");
+    }
+    let context = if a.context == "-" {
+        strata::build::ContextSource::Stream(Box::new(io::stdin()))
+    } else {
+        strata::build::ContextSource::Dir(PathBuf::from(&a.context))
+    };
+    let mut opts = strata::build::BuildOptions {
+        context,
+        file: a.file,
+        tags: a.tag,
+        build_args: a.build_arg,
+        target: a.target,
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        platform: a.platform,
+        labels: a.label,
+    };
+    let mut out = io::stdout();
+    match engine.build(&mut opts, &mut out) {
+        Ok(id) => {
+            println!("{}", if a.quiet { id.to_string() } else { id.hex().to_string() });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ strata::Error::StepFailed { code, .. }) => {
+            eprintln!("Error: {e}");
+            Ok(ExitCode::from(code.clamp(1, 255) as u8))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
+    if !a.force && !confirm("WARNING! This will remove all build cache.\nAre you sure you want to continue?")? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (_, freed) = engine.prune_build_cache()?;
+    println!("Total reclaimed space: {}", human_size(freed));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
@@ -783,14 +874,17 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
 
 fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
     let what = match (system, a.all) {
-        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - unused layers and blobs\nAre you sure you want to continue?",
+        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
         (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
         (false, true) => "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?",
     };
     if !a.force && !confirm(what)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    let mut report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    if system {
+        report.reclaimed += engine.prune_build_cache()?.1;
+    }
     if !report.images.is_empty() {
         println!("Deleted Images:");
         for d in &report.images {

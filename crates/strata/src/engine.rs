@@ -285,7 +285,7 @@ impl Engine {
 
     /// Delete layers no image references, then blobs nothing references.
     /// Returns (deleted layers, bytes freed).
-    fn collect_garbage(&mut self) -> Result<(Vec<Digest>, u64)> {
+    pub(crate) fn collect_garbage(&mut self) -> Result<(Vec<Digest>, u64)> {
         let mut deleted = Vec::new();
         let mut freed = 0;
         loop {

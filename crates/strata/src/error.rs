@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Corrupt,
     /// The operating system refused.
     Io,
+    /// A command the caller asked to run (a build's RUN) failed.
+    CommandFailed,
 }
 
 /// Every error the library returns.
@@ -85,6 +87,28 @@ pub enum Error {
     /// The container runtime failed.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// A Dockerfile that cannot be built as written.
+    #[error("{file}:{line}: {message}")]
+    Dockerfile {
+        /// The Dockerfile's name.
+        file: String,
+        /// 1-based line of the instruction at fault.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A build's RUN step exited non-zero.
+    #[error("{file}:{line}: {instruction}: the command returned a non-zero code: {code}")]
+    StepFailed {
+        /// The Dockerfile's name.
+        file: String,
+        /// 1-based line of the RUN.
+        line: usize,
+        /// The instruction.
+        instruction: String,
+        /// Its exit code.
+        code: i32,
+    },
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -97,7 +121,8 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::InUse(_) => ErrorKind::InUse,
-            Error::InvalidInput(_) | Error::BadEntry { .. } => ErrorKind::InvalidInput,
+            Error::InvalidInput(_) | Error::BadEntry { .. } | Error::Dockerfile { .. } => ErrorKind::InvalidInput,
+            Error::StepFailed { .. } => ErrorKind::CommandFailed,
             Error::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Io { .. } | Error::Stream { .. } | Error::Db(_) | Error::Runtime(_) => ErrorKind::Io,

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod container;
 pub mod content;
 pub mod digest;

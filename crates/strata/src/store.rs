@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS containers (
     finished    INTEGER,
     config      TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key         TEXT PRIMARY KEY,
+    config      TEXT NOT NULL,
+    chain_id    TEXT REFERENCES layers(chain_id),
+    created     INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name        TEXT PRIMARY KEY,
     created     INTEGER NOT NULL,
@@ -399,6 +405,7 @@ impl Store {
 
     /// Drop a layer record (a failed claim, or garbage collection).
     pub fn delete_layer(&mut self, chain: &Digest) -> Result<()> {
+        self.conn.execute("DELETE FROM build_cache WHERE chain_id = ?1", [chain.as_str()])?;
         self.conn.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
         Ok(())
     }
@@ -624,10 +631,47 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT chain_id FROM layers WHERE state = 'ready'
              AND chain_id NOT IN (SELECT chain_id FROM image_layers)
+             AND chain_id NOT IN (SELECT chain_id FROM build_cache WHERE chain_id IS NOT NULL)
              AND chain_id NOT IN (SELECT parent FROM layers WHERE parent IS NOT NULL)",
         )?;
         let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
+    /// A build step's cached result: the image config after it and its top layer.
+    pub fn cached_step(&self, key: &Digest) -> Result<Option<(String, Option<Digest>)>> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row("SELECT config, chain_id FROM build_cache WHERE key = ?1", [key.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(c, l)| Ok((c, l.map(|l| Digest::parse(&l)).transpose()?))).transpose()
+    }
+
+    /// Record a build step's result (replacing an older one under the same key).
+    pub fn put_cached_step(&mut self, key: &Digest, config: &str, chain: Option<&Digest>) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO build_cache (key, config, chain_id, created) VALUES (?1, ?2, ?3, ?4)",
+            params![key.as_str(), config, chain.map(|c| c.as_str()), now()],
+        )?;
+        Ok(())
+    }
+
+    /// Forget every cached build step; returns how many there were.
+    pub fn clear_build_cache(&mut self) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM build_cache", [])?)
+    }
+
+    /// Cached build steps and the layers only they keep.
+    pub fn build_cache_layers(&self) -> Result<(u64, Vec<Digest>)> {
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT chain_id FROM build_cache WHERE chain_id IS NOT NULL
+             AND chain_id NOT IN (SELECT chain_id FROM image_layers)",
+        )?;
+        let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok((n as u64, rows.into_iter().map(|s| Digest::parse(&s)).collect::<Result<_>>()?))
     }
 
     /// How many images use each layer.

@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod spec;
 pub mod tty;
 
+pub(crate) use ops::mount_point_artifact;
 pub use ops::{inherit_stdio, ContainerSummary, CreateOptions};
 
 use std::collections::BTreeSet;

@@ -382,7 +382,7 @@ impl Engine {
         }
     }
 
-    fn empty_dir(&self) -> Result<PathBuf> {
+    pub(crate) fn empty_dir(&self) -> Result<PathBuf> {
         let p = self.root.join("layers-empty");
         fs::create_dir_all(&p).at(&p)?;
         Ok(p)
@@ -812,10 +812,33 @@ impl Engine {
             Driver::Overlay => dir.join("upper"),
             Driver::Copy => dir.join("rootfs"),
         };
+        let base_layers = self.store.image_layers(&rec.image_id)?;
+        let layer = self.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
+        let (mut config, _) = self.config_of(&rec.image_id)?;
+        for i in instructions {
+            apply_change(&mut config, i)?;
+        }
+        let entry = serde_json::json!({"created": image::format_time(now()), "created_by": format!("strata commit {}", rec.name),
+            "comment": message.unwrap_or_default()});
+        let mut layers = base_layers;
+        layers.push(layer);
+        let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
+        self.store_image(config, &layers, Some(entry), &tags, now())
+    }
+
+    /// Turn `changes` found in `source` (an overlay upper directory, or a
+    /// full tree for the copy driver) into one layer on top of `below`.
+    pub(crate) fn layer_from_changes(
+        &self,
+        source: &Path,
+        changes: &[Change],
+        below: &[crate::store::LayerRecord],
+        label: &str,
+    ) -> Result<crate::store::LayerRecord> {
         let work = crate::tmp::TempDir::new(&self.tmp, "commit")?;
         let diff_dir = work.path().join("changes");
         fs::create_dir(&diff_dir).at(&diff_dir)?;
-        super::changes_to_overlay_dir(&source, &changes, &diff_dir)?;
+        super::changes_to_overlay_dir(source, changes, &diff_dir)?;
         let tar_path = work.path().join("layer.tar");
         let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
         let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
@@ -823,50 +846,53 @@ impl Engine {
             .into_inner()
             .map_err(|e| Error::stream("writing layer", e.into_error()))?;
         let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
-
-        let base_layers = self.store.image_layers(&rec.image_id)?;
-        let mut diff_ids: Vec<Digest> = base_layers.iter().map(|l| l.diff_id.clone()).collect();
+        let mut diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
         diff_ids.push(diff_id.clone());
         let chains = chain_ids(&diff_ids);
         let spec = LayerSpec {
             chain_id: chains.last().expect("one layer at least").clone(),
             diff_id: diff_id.clone(),
             lowers: chains[..chains.len() - 1].iter().rev().cloned().collect(),
-            blob: Some(diff_id.clone()),
+            blob: Some(diff_id),
             media_type: None,
-            label: format!("commit of {}", rec.name),
+            label: label.to_string(),
         };
         let db = self.store.path().to_path_buf();
         let mut store = crate::store::Store::open(&db)?;
         let tp = tar_path.clone();
-        let layer = self.unpacker().ensure_layer(&mut store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))?;
+        self.unpacker().ensure_layer(&mut store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
+    }
 
-        let (raw, _) = self.config_of(&rec.image_id)?;
-        let mut config = raw;
-        let created = image::format_time(now());
-        config["created"] = created.clone().into();
-        config["rootfs"]["diff_ids"] = diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>().into();
-        for i in instructions {
-            apply_change(&mut config, i)?;
-        }
-        let entry = serde_json::json!({"created": created, "created_by": format!("strata commit {}", rec.name),
-            "comment": message.unwrap_or_default()});
-        match config["history"].as_array_mut() {
-            Some(h) => h.push(entry),
-            None => config["history"] = serde_json::json!([entry]),
+    /// Record an image made here: `config` (its rootfs set from `layers`,
+    /// `history` extended by `entry`) and a manifest; returns its ID.
+    pub(crate) fn store_image(
+        &mut self,
+        mut config: serde_json::Value,
+        layers: &[crate::store::LayerRecord],
+        entry: Option<serde_json::Value>,
+        tags: &[String],
+        created: i64,
+    ) -> Result<Digest> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        config["created"] = image::format_time(created).into();
+        config["rootfs"] =
+            serde_json::json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()});
+        if let Some(entry) = entry {
+            match config["history"].as_array_mut() {
+                Some(h) => h.push(entry),
+                None => config["history"] = serde_json::json!([entry]),
+            }
         }
         let bytes = serde_json::to_vec(&config).expect("config serializes");
         let id = self.content.write_bytes(&bytes, None)?;
-        let manifest_layers: Vec<LayerDescriptor> = base_layers
+        let manifest_layers: Vec<LayerDescriptor> = layers
             .iter()
-            .chain(std::iter::once(&layer))
             .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
             .collect();
         let manifest = image::make_manifest(&id, bytes.len() as u64, &manifest_layers)?;
         let manifest = self.content.write_bytes(&manifest, None)?;
-        let img = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
-        let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
-        self.store.put_image(&img, &chains, &tags)?;
+        let img = ImageRecord { id: id.clone(), manifest, created, added: now() };
+        self.store.put_image(&img, &chain_ids(&diff_ids), tags)?;
         Ok(id)
     }
 }
@@ -952,7 +978,7 @@ pub fn apply_change(config: &mut serde_json::Value, instr: &str) -> Result<()> {
 /// Files and directories the runtime creates in the container layer only
 /// as mount points (/proc, /dev, /sys, /etc/hostname, ...): not the
 /// container's own changes, so `diff` and `commit` leave them out.
-fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
+pub(crate) fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
     const POINTS: [&str; 9] = [
         "/proc",
         "/dev",

@@ -1,0 +1,1347 @@
+//! Build: a Dockerfile and a context become an image. The text is parsed
+//! into typed instructions ([`dockerfile`]); the stages the target needs are
+//! run in order; FROM starts from a local image's layers (shared, never
+//! copied), each RUN runs in a container on a writable snapshot of the
+//! current layers and each COPY/ADD writes into one, and what changed
+//! becomes exactly one new layer. The other instructions change the config
+//! and add a history entry marked `empty_layer`.
+//!
+//! Build cache: every step has a key, the digest of the previous step's
+//! key, the instruction as written, the ARG values in scope and the content
+//! of its inputs (COPY/ADD sources by bytes, modes and names, never mtimes;
+//! another stage by its config digest). The store maps a key to the image
+//! config after the step and its top layer; a hit takes both as they are, so
+//! an unchanged rebuild gives the same image ID. Cached layers are GC roots
+//! until `builder prune` (or `system prune`) forgets the cache.
+//!
+//! ```text
+//! <root>/tmp/build-*/        a step's snapshot: upper/ work/ init/ rootfs/ (swept if killed)
+//! <root>/build-mounts/<id>/  RUN --mount=type=cache directories, kept between builds
+//! ```
+
+mod context;
+pub mod dockerfile;
+mod ignore;
+pub mod words;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use self::context::{resolve_for_write, CopyMode, SourceRoot};
+use self::dockerfile::{CommandForm, Dockerfile, Instruction, Located, RunMount, Source};
+pub use self::ignore::Ignore;
+use self::words::Vars;
+use crate::container::runtime::{self, Stdio};
+use crate::container::spec::{self, RunConfig};
+use crate::digest::{chain_ids, Digest, Hasher};
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{self, Reference};
+use crate::snapshot::{mount, Driver, Mount};
+use crate::store::{now, LayerRecord};
+use crate::tmp::TempDir;
+use crate::unpack::layer_dir;
+use crate::volume::{MountKind, MountSpec};
+
+/// Where the build context comes from.
+pub enum ContextSource {
+    /// A directory.
+    Dir(PathBuf),
+    /// A tar archive (plain or compressed) or a lone Dockerfile, read from a stream (`-`).
+    Stream(Box<dyn Read>),
+}
+
+/// `build` flags.
+pub struct BuildOptions {
+    /// The context.
+    pub context: ContextSource,
+    /// `-f`: the Dockerfile (a path, relative to the working directory), default `Dockerfile` then `Containerfile` in the context.
+    pub file: Option<PathBuf>,
+    /// `-t`, any number.
+    pub tags: Vec<String>,
+    /// `--build-arg K=V` (or `K`, taking this process's value).
+    pub build_args: Vec<String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `-q`: print nothing but the image ID.
+    pub quiet: bool,
+    /// `--platform` (only the host's can be built: RUN executes natively).
+    pub platform: Option<String>,
+    /// `--label K=V`.
+    pub labels: Vec<String>,
+}
+
+/// ARGs every build knows without declaring them (proxies), as Docker's.
+const PREDEFINED_ARGS: [&str; 8] =
+    ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy"];
+
+/// A stage's image as far as it has been built.
+#[derive(Clone)]
+struct State {
+    /// The whole image config (architecture, os, config, rootfs, history).
+    config: Value,
+    /// Layers, bottom first.
+    layers: Vec<LayerRecord>,
+    /// The cache key of the last step.
+    key: Digest,
+}
+
+impl State {
+    fn cfg(&self, field: &str) -> &Value {
+        &self.config["config"][field]
+    }
+
+    fn env(&self) -> Vec<String> {
+        serde_json::from_value(self.cfg("Env").clone()).unwrap_or_default()
+    }
+
+    fn workdir(&self) -> String {
+        self.cfg("WorkingDir").as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string()
+    }
+
+    fn shell(&self) -> Vec<String> {
+        serde_json::from_value(self.cfg("Shell").clone()).unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn set(&mut self, field: &str, v: Value) {
+        if !self.config["config"].is_object() {
+            self.config["config"] = json!({});
+        }
+        self.config["config"][field] = v;
+    }
+
+    fn lowers(&self, layers_dir: &Path) -> Vec<PathBuf> {
+        self.layers.iter().rev().map(|l| layer_dir(layers_dir, &l.chain_id)).collect()
+    }
+}
+
+/// A writable snapshot of a stage's layers for one step, under tmp/:
+/// overlay (an `init` lower holding mount points, then the layers, and an
+/// upper that collects the step's changes) or, for the copy driver, a full
+/// copy. Unmounted and removed when dropped.
+struct Snapshot {
+    dir: TempDir,
+    mounted: bool,
+    driver: Driver,
+    lowers: Vec<PathBuf>,
+}
+
+impl Snapshot {
+    fn new(engine: &Engine, state: &State, mount_points: &[(String, bool)]) -> Result<Self> {
+        let dir = TempDir::new(&engine.tmp, "build")?;
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).at(&rootfs)?;
+        let lowers = state.lowers(&engine.layers_dir);
+        let mut snap = Snapshot { dir, mounted: false, driver: engine.driver(), lowers };
+        match snap.driver {
+            Driver::Overlay => {
+                let d = snap.dir.path().to_path_buf();
+                for sub in ["upper", "work", "init"] {
+                    fs::create_dir(d.join(sub)).at(d.join(sub))?;
+                }
+                let init = d.join("init");
+                for p in ["proc", "sys", "dev", "etc"] {
+                    fs::create_dir_all(init.join(p)).at(&init)?;
+                }
+                for f in ["hostname", "hosts", "resolv.conf"] {
+                    fs::write(init.join("etc").join(f), b"").at(&init)?;
+                }
+                for (target, is_file) in mount_points {
+                    let p = init.join(target.trim_start_matches('/'));
+                    if *is_file {
+                        fs::create_dir_all(p.parent().expect("below init")).at(&init)?;
+                        fs::write(&p, b"").at(&p)?;
+                    } else {
+                        fs::create_dir_all(&p).at(&p)?;
+                    }
+                }
+                let mut lowers = vec![init];
+                if snap.lowers.is_empty() {
+                    lowers.push(engine.empty_dir()?);
+                } else {
+                    lowers.extend(crate::snapshot::Overlay::new(&engine.tmp).lowers(&snap.lowers, 1)?);
+                }
+                mount::mount_all(&[Mount::overlay(lowers, Some((d.join("upper"), d.join("work"))), rootfs)])?;
+                snap.mounted = true;
+            }
+            Driver::Copy => {
+                if let Some(top) = snap.lowers.first() {
+                    crate::tree::copy_tree(top, &rootfs)?;
+                }
+            }
+        }
+        Ok(snap)
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            mount::unmount(&self.rootfs())?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+
+    /// The step's changes as one new layer on `state`'s layers.
+    fn commit(mut self, engine: &Engine, state: &State, mount_targets: &[&str], label: &str) -> Result<LayerRecord> {
+        self.unmount()?;
+        let d = self.dir.path();
+        let (source, changes) = match self.driver {
+            Driver::Overlay => (d.join("upper"), crate::container::overlay_changes(&d.join("upper"), &self.lowers)?),
+            Driver::Copy => {
+                let base = match self.lowers.first() {
+                    Some(top) => top.clone(),
+                    None => engine.empty_dir()?,
+                };
+                (d.join("rootfs"), crate::container::tree_changes(&d.join("rootfs"), &base)?)
+            }
+        };
+        let changes: Vec<_> = changes
+            .into_iter()
+            .filter(|(k, p)| !crate::container::mount_point_artifact(*k, p, d, self.driver, mount_targets))
+            .filter(|(_, p)| !mount_targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
+            .collect();
+        engine.layer_from_changes(&source, &changes, &state.layers, label)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+    }
+}
+
+/// A read-only view of another stage's or an image's root, for COPY --from
+/// and RUN --mount from=.
+struct View {
+    target: PathBuf,
+    _dir: TempDir,
+    mounted: bool,
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = mount::unmount(&self.target);
+        }
+    }
+}
+
+/// A stage's input when named by `--from`: built here, or an image.
+enum FromRef {
+    Stage(usize),
+    Image(Digest),
+}
+
+struct Builder<'a> {
+    engine: &'a mut Engine,
+    df: Dockerfile,
+    opts: &'a BuildOptions,
+    context: SourceRoot,
+    out: &'a mut dyn Write,
+    build_args: HashMap<String, String>,
+    used_args: HashSet<String>,
+    global: Vars,
+    built: HashMap<usize, State>,
+    step: usize,
+    total: usize,
+    epoch: Option<i64>,
+}
+
+fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
+    Error::Dockerfile { file: df.file.clone(), line, message: msg.to_string() }
+}
+
+fn digest_of(parts: &[&[u8]]) -> Digest {
+    let mut h = Hasher::default();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finish()
+}
+
+fn vars_of(args: &Vars, env: &[String]) -> Vars {
+    let mut v = args.clone();
+    for e in env {
+        if let Some((k, val)) = e.split_once('=') {
+            v.insert(k.to_string(), val.to_string());
+        }
+    }
+    v
+}
+
+fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
+    env.retain(|e| e.split('=').next() != Some(k));
+    env.push(format!("{k}={v}"));
+}
+
+impl<'a> Builder<'a> {
+    fn now(&self) -> i64 {
+        self.epoch.unwrap_or_else(now)
+    }
+
+    fn say(&mut self, line: &str) -> Result<()> {
+        if !self.opts.quiet {
+            writeln!(self.out, "{line}")
+                .and_then(|_| self.out.flush())
+                .map_err(|e| Error::stream("writing output", e))?;
+        }
+        Ok(())
+    }
+
+    fn err(&self, line: usize, msg: impl std::fmt::Display) -> Error {
+        err_at(&self.df, line, msg)
+    }
+
+    /// Which stage a `--from`/`FROM` name means, if it is a stage before `before`.
+    fn stage_named(&self, name: &str, before: usize) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.df.stages[..before]
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .map(|s| s.index)
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+    }
+
+    /// Stages stage `i` needs built first.
+    fn deps(&self, i: usize) -> Result<Vec<usize>> {
+        let s = &self.df.stages[i];
+        let mut out = Vec::new();
+        let from =
+            words::expand(&s.from.value.image, &self.global, self.df.escape).map_err(|e| self.err(s.from.line, e))?;
+        if let Some(d) = self.stage_named(&from, i) {
+            out.push(d);
+        }
+        for st in &s.steps {
+            let names: Vec<&str> = match &st.value {
+                Instruction::Copy(c) => c.from.iter().map(String::as_str).collect(),
+                Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+                _ => Vec::new(),
+            };
+            for n in names {
+                if let Some(d) = self.stage_named(n, i) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn plan(&self, target: usize) -> Result<Vec<usize>> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        let mut todo = vec![(target, false)];
+        while let Some((i, expanded)) = todo.pop() {
+            if expanded {
+                if seen.insert(i) {
+                    order.push(i);
+                }
+                continue;
+            }
+            if seen.contains(&i) {
+                continue;
+            }
+            todo.push((i, true));
+            for d in self.deps(i)? {
+                todo.push((d, false));
+            }
+        }
+        Ok(order)
+    }
+
+    fn run(&mut self) -> Result<State> {
+        let target = match &self.opts.target {
+            Some(t) => self
+                .df
+                .stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                .ok_or_else(|| {
+                Error::invalid(format!("target stage {t:?} could not be found in {}", self.df.file))
+            })?,
+            None => self.df.stages.len() - 1,
+        };
+        let order = self.plan(target)?;
+        self.total = order.iter().map(|i| 1 + self.df.stages[*i].steps.len()).sum();
+        for i in order {
+            let st = self.build_stage(i)?;
+            self.built.insert(i, st);
+        }
+        Ok(self.built.remove(&target).expect("target built"))
+    }
+
+    fn base_state(&mut self, stage: usize) -> Result<(State, Vec<String>)> {
+        let s = &self.df.stages[stage];
+        let line = s.from.line;
+        let name = words::expand(&s.from.value.image, &self.global, self.df.escape).map_err(|e| self.err(line, e))?;
+        if let Some(p) = &s.from.value.platform {
+            let p = words::expand(p, &self.global, self.df.escape).map_err(|e| self.err(line, e))?;
+            let want = image::Platform::parse(&p).map_err(|e| self.err(line, e))?;
+            let host = image::Platform::host();
+            if want.os != host.os || want.architecture != host.architecture {
+                return Err(
+                    self.err(line, format!("--platform={p}: only the host platform can be built (RUN runs natively)"))
+                );
+            }
+        }
+        if let Some(prev) = self.stage_named(&name, stage) {
+            let st = self.built.get(&prev).cloned().expect("dependencies are built first");
+            let key = digest_of(&[b"from-stage", st.key.as_str().as_bytes()]);
+            return Ok((State { key, ..st }, Vec::new()));
+        }
+        if name == "scratch" {
+            let host = image::Platform::host();
+            let config = json!({"architecture": host.architecture, "os": host.os,
+                "config": {"Env": [spec::DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+            return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]) }, Vec::new()));
+        }
+        let id = self.engine.resolve_image(&name).map_err(|e| match e.kind() {
+            crate::ErrorKind::NotFound => self.err(
+                line,
+                format!(
+                    "FROM {name}: image not found in the store (load or import it first; pulling is not available yet)"
+                ),
+            ),
+            _ => e,
+        })?;
+        let (mut config, _) = self.engine.config_of(&id)?;
+        let layers = self.engine.store.image_layers(&id)?;
+        let onbuild: Vec<String> = serde_json::from_value(config["config"]["OnBuild"].clone()).unwrap_or_default();
+        if config["config"].is_object() {
+            config["config"]["OnBuild"] = Value::Null;
+        }
+        Ok((State { config, layers, key: digest_of(&[b"from", id.as_str().as_bytes()]) }, onbuild))
+    }
+
+    fn build_stage(&mut self, i: usize) -> Result<State> {
+        let started = Instant::now();
+        self.step += 1;
+        let from_text = self.df.stages[i].from.text.clone();
+        self.say(&format!("STEP {}/{}: {from_text}", self.step, self.total))?;
+        let (mut state, triggers) = self.base_state(i)?;
+        self.say(&format!("--> {}", done(started)))?;
+        let mut args: Vars = Vars::new();
+        let mut cmd_set = false;
+        let from_line = self.df.stages[i].from.line;
+        let mut steps: Vec<Located<Instruction>> = Vec::new();
+        for t in &triggers {
+            let parsed = dockerfile::parse(
+                &format!("{} (ONBUILD of the base image)", self.df.file),
+                &format!("FROM scratch\n{t}\n"),
+            )
+            .map_err(|e| self.err(from_line, e))?;
+            for mut st in parsed.stages.into_iter().flat_map(|s| s.steps) {
+                st.line = from_line;
+                steps.push(st);
+            }
+        }
+        self.total += steps.len();
+        steps.extend(self.df.stages[i].steps.clone());
+        for st in &steps {
+            self.step += 1;
+            self.say(&format!("STEP {}/{}: {}", self.step, self.total, st.text))?;
+            let t0 = Instant::now();
+            let (next, cached) = self.step_once(i, &state, &mut args, &mut cmd_set, st)?;
+            state = next;
+            self.say(&format!("--> {}", if cached { "CACHED".to_string() } else { done(t0) }))?;
+        }
+        Ok(state)
+    }
+
+    /// Args in scope, sorted, as they enter the cache key.
+    fn args_text(args: &Vars) -> String {
+        let sorted: BTreeMap<_, _> = args.iter().collect();
+        sorted.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    fn step_once(
+        &mut self,
+        stage: usize,
+        state: &State,
+        args: &mut Vars,
+        cmd_set: &mut bool,
+        st: &Located<Instruction>,
+    ) -> Result<(State, bool)> {
+        let line = st.line;
+        let esc = self.df.escape;
+        if let Instruction::Arg(decls) = &st.value {
+            for d in decls {
+                let vars = vars_of(args, &state.env());
+                let value = if let Some(v) = self.build_args.get(&d.name) {
+                    self.used_args.insert(d.name.clone());
+                    Some(v.clone())
+                } else if let Some(v) = self.global.get(&d.name).filter(|_| d.default.is_none()) {
+                    Some(v.clone())
+                } else {
+                    d.default
+                        .as_ref()
+                        .map(|x| words::expand(x, &vars, esc))
+                        .transpose()
+                        .map_err(|e| self.err(line, e))?
+                };
+                if let Some(v) = value {
+                    args.insert(d.name.clone(), v);
+                } else {
+                    args.remove(&d.name);
+                }
+            }
+        }
+        let vars = vars_of(args, &state.env());
+        let inputs = self.inputs_of(stage, st, &vars)?;
+        let key = digest_of(&[
+            state.key.as_str().as_bytes(),
+            st.text.as_bytes(),
+            Self::args_text(args).as_bytes(),
+            inputs.as_str().as_bytes(),
+        ]);
+        if !self.opts.no_cache {
+            if let Some(hit) = self.cached(&key)? {
+                if matches!(st.value, Instruction::Cmd(_)) {
+                    *cmd_set = true;
+                }
+                return Ok((hit, true));
+            }
+        }
+        let mut next = state.clone();
+        next.key = key.clone();
+        let created = image::format_time(self.now());
+        let mut layer = None;
+        let mut created_by = st.text.clone();
+        match &st.value {
+            Instruction::Run(r) => {
+                let (l, by) = self.run_step(stage, state, r, args, &vars, st)?;
+                created_by = by;
+                layer = Some(l);
+            }
+            Instruction::Copy(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, false)?),
+            Instruction::Add(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, true)?),
+            Instruction::Cmd(c) => {
+                next.set("Cmd", json!(command_args(c, &state.shell())));
+                *cmd_set = true;
+            }
+            Instruction::Entrypoint(c) => {
+                next.set("Entrypoint", json!(command_args(c, &state.shell())));
+                if !*cmd_set {
+                    next.set("Cmd", Value::Null);
+                }
+            }
+            Instruction::Env(text) => {
+                let mut env = state.env();
+                // As Docker: every pair on the line is expanded with the values from before the line.
+                for (k, v) in words::pairs(text, &vars, esc, true).map_err(|e| self.err(line, e))? {
+                    set_env(&mut env, &k, &v);
+                }
+                next.set("Env", json!(env));
+            }
+            Instruction::Label(text) => {
+                let mut labels = state.cfg("Labels").as_object().cloned().unwrap_or_default();
+                for (k, v) in words::pairs(text, &vars, esc, true).map_err(|e| self.err(line, e))? {
+                    labels.insert(k, v.into());
+                }
+                next.set("Labels", Value::Object(labels));
+            }
+            Instruction::Arg(_) => {}
+            Instruction::Expose(ports) => {
+                let mut map = state.cfg("ExposedPorts").as_object().cloned().unwrap_or_default();
+                for p in ports {
+                    for p in words::split(p, &vars, esc).map_err(|e| self.err(line, e))? {
+                        let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
+                        let valid = port
+                            .split_once('-')
+                            .map(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok())
+                            .unwrap_or_else(|| port.parse::<u16>().is_ok());
+                        if !valid || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp") {
+                            return Err(self.err(line, format!("invalid port {p:?}: want PORT[/tcp|udp|sctp]")));
+                        }
+                        map.insert(format!("{port}/{}", proto.to_ascii_lowercase()), json!({}));
+                    }
+                }
+                next.set("ExposedPorts", Value::Object(map));
+            }
+            Instruction::Volume(paths) => {
+                let mut map = state.cfg("Volumes").as_object().cloned().unwrap_or_default();
+                for p in paths {
+                    let p = words::expand(p, &vars, esc).map_err(|e| self.err(line, e))?;
+                    if p.is_empty() {
+                        return Err(self.err(line, "VOLUME specified can not be an empty string"));
+                    }
+                    map.insert(p, json!({}));
+                }
+                next.set("Volumes", Value::Object(map));
+            }
+            Instruction::User(u) => {
+                next.set("User", words::expand(u, &vars, esc).map_err(|e| self.err(line, e))?.into())
+            }
+            Instruction::Workdir(w) => {
+                let w = words::expand(w, &vars, esc).map_err(|e| self.err(line, e))?;
+                let joined =
+                    if w.starts_with('/') { w } else { format!("{}/{w}", state.workdir().trim_end_matches('/')) };
+                let clean = format!("/{}", ignore::clean(&joined).unwrap_or_default());
+                next.set("WorkingDir", clean.into());
+            }
+            Instruction::Stopsignal(s) => {
+                next.set("StopSignal", words::expand(s, &vars, esc).map_err(|e| self.err(line, e))?.into())
+            }
+            Instruction::Shell(s) => next.set("Shell", json!(s)),
+            Instruction::Maintainer(m) => next.config["author"] = m.clone().into(),
+            Instruction::Onbuild(t) => {
+                let mut list: Vec<String> = serde_json::from_value(state.cfg("OnBuild").clone()).unwrap_or_default();
+                list.push(t.clone());
+                next.set("OnBuild", json!(list));
+            }
+            Instruction::Healthcheck(h) => {
+                let test = match &h.test {
+                    None => json!(["NONE"]),
+                    Some(CommandForm::Exec(v)) => {
+                        let mut t = vec!["CMD".to_string()];
+                        t.extend(v.iter().cloned());
+                        json!(t)
+                    }
+                    Some(CommandForm::Shell(s)) => json!(["CMD-SHELL", s]),
+                };
+                let mut hc = json!({"Test": test});
+                for (k, v) in [
+                    ("Interval", h.interval),
+                    ("Timeout", h.timeout),
+                    ("StartPeriod", h.start_period),
+                    ("StartInterval", h.start_interval),
+                    ("Retries", h.retries),
+                ] {
+                    if let Some(v) = v {
+                        hc[k] = v.into();
+                    }
+                }
+                next.set("Healthcheck", hc);
+            }
+        }
+        let mut entry = json!({"created": created, "created_by": created_by, "comment": "strata build"});
+        match layer {
+            Some(l) => {
+                next.layers.push(l);
+                next.config["rootfs"] = json!({"type": "layers",
+                    "diff_ids": next.layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>()});
+            }
+            None => entry["empty_layer"] = true.into(),
+        }
+        next.config["created"] = created.into();
+        match next.config["history"].as_array_mut() {
+            Some(h) => h.push(entry),
+            None => next.config["history"] = json!([entry]),
+        }
+        let text = serde_json::to_string(&next.config).expect("config serializes");
+        self.engine.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
+        Ok((next, false))
+    }
+
+    /// A cached step's result, if its layers are all still here.
+    fn cached(&self, key: &Digest) -> Result<Option<State>> {
+        let Some((text, _)) = self.engine.store.cached_step(key)? else { return Ok(None) };
+        let Ok(config) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
+        let diff_ids: Vec<Digest> = match config["rootfs"]["diff_ids"].as_array() {
+            Some(a) => a.iter().filter_map(|d| d.as_str().and_then(|d| Digest::parse(d).ok())).collect(),
+            None => return Ok(None),
+        };
+        let mut layers = Vec::new();
+        for c in chain_ids(&diff_ids) {
+            match self.engine.store.layer(&c)? {
+                Some(l) => layers.push(l),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(State { config, layers, key: key.clone() }))
+    }
+
+    /// The content identity of a step's inputs (COPY/ADD sources, bind mounts).
+    fn inputs_of(&mut self, stage: usize, st: &Located<Instruction>, vars: &Vars) -> Result<Digest> {
+        let mut h = Hasher::default();
+        let esc = self.df.escape;
+        match &st.value {
+            Instruction::Copy(c) | Instruction::Add(c) => {
+                let from = c
+                    .from
+                    .as_ref()
+                    .map(|f| words::expand(f, vars, esc).map_err(|e| self.err(st.line, e)))
+                    .transpose()?;
+                for s in &c.sources {
+                    match s {
+                        Source::Heredoc(hd) => {
+                            let body = if hd.expand {
+                                words::expand_heredoc(&hd.body, vars).map_err(|e| self.err(st.line, e))?
+                            } else {
+                                hd.body.clone()
+                            };
+                            h.update(format!("heredoc {}\n", body.len()).as_bytes());
+                            h.update(body.as_bytes());
+                        }
+                        Source::Path(p) => {
+                            let p = words::expand(p, vars, esc).map_err(|e| self.err(st.line, e))?;
+                            if is_url(&p) {
+                                continue;
+                            }
+                            match &from {
+                                Some(f) => h.update(
+                                    format!("from {} {p}\n", self.identity_of_from(f, stage, st.line)?).as_bytes(),
+                                ),
+                                None => {
+                                    let rels = self.context.resolve(&p).map_err(|e| self.err(st.line, e))?;
+                                    self.context.hash_into(&rels, &mut h)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Instruction::Run(r) => {
+                for m in r.mounts.iter().filter(|m| m.kind == "bind") {
+                    let src = m.source.clone().unwrap_or_default();
+                    match &m.from {
+                        Some(f) => {
+                            h.update(format!("from {} {src}\n", self.identity_of_from(f, stage, st.line)?).as_bytes())
+                        }
+                        None => {
+                            let rels = self
+                                .context
+                                .resolve(if src.is_empty() { "." } else { &src })
+                                .map_err(|e| self.err(st.line, e))?;
+                            self.context.hash_into(&rels, &mut h)?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(h.finish())
+    }
+
+    fn resolve_from(&self, name: &str, stage: usize, line: usize) -> Result<FromRef> {
+        if let Some(i) = self.stage_named(name, stage) {
+            return Ok(FromRef::Stage(i));
+        }
+        match self.engine.resolve_image(name) {
+            Ok(id) => Ok(FromRef::Image(id)),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                Err(self
+                    .err(line, format!("--from={name}: no such stage before this one, and no such image in the store")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What identifies the content of `--from=name` for the cache.
+    fn identity_of_from(&self, name: &str, stage: usize, line: usize) -> Result<String> {
+        Ok(match self.resolve_from(name, stage, line)? {
+            FromRef::Stage(i) => {
+                let st = &self.built[&i];
+                Digest::of(serde_json::to_string(&st.config).expect("serializes").as_bytes()).to_string()
+            }
+            FromRef::Image(id) => id.to_string(),
+        })
+    }
+
+    fn view(&self, name: &str, stage: usize, line: usize) -> Result<View> {
+        let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
+            FromRef::Stage(i) => self.built[&i].layers.clone(),
+            FromRef::Image(id) => self.engine.store.image_layers(&id)?,
+        };
+        let dir = TempDir::new(&self.engine.tmp, "build-from")?;
+        let target = dir.path().join("root");
+        fs::create_dir(&target).at(&target)?;
+        let dirs: Vec<PathBuf> = layers.iter().rev().map(|l| layer_dir(&self.engine.layers_dir, &l.chain_id)).collect();
+        if dirs.is_empty() {
+            return Ok(View { target, _dir: dir, mounted: false });
+        }
+        let mounts = self.engine.snapshots.view(&dirs, &target)?;
+        mount::mount_all(&mounts)?;
+        Ok(View { target, _dir: dir, mounted: true })
+    }
+
+    fn run_step(
+        &mut self,
+        stage: usize,
+        state: &State,
+        r: &dockerfile::Run,
+        args: &Vars,
+        vars: &Vars,
+        st: &Located<Instruction>,
+    ) -> Result<(LayerRecord, String)> {
+        let line = st.line;
+        let shell = state.shell();
+        let mut argv = command_args(&r.command, &shell);
+        if !r.heredocs.is_empty() {
+            let cmd = match &r.command {
+                CommandForm::Shell(s) => s.trim().to_string(),
+                CommandForm::Exec(_) => return Err(self.err(line, "a heredoc needs the shell form of RUN")),
+            };
+            let mut script = String::new();
+            for (n, hd) in r.heredocs.iter().enumerate() {
+                if cmd.is_empty() && r.heredocs.len() == 1 {
+                    script = hd.body.clone();
+                } else {
+                    let delim = format!("STRATA_EOF_{n}");
+                    let q = if hd.expand { delim.clone() } else { format!("'{delim}'") };
+                    script = format!("{}{cmd} <<{q}\n{}{delim}\n", script, hd.body);
+                }
+            }
+            argv = shell.clone();
+            argv.push(script);
+        }
+        let created_by = format!("RUN {}", argv.join(" "));
+        // Mounts: cache directories and binds from the context or another stage.
+        let mut views = Vec::new();
+        let mut volumes: Vec<(MountSpec, PathBuf)> = Vec::new();
+        let mut points = Vec::new();
+        let mut scratch = Vec::new();
+        for m in &r.mounts {
+            let target = words::expand(&m.target, vars, self.df.escape).map_err(|e| self.err(line, e))?;
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("{}/{target}", state.workdir().trim_end_matches('/'))
+            };
+            let (source, is_file) = match m.kind.as_str() {
+                "cache" => (self.cache_dir(m, &target)?, false),
+                _ => {
+                    let src = m.source.clone().unwrap_or_default();
+                    let root = match &m.from {
+                        Some(f) => {
+                            let v = self.view(f, stage, line)?;
+                            let t = v.target.clone();
+                            views.push(v);
+                            t
+                        }
+                        None => self.context.root.clone(),
+                    };
+                    let rel = ignore::clean(&src)
+                        .ok_or_else(|| self.err(line, format!("--mount source={src}: outside its root")))?;
+                    let path = if rel.is_empty() { root } else { root.join(rel) };
+                    let md =
+                        fs::metadata(&path).map_err(|_| self.err(line, format!("--mount source={src}: not found")))?;
+                    if !m.readonly {
+                        // rw binds may be written; the writes are thrown away, never reaching the source.
+                        let copy = TempDir::new(&self.engine.tmp, "build-bind")?;
+                        let dst = copy.path().join("src");
+                        if md.is_dir() {
+                            crate::tree::copy_tree(&path, &dst)?;
+                        } else {
+                            fs::copy(&path, &dst).at(&dst)?;
+                        }
+                        scratch.push(copy);
+                        (dst, md.is_file())
+                    } else {
+                        (path, md.is_file())
+                    }
+                }
+            };
+            points.push((target.clone(), is_file));
+            let readonly = m.readonly;
+            volumes.push((
+                MountSpec {
+                    kind: MountKind::Bind,
+                    source: source.display().to_string(),
+                    target,
+                    readonly,
+                    anonymous: false,
+                },
+                source,
+            ));
+        }
+        let mut env = state.env();
+        for (k, v) in args {
+            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        for k in PREDEFINED_ARGS {
+            if let Some(v) = self.build_args.get(k) {
+                if !env.iter().any(|e| e.split('=').next() == Some(k)) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, spec::DEFAULT_PATH.to_string());
+        }
+        let snap = Snapshot::new(self.engine, state, &points)?;
+        let rootfs = snap.rootfs();
+        let workdir = state.workdir();
+        let wd = resolve_for_write(&rootfs, &workdir)?;
+        context::make_parents(&rootfs, &wd, (0, 0))?;
+        let id = crate::tmp::random_hex(32)?;
+        let cfg = RunConfig {
+            args: argv.clone(),
+            env: env.clone(),
+            workdir: workdir.clone(),
+            user: state.cfg("User").as_str().unwrap_or_default().to_string(),
+            hostname: id[..12].to_string(),
+            network: match r.network.as_deref() {
+                Some("none") => "none".into(),
+                _ => "host".into(),
+            },
+            ..Default::default()
+        };
+        let user = spec::resolve_user(&cfg.user, &rootfs).map_err(|e| self.err(line, e))?;
+        if let Err((code, msg)) = spec::check_command(&argv, &env, &rootfs, &workdir) {
+            if !self.opts.quiet {
+                eprintln!("{msg}");
+            }
+            return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
+        }
+        let bundle = snap.dir.path().to_path_buf();
+        spec::write_etc_files(&bundle, &cfg)?;
+        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes)?;
+        let cfg_path = bundle.join("config.json");
+        fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
+        let log = bundle.join("output.log");
+        let stdio = if self.opts.quiet {
+            let f = File::create(&log).at(&log)?;
+            let fd: OwnedFd = f.into();
+            Stdio { stdin: devnull()?, stdout: fd.try_clone().at(&log)?, stderr: fd, console_socket: None }
+        } else {
+            self.out.flush().map_err(|e| Error::stream("writing output", e))?;
+            let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().at("standard stream");
+            Stdio {
+                stdin: devnull()?,
+                stdout: dup(io::stdout().as_fd())?,
+                stderr: dup(io::stderr().as_fd())?,
+                console_socket: None,
+            }
+        };
+        let rt = runtime::for_name(None, &self.engine.root.join("runtime"))?;
+        let pid = match rt.start(&id, &bundle, stdio) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = rt.delete(&id);
+                return Err(e);
+            }
+        };
+        let proxy = runtime::SignalProxy::forward_to(pid);
+        let code = runtime::wait(pid);
+        drop(proxy);
+        let _ = rt.delete(&id);
+        let code = code?;
+        drop(views);
+        if code != 0 {
+            if self.opts.quiet {
+                let _ = io::copy(&mut File::open(&log).at(&log)?, &mut io::stderr());
+            }
+            return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
+        }
+        let targets: Vec<&str> = points.iter().map(|(t, _)| t.as_str()).collect();
+        let layer = snap.commit(self.engine, state, &targets, &format!("{}:{line}", self.df.file))?;
+        drop(scratch);
+        Ok((layer, created_by))
+    }
+
+    fn cache_dir(&self, m: &RunMount, target: &str) -> Result<PathBuf> {
+        let id = m.id.clone().unwrap_or_else(|| target.to_string());
+        let dir = self.engine.root.join("build-mounts").join(&Digest::of(id.as_bytes()).hex()[..32]);
+        if !dir.exists() {
+            let tmp = TempDir::new(&self.engine.tmp, "cache-mount")?;
+            let p = tmp.path();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(p, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).at(p)?;
+            rustix::fs::chown(
+                p,
+                Some(rustix::fs::Uid::from_raw(m.uid.unwrap_or(0))),
+                Some(rustix::fs::Gid::from_raw(m.gid.unwrap_or(0))),
+            )
+            .at(p)?;
+            fs::create_dir_all(dir.parent().expect("has parent")).at(&dir)?;
+            if fs::rename(p, &dir).is_ok() {
+                tmp.keep();
+            }
+        }
+        Ok(dir)
+    }
+
+    fn copy_step(
+        &mut self,
+        stage: usize,
+        state: &State,
+        c: &dockerfile::Copy,
+        vars: &Vars,
+        st: &Located<Instruction>,
+        add: bool,
+    ) -> Result<LayerRecord> {
+        let line = st.line;
+        let esc = self.df.escape;
+        let what = if add { "ADD" } else { "COPY" };
+        let dest_raw = words::expand(&c.dest, vars, esc).map_err(|e| self.err(line, e))?;
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{dest_raw}", state.workdir().trim_end_matches('/'))
+        };
+        let from = c.from.as_ref().map(|f| words::expand(f, vars, esc).map_err(|e| self.err(line, e))).transpose()?;
+        let view = from.as_ref().map(|f| self.view(f, stage, line)).transpose()?;
+        let root = match &view {
+            Some(v) => SourceRoot { root: v.target.clone(), ignore: Ignore::default(), keep_owner: true },
+            None => self.context.clone(),
+        };
+        // Sources, resolved before anything is written.
+        let mut files: Vec<String> = Vec::new();
+        let mut heredocs: Vec<String> = Vec::new();
+        for s in &c.sources {
+            match s {
+                Source::Path(p) => {
+                    let p = words::expand(p, vars, esc).map_err(|e| self.err(line, e))?;
+                    if is_url(&p) {
+                        return Err(self.err(line, format!("{what} {p}: sources from URLs are not supported yet")));
+                    }
+                    files.extend(root.resolve(&p).map_err(|e| self.err(line, format!("{what} failed: {e}")))?);
+                }
+                Source::Heredoc(hd) => heredocs.push(if hd.expand {
+                    words::expand_heredoc(&hd.body, vars).map_err(|e| self.err(line, e))?
+                } else {
+                    hd.body.clone()
+                }),
+            }
+        }
+        let many = files.len() + heredocs.len() > 1;
+        let dir_form = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        if many && !dir_form {
+            return Err(self.err(
+                line,
+                format!("{what} with more than one source file: the destination must be a directory and end with a /"),
+            ));
+        }
+        if !heredocs.is_empty() && dir_form {
+            return Err(self.err(line, format!("{what} <<heredoc: give a file path as the destination")));
+        }
+        let snap = Snapshot::new(self.engine, state, &[])?;
+        let rootfs = snap.rootfs();
+        let chown = c
+            .chown
+            .as_ref()
+            .map(|u| {
+                let u = words::expand(u, vars, esc).map_err(|e| self.err(line, e))?;
+                match u.split_once(':') {
+                    None => match u.parse::<u32>() {
+                        Ok(n) => Ok((n, n)),
+                        Err(_) => {
+                            spec::resolve_user(&u, &rootfs).map(|x| (x.uid, x.gid)).map_err(|e| self.err(line, e))
+                        }
+                    },
+                    Some(_) => spec::resolve_user(&u, &rootfs).map(|x| (x.uid, x.gid)).map_err(|e| self.err(line, e)),
+                }
+            })
+            .transpose()?;
+        let mode = CopyMode { chown, chmod: c.chmod };
+        let dest_is_dir = dir_form || many || resolve_for_write(&rootfs, &dest).map(|p| p.is_dir()).unwrap_or(false);
+        for rel in &files {
+            let src = root.root.join(rel);
+            let md = fs::symlink_metadata(&src).at(&src)?;
+            if add && md.is_file() {
+                if let Some(kind) = archive_kind(&src)? {
+                    self.extract(&src, kind, &rootfs, &dest, mode)
+                        .map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
+                    continue;
+                }
+            }
+            let target = if md.is_dir() {
+                dest.clone()
+            } else if dest_is_dir {
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                format!("{}/{name}", dest.trim_end_matches('/'))
+            } else {
+                dest.clone()
+            };
+            root.copy(rel, &rootfs, &target, mode)?;
+        }
+        for body in &heredocs {
+            let host = resolve_for_write(&rootfs, &dest)?;
+            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
+            if host.is_dir() {
+                return Err(self.err(line, format!("{what} <<heredoc: {dest} is a directory")));
+            }
+            fs::write(&host, body).at(&host)?;
+            let (uid, gid) = chown.unwrap_or((0, 0));
+            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                .at(&host)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o644))).at(&host)?;
+        }
+        drop(view);
+        snap.commit(self.engine, state, &[], &format!("{}:{line}", self.df.file))
+    }
+
+    /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.
+    fn extract(
+        &self,
+        src: &Path,
+        _kind: crate::layer::Compression,
+        rootfs: &Path,
+        dest: &str,
+        mode: CopyMode,
+    ) -> Result<()> {
+        let tmp = TempDir::new(&self.engine.tmp, "build-add")?;
+        let f = io::BufReader::new(File::open(src).at(src)?);
+        let (_, r) = crate::layer::decompress(f).map_err(|e| Error::stream(src.display().to_string(), e))?;
+        let mut ar = tar::Archive::new(r);
+        ar.set_preserve_permissions(true);
+        ar.set_preserve_ownerships(true);
+        ar.set_unpack_xattrs(false);
+        ar.unpack(tmp.path()).map_err(|e| Error::stream(format!("unpacking {}", src.display()), e))?;
+        let from = SourceRoot { root: tmp.path().to_path_buf(), ignore: Ignore::default(), keep_owner: true };
+        let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
+        from.copy("", rootfs, dest, mode)
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+/// Whether an ADD source is an archive ADD unpacks (tar, gzip or zstd tar).
+fn archive_kind(path: &Path) -> Result<Option<crate::layer::Compression>> {
+    let mut head = [0u8; 512];
+    let mut f = File::open(path).at(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]).at(path)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let c = crate::layer::Compression::detect(&head[..n]);
+    if c != crate::layer::Compression::None {
+        return Ok(Some(c));
+    }
+    Ok((n >= 262 && &head[257..262] == b"ustar").then_some(c))
+}
+
+fn devnull() -> Result<OwnedFd> {
+    Ok(File::open("/dev/null").at("/dev/null")?.into())
+}
+
+fn command_args(c: &CommandForm, shell: &[String]) -> Vec<String> {
+    match c {
+        CommandForm::Exec(v) => v.clone(),
+        CommandForm::Shell(s) => {
+            let mut v = shell.to_vec();
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+fn done(t: Instant) -> String {
+    format!("{:.2}s", t.elapsed().as_secs_f64())
+}
+
+/// Read the Dockerfile a build uses.
+fn read_dockerfile(opts: &BuildOptions, context: &Path) -> Result<(String, String, PathBuf)> {
+    let path = match &opts.file {
+        Some(f) if f.as_os_str() == "-" => {
+            return Err(Error::invalid("-f - is not supported; pass the Dockerfile as a path"))
+        }
+        Some(f) => {
+            if f.exists() {
+                f.clone()
+            } else {
+                context.join(f)
+            }
+        }
+        None => {
+            let d = context.join("Dockerfile");
+            if d.exists() {
+                d
+            } else {
+                context.join("Containerfile")
+            }
+        }
+    };
+    let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            Error::invalid(format!("cannot find Dockerfile or Containerfile: {}", path.display()))
+        }
+        _ => Error::Io { path: path.clone(), source: e },
+    })?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
+    Ok((name, text, path))
+}
+
+impl Engine {
+    /// `build`: run a Dockerfile on a context; progress lines go to `out`.
+    /// Returns the image ID.
+    pub fn build(&mut self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
+        let mut owned_context = None;
+        let (context_dir, stdin_dockerfile) = match &mut opts.context {
+            ContextSource::Dir(d) => {
+                if !d.is_dir() {
+                    return Err(Error::invalid(format!("context {}: not a directory", d.display())));
+                }
+                (d.clone(), None)
+            }
+            ContextSource::Stream(r) => {
+                let dir = TempDir::new(&self.tmp, "build-context")?;
+                let mut bytes = Vec::new();
+                r.read_to_end(&mut bytes).map_err(|e| Error::stream("reading the context from standard input", e))?;
+                let c = crate::layer::Compression::detect(&bytes[..bytes.len().min(512)]);
+                let is_tar =
+                    c != crate::layer::Compression::None || (bytes.len() >= 262 && &bytes[257..262] == b"ustar");
+                let text = if is_tar {
+                    let (_, rd) = crate::layer::decompress(io::BufReader::new(&bytes[..]))
+                        .map_err(|e| Error::stream("context from standard input", e))?;
+                    tar::Archive::new(rd)
+                        .unpack(dir.path())
+                        .map_err(|e| Error::stream("unpacking the context tar", e))?;
+                    None
+                } else {
+                    Some(
+                        String::from_utf8(bytes)
+                            .map_err(|_| Error::invalid("standard input is neither a tar archive nor a Dockerfile"))?,
+                    )
+                };
+                let p = dir.path().to_path_buf();
+                owned_context = Some(dir);
+                (p, text)
+            }
+        };
+        let (file, text, df_path) = match stdin_dockerfile {
+            Some(t) => ("Dockerfile".to_string(), t, context_dir.join("Dockerfile")),
+            None => read_dockerfile(opts, &context_dir)?,
+        };
+        let df = dockerfile::parse(&file, &text)?;
+        let ignore_text = [df_path.with_file_name(format!("{file}.dockerignore")), context_dir.join(".dockerignore")]
+            .iter()
+            .find_map(|p| fs::read_to_string(p).ok().map(|t| (t, p.clone())));
+        let ignore = match &ignore_text {
+            Some((t, p)) => Ignore::parse(t, &p.display().to_string())?,
+            None => Ignore::default(),
+        };
+        let mut build_args = HashMap::new();
+        for a in &opts.build_args {
+            match a.split_once('=') {
+                Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+                None => std::env::var(a).ok().and_then(|v| build_args.insert(a.clone(), v)),
+            };
+        }
+        if let Some(p) = &opts.platform {
+            let want = image::Platform::parse(p)?;
+            let host = image::Platform::host();
+            if want.os != host.os || want.architecture != host.architecture {
+                return Err(Error::invalid(format!(
+                    "--platform {p}: only the host platform ({}/{}) can be built",
+                    host.os, host.architecture
+                )));
+            }
+        }
+        let tags: Vec<String> =
+            opts.tags.iter().map(|t| Reference::parse(t).map(|r| r.to_string())).collect::<Result<_>>()?;
+        let mut labels = Vec::new();
+        for l in &opts.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            if k.is_empty() {
+                return Err(Error::invalid(format!("--label {l:?}: want KEY=VALUE")));
+            }
+            labels.push((k.to_string(), v.to_string()));
+        }
+        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+        // Global ARGs: defaults expanded in order, build args override.
+        let host = image::Platform::host();
+        let mut global = Vars::new();
+        for (k, v) in [
+            ("TARGETPLATFORM", format!("{}/{}", host.os, host.architecture)),
+            ("TARGETOS", host.os.clone()),
+            ("TARGETARCH", host.architecture.clone()),
+            ("BUILDPLATFORM", format!("{}/{}", host.os, host.architecture)),
+            ("BUILDOS", host.os.clone()),
+            ("BUILDARCH", host.architecture.clone()),
+        ] {
+            global.insert(k.to_string(), v);
+        }
+        let mut used_args = HashSet::new();
+        for a in &df.global_args {
+            for d in &a.value {
+                let v = match build_args.get(&d.name) {
+                    Some(v) => {
+                        used_args.insert(d.name.clone());
+                        Some(v.clone())
+                    }
+                    None => d
+                        .default
+                        .as_ref()
+                        .map(|x| words::expand(x, &global, df.escape))
+                        .transpose()
+                        .map_err(|e| err_at(&df, a.line, e))?,
+                };
+                if let Some(v) = v {
+                    global.insert(d.name.clone(), v);
+                }
+            }
+        }
+        let context = SourceRoot { root: context_dir, ignore, keep_owner: false };
+        let quiet = opts.quiet;
+        let mut b = Builder {
+            engine: self,
+            df,
+            opts,
+            context,
+            out,
+            build_args,
+            used_args,
+            global,
+            built: HashMap::new(),
+            step: 0,
+            total: 0,
+            epoch,
+        };
+        let result = b.run();
+        let unused: Vec<String> = b
+            .build_args
+            .keys()
+            .filter(|k| !b.used_args.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        let mut state = result?;
+        if !unused.is_empty() && !quiet {
+            eprintln!("[Warning] One or more build-args {unused:?} were not consumed");
+        }
+        if !labels.is_empty() {
+            let mut map = state.cfg("Labels").as_object().cloned().unwrap_or_default();
+            for (k, v) in labels {
+                map.insert(k, v.into());
+            }
+            state.set("Labels", Value::Object(map));
+        }
+        let created = image::parse_time(state.config["created"].as_str());
+        let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
+        let b_out = b.out;
+        let id = b.engine.store_image(state.config, &state.layers, None, &tags, created)?;
+        drop(owned_context);
+        if !quiet {
+            for t in &tags {
+                let _ = writeln!(b_out, "Successfully tagged {}", crate::engine::display_tag(t));
+            }
+        }
+        Ok(id)
+    }
+
+    /// `builder prune`: forget the build cache, then free what only it kept.
+    /// Returns (cache entries dropped, bytes freed).
+    pub fn prune_build_cache(&mut self) -> Result<(usize, u64)> {
+        self.exclusive()?;
+        let n = self.store.clear_build_cache()?;
+        let (_, freed) = self.collect_garbage()?;
+        let mounts = self.root.join("build-mounts");
+        let mut freed = freed;
+        if mounts.exists() {
+            freed += crate::tree::usage(&mounts)?;
+            crate::tree::remove(&mounts)?;
+        }
+        Ok((n, freed))
+    }
+}
