@@ -249,6 +249,10 @@ impl Engine {
     /// layers, layer directories without a ready record, and layers and
     /// blobs no image references. Only called while holding the lock exclusively.
     fn sweep(&mut self) -> Result<()> {
+        // A killed build leaves its step's snapshot mounted under tmp/: unmount before removing.
+        for m in mount::mounts_below(&self.tmp) {
+            mount::unmount(&m)?;
+        }
         for e in fs::read_dir(&self.tmp).at(&self.tmp)? {
             let e = e.at(&self.tmp)?;
             crate::tree::remove(&e.path())?;

@@ -387,7 +387,7 @@ pub fn busybox_layer() -> Vec<u8> {
     let mut t = LayerTar::new().dir("bin").dir("etc").dir("tmp").file_mode("bin/busybox", &bb, 0o755);
     for c in [
         "sh", "ls", "cat", "echo", "true", "false", "rm", "sleep", "hostname", "ps", "id", "env", "touch", "mkdir",
-        "grep", "wc", "head", "dd", "pwd", "test", "stat", "mount",
+        "grep", "wc", "head", "dd", "pwd", "test", "stat", "mount", "cp", "chmod", "ln", "seq", "tr", "find",
     ] {
         t = t.symlink(&format!("bin/{c}"), "busybox");
     }

@@ -1,0 +1,282 @@
+//! `strata build`: one layer per RUN/COPY/ADD on the base's shared layers,
+//! the build cache, multi-stage builds, .dockerignore, ARG/ENV expansion,
+//! heredocs, cache mounts, reproducibility, failures that leave nothing
+//! behind, and the same result as `buildah bud` for the same Dockerfile.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A store holding `busybox:latest` (one layer) and a context directory.
+fn setup(driver: &str) -> (Strata, PathBuf) {
+    let s = Strata::new(driver);
+    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    let ctx = s.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    (s, ctx)
+}
+
+fn put(dir: &Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, body).unwrap();
+}
+
+fn build(s: &Strata, ctx: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["build"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    s.ok(&args)
+}
+
+fn steps(out: &str) -> Vec<(String, bool)> {
+    let lines: Vec<&str> = out.lines().collect();
+    let mut v = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(rest) = l.strip_prefix("STEP ") {
+            let text = rest.split_once(": ").map(|x| x.1).unwrap_or("").to_string();
+            let cached = lines[i + 1..].iter().find(|n| n.starts_with("--> ")).is_some_and(|n| n.contains("CACHED"));
+            v.push((text, cached));
+        }
+    }
+    v
+}
+
+fn inspect(s: &Strata, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn layers_of(s: &Strata, name: &str) -> Vec<String> {
+    serde_json::from_value(inspect(s, name)["RootFS"]["Layers"].clone()).unwrap()
+}
+
+fn from_copy_run_cmd(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "hello.txt", "hello from the context\n");
+    put(&ctx, "Dockerfile", "FROM busybox\nCOPY hello.txt /app/\nRUN cat /app/hello.txt > /app/copy.txt && echo built >> /app/copy.txt\nCMD [\"cat\", \"/app/copy.txt\"]\n");
+    let out = build(&s, &ctx, &["-t", "app:1"]);
+    assert_eq!(steps(&out).len(), 4, "{out}");
+    let base = layers_of(&s, "busybox");
+    let app = layers_of(&s, "app:1");
+    assert_eq!(app.len(), base.len() + 2, "base's layers plus one per COPY and RUN");
+    assert_eq!(&app[..base.len()], &base[..]);
+    let history = s.ok(&["history", "--no-trunc", "app:1"]);
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert!(rows[0].contains("CMD [\"cat\", \"/app/copy.txt\"]") && rows[0].contains(" 0B "), "{history}");
+    assert!(rows[1].contains("RUN /bin/sh -c cat /app/hello.txt"), "{history}");
+    assert!(rows[2].contains("COPY hello.txt /app/"), "{history}");
+    let h = inspect(&s, "app:1");
+    assert_eq!(h["Config"]["Cmd"], serde_json::json!(["cat", "/app/copy.txt"]));
+    assert_eq!(s.ok(&["run", "--rm", "app:1"]), "hello from the context\nbuilt\n");
+    // The base's layer is on disk once: two layer directories were added, nothing copied.
+    assert_eq!(s.layer_dirs().len(), 3);
+    assert!(s.tmp_entries().is_empty());
+}
+
+fn cache_hits_and_misses(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "a.txt", "a\n");
+    put(&ctx, "b.txt", "b\n");
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nENV X=1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /ra\nCOPY b.txt /b.txt\nRUN cat /b.txt > /rb\n",
+    );
+    let first = build(&s, &ctx, &["-t", "c:1"]);
+    assert!(steps(&first).iter().all(|(_, c)| !c), "{first}");
+    let id = s.image_id("c:1");
+    let again = build(&s, &ctx, &["-t", "c:1"]);
+    assert!(steps(&again)[1..].iter().all(|(_, c)| *c), "every step after FROM is cached: {again}");
+    assert_eq!(s.image_id("c:1"), id, "an unchanged rebuild is the same image");
+    // mtime only: still a hit.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(100);
+    fs::File::options().write(true).open(ctx.join("a.txt")).unwrap().set_modified(later).unwrap();
+    let touched = build(&s, &ctx, &["-t", "c:1"]);
+    assert!(steps(&touched)[1..].iter().all(|(_, c)| *c), "{touched}");
+    // Changing b.txt re-runs its COPY and what follows only.
+    put(&ctx, "b.txt", "b2\n");
+    let changed = steps(&build(&s, &ctx, &["-t", "c:2"]));
+    let cached: Vec<bool> = changed.iter().map(|(_, c)| *c).collect();
+    assert_eq!(cached, vec![false, true, true, true, false, false], "{changed:?}");
+    assert_eq!(s.ok(&["run", "--rm", "c:2", "cat", "/rb"]), "b2\n");
+    let (c1, c2) = (layers_of(&s, "c:1"), layers_of(&s, "c:2"));
+    assert_eq!(c1[..3], c2[..3], "unchanged steps share their layers");
+    // --no-cache runs everything again.
+    let fresh = build(&s, &ctx, &["--no-cache", "-t", "c:3"]);
+    assert!(steps(&fresh).iter().all(|(_, c)| !c), "{fresh}");
+}
+
+fn multi_stage_target_and_ignore(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "src/main.txt", "main\n");
+    put(&ctx, "src/debug.log", "noise\n");
+    put(&ctx, "src/keep.log", "kept\n");
+    put(&ctx, "secret/key", "do not ship\n");
+    put(&ctx, ".dockerignore", "# comments are ignored\nsecret\n**/*.log\n!src/keep.log\n");
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox AS unused\nRUN exit 7\n\n\
+         FROM busybox AS builder\nWORKDIR /work\nCOPY src/ ./\nRUN ls /work | tr '\\n' ' ' > /listing\n\n\
+         FROM busybox AS final\nCOPY --from=builder /listing /listing\nCOPY --from=1 /work/main.txt /main.txt\nCMD [\"cat\", \"/listing\"]\n",
+    );
+    let out = build(&s, &ctx, &["-t", "ms:1"]);
+    assert!(!out.contains("exit 7"), "a stage the target does not need is not built: {out}");
+    assert_eq!(s.ok(&["run", "--rm", "ms:1"]), "keep.log main.txt ");
+    assert_eq!(s.ok(&["run", "--rm", "ms:1", "cat", "/main.txt"]), "main\n");
+    assert_eq!(layers_of(&s, "ms:1").len(), 3, "the final stage: base plus its two COPYs");
+    // --target stops at a stage.
+    build(&s, &ctx, &["--target", "builder", "-t", "ms:builder"]);
+    assert_eq!(s.ok(&["run", "--rm", "ms:builder", "cat", "/listing"]), "keep.log main.txt ");
+    // An excluded file cannot be copied.
+    put(&ctx, "Dockerfile.bad", "FROM busybox\nCOPY secret/key /key\n");
+    let (code, err) = s.fails(&["build", "-f", ctx.join("Dockerfile.bad").to_str().unwrap(), ctx.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Dockerfile.bad:2:") && err.contains("secret/key"), "{err}");
+}
+
+fn args_env_heredoc_cache_mount(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(
+        &ctx,
+        "Dockerfile",
+        "ARG BASE=busybox\nFROM $BASE\nARG WHO=nobody\nARG LEVEL\nENV GREETING=\"hello ${WHO}\" DIR=/opt/${WHO:-x}\n\
+         WORKDIR $DIR\nRUN echo \"$GREETING level=${LEVEL:-none}\" > msg\n\
+         RUN <<EOF\necho line one > /heredoc\necho \"who=$WHO\" >> /heredoc\nEOF\n\
+         COPY <<EOT ${DIR}/note\nnote for ${WHO}\nEOT\n\
+         RUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/count; wc -l < /cache/count > /seen'\n\
+         LABEL who=$WHO\n",
+    );
+    build(&s, &ctx, &["--build-arg", "WHO=alice", "--build-arg", "LEVEL=3", "-t", "v:1"]);
+    assert_eq!(
+        s.ok(&["run", "--rm", "v:1", "cat", "/opt/alice/msg", "/heredoc", "/opt/alice/note", "/seen"]),
+        "hello alice level=3\nline one\nwho=alice\nnote for alice\n1\n"
+    );
+    let cfg = inspect(&s, "v:1")["Config"].clone();
+    assert_eq!(cfg["WorkingDir"], "/opt/alice");
+    assert_eq!(cfg["Labels"]["who"], "alice");
+    assert!(cfg["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello alice"));
+    assert!(
+        !cfg["Env"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().starts_with("WHO=")),
+        "ARGs are not kept"
+    );
+    // The cache mount keeps its contents between builds and stays out of the image.
+    build(&s, &ctx, &["--no-cache", "--build-arg", "WHO=alice", "--build-arg", "LEVEL=3", "-t", "v:2"]);
+    assert_eq!(s.ok(&["run", "--rm", "v:2", "cat", "/seen"]), "2\n");
+    let t = s.image_tree("v:2");
+    assert!(!t.keys().any(|k| k == "cache" || k.starts_with("cache/")), "cache mount contents leak into the image");
+    // Another value of a build arg is another cache key.
+    build(&s, &ctx, &["--build-arg", "WHO=bob", "-t", "v:3"]);
+    assert_eq!(s.ok(&["run", "--rm", "v:3", "cat", "/opt/bob/msg"]), "hello bob level=none\n");
+}
+
+fn failing_run_leaves_nothing(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo partial > /file\nRUN echo to-stdout; echo to-stderr >&2; exit 3\nCMD true\n",
+    );
+    let before = s.state();
+    let layers_before = s.layer_dirs();
+    let (code, out, err) = s.code(&["build", "-t", "broken:1", ctx.to_str().unwrap()]);
+    assert_eq!(code, 3, "the build exits with the command's code; {out} {err}");
+    assert!(out.contains("to-stdout") && err.contains("to-stderr"), "its output is shown: {out} {err}");
+    assert!(err.contains("Dockerfile:3:") && err.contains("non-zero code: 3"), "{err}");
+    assert!(s.fails(&["inspect", "broken:1"]).1.contains("not found"), "nothing is tagged");
+    assert!(s.tmp_entries().is_empty(), "no snapshot left: {:?}", s.tmp_entries());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(s.root().to_str().unwrap()), "no mount left");
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(before.images, s.state().images);
+    // The first RUN's layer is kept in the build cache (so a fixed Dockerfile resumes from it).
+    assert_eq!(s.layer_dirs().len(), layers_before.len() + 1);
+    // A missing command is 127, named by line too.
+    put(&ctx, "Dockerfile", "FROM busybox\nRUN [\"/no/such/program\"]\n");
+    let (code, _, err) = s.code(&["build", ctx.to_str().unwrap()]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("Dockerfile:2:"), "{err}");
+}
+
+fn syntax_errors_name_file_and_line(driver: &str) {
+    let (s, ctx) = setup(driver);
+    for (text, line, what) in [
+        ("FROM busybox\nRUN true\nNOPE x\n", 3, ""),
+        ("FROM busybox\nCOPY --bogus=1 a b\n", 2, "--bogus"),
+        ("FROM busybox\nENV A=\"unclosed\n", 2, ""),
+        ("FROM nosuchimage\n", 1, "nosuchimage"),
+        ("FROM busybox\nCOPY missing.txt /x\n", 2, "missing.txt"),
+        ("FROM busybox\nCOPY a b /notadir\n", 2, "end with a /"),
+        ("FROM busybox\nEXPOSE 99999\n", 2, "99999"),
+    ] {
+        put(&ctx, "a", "a");
+        put(&ctx, "b", "b");
+        put(&ctx, "Dockerfile", text);
+        let (code, err) = s.fails(&["build", ctx.to_str().unwrap()]);
+        assert_eq!(code, 1, "{text}: {err}");
+        assert!(err.contains(&format!("Dockerfile:{line}:")) && err.contains(what), "{text:?}: {err}");
+    }
+    assert!(s.tmp_entries().is_empty());
+}
+
+fn reproducible_with_source_date_epoch(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "f.txt", "same\n");
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nCOPY f.txt /f.txt\nRUN echo made > /made && mkdir -p /d && touch /d/x\nENV A=b\n",
+    );
+    let run = |tag: &str| {
+        let o = s
+            .command()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "--no-cache", "-q", "-t", tag, ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let a = run("r:1");
+    let b = run("r:2");
+    assert!(a.starts_with("sha256:"), "{a}");
+    assert_eq!(a, b, "same inputs, same image ID");
+    assert_eq!(layers_of(&s, "r:1"), layers_of(&s, "r:2"));
+    assert_eq!(inspect(&s, "r:1")["Created"], "2023-11-14T22:13:20Z");
+}
+
+fn context_from_stdin(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "in.txt", "from a tar\n");
+    put(&ctx, "Dockerfile", "FROM busybox\nCOPY in.txt /in.txt\n");
+    let tar = Command::new("tar").arg("-C").arg(&ctx).args(["-cf", "-", "."]).output().unwrap().stdout;
+    let mut child = s
+        .command()
+        .args(["build", "-q", "-t", "stdin:1", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(s.ok(&["run", "--rm", "stdin:1", "cat", "/in.txt"]), "from a tar\n");
+    assert!(s.tmp_entries().is_empty());
+}
+
+both_drivers!(
+    from_copy_run_cmd,
+    cache_hits_and_misses,
+    multi_stage_target_and_ignore,
+    args_env_heredoc_cache_mount,
+    failing_run_leaves_nothing,
+    syntax_errors_name_file_and_line,
+    reproducible_with_source_date_epoch,
+    context_from_stdin,
+);
