@@ -280,3 +280,116 @@ both_drivers!(
     reproducible_with_source_date_epoch,
     context_from_stdin,
 );
+
+/// buildah with its own store.
+struct Buildah {
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Buildah {
+    fn new() -> Self {
+        // runroot paths must be short.
+        let dir = tempfile::Builder::new().prefix("bh").tempdir_in("/tmp").unwrap();
+        let args = vec![
+            "--root".into(),
+            dir.path().join("r").display().to_string(),
+            "--runroot".into(),
+            dir.path().join("x").display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+        ];
+        Buildah { args, dir }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = Command::new("buildah").args(&self.args).args(args).output().expect("buildah is installed (.ci/deps)");
+        assert!(o.status.success(), "buildah {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Buildah {
+    fn drop(&mut self) {
+        let _ = Command::new("buildah").args(&self.args).args(["rm", "--all"]).output();
+        let _ = Command::new("buildah").args(&self.args).args(["umount", "--all"]).output();
+        let _ = &self.dir;
+    }
+}
+
+/// Paths buildah leaves in images as runtime mount points (strata, like Docker, does not).
+const BUILDAH_MOUNT_POINTS: [&str; 7] = ["dev", "proc", "sys", "run", "etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+#[test]
+fn buildah_builds_the_same_tree_and_config() {
+    let (s, ctx) = setup("overlay");
+    put(&ctx, "src/a.txt", "a\n");
+    put(&ctx, "src/sub/x.sh", "echo x\n");
+    put(&ctx, "src/skip.tmp", "ignored\n");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ctx.join("src/sub/x.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(ctx.join("src/a.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    put(&ctx, ".dockerignore", "src/*.tmp\n");
+    put(&ctx, "tarsrc/d/t.txt", "in a tar\n");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(ctx.join("tarsrc"))
+        .arg("-czf")
+        .arg(ctx.join("arch.tar.gz"))
+        .arg("d")
+        .status()
+        .unwrap()
+        .success());
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox AS build\nRUN mkdir -p /out && echo built > /out/result && ln -s result /out/link\n\n\
+         FROM busybox\nARG VERSION=1.2\n\
+         ENV APP_HOME=/srv/app PATH=/srv/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         WORKDIR $APP_HOME\nCOPY src/ ./src/\nCOPY --chown=1000:1000 --chmod=640 src/a.txt /srv/owned.txt\n\
+         COPY --from=build /out/ /srv/out/\nADD arch.tar.gz /srv/unpacked/\n\
+         RUN mkdir -p data && echo \"v$VERSION\" > data/version && rm /etc/passwd && chmod 700 data\n\
+         LABEL org.opencontainers.image.version=$VERSION maintainer=\"someone\"\nEXPOSE 8080 53/udp\n\
+         VOLUME /srv/app/data\nSTOPSIGNAL SIGINT\nUSER 1000:1000\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat data/version\"]\n",
+    );
+    build(&s, &ctx, &["-t", "cmp:1"]);
+    let b = Buildah::new();
+    let base = s.path("base-out.tar");
+    s.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    b.ok(&["pull", "-q", &format!("docker-archive:{}", base.display())]);
+    b.ok(&["bud", "--layers", "-q", "-t", "cmp:1", ctx.to_str().unwrap()]);
+    let ctr = b.ok(&["from", "cmp:1"]).trim().to_string();
+    let mnt = b.ok(&["mount", &ctr]).trim().to_string();
+    let mut theirs = shape(&tree(Path::new(&mnt)));
+    b.ok(&["umount", &ctr]);
+    let ours = shape(&s.image_tree("cmp:1"));
+    for p in BUILDAH_MOUNT_POINTS {
+        if !ours.contains_key(p) {
+            theirs.remove(p);
+        }
+    }
+    let diff: Vec<_> = theirs
+        .iter()
+        .filter(|(k, v)| ours.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), Some(v.clone()), ours.get(k).cloned()))
+        .chain(ours.iter().filter(|(k, _)| !theirs.contains_key(*k)).map(|(k, v)| (k.clone(), None, Some(v.clone()))))
+        .collect();
+    assert!(diff.is_empty(), "trees differ (path, buildah, strata): {diff:#?}");
+    let theirs: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "--type", "image", "cmp:1"])).unwrap();
+    let theirs = &theirs["OCIv1"]["config"];
+    let ours = inspect(&s, "cmp:1")["Config"].clone();
+    for field in ["Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal"] {
+        assert_eq!(ours[field], theirs[field], "{field}");
+    }
+    // The same variables; the order differs: strata sets a variable in place as Docker
+    // does, buildah 1.28 moves it to the end.
+    let sorted = |v: &serde_json::Value| {
+        let mut e: Vec<String> = serde_json::from_value(v.clone()).unwrap();
+        e.sort();
+        e
+    };
+    assert_eq!(sorted(&ours["Env"]), sorted(&theirs["Env"]));
+    let mut labels = theirs["Labels"].clone();
+    labels.as_object_mut().unwrap().remove("io.buildah.version");
+    assert_eq!(ours["Labels"], labels);
+}

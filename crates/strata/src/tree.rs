@@ -57,7 +57,7 @@ pub fn copy_entry(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
 }
 
 /// Copy owner, mode, xattrs and times from `src` (described by `md`) to `dst`.
-fn copy_meta(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
+pub(crate) fn copy_meta(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
     let is_link = md.file_type().is_symlink();
     rustix::fs::chownat(
         CWD,

@@ -282,9 +282,12 @@ fn vars_of(args: &Vars, env: &[String]) -> Vars {
     v
 }
 
+/// Set a variable where it is (as Docker does), or append it.
 fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
-    env.retain(|e| e.split('=').next() != Some(k));
-    env.push(format!("{k}={v}"));
+    match env.iter_mut().find(|e| e.split('=').next() == Some(k)) {
+        Some(e) => *e = format!("{k}={v}"),
+        None => env.push(format!("{k}={v}")),
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -419,8 +422,15 @@ impl<'a> Builder<'a> {
         let (mut config, _) = self.engine.config_of(&id)?;
         let layers = self.engine.store.image_layers(&id)?;
         let onbuild: Vec<String> = serde_json::from_value(config["config"]["OnBuild"].clone()).unwrap_or_default();
-        if config["config"].is_object() {
-            config["config"]["OnBuild"] = Value::Null;
+        if !config["config"].is_object() {
+            config["config"] = json!({});
+        }
+        config["config"]["OnBuild"] = Value::Null;
+        // As BuildKit and buildah: an image without a PATH gets the default one.
+        let mut env: Vec<String> = serde_json::from_value(config["config"]["Env"].clone()).unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, spec::DEFAULT_PATH.to_string());
+            config["config"]["Env"] = json!(env);
         }
         Ok((State { config, layers, key: digest_of(&[b"from", id.as_str().as_bytes()]) }, onbuild))
     }

@@ -155,6 +155,7 @@ fn walk_trees(rootfs: &Path, base: &Path, rel: &Path, out: &mut Vec<Change>) -> 
 /// Build an overlay-form directory holding `changes` of `rootfs` (copy
 /// driver), so the layer writer can turn it into a tar like an upperdir.
 pub fn changes_to_overlay_dir(rootfs: &Path, changes: &[Change], out: &Path) -> Result<()> {
+    let mut dirs = Vec::new();
     for (kind, shown) in changes {
         let rel = Path::new(shown.trim_start_matches('/'));
         let dst = out.join(rel);
@@ -181,11 +182,16 @@ pub fn changes_to_overlay_dir(rootfs: &Path, changes: &[Change], out: &Path) -> 
                     if !dst.exists() {
                         fs::create_dir(&dst).at(&dst)?;
                     }
+                    dirs.push((src, dst, md));
                 } else {
                     crate::tree::copy_entry(&src, &dst, &md)?;
                 }
             }
         }
+    }
+    // Directories last, deepest first: filling them changed their times.
+    for (src, dst, md) in dirs.iter().rev() {
+        crate::tree::copy_meta(src, dst, md)?;
     }
     Ok(())
 }
