@@ -439,8 +439,9 @@ impl<'a> Builder<'a> {
         let started = Instant::now();
         self.step += 1;
         let from_text = self.df.stages[i].from.text.clone();
-        self.say(&format!("STEP {}/{}: {from_text}", self.step, self.total))?;
         let (mut state, triggers) = self.base_state(i)?;
+        self.total += triggers.len();
+        self.say(&format!("STEP {}/{}: {from_text}", self.step, self.total))?;
         self.say(&format!("--> {}", done(started)))?;
         let mut args: Vars = Vars::new();
         let mut cmd_set = false;
@@ -457,7 +458,6 @@ impl<'a> Builder<'a> {
                 steps.push(st);
             }
         }
-        self.total += steps.len();
         steps.extend(self.df.stages[i].steps.clone());
         for st in &steps {
             self.step += 1;

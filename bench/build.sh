@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build benchmark (docs/BENCHMARKS.md), one go on one machine: `strata build`
+# vs `buildah bud --layers` (overlay storage, runc) on the same Dockerfile and
+# context: a Debian (debootstrap minbase) base, a COPY of 2,000 files, two RUNs.
+#   cold:   base present, nothing cached (--no-cache for both)
+#   cached: a rebuild where every step is cached
+# Interleaved runs, median of RUNS. Needs debootstrap, buildah; root; `cargo build --release` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${BENCH_DIR:-/var/tmp/strata-bench}
+RUNS=${RUNS:-7}
+S="$PWD/target/release/strata --root $B/bs"
+BH="buildah --root $B/bh --runroot /tmp/bhb --storage-driver overlay"
+mkdir -p "$B"
+[ -d "$B/debian" ] || debootstrap --variant=minbase bookworm "$B/debian" http://deb.debian.org/debian >/dev/null
+[ -f "$B/debian.tar" ] || tar -C "$B/debian" -cf "$B/debian.tar" .
+rm -rf "$B/bs"; $BH rm --all >/dev/null 2>&1 || true; $BH rmi --all --force >/dev/null 2>&1 || true
+rm -rf "$B/bh" /tmp/bhb
+$S import "$B/debian.tar" bench/debian:1 >/dev/null
+$S save -o "$B/debian-image.tar" bench/debian:1
+$BH pull -q "docker-archive:$B/debian-image.tar" >/dev/null
+$BH tag "$($BH images -q | head -1)" bench/debian:1
+# The context: 2,000 files of 1-8 KiB in 20 directories.
+ctx="$B/build-ctx"
+rm -rf "$ctx"; mkdir -p "$ctx/files"
+python3 - "$ctx/files" <<'PY'
+import os, random, sys
+random.seed(6)
+root = sys.argv[1]
+for d in range(20):
+    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/d{d:02}/f{f:03}.txt", "wb") as fh:
+            fh.write(os.urandom(random.randint(1024, 8192)))
+PY
+cat > "$ctx/Dockerfile" <<'EOF'
+FROM bench/debian:1
+COPY files/ /app/files/
+RUN find /app/files -type f | wc -l > /app/count && sha256sum /app/files/d00/* > /app/sums
+RUN mkdir -p /app/out && for i in $(seq 1 200); do echo "line $i" >> /app/out/log; done
+CMD ["cat", "/app/count"]
+EOF
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+t() { local t0 t1; t0=$(date +%s.%N); bash -c "$1" >/dev/null 2>&1 || { echo "failed: $1" >&2; exit 1; }; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+sc=(); bc_=(); sh=(); bh=()
+for i in $(seq "$RUNS"); do
+  sc+=("$(t "$S build --no-cache -q -t bench/app:1 $ctx")")
+  bc_+=("$(t "$BH bud --layers --no-cache -q -t bench/app:1 $ctx")")
+  sh+=("$(t "$S build -q -t bench/app:1 $ctx")")
+  bh+=("$(t "$BH bud --layers -q -t bench/app:1 $ctx")")
+done
+m() { printf '%s\n' "$@" | median; }
+msc=$(m "${sc[@]}"); mbc=$(m "${bc_[@]}"); msh=$(m "${sh[@]}"); mbh=$(m "${bh[@]}")
+echo "| build (median of $RUNS) | strata | buildah bud --layers | buildah / strata |"
+echo "|---|---|---|---|"
+printf '| cold (base present, --no-cache) | %.3f s | %.3f s | %.1fx |\n' "$msc" "$mbc" "$(echo "$mbc / $msc" | bc -l)"
+printf '| rebuild, every step cached | %.3f s | %.3f s | %.1fx |\n' "$msh" "$mbh" "$(echo "$mbh / $msh" | bc -l)"
