@@ -77,6 +77,14 @@ fn from_copy_run_cmd(driver: &str) {
     // The base's layer is on disk once: two layer directories were added, nothing copied.
     assert_eq!(s.layer_dirs().len(), 3);
     assert!(s.tmp_entries().is_empty());
+    // Built layers rebuild their exact tars (save checks every layer against its digest),
+    // and the image loads elsewhere with the same ID and files.
+    let out = s.path("app.tar");
+    s.ok(&["save", "-o", out.to_str().unwrap(), "app:1"]);
+    let other = Strata::new(driver);
+    other.ok(&["load", "-q", "-i", out.to_str().unwrap()]);
+    assert_eq!(other.image_id("app:1"), s.image_id("app:1"));
+    assert_eq!(shape(&other.image_tree("app:1")), shape(&s.image_tree("app:1")));
 }
 
 fn cache_hits_and_misses(driver: &str) {
@@ -281,42 +289,6 @@ both_drivers!(
     context_from_stdin,
 );
 
-/// buildah with its own store.
-struct Buildah {
-    args: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Buildah {
-    fn new() -> Self {
-        // runroot paths must be short.
-        let dir = tempfile::Builder::new().prefix("bh").tempdir_in("/tmp").unwrap();
-        let args = vec![
-            "--root".into(),
-            dir.path().join("r").display().to_string(),
-            "--runroot".into(),
-            dir.path().join("x").display().to_string(),
-            "--storage-driver".into(),
-            "vfs".into(),
-        ];
-        Buildah { args, dir }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = Command::new("buildah").args(&self.args).args(args).output().expect("buildah is installed (.ci/deps)");
-        assert!(o.status.success(), "buildah {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    }
-}
-
-impl Drop for Buildah {
-    fn drop(&mut self) {
-        let _ = Command::new("buildah").args(&self.args).args(["rm", "--all"]).output();
-        let _ = Command::new("buildah").args(&self.args).args(["umount", "--all"]).output();
-        let _ = &self.dir;
-    }
-}
-
 /// Paths buildah leaves in images as runtime mount points (strata, like Docker, does not).
 const BUILDAH_MOUNT_POINTS: [&str; 7] = ["dev", "proc", "sys", "run", "etc/hostname", "etc/hosts", "etc/resolv.conf"];
 
@@ -353,7 +325,7 @@ fn buildah_builds_the_same_tree_and_config() {
          VOLUME /srv/app/data\nSTOPSIGNAL SIGINT\nUSER 1000:1000\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat data/version\"]\n",
     );
     build(&s, &ctx, &["-t", "cmp:1"]);
-    let b = Buildah::new();
+    let b = Peer::new("buildah");
     let base = s.path("base-out.tar");
     s.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
     b.ok(&["pull", "-q", &format!("docker-archive:{}", base.display())]);

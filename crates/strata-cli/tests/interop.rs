@@ -9,44 +9,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// podman with its own store (runroot paths must be short: podman refuses over 50 characters).
-struct Podman {
-    args: Vec<String>,
-    _dirs: tempfile::TempDir,
-}
-
-impl Podman {
-    fn new() -> Self {
-        let dirs = tempfile::Builder::new().prefix("pm").tempdir_in("/tmp").unwrap();
-        let root = dirs.path().join("r");
-        let run = dirs.path().join("x");
-        Podman {
-            args: vec![
-                "--root".into(),
-                root.display().to_string(),
-                "--runroot".into(),
-                run.display().to_string(),
-                "--storage-driver".into(),
-                "vfs".into(),
-            ],
-            _dirs: dirs,
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = Command::new("podman").args(&self.args).args(args).output().expect("podman is installed (.ci/deps)");
-        assert!(o.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = Command::new("podman").args(&self.args).args(["image", "unmount", "--all"]).output();
-        // vfs layers are plain directories; nothing else is left mounted.
-    }
-}
-
 fn skopeo(args: &[&str]) -> String {
     let o = Command::new("skopeo").args(args).output().expect("skopeo is installed (.ci/deps)");
     assert!(o.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -55,7 +17,7 @@ fn skopeo(args: &[&str]) -> String {
 
 /// A three-layer image built by podman itself: a base, a RUN that deletes
 /// a file and hardlinks a lower-layer file, and a COPY.
-fn podman_image(s: &Strata, p: &Podman) -> String {
+fn podman_image(s: &Strata, p: &Peer) -> String {
     let base = s.write("base.tar", &busybox_layer());
     p.ok(&["import", base.to_str().unwrap(), "localhost/interop-base:1"]);
     let ctx = s.path("ctx");
@@ -72,7 +34,7 @@ fn podman_image(s: &Strata, p: &Podman) -> String {
     p.ok(&["inspect", "--format", "{{.Id}}", "localhost/interop:1"]).trim().to_string()
 }
 
-fn podman_diff_ids(p: &Podman, name: &str) -> Vec<String> {
+fn podman_diff_ids(p: &Peer, name: &str) -> Vec<String> {
     serde_json::from_str(&p.ok(&["inspect", "--format", "{{json .RootFS.Layers}}", name])).unwrap()
 }
 
@@ -81,7 +43,7 @@ fn strata_diff_ids(s: &Strata, name: &str) -> Vec<String> {
     v[0]["RootFS"]["Layers"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect()
 }
 
-fn podman_tree(p: &Podman, name: &str) -> std::collections::BTreeMap<String, Node> {
+fn podman_tree(p: &Peer, name: &str) -> std::collections::BTreeMap<String, Node> {
     let m = p.ok(&["image", "mount", name]);
     let t = tree(Path::new(m.trim()));
     p.ok(&["image", "unmount", name]);
@@ -92,7 +54,7 @@ fn podman_tree(p: &Podman, name: &str) -> std::collections::BTreeMap<String, Nod
 fn podman_and_skopeo_archives_load_with_the_same_ids_and_files() {
     for driver in DRIVERS {
         let s = Strata::new(driver);
-        let p = Podman::new();
+        let p = Peer::new("podman");
         let id = podman_image(&s, &p);
         let want_diffs = podman_diff_ids(&p, "localhost/interop:1");
         assert_eq!(want_diffs.len(), 3);
@@ -163,7 +125,7 @@ fn strata_saves_load_into_podman_and_skopeo_with_the_same_ids() {
     // docker-archive into podman.
     let out = s.path("out.tar");
     s.ok(&["save", "-o", out.to_str().unwrap(), "saved:1"]);
-    let p = Podman::new();
+    let p = Peer::new("podman");
     p.ok(&["load", "-i", out.to_str().unwrap()]);
     let podman_id = p.ok(&["inspect", "--format", "{{.Id}}", "saved:1"]);
     assert_eq!(format!("sha256:{}", podman_id.trim()), id);
@@ -185,7 +147,7 @@ fn strata_saves_load_into_podman_and_skopeo_with_the_same_ids() {
     assert_eq!(config_digest(&format!("oci:{}", dir.display())), id);
 
     // podman loads the oci-archive too, with the same ID.
-    let p2 = Podman::new();
+    let p2 = Peer::new("podman");
     let o = p2.ok(&["load", "-i", oci.to_str().unwrap()]);
     assert!(o.contains("saved:1") || o.contains(id.trim_start_matches("sha256:")), "{o}");
     let ids = p2.ok(&["images", "--no-trunc", "--format", "{{.ID}}"]);

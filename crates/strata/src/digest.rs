@@ -78,13 +78,17 @@ impl FromStr for Digest {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(parent) => Digest::of(format!("{parent} {d}").as_bytes()),
-        };
-        out.push(next);
+        out.push(chain_id(out.last(), d));
     }
     out
+}
+
+/// The chain ID of a layer with `diff_id` on the layer whose chain ID is `parent`.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+    }
 }
 
 /// A running sha256 plus byte count.

@@ -304,6 +304,62 @@ impl Unpacker<'_> {
         Ok(rec)
     }
 
+    /// Make an overlay-form directory the next layer on `lowers` (chain IDs,
+    /// parent first) without copying it: its tar is written once, to hash it
+    /// (the diff ID) and to record the split that rebuilds the tar from the
+    /// directory; then the directory is renamed into place. `work` holds it
+    /// as `work/diff`. A layer with the same chain ID already here wins.
+    pub fn install_tree(
+        &self,
+        store: &mut Store,
+        work: crate::tmp::TempDir,
+        lowers: &[Digest],
+        clamp: Option<u64>,
+    ) -> Result<LayerRecord> {
+        let diff = work.path().join("diff");
+        strip_overlay_xattrs(&diff)?;
+        let split = RefCell::new(Split::default());
+        let (hasher, file_bytes) = layer::write_diff_split(
+            &diff,
+            HashWriter(Hasher::default()),
+            &layer::WriteOptions { mtime_clamp: clamp },
+            Some(&split),
+        )?;
+        let diff_size = hasher.0.len();
+        let diff_id = hasher.0.finish();
+        let chain_id = crate::digest::chain_id(lowers.first(), &diff_id);
+        split.into_inner().save(&work.path().join(SPLIT_FILE))?;
+        let rec = LayerRecord {
+            chain_id,
+            diff_id: diff_id.clone(),
+            parent: lowers.first().cloned(),
+            blob: diff_id.clone(),
+            blob_size: diff_size,
+            media_type: Compression::None.oci_layer_media_type().to_string(),
+            diff_size,
+            size: file_bytes,
+            split: true,
+        };
+        if let Some(ready) = claim(store, &rec)? {
+            return Ok(ready);
+        }
+        let built = Built {
+            work,
+            writer: None,
+            blob: diff_id.clone(),
+            blob_size: diff_size,
+            diff_id,
+            diff_size,
+            size: file_bytes,
+            media_type: rec.media_type.clone(),
+            split: true,
+        };
+        let chain = rec.chain_id.clone();
+        self.install(store, built, rec).inspect_err(|_| {
+            let _ = store.delete_layer(&chain);
+        })
+    }
+
     /// Store a blob from a stream unless present, verifying its digest.
     pub fn ensure_blob(&self, digest: &Digest, mut r: impl Read) -> Result<()> {
         if self.content.has(digest) {
@@ -314,6 +370,40 @@ impl Unpacker<'_> {
         w.commit(Some(digest), None)?;
         Ok(())
     }
+}
+
+/// A sink that only hashes.
+struct HashWriter(Hasher);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Drop overlayfs bookkeeping (origin, impure, ...) from a former upper
+/// directory; only the opaque marker belongs in a layer directory.
+fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).at(&d)? {
+            let e = e.at(&d)?;
+            let p = e.path();
+            for (k, _) in crate::tree::xattrs(&p)? {
+                if k.starts_with(b"trusted.overlay.") && k != crate::layer::OVERLAY_OPAQUE_XATTR.as_bytes() {
+                    rustix::fs::lremovexattr(&p, k.as_slice()).at(&p)?;
+                }
+            }
+            if e.file_type().at(&p)?.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Claim a layer for this process, waiting while another live process

@@ -157,6 +157,49 @@ pub struct StoreState {
     pub layers: BTreeMap<String, Node>,
 }
 
+/// podman or buildah with a store of its own in a temp dir (runroot paths
+/// must be short: podman refuses over 50 characters), vfs storage.
+pub struct Peer {
+    program: &'static str,
+    pub args: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    pub fn new(program: &'static str) -> Self {
+        let dir = tempfile::Builder::new().prefix("pr").tempdir_in("/tmp").unwrap();
+        let args = vec![
+            "--root".into(),
+            dir.path().join("r").display().to_string(),
+            "--runroot".into(),
+            dir.path().join("x").display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+        ];
+        Peer { program, args, _dir: dir }
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = Command::new(self.program).args(&self.args).args(args).output().expect("installed by .ci/deps");
+        assert!(o.status.success(), "{} {args:?}: {}", self.program, String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // vfs layers are plain directories: only image and container mounts can be left.
+        let cleanup: &[&[&str]] = match self.program {
+            "buildah" => &[&["rm", "--all"], &["umount", "--all"]],
+            _ => &[&["image", "unmount", "--all"]],
+        };
+        for c in cleanup {
+            let _ = Command::new(self.program).args(&self.args).args(*c).output();
+        }
+    }
+}
+
 /// Run a test body (a function taking the driver name) once per snapshot driver.
 #[macro_export]
 macro_rules! both_drivers {

@@ -196,6 +196,17 @@ impl Snapshot {
     /// The step's changes as one new layer on `state`'s layers.
     fn commit(mut self, engine: &Engine, state: &State, mount_targets: &[&str], label: &str) -> Result<LayerRecord> {
         self.unmount()?;
+        if self.driver == Driver::Overlay && mount_targets.is_empty() {
+            // The upper directory holds exactly the step's changes, in the layer
+            // directories' own form: it becomes the layer as it is, nothing copied.
+            let work = TempDir::new(&engine.tmp, "layer")?;
+            let upper = self.dir.path().join("upper");
+            fs::rename(&upper, work.path().join("diff")).at(&upper)?;
+            let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
+            let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+            let mut store = crate::store::Store::open(engine.store.path())?;
+            return engine.unpacker().install_tree(&mut store, work, &lowers, clamp);
+        }
         let d = self.dir.path();
         let (source, changes) = match self.driver {
             Driver::Overlay => (d.join("upper"), crate::container::overlay_changes(&d.join("upper"), &self.lowers)?),

@@ -51,6 +51,13 @@ impl Split {
         self.in_file = true;
     }
 
+    /// Bytes of the tar stream outside file contents (headers, padding).
+    pub(crate) fn record_raw(&mut self, b: &[u8]) {
+        if !self.in_file {
+            self.raw.extend_from_slice(b);
+        }
+    }
+
     /// The content of `rel` (of `size` bytes) has been read.
     pub(crate) fn end_file(&mut self, rel: &Path, size: u64) {
         self.in_file = false;

@@ -3,6 +3,7 @@
 //! entries sorted by name, numeric owners only, no atime/ctime, and with
 //! `mtime_clamp` (SOURCE_DATE_EPOCH) no time later than the clamp.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
@@ -10,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::split::Split;
 use super::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
@@ -22,18 +24,79 @@ pub struct WriteOptions {
 
 /// Write the changes in `dir` as a layer tar to `out`; returns `out`.
 pub fn write_diff<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W> {
-    let mut w = Writer { b: tar::Builder::new(out), opts: *opts, links: HashMap::new() };
-    w.dir(dir, Path::new(""))?;
-    w.b.into_inner().map_err(|e| Error::stream("writing layer tar", e))
+    Ok(write_diff_split(dir, out, opts, None)?.0)
 }
 
-struct Writer<W: Write> {
-    b: tar::Builder<W>,
+/// [`write_diff`], also recording the tar's split against `dir` (so `dir`
+/// itself can become the layer's directory); returns `out` and the bytes
+/// of file content written.
+pub fn write_diff_split<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: &WriteOptions,
+    split: Option<&RefCell<Split>>,
+) -> Result<(W, u64)> {
+    let out = SplitWriter { inner: out, split };
+    let mut w = Writer { b: tar::Builder::new(out), opts: *opts, links: HashMap::new(), split, file_bytes: 0 };
+    w.dir(dir, Path::new(""))?;
+    let n = w.file_bytes;
+    let out = w.b.into_inner().map_err(|e| Error::stream("writing layer tar", e))?;
+    Ok((out.inner, n))
+}
+
+/// Passes the tar on, recording what is not file content into the split.
+struct SplitWriter<'a, W> {
+    inner: W,
+    split: Option<&'a RefCell<Split>>,
+}
+
+impl<W: Write> Write for SplitWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(s) = self.split {
+            s.borrow_mut().record_raw(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A file's content as the tar builder reads it: marks where the content
+/// starts (the header is written by then) and ends in the split.
+struct SplitFile<'a> {
+    file: fs::File,
+    split: &'a RefCell<Split>,
+    rel: PathBuf,
+    read: u64,
+    started: bool,
+}
+
+impl io::Read for SplitFile<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.started {
+            self.split.borrow_mut().begin_file();
+            self.started = true;
+        }
+        let n = self.file.read(buf)?;
+        self.read += n as u64;
+        if n == 0 {
+            self.split.borrow_mut().end_file(&self.rel, self.read);
+        }
+        Ok(n)
+    }
+}
+
+struct Writer<'a, W: Write> {
+    b: tar::Builder<SplitWriter<'a, W>>,
     opts: WriteOptions,
     links: HashMap<(u64, u64), PathBuf>,
+    split: Option<&'a RefCell<Split>>,
+    file_bytes: u64,
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Write> Writer<'_, W> {
     fn dir(&mut self, full: &Path, rel: &Path) -> Result<()> {
         let mut names: Vec<_> =
             fs::read_dir(full).at(full)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>().at(full)?;
@@ -78,7 +141,14 @@ impl<W: Write> Writer<W> {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(md.len());
                 let file = fs::File::open(&f).at(&f)?;
-                self.b.append_data(&mut h, &r, file).map_err(io_err)?;
+                self.file_bytes += md.len();
+                match self.split.filter(|_| md.len() > 0) {
+                    Some(split) => {
+                        let rd = SplitFile { file, split, rel: r.clone(), read: 0, started: false };
+                        self.b.append_data(&mut h, &r, rd).map_err(io_err)?
+                    }
+                    None => self.b.append_data(&mut h, &r, file).map_err(io_err)?,
+                }
             } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
                 h.set_entry_type(if ft.is_char_device() {
                     tar::EntryType::Char
