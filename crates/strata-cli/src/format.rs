@@ -131,3 +131,71 @@ mod tests {
         assert_eq!(human_duration(3 * 86400), "3 days ago");
     }
 }
+
+/// Transfer progress: a bar per blob on a terminal, plain lines otherwise.
+pub(crate) struct TransferProgress {
+    bars:
+        Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
+}
+
+impl TransferProgress {
+    pub(crate) fn new(terminal: bool) -> Self {
+        let bars = terminal
+            .then(|| (indicatif::MultiProgress::new(), std::sync::Mutex::new(std::collections::HashMap::new())));
+        TransferProgress { bars }
+    }
+}
+
+impl strata::registry::Progress for TransferProgress {
+    fn event(&self, digest: &strata::Digest, event: strata::registry::Event) {
+        use strata::registry::Event;
+        let short = &digest.hex()[..12];
+        let Some((multi, bars)) = &self.bars else {
+            let line = match event {
+                Event::Exists => format!("{short}: already exists"),
+                Event::Mounted => format!("{short}: mounted from another repository"),
+                Event::Started(Some(n)) => format!("{short}: transferring {}", human_size(n)),
+                Event::Started(None) => format!("{short}: transferring"),
+                Event::Retrying(why) => format!("{short}: retrying ({why})"),
+                Event::Done => format!("{short}: done"),
+                Event::Progress(_) => return,
+            };
+            eprintln!("{line}");
+            return;
+        };
+        let mut bars = bars.lock().expect("not poisoned");
+        match event {
+            Event::Started(size) => {
+                let pb = multi.add(indicatif::ProgressBar::new(size.unwrap_or(0)));
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                pb.set_prefix(short.to_string());
+                bars.insert(short.to_string(), pb);
+            }
+            Event::Progress(n) => {
+                if let Some(pb) = bars.get(short) {
+                    pb.set_position(n);
+                }
+            }
+            Event::Done => {
+                if let Some(pb) = bars.get(short) {
+                    pb.finish();
+                }
+            }
+            Event::Retrying(why) => {
+                let _ = multi.println(format!("{short}: retrying ({why})"));
+            }
+            Event::Exists => {
+                let _ = multi.println(format!("{short}: already exists"));
+            }
+            Event::Mounted => {
+                let _ = multi.println(format!("{short}: mounted from another repository"));
+            }
+        }
+    }
+}

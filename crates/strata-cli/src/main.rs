@@ -42,6 +42,14 @@ enum Command {
     /// Manage the build cache.
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry.
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
     /// Import a rootfs tarball as a one-layer image.
     Import(ImportArgs),
     /// Load images from a docker-archive or oci-archive.
@@ -103,6 +111,82 @@ enum Command {
 enum BuilderCommand {
     /// Remove the build cache (cached steps, their layers, cache mounts).
     Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct TransportArgs {
+    /// Require verified HTTPS (true), or allow plain HTTP and unverified TLS (false).
+    #[arg(long = "tls-verify")]
+    tls_verify: Option<bool>,
+    /// A directory of CA certificates (*.crt) to trust.
+    #[arg(long = "cert-dir")]
+    cert_dir: Option<PathBuf>,
+}
+
+impl TransportArgs {
+    fn options(&self, max_concurrent: usize) -> strata::registry::RegistryOptions {
+        strata::registry::RegistryOptions {
+            tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            max_concurrent,
+        }
+    }
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+    /// OS/ARCH[/VARIANT] (default: the host's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Layers downloaded at once.
+    #[arg(long = "max-concurrent-downloads", default_value_t = 3)]
+    max_concurrent_downloads: usize,
+    #[command(flatten)]
+    transport: TransportArgs,
+    /// NAME[:TAG|@DIGEST]
+    image: String,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Print only the manifest digest.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Layers uploaded at once.
+    #[arg(long = "max-concurrent-uploads", default_value_t = 3)]
+    max_concurrent_uploads: usize,
+    #[command(flatten)]
+    transport: TransportArgs,
+    /// The image to push.
+    image: String,
+    /// Where to (default: the image's name).
+    destination: Option<String>,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// User name.
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long = "password-stdin")]
+    password_stdin: bool,
+    #[command(flatten)]
+    transport: TransportArgs,
+    /// The registry (host[:port]).
+    registry: String,
+}
+
+#[derive(Args)]
+struct LogoutArgs {
+    /// The registry (host[:port]).
+    registry: String,
 }
 
 #[derive(Args)]
@@ -585,6 +669,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build(&mut engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => builder_prune(&mut engine, a),
+        Command::Pull(a) => pull(&mut engine, a),
+        Command::Push(a) => push(&mut engine, a),
+        Command::Login(a) => login(a),
+        Command::Logout(a) => {
+            if strata::registry::auth::remove(&a.registry)? {
+                println!("Removed login credentials for {}", a.registry);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!("not logged in to {}", a.registry)
+            }
+        }
         Command::Run(a) => containers::run(&mut engine, a, &global),
         Command::Create(a) => containers::create(&mut engine, a),
         Command::Start(a) => containers::start(&mut engine, a, &global),
@@ -662,6 +757,74 @@ fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn progress(quiet: bool) -> std::sync::Arc<dyn strata::registry::Progress> {
+    if quiet {
+        std::sync::Arc::new(strata::registry::Quiet)
+    } else {
+        std::sync::Arc::new(format::TransferProgress::new(io::stderr().is_terminal()))
+    }
+}
+
+fn pull(engine: &mut Engine, a: PullArgs) -> Result<ExitCode> {
+    let opts = strata::registry::PullOptions {
+        platform: a.platform.clone(),
+        registry: a.transport.options(a.max_concurrent_downloads),
+    };
+    let id = engine.pull(&a.image, &opts, progress(a.quiet))?;
+    if a.quiet {
+        println!("{id}");
+    } else {
+        let name = strata::image::Reference::parse(&a.image)?;
+        println!("Status: Downloaded image for {}", display_tag(&name.to_string()));
+        println!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push(engine: &mut Engine, a: PushArgs) -> Result<ExitCode> {
+    let opts = a.transport.options(a.max_concurrent_uploads);
+    let digest = engine.push(&a.image, a.destination.as_deref(), &opts, progress(a.quiet))?;
+    if a.quiet {
+        println!("{digest}");
+    } else {
+        let dest = a.destination.as_deref().unwrap_or(&a.image);
+        println!("{dest}: digest: {digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn login(a: LoginArgs) -> Result<ExitCode> {
+    let user = match a.username {
+        Some(u) => u,
+        None => {
+            if !io::stdin().is_terminal() || a.password_stdin {
+                bail!("login needs --username (-u)");
+            }
+            print!("Username: ");
+            io::stdout().flush()?;
+            let mut u = String::new();
+            io::stdin().read_line(&mut u)?;
+            u.trim().to_string()
+        }
+    };
+    let password = match (a.password, a.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut p = String::new();
+            io::stdin().read_line(&mut p)?;
+            p.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("give the password with --password-stdin (or --password)"),
+    };
+    if user.is_empty() || password.is_empty() {
+        bail!("user name and password must not be empty");
+    }
+    strata::registry::login(&a.registry, &user, &password, &a.transport.options(0))?;
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {

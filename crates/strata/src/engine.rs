@@ -332,7 +332,7 @@ impl Engine {
 
     /// After a failed operation: drop whatever it stored that nothing uses,
     /// so the store is as it was.
-    fn roll_back(&mut self) {
+    pub(crate) fn roll_back(&mut self) {
         if let Err(e) = self.exclusive() {
             tracing::warn!("cleaning up after a failed operation: {e}");
         }
@@ -379,11 +379,12 @@ impl Engine {
 
     /// Record an image from its config, manifest (if it came with one), tags
     /// and layer sources; unpacks layers in parallel where the backend allows.
-    fn ingest(
+    pub(crate) fn ingest(
         &mut self,
         img: ArchiveImage,
         open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync),
         label: &str,
+        workers: usize,
     ) -> Result<Digest> {
         let id = Digest::of(&img.config);
         let cfg = image::parse_config(&img.config, id.as_str())?;
@@ -416,7 +417,7 @@ impl Engine {
                 label: format!("{} ({} of {} in {label})", l.entry, i + 1, img.layers.len()),
             })
             .collect();
-        let records = self.unpack_all(&specs, &img, open_layer)?;
+        let records = self.unpack_all(&specs, &img, open_layer, workers)?;
         // A layer already present under another blob (e.g. gzip vs plain): the manifest still needs its own.
         if let Some(m) = &manifest {
             for (l, d) in img.layers.iter().zip(m.layers()) {
@@ -457,9 +458,10 @@ impl Engine {
         specs: &[LayerSpec],
         img: &ArchiveImage,
         open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync),
+        workers: usize,
     ) -> Result<Vec<LayerRecord>> {
         let parallel = self.snapshots.independent_layers();
-        let workers = if parallel { specs.len().clamp(1, 4) } else { 1 };
+        let workers = if parallel { specs.len().clamp(1, workers.max(1)) } else { 1 };
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<LayerRecord>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
@@ -524,7 +526,7 @@ impl Engine {
         for img in images {
             let tags = img.tags.clone();
             let open = |entry: &str| -> Result<Box<dyn Read + Send>> { Ok(Box::new(archive.reader(entry)?)) };
-            let id = self.ingest(img, &open, &label)?;
+            let id = self.ingest(img, &open, &label, 4)?;
             out.push(Loaded { id, tags });
         }
         Ok(out)

@@ -109,6 +109,14 @@ pub enum Error {
         /// Its exit code.
         code: i32,
     },
+    /// A registry refused or failed a request.
+    #[error("{reference}: {message}")]
+    Registry {
+        /// The reference (or registry) involved.
+        reference: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -125,7 +133,9 @@ impl Error {
             Error::StepFailed { .. } => ErrorKind::CommandFailed,
             Error::DigestMismatch { .. } => ErrorKind::DigestMismatch,
             Error::Corrupt(_) => ErrorKind::Corrupt,
-            Error::Io { .. } | Error::Stream { .. } | Error::Db(_) | Error::Runtime(_) => ErrorKind::Io,
+            Error::Io { .. } | Error::Stream { .. } | Error::Db(_) | Error::Runtime(_) | Error::Registry { .. } => {
+                ErrorKind::Io
+            }
         }
     }
 

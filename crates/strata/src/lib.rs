@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod layer;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod tmp;

@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS build_cache (
     chain_id    TEXT REFERENCES layers(chain_id),
     created     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS blob_sources (
+    digest      TEXT NOT NULL,
+    registry    TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name        TEXT PRIMARY KEY,
     created     INTEGER NOT NULL,
@@ -672,6 +678,22 @@ impl Store {
         )?;
         let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok((n as u64, rows.into_iter().map(|s| Digest::parse(&s)).collect::<Result<_>>()?))
+    }
+
+    /// Remember that a registry's repository has a blob (for cross-repository mounts on push).
+    pub fn add_blob_source(&mut self, digest: &Digest, registry: &str, repository: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?1, ?2, ?3)",
+            params![digest.as_str(), registry, repository],
+        )?;
+        Ok(())
+    }
+
+    /// Repositories of `registry` known to hold a blob.
+    pub fn blob_sources(&self, digest: &Digest, registry: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT repository FROM blob_sources WHERE digest = ?1 AND registry = ?2")?;
+        let rows = st.query_map([digest.as_str(), registry], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// How many images use each layer.

@@ -99,6 +99,9 @@ pub fn is_index(bytes: &[u8]) -> bool {
     }
 }
 
+/// Docker schema 2 manifest media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
 /// Parse an index.
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("index {what} is not valid: {e}")))

@@ -1,0 +1,663 @@
+//! Registry: pull and push over the OCI distribution API, with oci-client's
+//! streaming blob calls (never its whole-image `pull()`/`push()`, which hold
+//! layers in memory).
+//!
+//! Pull: the manifest (or an index, resolved to a platform) and the config
+//! come first; then each layer the store lacks streams from the registry
+//! straight into `unpack` (hashed, kept as a blob, decompressed, hashed
+//! again and applied as the bytes arrive), several layers at once. A layer
+//! already here (from any image) is never fetched. A dropped connection is
+//! retried with backoff, resuming with a Range request where the registry
+//! allows it; bytes that do not match their digest fail the layer and
+//! nothing is stored.
+//!
+//! Push: blobs the registry has are skipped (HEAD); a blob this store got
+//! from another repository of the same registry is mounted from there; the
+//! rest stream up; the manifest, byte for byte as stored, goes last.
+//!
+//! Transport: HTTPS with the system's roots plus `certs.d` CAs; registries
+//! on loopback (and `--tls-verify=false` or an insecure-registries entry)
+//! try HTTPS without verification and fall back to plain HTTP, as Docker.
+
+pub mod auth;
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+
+use crate::digest::{chain_ids, Digest};
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::image::archive::{ArchiveImage, ArchiveLayer};
+use crate::image::{self, Platform, Reference};
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// `--tls-verify`: `Some(false)` allows plain HTTP and unverified TLS,
+    /// `Some(true)` requires verified TLS even on loopback.
+    pub tls_verify: Option<bool>,
+    /// `--cert-dir`: CA certificates (`*.crt`) to trust.
+    pub cert_dir: Option<PathBuf>,
+    /// `--max-concurrent-downloads` / `--max-concurrent-uploads` (default 3).
+    pub max_concurrent: usize,
+}
+
+/// What happens to one blob, for progress output.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The store (pull) or the registry (push) has it already.
+    Exists,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Transfer starts; the size when known.
+    Started(Option<u64>),
+    /// Bytes moved so far.
+    Progress(u64),
+    /// A retry after an error.
+    Retrying(String),
+    /// Done.
+    Done,
+}
+
+/// Receives progress; the CLI draws bars or prints lines.
+pub trait Progress: Send + Sync {
+    /// Something happened to the blob `digest`.
+    fn event(&self, digest: &Digest, event: Event);
+}
+
+/// Progress that goes nowhere.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn event(&self, _: &Digest, _: Event) {}
+}
+
+const RETRIES: u32 = 5;
+
+fn registry_error(reference: &str, e: impl std::fmt::Display) -> Error {
+    Error::Registry { reference: reference.to_string(), message: e.to_string() }
+}
+
+/// Explain an oci-client error in the user's terms, naming the reference.
+fn explain(reference: &str, registry: &str, e: OciDistributionError) -> Error {
+    let message = match &e {
+        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => {
+            format!("unauthorized: authentication required (run `strata login {registry}`): {e}")
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => format!("manifest unknown: {e}"),
+        OciDistributionError::ServerError { code: 401 | 403, .. } => {
+            format!("unauthorized: access denied (run `strata login {registry}`): {e}")
+        }
+        OciDistributionError::ServerError { code: 404, .. } => format!("not found: {e}"),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<String> = envelope.errors.iter().map(|x| format!("{:?}: {}", x.code, x.message)).collect();
+            let text = codes.join("; ");
+            if text.contains("Unauthorized") || text.contains("Denied") {
+                format!("unauthorized (run `strata login {registry}`): {text}")
+            } else {
+                text
+            }
+        }
+        _ => e.to_string(),
+    };
+    if message.starts_with("not found")
+        || message.starts_with("manifest unknown")
+        || message.contains("ManifestUnknown")
+    {
+        return Error::NotFound { what: "image in the registry", name: format!("{reference}: {message}") };
+    }
+    registry_error(reference, message)
+}
+
+fn retryable(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        _ => false,
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |x| x.0);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Registries listed as insecure in `/etc/strata/registries.json`
+/// (`{"insecure-registries": ["host:port"]}`, Docker's daemon.json key), or
+/// the file `$STRATA_REGISTRIES_CONF` names.
+fn listed_insecure(registry: &str) -> bool {
+    let path = std::env::var_os("STRATA_REGISTRIES_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/strata/registries.json"));
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["insecure-registries"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(registry)))
+}
+
+fn ca_certificates(registry: &str, cert_dir: Option<&Path>) -> Result<Vec<Certificate>> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    match cert_dir {
+        Some(d) => dirs.push(d.to_path_buf()),
+        None => {
+            dirs.push(Path::new("/etc/containers/certs.d").join(registry));
+            dirs.push(Path::new("/etc/docker/certs.d").join(registry));
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "crt") {
+                out.push(Certificate { encoding: CertificateEncoding::Pem, data: std::fs::read(&p).at(&p)? });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One registry, reached with the right scheme and credentials.
+struct Remote {
+    client: Arc<oci_client::Client>,
+    auth: RegistryAuth,
+    registry: String,
+    rt: tokio::runtime::Runtime,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::stream("starting the network runtime", e))
+}
+
+/// Whether `registry` answers TLS (any HTTP answer counts) within a few seconds.
+async fn speaks_tls(registry: &str) -> bool {
+    let Ok(c) = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    c.get(format!("https://{registry}/v2/")).send().await.is_ok()
+}
+
+/// The scheme and TLS settings for a registry: (https, verify).
+fn transport(rt: &tokio::runtime::Runtime, registry: &str, opts: &RegistryOptions) -> (bool, bool) {
+    let insecure = match opts.tls_verify {
+        Some(v) => !v,
+        None => is_loopback(registry) || listed_insecure(registry),
+    };
+    if !insecure {
+        return (true, true);
+    }
+    (rt.block_on(speaks_tls(registry)), false)
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Remote {
+    fn connect(reference: &Reference, opts: &RegistryOptions) -> Result<Self> {
+        install_crypto();
+        let rt = runtime()?;
+        let registry = reference.registry.clone();
+        let (https, verify) = transport(&rt, &registry, opts);
+        let config = ClientConfig {
+            protocol: if https { ClientProtocol::Https } else { ClientProtocol::Http },
+            accept_invalid_certificates: !verify,
+            extra_root_certificates: ca_certificates(&registry, opts.cert_dir.as_deref())?,
+            use_monolithic_push: true,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            platform_resolver: None,
+            user_agent: concat!("strata/", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
+        let auth = match auth::credentials(&registry)? {
+            Some((u, p)) => RegistryAuth::Basic(u, p),
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(Remote { client: Arc::new(oci_client::Client::new(config)), auth, registry, rt })
+    }
+
+    fn oci_ref(&self, r: &Reference, digest: Option<&Digest>) -> Result<oci_client::Reference> {
+        let base = format!("{}/{}", r.registry, r.repository);
+        let s = match (digest.or(r.digest.as_ref()), &r.tag) {
+            (Some(d), _) => format!("{base}@{d}"),
+            (None, Some(t)) => format!("{base}:{t}"),
+            (None, None) => format!("{base}:latest"),
+        };
+        s.parse().map_err(|e| Error::invalid(format!("reference {s}: {e}")))
+    }
+
+    fn manifest(&self, r: &Reference, digest: Option<&Digest>) -> Result<(Vec<u8>, Digest)> {
+        let oref = self.oci_ref(r, digest)?;
+        let accept = [image::OCI_MANIFEST, image::OCI_INDEX, image::DOCKER_MANIFEST, image::DOCKER_MANIFEST_LIST];
+        let (bytes, _) = self
+            .rt
+            .block_on(self.client.pull_manifest_raw(&oref, &self.auth, &accept))
+            .map_err(|e| explain(&r.to_string(), &self.registry, e))?;
+        let actual = Digest::of(&bytes);
+        if let Some(want) = digest.or(r.digest.as_ref()) {
+            if want != &actual {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest of {r}"),
+                    expected: want.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok((bytes.to_vec(), actual))
+    }
+
+    fn blob_bytes(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
+        let oref = self.oci_ref(r, None)?;
+        let desc = OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let mut out: Vec<u8> = Vec::new();
+        self.rt
+            .block_on(self.client.pull_blob(&oref, &desc, &mut out))
+            .map_err(|e| explain(&r.to_string(), &self.registry, e))?;
+        if &Digest::of(&out) != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob of {r}"),
+                expected: digest.to_string(),
+                actual: Digest::of(&out).to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A reader of a blob whose bytes stream in from a download task that
+    /// retries (resuming with Range) on dropped connections and 5xx/429.
+    fn open_blob(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        size: Option<u64>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<BlobReader> {
+        let oref = self.oci_ref(r, None)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
+        let client = self.client.clone();
+        let desc = OciDescriptor { digest: digest.to_string(), size: size.unwrap_or(0) as i64, ..Default::default() };
+        let digest = digest.clone();
+        let label = format!("{r} blob {digest}");
+        self.rt.spawn(async move {
+            progress.event(&digest, Event::Started(size));
+            let mut got: u64 = 0;
+            let mut attempt = 0;
+            loop {
+                let resp = if got == 0 {
+                    client.pull_blob_stream(&oref, &desc).await.map(BlobResponse::Full)
+                } else {
+                    client.pull_blob_stream_partial(&oref, &desc, got, None).await
+                };
+                let failure = match resp {
+                    Ok(resp) => {
+                        let (mut stream, mut skip) = match resp {
+                            BlobResponse::Full(s) => (s, got),
+                            BlobResponse::Partial(s) => (s, 0),
+                        };
+                        let mut failed = None;
+                        while let Some(chunk) = stream.next().await {
+                            match chunk {
+                                Ok(mut b) => {
+                                    if skip > 0 {
+                                        let n = skip.min(b.len() as u64);
+                                        skip -= n;
+                                        b = b.slice(n as usize..);
+                                        if b.is_empty() {
+                                            continue;
+                                        }
+                                    }
+                                    got += b.len() as u64;
+                                    progress.event(&digest, Event::Progress(got));
+                                    if tx.send(Ok(b)).await.is_err() {
+                                        return; // the reader gave up
+                                    }
+                                }
+                                Err(e) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        match failed {
+                            None => {
+                                progress.event(&digest, Event::Done);
+                                return;
+                            }
+                            // A stream that ends in a digest mismatch is bad data, not a dropped line.
+                            Some(e) if e.to_string().to_ascii_lowercase().contains("digest") => {
+                                let _ = tx.send(Err(io::Error::other(format!("{label}: {e}")))).await;
+                                return;
+                            }
+                            Some(e) => e.to_string(),
+                        }
+                    }
+                    Err(e) if retryable(&e) => e.to_string(),
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::other(format!("{label}: {e}")))).await;
+                        return;
+                    }
+                };
+                attempt += 1;
+                if attempt > RETRIES {
+                    let _ = tx
+                        .send(Err(io::Error::other(format!("{label}: giving up after {RETRIES} retries: {failure}"))))
+                        .await;
+                    return;
+                }
+                progress.event(&digest, Event::Retrying(failure));
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        });
+        Ok(BlobReader { rx, cur: Bytes::new() })
+    }
+}
+
+/// The blocking side of a download: what `unpack` reads.
+struct BlobReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Layer media types strata can unpack.
+fn supported_layer(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    )
+}
+
+/// `pull` flags.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// `--platform OS/ARCH[/VARIANT]`; the host's when absent.
+    pub platform: Option<String>,
+    /// Transport.
+    pub registry: RegistryOptions,
+}
+
+impl Engine {
+    /// `pull`: bring an image in from its registry; returns the image ID.
+    pub fn pull(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
+        let r = self.pull_inner(name, opts, progress);
+        if r.is_err() {
+            self.roll_back();
+        }
+        r
+    }
+
+    fn pull_inner(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
+        let r = Reference::parse(name)?;
+        let shown = r.to_string();
+        let want = match &opts.platform {
+            Some(p) => Platform::parse(p)?,
+            None => Platform::host(),
+        };
+        let remote = Remote::connect(&r, &opts.registry)?;
+        let (mut bytes, mut digest) = remote.manifest(&r, None)?;
+        if image::is_index(&bytes) {
+            let index = image::parse_index(&bytes, &shown)?;
+            let d = image::pick_manifest(&index, &want).map_err(|e| registry_error(&shown, e))?;
+            let d = image::digest_of(&d)?;
+            (bytes, digest) = remote.manifest(&r, Some(&d))?;
+        }
+        let manifest = image::parse_manifest(&bytes, &format!("{shown} ({digest})"))?;
+        for l in manifest.layers() {
+            let mt = l.media_type().to_string();
+            if !supported_layer(&mt) {
+                return Err(registry_error(
+                    &shown,
+                    format!("unsupported layer media type {mt} (layer {})", l.digest()),
+                ));
+            }
+        }
+        let config_digest = image::digest_of(manifest.config())?;
+        let config = remote.blob_bytes(&r, &config_digest)?;
+        let cfg = image::parse_config(&config, config_digest.as_str())?;
+        let diff_ids = image::diff_ids(&cfg)?;
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(registry_error(
+                &shown,
+                format!("config lists {} layers, the manifest {}", diff_ids.len(), manifest.layers().len()),
+            ));
+        }
+        let chains = chain_ids(&diff_ids);
+        let mut sizes = HashMap::new();
+        let mut layers = Vec::new();
+        for (l, chain) in manifest.layers().iter().zip(&chains) {
+            let d = image::digest_of(l)?;
+            if self.store.layer(chain)?.is_some() {
+                progress.event(&d, Event::Exists);
+            }
+            sizes.insert(d.to_string(), l.size());
+            layers.push(ArchiveLayer { entry: d.to_string(), digest: Some(d) });
+        }
+        let tags = if r.digest.is_none() { vec![r.to_string()] } else { Vec::new() };
+        let img = ArchiveImage { config, manifest: Some(bytes), tags, layers };
+        let open = |entry: &str| -> Result<Box<dyn Read + Send>> {
+            let d = Digest::parse(entry)?;
+            let size = sizes.get(entry).copied();
+            Ok(Box::new(remote.open_blob(&r, &d, size, progress.clone())?))
+        };
+        let workers = if opts.registry.max_concurrent == 0 { 3 } else { opts.registry.max_concurrent };
+        let id = self.ingest(img, &open, &shown, workers)?;
+        for l in manifest.layers() {
+            self.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
+        }
+        Ok(id)
+    }
+
+    /// `push`: upload an image (its layers, config and manifest) to `dest`
+    /// (or the image's own name); returns the manifest digest.
+    pub fn push(
+        &mut self,
+        name: &str,
+        dest: Option<&str>,
+        opts: &RegistryOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Digest> {
+        let id = self.resolve_image(name)?;
+        let target = Reference::parse(dest.unwrap_or(name))?;
+        let shown = target.to_string();
+        let rec = self.image_record(&id)?;
+        let manifest_bytes = self.content.read(&rec.manifest)?;
+        let manifest = image::parse_manifest(&manifest_bytes, rec.manifest.as_str())?;
+        let records = self.store.image_layers(&id)?;
+        let remote = Remote::connect(&target, opts)?;
+        let oref = remote.oci_ref(&target, None)?;
+        let workers = if opts.max_concurrent == 0 { 3 } else { opts.max_concurrent };
+        let sem = Arc::new(tokio::sync::Semaphore::new(workers));
+        let mut tasks = Vec::new();
+        for (i, l) in manifest.layers().iter().enumerate() {
+            let d = image::digest_of(l)?;
+            let size = l.size();
+            let source =
+                self.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
+            let reader: Box<dyn Read + Send> = if self.content.has(&d) {
+                Box::new(self.content.open_blob(&d)?)
+            } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d) {
+                crate::unpack::open_layer_blob(&self.layers_dir, &self.content, rec)?
+            } else {
+                return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
+            };
+            let (client, auth, oref, sem, progress) =
+                (remote.client.clone(), remote.auth.clone(), oref.clone(), sem.clone(), progress.clone());
+            let label = shown.clone();
+            let registry = target.registry.clone();
+            tasks.push(remote.rt.spawn(async move {
+                let _permit = sem.acquire().await;
+                client.store_auth_if_needed(oref.resolve_registry(), &auth).await;
+                let explain = |e| explain(&label, &registry, e);
+                // oci-client needs a push token before HEAD can be answered on a private repository.
+                let _ = client.auth(&oref, &auth, oci_client::RegistryOperation::Push).await;
+                if client.blob_exists(&oref, d.as_str()).await.map_err(explain)? {
+                    progress.event(&d, Event::Exists);
+                    return Ok::<Option<Digest>, Error>(None);
+                }
+                if let Some(repo) = source {
+                    if let Ok(from) = format!("{}/{repo}@{d}", registry).parse::<oci_client::Reference>() {
+                        if client.mount_blob(&oref, &from, d.as_str()).await.is_ok()
+                            && client.blob_exists(&oref, d.as_str()).await.unwrap_or(false)
+                        {
+                            progress.event(&d, Event::Mounted);
+                            return Ok(Some(d));
+                        }
+                    }
+                }
+                progress.event(&d, Event::Started(Some(size as u64)));
+                let stream = read_stream(reader, d.clone(), progress.clone());
+                client.push_blob_stream(&oref, stream, d.as_str(), Some(size as u64)).await.map_err(explain)?;
+                progress.event(&d, Event::Done);
+                Ok(Some(d))
+            }));
+        }
+        let mut sent = Vec::new();
+        for t in tasks {
+            match remote.rt.block_on(t) {
+                Ok(Ok(Some(d))) => sent.push(d),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(registry_error(&shown, format!("upload task failed: {e}"))),
+            }
+        }
+        let config = self.content.read(&id)?;
+        let explain = |e| explain(&shown, &target.registry, e);
+        let cfg_exists = remote.rt.block_on(remote.client.blob_exists(&oref, id.as_str())).map_err(explain)?;
+        if !cfg_exists {
+            remote.rt.block_on(remote.client.push_blob(&oref, config, id.as_str())).map_err(explain)?;
+        }
+        let media_type =
+            manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| image::OCI_MANIFEST.to_string());
+        let header = media_type.parse().map_err(|_| Error::Corrupt(format!("manifest media type {media_type:?}")))?;
+        remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
+        for d in sent
+            .iter()
+            .chain(manifest.layers().iter().filter_map(|l| image::digest_of(l).ok()).collect::<Vec<_>>().iter())
+        {
+            self.store.add_blob_source(d, &target.registry, &target.repository)?;
+        }
+        Ok(Digest::of(&manifest_bytes))
+    }
+}
+
+/// A blob reader as the byte stream an upload wants, read on a thread of its own.
+fn read_stream(
+    mut reader: Box<dyn Read + Send>,
+    digest: Digest,
+    progress: Arc<dyn Progress>,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, OciDistributionError>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, OciDistributionError>>(8);
+    std::thread::spawn(move || {
+        let mut sent = 0u64;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    sent += n as u64;
+                    progress.event(&digest, Event::Progress(sent));
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(OciDistributionError::IoError(e)));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+/// `login`: check the credentials against the registry, then store them.
+pub fn login(registry: &str, user: &str, password: &str, opts: &RegistryOptions) -> Result<()> {
+    install_crypto();
+    let rt = runtime()?;
+    let (https, verify) = transport(&rt, registry, opts);
+    let certs = ca_certificates(registry, opts.cert_dir.as_deref())?;
+    rt.block_on(async {
+        let mut b =
+            reqwest::Client::builder().tls_danger_accept_invalid_certs(!verify).timeout(Duration::from_secs(30));
+        for c in &certs {
+            let cert = reqwest::Certificate::from_pem(&c.data)
+                .map_err(|e| registry_error(registry, format!("CA certificate: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        let client = b.build().map_err(|e| registry_error(registry, e))?;
+        let base = format!("{}://{registry}/v2/", if https { "https" } else { "http" });
+        let resp =
+            client.get(&base).basic_auth(user, Some(password)).send().await.map_err(|e| registry_error(registry, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        if status.as_u16() == 401 && challenge.to_ascii_lowercase().starts_with("bearer") {
+            let param = |k: &str| {
+                challenge
+                    .split(|c| c == ',' || c == ' ')
+                    .find_map(|p| p.strip_prefix(&format!("{k}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_string())
+            };
+            let realm = param("realm").ok_or_else(|| registry_error(registry, "bearer challenge without a realm"))?;
+            let mut req = client.get(&realm).basic_auth(user, Some(password));
+            if let Some(s) = param("service") {
+                req = req.query(&[("service", s)]);
+            }
+            let tok = req.send().await.map_err(|e| registry_error(registry, e))?;
+            if tok.status().is_success() {
+                return Ok(());
+            }
+            return Err(registry_error(registry, format!("login failed: {} from the token service", tok.status())));
+        }
+        Err(registry_error(registry, format!("login failed: {status} (wrong user name or password?)")))
+    })?;
+    auth::store(registry, user, password)
+}
