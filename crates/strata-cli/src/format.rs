@@ -103,35 +103,6 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_match_docker() {
-        for (b, want) in [
-            (0, "0B"),
-            (512, "512B"),
-            (1234, "1.23kB"),
-            (4_260_000, "4.26MB"),
-            (1000, "1kB"),
-            (15_100_000, "15.1MB"),
-            (150_000_000, "150MB"),
-        ] {
-            assert_eq!(human_size(b), want, "{b}");
-        }
-    }
-
-    #[test]
-    fn ages_match_docker() {
-        assert_eq!(human_duration(0), "Less than a second ago");
-        assert_eq!(human_duration(30), "30 seconds ago");
-        assert_eq!(human_duration(90), "About a minute ago");
-        assert_eq!(human_duration(7200), "2 hours ago");
-        assert_eq!(human_duration(3 * 86400), "3 days ago");
-    }
-}
-
 /// Transfer progress: a bar per blob on a terminal, plain lines otherwise.
 pub(crate) struct TransferProgress {
     bars:
@@ -197,5 +168,34 @@ impl strata::registry::Progress for TransferProgress {
                 let _ = multi.println(format!("{short}: mounted from another repository"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_docker() {
+        for (b, want) in [
+            (0, "0B"),
+            (512, "512B"),
+            (1234, "1.23kB"),
+            (4_260_000, "4.26MB"),
+            (1000, "1kB"),
+            (15_100_000, "15.1MB"),
+            (150_000_000, "150MB"),
+        ] {
+            assert_eq!(human_size(b), want, "{b}");
+        }
+    }
+
+    #[test]
+    fn ages_match_docker() {
+        assert_eq!(human_duration(0), "Less than a second ago");
+        assert_eq!(human_duration(30), "30 seconds ago");
+        assert_eq!(human_duration(90), "About a minute ago");
+        assert_eq!(human_duration(7200), "2 hours ago");
+        assert_eq!(human_duration(3 * 86400), "3 days ago");
     }
 }

@@ -194,6 +194,13 @@ impl Engine {
         }
         let image_id = self.resolve_image(image_name)?;
         let (_, cfg) = self.config_of(&image_id)?;
+        let os = cfg.os().to_string();
+        if os != "linux" {
+            return Err(Error::invalid(format!(
+                "image {image_name} is for {os}/{}: strata runs linux images only",
+                cfg.architecture()
+            )));
+        }
         let ic = cfg.config().clone().unwrap_or_default();
         let mut mounts = Vec::new();
         for v in &o.volumes {

@@ -108,7 +108,16 @@ fn explain(reference: &str, registry: &str, e: OciDistributionError) -> Error {
                 text
             }
         }
-        _ => e.to_string(),
+        _ => {
+            let text = e.to_string();
+            if text.contains("401") || text.contains("403") {
+                format!("unauthorized: authentication required (run `strata login {registry}`): {text}")
+            } else if text.contains("404 Not Found") {
+                format!("not found: {text}")
+            } else {
+                text
+            }
+        }
     };
     if message.starts_with("not found")
         || message.starts_with("manifest unknown")
@@ -252,10 +261,7 @@ impl Remote {
     fn manifest(&self, r: &Reference, digest: Option<&Digest>) -> Result<(Vec<u8>, Digest)> {
         let oref = self.oci_ref(r, digest)?;
         let accept = [image::OCI_MANIFEST, image::OCI_INDEX, image::DOCKER_MANIFEST, image::DOCKER_MANIFEST_LIST];
-        let (bytes, _) = self
-            .rt
-            .block_on(self.client.pull_manifest_raw(&oref, &self.auth, &accept))
-            .map_err(|e| explain(&r.to_string(), &self.registry, e))?;
+        let (bytes, _) = self.retrying(r, || self.client.pull_manifest_raw(&oref, &self.auth, &accept))?;
         let actual = Digest::of(&bytes);
         if let Some(want) = digest.or(r.digest.as_ref()) {
             if want != &actual {
@@ -269,13 +275,36 @@ impl Remote {
         Ok((bytes.to_vec(), actual))
     }
 
+    /// Run a request, retrying with backoff on dropped connections, 5xx and 429.
+    fn retrying<T, F: std::future::Future<Output = std::result::Result<T, OciDistributionError>>>(
+        &self,
+        r: &Reference,
+        mut call: impl FnMut() -> F,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match self.rt.block_on(call()) {
+                Ok(v) => return Ok(v),
+                Err(e) if retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::info!("{r}: retrying after {e}");
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                }
+                Err(e) => return Err(explain(&r.to_string(), &self.registry, e)),
+            }
+        }
+    }
+
     fn blob_bytes(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
         let oref = self.oci_ref(r, None)?;
         let desc = OciDescriptor { digest: digest.to_string(), ..Default::default() };
-        let mut out: Vec<u8> = Vec::new();
-        self.rt
-            .block_on(self.client.pull_blob(&oref, &desc, &mut out))
-            .map_err(|e| explain(&r.to_string(), &self.registry, e))?;
+        let out = self.retrying(r, || {
+            let (client, oref, desc) = (self.client.clone(), oref.clone(), desc.clone());
+            async move {
+                let mut out: Vec<u8> = Vec::new();
+                client.pull_blob(&oref, &desc, &mut out).await.map(|_| out)
+            }
+        })?;
         if &Digest::of(&out) != digest {
             return Err(Error::DigestMismatch {
                 what: format!("blob of {r}"),
@@ -548,9 +577,9 @@ impl Engine {
                         }
                     }
                 }
-                progress.event(&d, Event::Started(Some(size as u64)));
+                progress.event(&d, Event::Started(Some(size)));
                 let stream = read_stream(reader, d.clone(), progress.clone());
-                client.push_blob_stream(&oref, stream, d.as_str(), Some(size as u64)).await.map_err(explain)?;
+                client.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await.map_err(explain)?;
                 progress.event(&d, Event::Done);
                 Ok(Some(d))
             }));
@@ -642,7 +671,7 @@ pub fn login(registry: &str, user: &str, password: &str, opts: &RegistryOptions)
         if status.as_u16() == 401 && challenge.to_ascii_lowercase().starts_with("bearer") {
             let param = |k: &str| {
                 challenge
-                    .split(|c| c == ',' || c == ' ')
+                    .split([',', ' '])
                     .find_map(|p| p.strip_prefix(&format!("{k}=\"")))
                     .map(|v| v.trim_end_matches('"').to_string())
             };

@@ -1,0 +1,671 @@
+//! Pull and push against a real registry (Debian's `docker-registry`,
+//! started on 127.0.0.1 by each test), with skopeo and podman as peers, a
+//! small proxy in front to count requests, corrupt bytes or drop
+//! connections, and TLS with htpasswd auth from certificates made here.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A docker-registry process with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+    tls: bool,
+}
+
+impl Registry {
+    fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// `extra` is YAML added under `http:`-level keys (auth, tls).
+    fn start_with(extra: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("reg-").tempdir_in(test_tmp()).unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let tls = extra.contains("tls:");
+        let (http_extra, top_extra): (String, String) = if tls {
+            let d = dir.path();
+            make_certs(d);
+            (
+                format!("  tls:\n    certificate: {}/server.crt\n    key: {}/server.key\n", d.display(), d.display()),
+                extra.replace("tls:", "").to_string(),
+            )
+        } else {
+            (String::new(), extra.to_string())
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}{top_extra}",
+            dir.path().display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (.ci/deps)");
+        let r = Registry { child, addr, dir, tls };
+        let t0 = Instant::now();
+        while TcpStream::connect(&r.addr).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Upload a blob with curl (monolithic); returns its digest.
+    fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        let f = self.dir.path().join("upload");
+        std::fs::write(&f, bytes).unwrap();
+        let loc = curl(&[
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("{}/v2/{repo}/blobs/uploads/", self.url()),
+        ]);
+        let loc = loc
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: ").or(l.strip_prefix("location: ")))
+            .unwrap()
+            .trim()
+            .to_string();
+        let loc = if loc.starts_with("http") { loc } else { format!("{}{loc}", self.url()) };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        curl(&[
+            "-sS",
+            "-f",
+            "-X",
+            "PUT",
+            "--data-binary",
+            &format!("@{}", f.display()),
+            "-H",
+            "Content-Type: application/octet-stream",
+            &format!("{loc}{sep}digest={digest}"),
+        ]);
+        digest
+    }
+
+    fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+        let f = self.dir.path().join("manifest");
+        std::fs::write(&f, bytes).unwrap();
+        curl(&[
+            "-sS",
+            "-f",
+            "-X",
+            "PUT",
+            "--data-binary",
+            &format!("@{}", f.display()),
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            &format!("{}/v2/{repo}/manifests/{reference}", self.url()),
+        ]);
+        format!("sha256:{}", sha256_hex(bytes))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl(args: &[&str]) -> String {
+    let o = Command::new("curl").args(args).output().expect("curl is installed (.ci/deps)");
+    assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(d: &Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(d).output().expect("openssl is installed");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=strata test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    std::fs::create_dir_all(d.join("cas")).unwrap();
+    std::fs::copy(d.join("ca.crt"), d.join("cas/ca.crt")).unwrap();
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Pass,
+    /// Flip a byte in every blob body.
+    Corrupt,
+    /// Send half of each blob's first response, then close.
+    DropFirst,
+    /// Pass, slowly (for kill tests).
+    Slow,
+}
+
+/// An HTTP/1.1 proxy in front of the registry: one request per connection.
+struct Proxy {
+    addr: String,
+    requests: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: &str, mode: Mode) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        let (up, reqs, st) = (upstream.to_string(), requests.clone(), stop.clone());
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let (up, reqs, dropped) = (up.clone(), reqs.clone(), dropped.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(c, &up, mode, &reqs, &dropped);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { addr, requests, stop }
+    }
+
+    /// GETs of blobs (not manifests) seen so far.
+    fn blob_gets(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, p, _)| m == "GET" && p.contains("/blobs/sha256:"))
+            .map(|(_, p, _)| p.clone())
+            .collect()
+    }
+
+    fn ranged(&self) -> usize {
+        self.requests.lock().unwrap().iter().filter(|(_, _, r)| r.is_some()).count()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    Ok(head)
+}
+
+fn serve(
+    mut c: TcpStream,
+    upstream: &str,
+    mode: Mode,
+    reqs: &Mutex<Vec<(String, String, Option<String>)>>,
+    dropped: &Mutex<HashMap<String, bool>>,
+) -> std::io::Result<()> {
+    let head = read_head(&mut c)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or("").to_string();
+    let mut parts = first.split(' ');
+    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    let mut len = 0usize;
+    let mut range = None;
+    let mut out_head = format!("{first}\r\n");
+    for l in lines.filter(|l| !l.is_empty()) {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("content-length:") {
+            len = l[15..].trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("range:") {
+            range = Some(l[6..].trim().to_string());
+        }
+        if lower.starts_with("connection:") || lower.starts_with("host:") {
+            continue;
+        }
+        out_head.push_str(l);
+        out_head.push_str("\r\n");
+    }
+    out_head.push_str(&format!("Host: {upstream}\r\nConnection: close\r\n\r\n"));
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body)?;
+    reqs.lock().unwrap().push((method.clone(), path.clone(), range));
+    let mut u = TcpStream::connect(upstream)?;
+    u.write_all(out_head.as_bytes())?;
+    u.write_all(&body)?;
+    let mut resp = Vec::new();
+    u.read_to_end(&mut resp)?;
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(resp.len());
+    let (rh, rb) = resp.split_at(split);
+    let is_blob = method == "GET" && path.contains("/blobs/sha256:") && rh.starts_with(b"HTTP/1.1 20");
+    match mode {
+        Mode::Corrupt if is_blob && !rb.is_empty() => {
+            let mut rb = rb.to_vec();
+            let i = rb.len() / 2;
+            rb[i] ^= 0xff;
+            c.write_all(rh)?;
+            c.write_all(&rb)?;
+        }
+        Mode::DropFirst if is_blob && rb.len() > 64 && !dropped.lock().unwrap().contains_key(&path) => {
+            dropped.lock().unwrap().insert(path.clone(), true);
+            c.write_all(rh)?;
+            c.write_all(&rb[..rb.len() / 2])?;
+            c.flush()?;
+            c.shutdown(std::net::Shutdown::Both)?;
+        }
+        Mode::Slow if is_blob => {
+            c.write_all(rh)?;
+            for chunk in rb.chunks(16 * 1024) {
+                c.write_all(chunk)?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        _ => {
+            c.write_all(rh)?;
+            c.write_all(rb)?;
+        }
+    }
+    Ok(())
+}
+
+/// An auth file of the test's own (REGISTRY_AUTH_FILE).
+fn with_auth(s: &Strata, c: &mut Command) {
+    c.env("REGISTRY_AUTH_FILE", s.path("auth.json"));
+}
+
+fn strata(s: &Strata, args: &[&str]) -> (i32, String, String) {
+    let mut c = s.command();
+    with_auth(s, &mut c);
+    let o = c.args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(s: &Strata, args: &[&str]) -> String {
+    let (code, out, err) = strata(s, args);
+    assert_eq!(code, 0, "strata {args:?}: {out} {err}");
+    out
+}
+
+/// A three-layer image in a docker-archive: busybox, a data layer, an app layer.
+fn three_layers(tag: &str, seed: u8) -> Vec<u8> {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+    let l2 = LayerTar::new().dir("data").file("data/blob.bin", &data).build();
+    let l3 = LayerTar::new().dir("app").file("app/hello", format!("hello {seed}\n").as_bytes()).build();
+    docker_archive(&[TestImage::new(tag, vec![busybox_layer(), l2, l3])])
+}
+
+fn skopeo_push(archive: &Path, dest: &str) {
+    let o = Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false", "--dest-compress"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{dest}"))
+        .output()
+        .expect("skopeo is installed (.ci/deps)");
+    assert!(o.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn pull_of_a_skopeo_push_matches_podman() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 3));
+    skopeo_push(&a, &format!("{}/interop/app:1", reg.addr));
+    let name = format!("{}/interop/app:1", reg.addr);
+    ok(&s, &["pull", &name]);
+    let p = Peer::new("podman");
+    p.ok(&["pull", "-q", "--tls-verify=false", &name]);
+    let podman_id = p.ok(&["inspect", "--format", "{{.Id}}", &name]).trim().to_string();
+    assert_eq!(s.image_id(&name), format!("sha256:{podman_id}"), "same image ID as podman's pull");
+    let m = p.ok(&["image", "mount", &name]);
+    let theirs = shape(&tree(Path::new(m.trim())));
+    p.ok(&["image", "unmount", &name]);
+    assert_eq!(shape(&s.image_tree(&name)), theirs, "same files as podman's pull");
+    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 3\n");
+    assert!(s.tmp_entries().is_empty());
+}
+
+#[test]
+fn push_is_pulled_back_with_the_same_manifest_digest() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 5));
+    ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
+    let dest = format!("{}/pushed/app:1", reg.addr);
+    let out = ok(&s, &["push", "-q", "app:1", &dest]);
+    let digest = out.trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{out}");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{dest}")])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert_eq!(format!("sha256:{}", sha256_hex(&raw.stdout)), digest, "skopeo reads the manifest strata pushed");
+    let p = Peer::new("podman");
+    p.ok(&["pull", "-q", "--tls-verify=false", &dest]);
+    let podman_digest = p.ok(&["inspect", "--format", "{{.Digest}}", &dest]).trim().to_string();
+    assert_eq!(podman_digest, digest);
+    assert_eq!(format!("sha256:{}", p.ok(&["inspect", "--format", "{{.Id}}", &dest]).trim()), s.image_id("app:1"));
+    // Pushing again sends no blob: the registry has them all.
+    let again = strata(&s, &["push", "app:1", &dest]);
+    assert!(again.2.lines().all(|l| l.contains("already exists")), "{}", again.2);
+    // Another repository on the same registry mounts the layers instead of uploading them.
+    let other = strata(&s, &["push", "app:1", &format!("{}/other/app:1", reg.addr)]);
+    assert!(other.2.contains("mounted from another repository"), "{}", other.2);
+}
+
+fn layer_blob(tar: Vec<u8>) -> (Vec<u8>, String) {
+    let d = format!("sha256:{}", sha256_hex(&tar));
+    (tar, d)
+}
+
+/// Push an image of one layer by hand; returns (manifest bytes, its digest).
+fn put_image(reg: &Registry, repo: &str, os: &str, arch: &str, marker: &str) -> (Vec<u8>, String) {
+    let (layer, diff_id) = layer_blob(LayerTar::new().file("marker", marker.as_bytes()).build());
+    let layer_digest = reg.put_blob(repo, &layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": os, "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["/bin/true"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let config_digest = reg.put_blob(repo, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let d = reg.put_manifest(repo, &format!("{os}-{arch}"), "application/vnd.oci.image.manifest.v1+json", &manifest);
+    (manifest, d)
+}
+
+#[test]
+fn an_index_resolves_to_the_host_platform_or_the_one_asked_for() {
+    let reg = Registry::start();
+    let repo = "multi/img";
+    let entries = [("linux", "amd64", "host"), ("linux", "arm64", "arm"), ("windows", "amd64", "windows")];
+    let mut manifests = Vec::new();
+    for (os, arch, marker) in entries {
+        let (m, d) = put_image(&reg, repo, os, arch, marker);
+        manifests.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d,
+            "size": m.len(), "platform": {"os": os, "architecture": arch}}));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}))
+    .unwrap();
+    reg.put_manifest(repo, "multi", "application/vnd.oci.image.index.v1+json", &index);
+    let s = Strata::new("overlay");
+    let name = format!("{}/{repo}:multi", reg.addr);
+    let marker = |s: &Strata| {
+        let t = s.image_tree(&name);
+        let n = t.get("marker").expect("marker file").clone();
+        n.data
+    };
+    ok(&s, &["pull", "-q", &name]);
+    assert_eq!(marker(&s), sha256_hex(b"host"), "the host's platform (linux/amd64)");
+    ok(&s, &["pull", "-q", "--platform", "linux/arm64", &name]);
+    assert_eq!(marker(&s), sha256_hex(b"arm"));
+    ok(&s, &["pull", "-q", "--platform", "windows/amd64", &name]);
+    assert_eq!(marker(&s), sha256_hex(b"windows"));
+    let insp: serde_json::Value = serde_json::from_str(&ok(&s, &["inspect", &name])).unwrap();
+    assert_eq!(insp[0]["Os"], "windows");
+    let (code, _, err) = strata(&s, &["run", "--rm", &name]);
+    assert_eq!(code, 125);
+    assert!(err.contains("windows"), "{err}");
+    let (code, _, err) = strata(&s, &["pull", "--platform", "linux/s390x", &name]);
+    assert_ne!(code, 0);
+    assert!(err.contains("linux/s390x"), "{err}");
+}
+
+#[test]
+fn a_second_image_on_the_same_base_downloads_only_its_new_layers() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
+    skopeo_push(&base, &format!("{}/shared/base:1", reg.addr));
+    let app = s.write("app.tar", &three_layers("app:1", 7));
+    skopeo_push(&app, &format!("{}/shared/app:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::Pass);
+    ok(&s, &["pull", "-q", &format!("{}/shared/base:1", proxy.addr)]);
+    let first = proxy.blob_gets().len();
+    assert_eq!(first, 2, "config and one layer: {:?}", proxy.blob_gets());
+    ok(&s, &["pull", "-q", &format!("{}/shared/app:1", proxy.addr)]);
+    let second: Vec<String> = proxy.blob_gets()[first..].to_vec();
+    assert_eq!(second.len(), 3, "config and the two new layers only: {second:?}");
+    // Pulling it again downloads nothing but the manifest.
+    ok(&s, &["pull", "-q", &format!("{}/shared/app:1", proxy.addr)]);
+    assert_eq!(proxy.blob_gets().len(), first + 3 + 1, "only the config again");
+}
+
+#[test]
+fn bytes_that_do_not_match_their_digest_are_rejected_and_nothing_is_stored() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 9));
+    skopeo_push(&a, &format!("{}/bad/app:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::Corrupt);
+    let before = s.state();
+    let (code, _, err) = strata(&s, &["pull", &format!("{}/bad/app:1", proxy.addr)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("sha256:") && (err.contains("digest") || err.contains("mismatch")), "{err}");
+    assert_eq!(s.state(), before, "the store is as it was");
+    assert!(s.tmp_entries().is_empty());
+}
+
+#[test]
+fn a_dropped_connection_is_retried_and_the_pull_completes() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 11));
+    skopeo_push(&a, &format!("{}/flaky/app:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::DropFirst);
+    let name = format!("{}/flaky/app:1", proxy.addr);
+    let (code, _, err) = strata(&s, &["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("retrying"), "{err}");
+    assert!(proxy.ranged() > 0, "the retry resumed with a Range request");
+    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 11\n");
+}
+
+#[test]
+fn tls_and_basic_auth_work_after_login_and_fail_clearly_without() {
+    let reg = Registry::start_with("tls:\nauth:\n  htpasswd:\n    realm: strata-test\n    path: HTPASSWD\n");
+    let htpasswd =
+        Command::new("htpasswd").args(["-Bbn", "tester", "s3cret"]).output().expect("htpasswd (apache2-utils)");
+    let hp = reg.dir.path().join("htpasswd");
+    std::fs::write(&hp, &htpasswd.stdout).unwrap();
+    // The registry read its config at start: restart it with the htpasswd path filled in.
+    let cfg = reg.dir.path().join("config.yml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("HTPASSWD", hp.to_str().unwrap());
+    std::fs::write(&cfg, text).unwrap();
+    let mut reg = reg;
+    let _ = reg.child.kill();
+    let _ = reg.child.wait();
+    reg.child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while TcpStream::connect(&reg.addr).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cas = reg.dir.path().join("cas");
+    let cas = cas.to_str().unwrap();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 13));
+    ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
+    let dest = format!("{}/private/app:1", reg.addr);
+    // Without credentials: a clear refusal naming the reference and what to do.
+    let (code, _, err) = strata(&s, &["push", "--tls-verify=true", "--cert-dir", cas, "app:1", &dest]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&dest) && err.contains("unauthorized") && err.contains("strata login"), "{err}");
+    // A wrong password is refused by login, and nothing is stored.
+    let mut c = s.command();
+    with_auth(&s, &mut c);
+    let mut child = c
+        .args(["login", "-u", "tester", "--password-stdin", "--tls-verify=true", "--cert-dir", cas, &reg.addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert!(!s.path("auth.json").exists());
+    // Verified TLS without the CA fails on the certificate.
+    let (code, _, err) = strata(&s, &["login", "-u", "tester", "-p", "s3cret", "--tls-verify=true", &reg.addr]);
+    assert_ne!(code, 0);
+    assert!(
+        err.to_ascii_lowercase().contains("certificate")
+            || err.contains("tls")
+            || err.contains("error sending request"),
+        "{err}"
+    );
+    ok(&s, &["login", "-u", "tester", "-p", "s3cret", "--tls-verify=true", "--cert-dir", cas, &reg.addr]);
+    let auth: serde_json::Value = serde_json::from_slice(&std::fs::read(s.path("auth.json")).unwrap()).unwrap();
+    assert!(auth["auths"][&reg.addr]["auth"].is_string(), "{auth}");
+    ok(&s, &["push", "-q", "--tls-verify=true", "--cert-dir", cas, "app:1", &dest]);
+    let t = Strata::new("overlay");
+    std::fs::copy(s.path("auth.json"), t.path("auth.json")).unwrap();
+    ok(&t, &["pull", "-q", "--tls-verify=true", "--cert-dir", cas, &dest]);
+    assert_eq!(t.image_id(&dest), s.image_id("app:1"));
+    // The loopback default: TLS is used (unverified, as Docker does for 127.0.0.0/8).
+    let u = Strata::new("overlay");
+    std::fs::copy(s.path("auth.json"), u.path("auth.json")).unwrap();
+    ok(&u, &["pull", "-q", &dest]);
+    ok(&s, &["logout", &reg.addr]);
+    let (code, _, err) = strata(&u, &["logout", "nowhere.example:5000"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn a_pull_killed_at_several_points_leaves_a_consistent_store_and_the_next_completes() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let big: Vec<Vec<u8>> = (0..4u32)
+        .map(|i| {
+            let data: Vec<u8> =
+                (0..600_000u32).map(|j| (j.wrapping_mul(2654435761).wrapping_add(i) >> 13) as u8).collect();
+            LayerTar::new().dir(&format!("l{i}")).file(&format!("l{i}/data"), &data).build()
+        })
+        .collect();
+    let a = s.write("big.tar", &docker_archive(&[TestImage::new("big:1", big)]));
+    skopeo_push(&a, &format!("{}/big/img:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::Slow);
+    let name = format!("{}/big/img:1", proxy.addr);
+    for wait_ms in [150u64, 500, 900] {
+        let mut c = s.command();
+        with_auth(&s, &mut c);
+        let mut child = c
+            .args(["pull", "-q", "--max-concurrent-downloads", "2", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The next command sweeps; no partial layer or image is visible.
+        let images = ok(&s, &["images", "-q"]);
+        assert!(images.trim().is_empty() || images.lines().count() == 1, "{images}");
+        for l in s.layer_dirs() {
+            assert!(s.root().join("layers").join(&l).join("diff").is_dir(), "layer {l} without its tree");
+        }
+        assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+    }
+    let before = proxy.blob_gets().len();
+    let done = s.layer_dirs().len();
+    ok(&s, &["pull", "-q", &name]);
+    let fetched = proxy.blob_gets().len() - before;
+    assert!(fetched <= 1 + 4 - done, "finished layers are not downloaded again ({done} done, {fetched} fetched)");
+    assert_eq!(s.image_id(&name).len(), 71);
+    let t = s.image_tree(&name);
+    assert!(t.contains_key("l3/data"));
+}
