@@ -726,9 +726,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
-    if a.pull {
-        bail!("--pull: pulling images is not available yet; load or import the base image instead");
-    }
     let context = if a.context == "-" {
         strata::build::ContextSource::Stream(Box::new(io::stdin()))
     } else {
@@ -744,6 +741,8 @@ fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
         quiet: a.quiet,
         platform: a.platform,
         labels: a.label,
+        pull: a.pull,
+        progress: progress(a.quiet),
     };
     let mut out = io::stdout();
     match engine.build(&mut opts, &mut out) {

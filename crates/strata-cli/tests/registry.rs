@@ -669,3 +669,36 @@ fn a_pull_killed_at_several_points_leaves_a_consistent_store_and_the_next_comple
     let t = s.image_tree(&name);
     assert!(t.contains_key("l3/data"));
 }
+
+#[test]
+fn build_pulls_its_base_and_adds_files_from_urls() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
+    skopeo_push(&base, &format!("{}/lib/busybox:1", reg.addr));
+    // Any blob the registry serves is a file at a URL.
+    let payload = b"fetched over http\n".to_vec();
+    let digest = reg.put_blob("lib/files", &payload);
+    let url = format!("{}/v2/lib/files/blobs/{digest}", reg.url());
+    let ctx = s.path("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/lib/busybox:1\nADD {url} /fetched.txt\nADD {url} /dir/\nRUN cat /fetched.txt\n", reg.addr),
+    )
+    .unwrap();
+    let (code, out, err) = strata(&s, &["build", "-t", "from-registry:1", ctx.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("fetched over http"), "{out}");
+    assert_eq!(
+        ok(&s, &["run", "--rm", "from-registry:1", "cat", "/fetched.txt", &format!("/dir/{digest}")]),
+        "fetched over http\nfetched over http\n"
+    );
+    let t = s.image_tree("from-registry:1");
+    assert_eq!(t["fetched.txt"].mode, 0o600, "downloaded files are 600 as Docker makes them");
+    // The base came from the registry and is now a local image too.
+    assert!(ok(&s, &["images"]).contains(&format!("{}/lib/busybox", reg.addr)));
+    // Unchanged URL content: the ADD steps are cached.
+    let (_, again, _) = strata(&s, &["build", "-t", "from-registry:1", ctx.to_str().unwrap()]);
+    assert_eq!(again.matches("CACHED").count(), 3, "{again}");
+}

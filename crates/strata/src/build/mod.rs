@@ -77,6 +77,10 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `--label K=V`.
     pub labels: Vec<String>,
+    /// `--pull`: pull base images even when they are in the store.
+    pub pull: bool,
+    /// Where pulls of base images report progress.
+    pub progress: std::sync::Arc<dyn crate::registry::Progress>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -268,6 +272,9 @@ struct Builder<'a> {
     step: usize,
     total: usize,
     epoch: Option<i64>,
+    /// `ADD URL` sources, downloaded once per build (to key the cache by their content).
+    downloads: HashMap<String, PathBuf>,
+    download_dir: Option<TempDir>,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -421,15 +428,17 @@ impl<'a> Builder<'a> {
                 "config": {"Env": [spec::DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]) }, Vec::new()));
         }
-        let id = self.engine.resolve_image(&name).map_err(|e| match e.kind() {
-            crate::ErrorKind::NotFound => self.err(
-                line,
-                format!(
-                    "FROM {name}: image not found in the store (load or import it first; pulling is not available yet)"
-                ),
-            ),
-            _ => e,
-        })?;
+        let local = if self.opts.pull { None } else { self.engine.resolve_image(&name).ok() };
+        let id = match local {
+            Some(id) => id,
+            None => {
+                let platform = s.from.value.platform.clone().or_else(|| self.opts.platform.clone());
+                let opts = crate::registry::PullOptions { platform, registry: Default::default() };
+                self.engine
+                    .pull_inner(&name, &opts, self.opts.progress.clone())
+                    .map_err(|e| self.err(line, format!("FROM {name}: not in the store, and pulling it failed: {e}")))?
+            }
+        };
         let (mut config, _) = self.engine.config_of(&id)?;
         let layers = self.engine.store.image_layers(&id)?;
         let onbuild: Vec<String> = serde_json::from_value(config["config"]["OnBuild"].clone()).unwrap_or_default();
@@ -709,6 +718,17 @@ impl<'a> Builder<'a> {
                         Source::Path(p) => {
                             let p = words::expand(p, vars, esc).map_err(|e| self.err(st.line, e))?;
                             if is_url(&p) {
+                                if !matches!(st.value, Instruction::Add(_)) {
+                                    return Err(
+                                        self.err(st.line, format!("COPY {p}: COPY does not take URLs (ADD does)"))
+                                    );
+                                }
+                                let file = self.download(&p, st.line)?;
+                                h.update(format!("url {p}\n").as_bytes());
+                                let (d, _) = crate::digest::HashingReader::new(File::open(&file).at(&file)?)
+                                    .drain_finish()
+                                    .at(&file)?;
+                                h.update(d.as_str().as_bytes());
                                 continue;
                             }
                             match &from {
@@ -965,6 +985,21 @@ impl<'a> Builder<'a> {
         Ok((layer, created_by))
     }
 
+    /// An `ADD URL` source, downloaded once per build.
+    fn download(&mut self, url: &str, line: usize) -> Result<PathBuf> {
+        if let Some(p) = self.downloads.get(url) {
+            return Ok(p.clone());
+        }
+        if self.download_dir.is_none() {
+            self.download_dir = Some(TempDir::new(&self.engine.tmp, "build-download")?);
+        }
+        let dir = self.download_dir.as_ref().expect("made above").path();
+        let file = dir.join(format!("{}", self.downloads.len()));
+        crate::registry::download(url, &file).map_err(|e| self.err(line, format!("ADD {url}: {e}")))?;
+        self.downloads.insert(url.to_string(), file.clone());
+        Ok(file)
+    }
+
     fn cache_dir(&self, m: &RunMount, target: &str) -> Result<PathBuf> {
         let id = m.id.clone().unwrap_or_else(|| target.to_string());
         let dir = self.engine.root.join("build-mounts").join(&Digest::of(id.as_bytes()).hex()[..32]);
@@ -1014,12 +1049,14 @@ impl<'a> Builder<'a> {
         // Sources, resolved before anything is written.
         let mut files: Vec<String> = Vec::new();
         let mut heredocs: Vec<String> = Vec::new();
+        let mut urls: Vec<(String, PathBuf)> = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Path(p) => {
                     let p = words::expand(p, vars, esc).map_err(|e| self.err(line, e))?;
                     if is_url(&p) {
-                        return Err(self.err(line, format!("{what} {p}: sources from URLs are not supported yet")));
+                        urls.push((p.clone(), self.download(&p, line)?));
+                        continue;
                     }
                     files.extend(root.resolve(&p).map_err(|e| self.err(line, format!("{what} failed: {e}")))?);
                 }
@@ -1030,7 +1067,7 @@ impl<'a> Builder<'a> {
                 }),
             }
         }
-        let many = files.len() + heredocs.len() > 1;
+        let many = files.len() + heredocs.len() + urls.len() > 1;
         let dir_form = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
         if many && !dir_form {
             return Err(self.err(
@@ -1080,6 +1117,26 @@ impl<'a> Builder<'a> {
                 dest.clone()
             };
             root.copy(rel, &rootfs, &target, mode)?;
+        }
+        for (url, file) in &urls {
+            // As Docker: a downloaded file is not unpacked, and gets mode 600 unless --chmod says otherwise.
+            let name = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or(url)
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("download");
+            let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
+            let host = resolve_for_write(&rootfs, &target)?;
+            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
+            fs::copy(file, &host).at(&host)?;
+            let (uid, gid) = chown.unwrap_or((0, 0));
+            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                .at(&host)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o600))).at(&host)?;
         }
         for body in &heredocs {
             let host = resolve_for_write(&rootfs, &dest)?;
@@ -1319,6 +1376,8 @@ impl Engine {
             step: 0,
             total: 0,
             epoch,
+            downloads: HashMap::new(),
+            download_dir: None,
         };
         let result = b.run();
         let unused: Vec<String> = b

@@ -459,7 +459,9 @@ impl Engine {
         r
     }
 
-    fn pull_inner(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
+    /// [`Engine::pull`] without the rollback (whose sweep would take a running
+    /// build's own temp files): a build's base image.
+    pub(crate) fn pull_inner(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = Reference::parse(name)?;
         let shown = r.to_string();
         let want = match &opts.platform {
@@ -643,6 +645,40 @@ fn read_stream(
         }
     });
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+/// Download `url` (http or https, with the system's roots and proxy
+/// settings) to the file `to`, with retries; for `ADD URL`.
+pub fn download(url: &str, to: &Path) -> Result<()> {
+    install_crypto();
+    let rt = runtime()?;
+    let fail = |e: &dyn std::fmt::Display| registry_error(url, e.to_string());
+    let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().map_err(|e| fail(&e))?;
+    let mut attempt = 0;
+    loop {
+        let result: std::result::Result<(), String> = rt.block_on(async {
+            let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(format!("HTTP {status}"));
+            }
+            let mut f = std::fs::File::create(to).map_err(|e| e.to_string())?;
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                std::io::Write::write_all(&mut f, &chunk).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < RETRIES && !e.starts_with("HTTP 4") => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+            }
+            Err(e) => return Err(fail(&e)),
+        }
+    }
 }
 
 /// `login`: check the credentials against the registry, then store them.
