@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Registry benchmark (docs/BENCHMARKS.md), one go on one machine, against a
+# docker-registry on 127.0.0.1:
+#   pull of a ~150 MB (uncompressed), 4-layer gzip image, fresh store each run:
+#     strata pull vs podman pull vs the plain lower bound (every layer in
+#     parallel: curl BLOB | gzip -d | tar -x)
+#   push of the same image to an empty registry: strata push vs podman push
+# Interleaved runs, `sync` before each, median of RUNS. Needs docker-registry,
+# skopeo, podman, curl, python3; root; `cargo build --release` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${BENCH_DIR:-/var/tmp/strata-bench}
+RUNS=${RUNS:-5}
+PORT=${PORT:-5999}
+R=127.0.0.1:$PORT
+S="$PWD/target/release/strata"
+P="podman --root $B/rp --runroot /tmp/rpx --storage-driver overlay"
+[ -f "$B/image.tar" ] || python3 bench/make-image.py "$B" >/dev/null
+reg_pid=
+start_registry() {
+  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null || true
+  rm -rf "$B/registry-data"
+  cat > "$B/registry.yml" <<EOF
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $B/registry-data}}
+http: {addr: $R}
+EOF
+  docker-registry serve "$B/registry.yml" >/dev/null 2>&1 &
+  reg_pid=$!
+  until curl -sf "http://$R/v2/" >/dev/null; do sleep 0.1; done
+}
+trap '[ -n "$reg_pid" ] && kill $reg_pid' EXIT
+start_registry
+skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/image.tar" "docker://$R/bench/image:1"
+clean_podman() { $P system reset -f >/dev/null 2>&1 || true; rm -rf "$B/rp" /tmp/rpx; }
+export -f clean_podman; export P B
+
+# The plain lower bound: fetch every layer blob in parallel, decompress and unpack it into its own directory.
+manifest=$(curl -sf -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$R/v2/bench/image/manifests/1")
+layers=$(echo "$manifest" | python3 -c 'import json,sys; print(" ".join(l["digest"] for l in json.load(sys.stdin)["layers"]))')
+cat > "$B/plain-pull.sh" <<EOF
+#!/usr/bin/env bash
+set -e
+rm -rf $B/plain; mkdir -p $B/plain
+for d in $layers; do
+  ( mkdir -p $B/plain/\$d && curl -sf http://$R/v2/bench/image/blobs/\$d | gzip -d | tar -x -C $B/plain/\$d ) &
+done
+wait
+EOF
+chmod +x "$B/plain-pull.sh"
+
+time_cmd() { bash -c "$1" >/dev/null 2>&1; sync; local t0 t1; t0=$(date +%s.%N); bash -c "$2" >/dev/null 2>&1 || { echo "failed: $2" >&2; exit 1; }; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+m() { printf '%s\n' "$@" | median; }
+
+a=(); b=(); c=()
+for _ in $(seq "$RUNS"); do
+  a+=("$(time_cmd "rm -rf $B/rs" "$S --root $B/rs pull -q $R/bench/image:1")")
+  b+=("$(time_cmd "clean_podman" "$P pull -q --tls-verify=false $R/bench/image:1")")
+  c+=("$(time_cmd "rm -rf $B/plain" "$B/plain-pull.sh")")
+done
+ma=$(m "${a[@]}"); mb=$(m "${b[@]}"); mc=$(m "${c[@]}")
+
+# Push: both stores hold the pulled image; each run goes to a fresh, empty registry.
+rm -rf "$B/rs"; $S --root "$B/rs" pull -q "$R/bench/image:1" >/dev/null
+clean_podman; $P pull -q --tls-verify=false "$R/bench/image:1" >/dev/null
+d=(); e=()
+for i in $(seq "$RUNS"); do
+  start_registry
+  d+=("$(time_cmd "true" "$S --root $B/rs push -q $R/bench/image:1 $R/bench/pushed:$i")")
+  start_registry
+  e+=("$(time_cmd "true" "$P push -q --tls-verify=false $R/bench/image:1 $R/bench/pushed:$i")")
+done
+md=$(m "${d[@]}"); me=$(m "${e[@]}")
+echo "| registry (median of $RUNS) | strata | peer | peer / strata |"
+echo "|---|---|---|---|"
+printf '| pull, fresh store (vs podman pull) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)"
+printf '| pull, fresh store (vs curl \\| gzip -d \\| tar -x, layers in parallel) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mc" "$(echo "$mc / $ma" | bc -l)"
+printf '| push to an empty registry (vs podman push) | %.2f s | %.2f s | %.2fx |\n' "$md" "$me" "$(echo "$me / $md" | bc -l)"
