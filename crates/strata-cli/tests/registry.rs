@@ -30,29 +30,25 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
-        Self::start_with("")
+        Self::start_with(false, None)
     }
 
-    /// `extra` is YAML added under `http:`-level keys (auth, tls).
-    fn start_with(extra: &str) -> Self {
+    /// With `tls`, certificates made by [`make_certs`]; with `htpasswd`, basic auth.
+    fn start_with(tls: bool, htpasswd: Option<&[u8]>) -> Self {
         let dir = tempfile::Builder::new().prefix("reg-").tempdir_in(test_tmp()).unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let tls = extra.contains("tls:");
-        let (http_extra, top_extra): (String, String) = if tls {
-            let d = dir.path();
-            make_certs(d);
-            (
-                format!("  tls:\n    certificate: {}/server.crt\n    key: {}/server.key\n", d.display(), d.display()),
-                extra.replace("tls:", "").to_string(),
-            )
-        } else {
-            (String::new(), extra.to_string())
-        };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}{top_extra}",
-            dir.path().display()
+        let d = dir.path().display().to_string();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n"
         );
+        if tls {
+            make_certs(dir.path());
+            config.push_str(&format!("  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n"));
+        }
+        if let Some(h) = htpasswd {
+            std::fs::write(dir.path().join("htpasswd"), h).unwrap();
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: strata-test\n    path: {d}/htpasswd\n"));
+        }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
         let child = Command::new("docker-registry")
@@ -75,11 +71,18 @@ impl Registry {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
+    /// PUT `bytes` to `url` with curl.
+    fn put(&self, url: &str, bytes: &[u8], content_type: &str) {
+        let f = self.dir.path().join("put-body");
+        std::fs::write(&f, bytes).unwrap();
+        let body = format!("@{}", f.display());
+        let ct = format!("Content-Type: {content_type}");
+        curl(&["-sS", "-f", "-X", "PUT", "--data-binary", &body, "-H", &ct, url]);
+    }
+
     /// Upload a blob with curl (monolithic); returns its digest.
     fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", sha256_hex(bytes));
-        let f = self.dir.path().join("upload");
-        std::fs::write(&f, bytes).unwrap();
         let loc = curl(&[
             "-sS",
             "-D",
@@ -98,34 +101,12 @@ impl Registry {
             .to_string();
         let loc = if loc.starts_with("http") { loc } else { format!("{}{loc}", self.url()) };
         let sep = if loc.contains('?') { '&' } else { '?' };
-        curl(&[
-            "-sS",
-            "-f",
-            "-X",
-            "PUT",
-            "--data-binary",
-            &format!("@{}", f.display()),
-            "-H",
-            "Content-Type: application/octet-stream",
-            &format!("{loc}{sep}digest={digest}"),
-        ]);
+        self.put(&format!("{loc}{sep}digest={digest}"), bytes, "application/octet-stream");
         digest
     }
 
     fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
-        let f = self.dir.path().join("manifest");
-        std::fs::write(&f, bytes).unwrap();
-        curl(&[
-            "-sS",
-            "-f",
-            "-X",
-            "PUT",
-            "--data-binary",
-            &format!("@{}", f.display()),
-            "-H",
-            &format!("Content-Type: {media_type}"),
-            &format!("{}/v2/{repo}/manifests/{reference}", self.url()),
-        ]);
+        self.put(&format!("{}/v2/{repo}/manifests/{reference}", self.url()), bytes, media_type);
         format!("sha256:{}", sha256_hex(bytes))
     }
 }
@@ -551,30 +532,9 @@ fn a_dropped_connection_is_retried_and_the_pull_completes() {
 
 #[test]
 fn tls_and_basic_auth_work_after_login_and_fail_clearly_without() {
-    let reg = Registry::start_with("tls:\nauth:\n  htpasswd:\n    realm: strata-test\n    path: HTPASSWD\n");
     let htpasswd =
         Command::new("htpasswd").args(["-Bbn", "tester", "s3cret"]).output().expect("htpasswd (apache2-utils)");
-    let hp = reg.dir.path().join("htpasswd");
-    std::fs::write(&hp, &htpasswd.stdout).unwrap();
-    // The registry read its config at start: restart it with the htpasswd path filled in.
-    let cfg = reg.dir.path().join("config.yml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("HTPASSWD", hp.to_str().unwrap());
-    std::fs::write(&cfg, text).unwrap();
-    let mut reg = reg;
-    let _ = reg.child.kill();
-    let _ = reg.child.wait();
-    reg.child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(&reg.addr).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let reg = Registry::start_with(true, Some(&htpasswd.stdout));
     let cas = reg.dir.path().join("cas");
     let cas = cas.to_str().unwrap();
     let s = Strata::new("overlay");
