@@ -188,12 +188,17 @@ enum Mode {
     DropFirst,
     /// Pass, slowly (for kill tests).
     Slow,
+    /// Answer the first request for each path with 503, or 429 for blobs.
+    BusyFirst,
 }
+
+/// Requests a proxy saw: method, path, Range header.
+type Seen = Mutex<Vec<(String, String, Option<String>)>>;
 
 /// An HTTP/1.1 proxy in front of the registry: one request per connection.
 struct Proxy {
     addr: String,
-    requests: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    requests: Arc<Seen>,
     stop: Arc<AtomicBool>,
 }
 
@@ -260,7 +265,7 @@ fn serve(
     mut c: TcpStream,
     upstream: &str,
     mode: Mode,
-    reqs: &Mutex<Vec<(String, String, Option<String>)>>,
+    reqs: &Seen,
     dropped: &Mutex<HashMap<String, bool>>,
 ) -> std::io::Result<()> {
     let head = read_head(&mut c)?;
@@ -290,6 +295,11 @@ fn serve(
     let mut body = vec![0u8; len];
     c.read_exact(&mut body)?;
     reqs.lock().unwrap().push((method.clone(), path.clone(), range));
+    if mode == Mode::BusyFirst && dropped.lock().unwrap().insert(format!("{method} {path}"), true).is_none() {
+        let status = if path.contains("/blobs/") { "429 Too Many Requests" } else { "503 Service Unavailable" };
+        c.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())?;
+        return Ok(());
+    }
     let mut u = TcpStream::connect(upstream)?;
     u.write_all(out_head.as_bytes())?;
     u.write_all(&body)?;
@@ -528,6 +538,22 @@ fn a_dropped_connection_is_retried_and_the_pull_completes() {
     assert!(err.contains("retrying"), "{err}");
     assert!(proxy.ranged() > 0, "the retry resumed with a Range request");
     assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 11\n");
+}
+
+#[test]
+fn busy_answers_are_retried_with_backoff() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 17));
+    skopeo_push(&a, &format!("{}/busy/app:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::BusyFirst);
+    let name = format!("{}/busy/app:1", proxy.addr);
+    let (code, _, err) = strata(&s, &["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    let reqs = proxy.requests.lock().unwrap().clone();
+    let manifest_gets = reqs.iter().filter(|(m, p, _)| m == "GET" && p.contains("/manifests/")).count();
+    assert!(manifest_gets >= 2, "the manifest was asked for again after a 503: {reqs:?}");
+    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 17\n");
 }
 
 #[test]
