@@ -278,7 +278,43 @@ fn context_from_stdin(driver: &str) {
     assert!(s.tmp_entries().is_empty());
 }
 
+fn globs_bind_mounts_shell_and_onbuild(driver: &str) {
+    let (s, ctx) = setup(driver);
+    put(&ctx, "src/a.txt", "a\n");
+    put(&ctx, "src/b.txt", "b\n");
+    put(&ctx, "src/c.md", "c\n");
+    put(&ctx, "data/input", "from a bind mount\n");
+    put(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nCOPY src/*.txt /globbed/\n\
+         RUN --mount=type=bind,source=data,target=/mnt cat /mnt/input > /copied\n\
+         SHELL [\"/bin/sh\", \"-c\", \"echo shell-form-ran > /shell; exec \\\"$@\\\"\", \"sh\"]\n\
+         RUN true\nSHELL [\"/bin/sh\", \"-c\"]\n\
+         HEALTHCHECK --interval=30s --retries=2 CMD [\"true\"]\nSTOPSIGNAL SIGINT\n\
+         ONBUILD RUN echo triggered > /onbuild\n",
+    );
+    build(&s, &ctx, &["-t", "g:1"]);
+    assert_eq!(s.ok(&["run", "--rm", "g:1", "ls", "/globbed"]), "a.txt\nb.txt\n");
+    assert_eq!(s.ok(&["run", "--rm", "g:1", "cat", "/copied", "/shell"]), "from a bind mount\nshell-form-ran\n");
+    let t = s.image_tree("g:1");
+    assert!(!t.keys().any(|k| k.starts_with("mnt/")), "the bind mount's files stay out of the image");
+    let cfg = inspect(&s, "g:1")["Config"].clone();
+    assert_eq!(cfg["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(cfg["Healthcheck"]["Interval"], 30_000_000_000u64);
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert_eq!(cfg["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild"]));
+    // ONBUILD triggers run in a build FROM the image, and are not inherited further.
+    let child = s.path("child");
+    fs::create_dir(&child).unwrap();
+    put(&child, "Dockerfile", "FROM g:1\nRUN cat /onbuild\n");
+    let out = build(&s, &child, &["-t", "g:2"]);
+    assert!(out.contains("triggered"), "{out}");
+    assert!(inspect(&s, "g:2")["Config"]["OnBuild"].is_null());
+}
+
 both_drivers!(
+    globs_bind_mounts_shell_and_onbuild,
     from_copy_run_cmd,
     cache_hits_and_misses,
     multi_stage_target_and_ignore,
