@@ -1,0 +1,189 @@
+//! COPY and ADD: sources from the context, another stage or image, heredocs
+//! and (ADD) URLs and local archives, written into a snapshot of the stage
+//! with Docker's destination rules, owners and modes.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::context::{self, resolve_for_write, CopyMode, SourceRoot};
+use super::dockerfile::{self, Instruction, Located, Source};
+use super::snapshot::Snapshot;
+use super::words::{self, Vars};
+use super::{archive_kind, is_url, Builder, Ignore, State};
+use crate::container::spec;
+use crate::error::{Error, IoContext, Result};
+use crate::store::LayerRecord;
+use crate::tmp::TempDir;
+
+impl Builder<'_> {
+    pub(super) fn copy_step(
+        &mut self,
+        stage: usize,
+        state: &State,
+        c: &dockerfile::Copy,
+        vars: &Vars,
+        st: &Located<Instruction>,
+        add: bool,
+    ) -> Result<LayerRecord> {
+        let line = st.line;
+        let esc = self.df.escape;
+        let what = if add { "ADD" } else { "COPY" };
+        let dest_raw = words::expand(&c.dest, vars, esc).map_err(|e| self.err(line, e))?;
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{dest_raw}", state.workdir().trim_end_matches('/'))
+        };
+        let from = c.from.as_ref().map(|f| words::expand(f, vars, esc).map_err(|e| self.err(line, e))).transpose()?;
+        let view = from.as_ref().map(|f| self.view(f, stage, line)).transpose()?;
+        let root = match &view {
+            Some(v) => SourceRoot { root: v.target.clone(), ignore: Ignore::default(), keep_owner: true },
+            None => self.context.clone(),
+        };
+        // Sources, resolved before anything is written.
+        let mut files: Vec<String> = Vec::new();
+        let mut heredocs: Vec<String> = Vec::new();
+        let mut urls: Vec<(String, PathBuf)> = Vec::new();
+        for s in &c.sources {
+            match s {
+                Source::Path(p) => {
+                    let p = words::expand(p, vars, esc).map_err(|e| self.err(line, e))?;
+                    if is_url(&p) {
+                        urls.push((p.clone(), self.download(&p, line)?));
+                        continue;
+                    }
+                    files.extend(root.resolve(&p).map_err(|e| self.err(line, format!("{what} failed: {e}")))?);
+                }
+                Source::Heredoc(hd) => heredocs.push(if hd.expand {
+                    words::expand_heredoc(&hd.body, vars).map_err(|e| self.err(line, e))?
+                } else {
+                    hd.body.clone()
+                }),
+            }
+        }
+        let many = files.len() + heredocs.len() + urls.len() > 1;
+        let dir_form = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        if many && !dir_form {
+            return Err(self.err(
+                line,
+                format!("{what} with more than one source file: the destination must be a directory and end with a /"),
+            ));
+        }
+        if !heredocs.is_empty() && dir_form {
+            return Err(self.err(line, format!("{what} <<heredoc: give a file path as the destination")));
+        }
+        let snap = Snapshot::new(self.engine, state, &[])?;
+        let rootfs = snap.rootfs();
+        let chown = c
+            .chown
+            .as_ref()
+            .map(|u| {
+                let u = words::expand(u, vars, esc).map_err(|e| self.err(line, e))?;
+                match u.split_once(':') {
+                    None => match u.parse::<u32>() {
+                        Ok(n) => Ok((n, n)),
+                        Err(_) => {
+                            spec::resolve_user(&u, &rootfs).map(|x| (x.uid, x.gid)).map_err(|e| self.err(line, e))
+                        }
+                    },
+                    Some(_) => spec::resolve_user(&u, &rootfs).map(|x| (x.uid, x.gid)).map_err(|e| self.err(line, e)),
+                }
+            })
+            .transpose()?;
+        let mode = CopyMode { chown, chmod: c.chmod };
+        let dest_is_dir = dir_form || many || resolve_for_write(&rootfs, &dest).map(|p| p.is_dir()).unwrap_or(false);
+        for rel in &files {
+            let src = root.root.join(rel);
+            let md = fs::symlink_metadata(&src).at(&src)?;
+            if add && md.is_file() {
+                if let Some(kind) = archive_kind(&src)? {
+                    self.extract(&src, kind, &rootfs, &dest, mode)
+                        .map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
+                    continue;
+                }
+            }
+            let target = if md.is_dir() {
+                dest.clone()
+            } else if dest_is_dir {
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                format!("{}/{name}", dest.trim_end_matches('/'))
+            } else {
+                dest.clone()
+            };
+            root.copy(rel, &rootfs, &target, mode)?;
+        }
+        for (url, file) in &urls {
+            // As Docker: a downloaded file is not unpacked, and gets mode 600 unless --chmod says otherwise.
+            let name = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or(url)
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("download");
+            let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
+            let host = resolve_for_write(&rootfs, &target)?;
+            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
+            fs::copy(file, &host).at(&host)?;
+            let (uid, gid) = chown.unwrap_or((0, 0));
+            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                .at(&host)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o600))).at(&host)?;
+        }
+        for body in &heredocs {
+            let host = resolve_for_write(&rootfs, &dest)?;
+            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
+            if host.is_dir() {
+                return Err(self.err(line, format!("{what} <<heredoc: {dest} is a directory")));
+            }
+            fs::write(&host, body).at(&host)?;
+            let (uid, gid) = chown.unwrap_or((0, 0));
+            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
+                .at(&host)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o644))).at(&host)?;
+        }
+        drop(view);
+        snap.commit(self.engine, state, &[], &format!("{}:{line}", self.df.file))
+    }
+
+    /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.
+    fn extract(
+        &self,
+        src: &Path,
+        _kind: crate::layer::Compression,
+        rootfs: &Path,
+        dest: &str,
+        mode: CopyMode,
+    ) -> Result<()> {
+        let tmp = TempDir::new(&self.engine.tmp, "build-add")?;
+        let f = io::BufReader::new(File::open(src).at(src)?);
+        let (_, r) = crate::layer::decompress(f).map_err(|e| Error::stream(src.display().to_string(), e))?;
+        let mut ar = tar::Archive::new(r);
+        ar.set_preserve_permissions(true);
+        ar.set_preserve_ownerships(true);
+        ar.set_unpack_xattrs(false);
+        ar.unpack(tmp.path()).map_err(|e| Error::stream(format!("unpacking {}", src.display()), e))?;
+        let from = SourceRoot { root: tmp.path().to_path_buf(), ignore: Ignore::default(), keep_owner: true };
+        let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
+        from.copy("", rootfs, dest, mode)
+    }
+
+    /// An `ADD URL` source, downloaded once per build.
+    pub(super) fn download(&mut self, url: &str, line: usize) -> Result<PathBuf> {
+        if let Some(p) = self.downloads.get(url) {
+            return Ok(p.clone());
+        }
+        if self.download_dir.is_none() {
+            self.download_dir = Some(TempDir::new(&self.engine.tmp, "build-download")?);
+        }
+        let dir = self.download_dir.as_ref().expect("made above").path();
+        let file = dir.join(format!("{}", self.downloads.len()));
+        crate::registry::download(url, &file).map_err(|e| self.err(line, format!("ADD {url}: {e}")))?;
+        self.downloads.insert(url.to_string(), file.clone());
+        Ok(file)
+    }
+}

@@ -1,0 +1,222 @@
+//! RUN: the command in a container (the built-in runtime, host network
+//! unless `--network=none`) on a writable snapshot of the stage, with its
+//! cache and bind mounts; a non-zero exit stops the build with its code.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::context::{self, resolve_for_write};
+use super::dockerfile::{self, CommandForm, Instruction, Located, RunMount};
+use super::snapshot::Snapshot;
+use super::words::{self, Vars};
+use super::{command_args, devnull, ignore, Builder, State, PREDEFINED_ARGS};
+use crate::container::runtime::{self, Stdio};
+use crate::container::spec::{self, RunConfig};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::store::LayerRecord;
+use crate::tmp::TempDir;
+use crate::volume::{MountKind, MountSpec};
+
+impl Builder<'_> {
+    pub(super) fn run_step(
+        &mut self,
+        stage: usize,
+        state: &State,
+        r: &dockerfile::Run,
+        args: &Vars,
+        vars: &Vars,
+        st: &Located<Instruction>,
+    ) -> Result<(LayerRecord, String)> {
+        let line = st.line;
+        let shell = state.shell();
+        let mut argv = command_args(&r.command, &shell);
+        if !r.heredocs.is_empty() {
+            let cmd = match &r.command {
+                CommandForm::Shell(s) => s.trim().to_string(),
+                CommandForm::Exec(_) => return Err(self.err(line, "a heredoc needs the shell form of RUN")),
+            };
+            let mut script = String::new();
+            for (n, hd) in r.heredocs.iter().enumerate() {
+                if cmd.is_empty() && r.heredocs.len() == 1 {
+                    script = hd.body.clone();
+                } else {
+                    let delim = format!("STRATA_EOF_{n}");
+                    let q = if hd.expand { delim.clone() } else { format!("'{delim}'") };
+                    script = format!("{}{cmd} <<{q}\n{}{delim}\n", script, hd.body);
+                }
+            }
+            argv = shell.clone();
+            argv.push(script);
+        }
+        let created_by = format!("RUN {}", argv.join(" "));
+        // Mounts: cache directories and binds from the context or another stage.
+        let mut views = Vec::new();
+        let mut volumes: Vec<(MountSpec, PathBuf)> = Vec::new();
+        let mut points = Vec::new();
+        let mut scratch = Vec::new();
+        for m in &r.mounts {
+            let target = words::expand(&m.target, vars, self.df.escape).map_err(|e| self.err(line, e))?;
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("{}/{target}", state.workdir().trim_end_matches('/'))
+            };
+            let (source, is_file) = match m.kind.as_str() {
+                "cache" => (self.cache_dir(m, &target)?, false),
+                _ => {
+                    let src = m.source.clone().unwrap_or_default();
+                    let root = match &m.from {
+                        Some(f) => {
+                            let v = self.view(f, stage, line)?;
+                            let t = v.target.clone();
+                            views.push(v);
+                            t
+                        }
+                        None => self.context.root.clone(),
+                    };
+                    let rel = ignore::clean(&src)
+                        .ok_or_else(|| self.err(line, format!("--mount source={src}: outside its root")))?;
+                    let path = if rel.is_empty() { root } else { root.join(rel) };
+                    let md =
+                        fs::metadata(&path).map_err(|_| self.err(line, format!("--mount source={src}: not found")))?;
+                    if !m.readonly {
+                        // rw binds may be written; the writes are thrown away, never reaching the source.
+                        let copy = TempDir::new(&self.engine.tmp, "build-bind")?;
+                        let dst = copy.path().join("src");
+                        if md.is_dir() {
+                            crate::tree::copy_tree(&path, &dst)?;
+                        } else {
+                            fs::copy(&path, &dst).at(&dst)?;
+                        }
+                        scratch.push(copy);
+                        (dst, md.is_file())
+                    } else {
+                        (path, md.is_file())
+                    }
+                }
+            };
+            points.push((target.clone(), is_file));
+            let readonly = m.readonly;
+            volumes.push((
+                MountSpec {
+                    kind: MountKind::Bind,
+                    source: source.display().to_string(),
+                    target,
+                    readonly,
+                    anonymous: false,
+                },
+                source,
+            ));
+        }
+        let mut env = state.env();
+        for (k, v) in args {
+            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        for k in PREDEFINED_ARGS {
+            if let Some(v) = self.build_args.get(k) {
+                if !env.iter().any(|e| e.split('=').next() == Some(k)) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, spec::DEFAULT_PATH.to_string());
+        }
+        let snap = Snapshot::new(self.engine, state, &points)?;
+        let rootfs = snap.rootfs();
+        let workdir = state.workdir();
+        let wd = resolve_for_write(&rootfs, &workdir)?;
+        context::make_parents(&rootfs, &wd, (0, 0))?;
+        let id = crate::tmp::random_hex(32)?;
+        let cfg = RunConfig {
+            args: argv.clone(),
+            env: env.clone(),
+            workdir: workdir.clone(),
+            user: state.cfg("User").as_str().unwrap_or_default().to_string(),
+            hostname: id[..12].to_string(),
+            network: match r.network.as_deref() {
+                Some("none") => "none".into(),
+                _ => "host".into(),
+            },
+            ..Default::default()
+        };
+        let user = spec::resolve_user(&cfg.user, &rootfs).map_err(|e| self.err(line, e))?;
+        if let Err((code, msg)) = spec::check_command(&argv, &env, &rootfs, &workdir) {
+            if !self.opts.quiet {
+                eprintln!("{msg}");
+            }
+            return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
+        }
+        let bundle = snap.dir.path().to_path_buf();
+        spec::write_etc_files(&bundle, &cfg)?;
+        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes)?;
+        let cfg_path = bundle.join("config.json");
+        fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
+        let log = bundle.join("output.log");
+        let stdio = if self.opts.quiet {
+            let f = File::create(&log).at(&log)?;
+            let fd: OwnedFd = f.into();
+            Stdio { stdin: devnull()?, stdout: fd.try_clone().at(&log)?, stderr: fd, console_socket: None }
+        } else {
+            self.out.flush().map_err(|e| Error::stream("writing output", e))?;
+            let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().at("standard stream");
+            Stdio {
+                stdin: devnull()?,
+                stdout: dup(io::stdout().as_fd())?,
+                stderr: dup(io::stderr().as_fd())?,
+                console_socket: None,
+            }
+        };
+        let rt = runtime::for_name(None, &self.engine.root.join("runtime"))?;
+        let pid = match rt.start(&id, &bundle, stdio) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = rt.delete(&id);
+                return Err(e);
+            }
+        };
+        let proxy = runtime::SignalProxy::forward_to(pid);
+        let code = runtime::wait(pid);
+        drop(proxy);
+        let _ = rt.delete(&id);
+        let code = code?;
+        drop(views);
+        if code != 0 {
+            if self.opts.quiet {
+                let _ = io::copy(&mut File::open(&log).at(&log)?, &mut io::stderr());
+            }
+            return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
+        }
+        let targets: Vec<&str> = points.iter().map(|(t, _)| t.as_str()).collect();
+        let layer = snap.commit(self.engine, state, &targets, &format!("{}:{line}", self.df.file))?;
+        drop(scratch);
+        Ok((layer, created_by))
+    }
+
+    fn cache_dir(&self, m: &RunMount, target: &str) -> Result<PathBuf> {
+        let id = m.id.clone().unwrap_or_else(|| target.to_string());
+        let dir = self.engine.root.join("build-mounts").join(&Digest::of(id.as_bytes()).hex()[..32]);
+        if !dir.exists() {
+            let tmp = TempDir::new(&self.engine.tmp, "cache-mount")?;
+            let p = tmp.path();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(p, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).at(p)?;
+            rustix::fs::chown(
+                p,
+                Some(rustix::fs::Uid::from_raw(m.uid.unwrap_or(0))),
+                Some(rustix::fs::Gid::from_raw(m.gid.unwrap_or(0))),
+            )
+            .at(p)?;
+            fs::create_dir_all(dir.parent().expect("has parent")).at(&dir)?;
+            if fs::rename(p, &dir).is_ok() {
+                tmp.keep();
+            }
+        }
+        Ok(dir)
+    }
+}

@@ -1,0 +1,148 @@
+//! A build step's file systems: the writable [`Snapshot`] a RUN, COPY or
+//! ADD works in (overlay: an `init` lower holding mount points, the stage's
+//! layers, an upper that collects the step's changes; copy driver: a full
+//! copy), committed as exactly one layer; and the read-only [`View`] of
+//! another stage or image that `--from` reads.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::State;
+use crate::digest::Digest;
+use crate::engine::Engine;
+use crate::error::{IoContext, Result};
+use crate::snapshot::{mount, Driver, Mount};
+use crate::store::LayerRecord;
+use crate::tmp::TempDir;
+
+/// A writable snapshot of a stage's layers for one step, under tmp/:
+/// overlay (an `init` lower holding mount points, then the layers, and an
+/// upper that collects the step's changes) or, for the copy driver, a full
+/// copy. Unmounted and removed when dropped.
+pub(super) struct Snapshot {
+    pub(super) dir: TempDir,
+    mounted: bool,
+    driver: Driver,
+    lowers: Vec<PathBuf>,
+}
+
+impl Snapshot {
+    pub(super) fn new(engine: &Engine, state: &State, mount_points: &[(String, bool)]) -> Result<Self> {
+        let dir = TempDir::new(&engine.tmp, "build")?;
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).at(&rootfs)?;
+        let lowers = state.lowers(&engine.layers_dir);
+        let mut snap = Snapshot { dir, mounted: false, driver: engine.driver(), lowers };
+        match snap.driver {
+            Driver::Overlay => {
+                let d = snap.dir.path().to_path_buf();
+                for sub in ["upper", "work", "init"] {
+                    fs::create_dir(d.join(sub)).at(d.join(sub))?;
+                }
+                let init = d.join("init");
+                for p in ["proc", "sys", "dev", "etc"] {
+                    fs::create_dir_all(init.join(p)).at(&init)?;
+                }
+                for f in ["hostname", "hosts", "resolv.conf"] {
+                    fs::write(init.join("etc").join(f), b"").at(&init)?;
+                }
+                for (target, is_file) in mount_points {
+                    let p = init.join(target.trim_start_matches('/'));
+                    if *is_file {
+                        fs::create_dir_all(p.parent().expect("below init")).at(&init)?;
+                        fs::write(&p, b"").at(&p)?;
+                    } else {
+                        fs::create_dir_all(&p).at(&p)?;
+                    }
+                }
+                let mut lowers = vec![init];
+                if snap.lowers.is_empty() {
+                    lowers.push(engine.empty_dir()?);
+                } else {
+                    lowers.extend(crate::snapshot::Overlay::new(&engine.tmp).lowers(&snap.lowers, 1)?);
+                }
+                mount::mount_all(&[Mount::overlay(lowers, Some((d.join("upper"), d.join("work"))), rootfs)])?;
+                snap.mounted = true;
+            }
+            Driver::Copy => {
+                if let Some(top) = snap.lowers.first() {
+                    crate::tree::copy_tree(top, &rootfs)?;
+                }
+            }
+        }
+        Ok(snap)
+    }
+
+    pub(super) fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            mount::unmount(&self.rootfs())?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+
+    /// The step's changes as one new layer on `state`'s layers.
+    pub(super) fn commit(
+        mut self,
+        engine: &Engine,
+        state: &State,
+        mount_targets: &[&str],
+        label: &str,
+    ) -> Result<LayerRecord> {
+        self.unmount()?;
+        if self.driver == Driver::Overlay && mount_targets.is_empty() {
+            // The upper directory holds exactly the step's changes, in the layer
+            // directories' own form: it becomes the layer as it is, nothing copied.
+            let work = TempDir::new(&engine.tmp, "layer")?;
+            let upper = self.dir.path().join("upper");
+            fs::rename(&upper, work.path().join("diff")).at(&upper)?;
+            let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
+            let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+            let mut store = crate::store::Store::open(engine.store.path())?;
+            return engine.unpacker().install_tree(&mut store, work, &lowers, clamp);
+        }
+        let d = self.dir.path();
+        let (source, changes) = match self.driver {
+            Driver::Overlay => (d.join("upper"), crate::container::overlay_changes(&d.join("upper"), &self.lowers)?),
+            Driver::Copy => {
+                let base = match self.lowers.first() {
+                    Some(top) => top.clone(),
+                    None => engine.empty_dir()?,
+                };
+                (d.join("rootfs"), crate::container::tree_changes(&d.join("rootfs"), &base)?)
+            }
+        };
+        let changes: Vec<_> = changes
+            .into_iter()
+            .filter(|(k, p)| !crate::container::mount_point_artifact(*k, p, d, self.driver, mount_targets))
+            .filter(|(_, p)| !mount_targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
+            .collect();
+        engine.layer_from_changes(&source, &changes, &state.layers, label)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+    }
+}
+
+/// A read-only view of another stage's or an image's root, for COPY --from
+/// and RUN --mount from=.
+pub(super) struct View {
+    pub(super) target: PathBuf,
+    pub(super) _dir: TempDir,
+    pub(super) mounted: bool,
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = mount::unmount(&self.target);
+        }
+    }
+}
