@@ -289,6 +289,7 @@ fn globs_bind_mounts_shell_and_onbuild(driver: &str) {
         "Dockerfile",
         "FROM busybox\nCOPY src/*.txt /globbed/\n\
          RUN --mount=type=bind,source=data,target=/mnt cat /mnt/input > /copied\n\
+         RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/x && grep -q tmpfs /proc/mounts\n\
          SHELL [\"/bin/sh\", \"-c\", \"echo shell-form-ran > /shell; exec \\\"$@\\\"\", \"sh\"]\n\
          RUN true\nSHELL [\"/bin/sh\", \"-c\"]\n\
          HEALTHCHECK --interval=30s --retries=2 CMD [\"true\"]\nSTOPSIGNAL SIGINT\n\
@@ -299,6 +300,7 @@ fn globs_bind_mounts_shell_and_onbuild(driver: &str) {
     assert_eq!(s.ok(&["run", "--rm", "g:1", "cat", "/copied", "/shell"]), "from a bind mount\nshell-form-ran\n");
     let t = s.image_tree("g:1");
     assert!(!t.keys().any(|k| k.starts_with("mnt/")), "the bind mount's files stay out of the image");
+    assert!(!t.keys().any(|k| k.starts_with("scratch")), "a tmpfs mount leaves nothing in the image");
     let cfg = inspect(&s, "g:1")["Config"].clone();
     assert_eq!(cfg["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
     assert_eq!(cfg["Healthcheck"]["Interval"], 30_000_000_000u64);

@@ -687,4 +687,14 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
     // Unchanged URL content: the ADD steps are cached.
     let (_, again, _) = strata(&s, &["build", "-t", "from-registry:1", ctx.to_str().unwrap()]);
     assert_eq!(again.matches("CACHED").count(), 3, "{again}");
+    // --checksum: the right one passes, a wrong one stops the build naming the line.
+    let good = format!("FROM {}/lib/busybox:1\nADD --checksum={digest} {url} /checked\n", reg.addr);
+    std::fs::write(ctx.join("Dockerfile"), good).unwrap();
+    ok(&s, &["build", "-q", "-t", "checked:1", ctx.to_str().unwrap()]);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let bad = format!("FROM {}/lib/busybox:1\nADD --checksum={wrong} {url} /checked\n", reg.addr);
+    std::fs::write(ctx.join("Dockerfile"), bad).unwrap();
+    let (code, _, err) = strata(&s, &["build", "-t", "checked:2", ctx.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Dockerfile:2:") && err.contains("checksum mismatch"), "{err}");
 }

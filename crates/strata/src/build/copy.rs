@@ -50,8 +50,21 @@ impl Builder<'_> {
                 Source::Path(p) => {
                     let p = words::expand(p, vars, esc).map_err(|e| self.err(line, e))?;
                     if is_url(&p) {
-                        urls.push((p.clone(), self.download(&p, line)?));
+                        let file = self.download(&p, line)?;
+                        if let Some(want) = &c.checksum {
+                            let (got, _) = crate::digest::HashingReader::new(File::open(&file).at(&file)?)
+                                .drain_finish()
+                                .at(&file)?;
+                            if got.as_str() != want {
+                                return Err(self
+                                    .err(line, format!("{what} {p}: checksum mismatch: expected {want}, got {got}")));
+                            }
+                        }
+                        urls.push((p.clone(), file));
                         continue;
+                    }
+                    if c.checksum.is_some() {
+                        return Err(self.err(line, format!("{what} --checksum takes URL sources only, not {p}")));
                     }
                     files.extend(root.resolve(&p).map_err(|e| self.err(line, format!("{what} failed: {e}")))?);
                 }

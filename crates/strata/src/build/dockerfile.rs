@@ -144,6 +144,8 @@ pub struct Copy {
     pub chmod: Option<u32>,
     /// `--link` (accepted; every step's layer is independent here anyway).
     pub link: bool,
+    /// `ADD --checksum=sha256:HEX` of a URL source.
+    pub checksum: Option<String>,
 }
 
 /// `HEALTHCHECK`.
@@ -293,8 +295,15 @@ impl Ctx<'_> {
             &["from", "chown", "chmod", "link", "parents", "exclude"]
         };
         let what = if add { "ADD" } else { "COPY" };
-        let mut c =
-            Copy { sources: Vec::new(), dest: dest.to_string(), from: None, chown: None, chmod: None, link: false };
+        let mut c = Copy {
+            sources: Vec::new(),
+            dest: dest.to_string(),
+            from: None,
+            chown: None,
+            chmod: None,
+            link: false,
+            checksum: None,
+        };
         for (name, value, at) in self.flags(flags, allowed, what)? {
             let need = |v: Option<String>| {
                 v.filter(|v| !v.is_empty()).ok_or_else(|| self.err(at, format!("--{name} needs a value")))
@@ -312,6 +321,16 @@ impl Ctx<'_> {
                     );
                 }
                 "link" => c.link = value.as_deref().is_none_or(|v| v != "false"),
+                "checksum" => {
+                    let v = need(value)?;
+                    let ok = v
+                        .strip_prefix("sha256:")
+                        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                    if !ok {
+                        return Err(self.err(at, format!("--checksum={v}: want sha256:<64 hex digits>")));
+                    }
+                    c.checksum = Some(v.to_ascii_lowercase());
+                }
                 other => return Err(self.err(at, format!("--{other} is not supported by strata's {what}"))),
             }
         }
@@ -354,9 +373,11 @@ impl Ctx<'_> {
         }
         match m.kind.as_str() {
             "bind" => m.readonly = !rw,
-            "cache" => {}
+            "cache" | "tmpfs" => {}
             other => {
-                return Err(self.err(at, format!("--mount type={other} is not supported (use type=cache or type=bind)")))
+                return Err(
+                    self.err(at, format!("--mount type={other} is not supported (use type=cache, bind or tmpfs)"))
+                )
             }
         }
         if m.target.is_empty() {
@@ -660,6 +681,7 @@ mod tests {
                         chown: Some("1:2".into()),
                         chmod: Some(0o640),
                         link: false,
+                        checksum: None,
                     })
                 ),
                 (
@@ -671,6 +693,7 @@ mod tests {
                         chown: None,
                         chmod: None,
                         link: false,
+                        checksum: None,
                     })
                 ),
                 (15, Instruction::Cmd(CommandForm::Exec(vec!["sh".into(), "-c".into(), "echo".into()]))),
@@ -697,6 +720,7 @@ mod tests {
                 chown: None,
                 chmod: None,
                 link: false,
+                checksum: None,
             })
         );
     }

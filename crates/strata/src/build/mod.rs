@@ -599,6 +599,11 @@ impl<'a> Builder<'a> {
                                         self.err(st.line, format!("COPY {p}: COPY does not take URLs (ADD does)"))
                                     );
                                 }
+                                if let Some(sum) = &c.checksum {
+                                    // The checksum names the content: no download needed to key the cache.
+                                    h.update(format!("url {p} {sum}\n").as_bytes());
+                                    continue;
+                                }
                                 let file = self.download(&p, st.line)?;
                                 h.update(format!("url {p}\n").as_bytes());
                                 let (d, _) = crate::digest::HashingReader::new(File::open(&file).at(&file)?)

@@ -52,7 +52,7 @@ impl Builder<'_> {
             argv.push(script);
         }
         let created_by = format!("RUN {}", argv.join(" "));
-        // Mounts: cache directories and binds from the context or another stage.
+        // Mounts: cache directories, tmpfs, and binds from the context or another stage.
         let mut views = Vec::new();
         let mut volumes: Vec<(MountSpec, PathBuf)> = Vec::new();
         let mut points = Vec::new();
@@ -64,6 +64,18 @@ impl Builder<'_> {
             } else {
                 format!("{}/{target}", state.workdir().trim_end_matches('/'))
             };
+            if m.kind == "tmpfs" {
+                points.push((target.clone(), false));
+                let spec = MountSpec {
+                    kind: MountKind::Tmpfs,
+                    source: String::new(),
+                    target,
+                    readonly: false,
+                    anonymous: false,
+                };
+                volumes.push((spec, PathBuf::from("tmpfs")));
+                continue;
+            }
             let (source, is_file) = match m.kind.as_str() {
                 "cache" => (self.cache_dir(m, &target)?, false),
                 _ => {
