@@ -190,6 +190,8 @@ enum Mode {
     Slow,
     /// Answer the first request for each path with 503, or 429 for blobs.
     BusyFirst,
+    /// Refuse monolithic uploads (a PUT carrying the blob), as some registries do.
+    NoMonolithic,
 }
 
 /// Requests a proxy saw: method, path, Range header.
@@ -285,16 +287,24 @@ fn serve(
         if lower.starts_with("range:") {
             range = Some(l[6..].trim().to_string());
         }
-        if lower.starts_with("connection:") || lower.starts_with("host:") {
+        // The client's Host stays: the registry builds upload Locations from it, so they come back here.
+        if lower.starts_with("connection:") {
             continue;
         }
         out_head.push_str(l);
         out_head.push_str("\r\n");
     }
-    out_head.push_str(&format!("Host: {upstream}\r\nConnection: close\r\n\r\n"));
+    out_head.push_str("Connection: close\r\n\r\n");
     let mut body = vec![0u8; len];
     c.read_exact(&mut body)?;
     reqs.lock().unwrap().push((method.clone(), path.clone(), range));
+    if mode == Mode::NoMonolithic && method == "PUT" && path.contains("/blobs/uploads/") && len > 0 {
+        let body = r#"{"errors":[{"code":"UNSUPPORTED","message":"monolithic uploads are not accepted"}]}"#;
+        let head = format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        c.write_all(head.as_bytes())?;
+        c.write_all(body.as_bytes())?;
+        return Ok(());
+    }
     if mode == Mode::BusyFirst && dropped.lock().unwrap().insert(format!("{method} {path}"), true).is_none() {
         let status = if path.contains("/blobs/") { "429 Too Many Requests" } else { "503 Service Unavailable" };
         c.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())?;
@@ -554,6 +564,28 @@ fn busy_answers_are_retried_with_backoff() {
     let manifest_gets = reqs.iter().filter(|(m, p, _)| m == "GET" && p.contains("/manifests/")).count();
     assert!(manifest_gets >= 2, "the manifest was asked for again after a 503: {reqs:?}");
     assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 17\n");
+}
+
+#[test]
+fn a_registry_that_refuses_monolithic_uploads_gets_chunks() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 19));
+    ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
+    let proxy = Proxy::start(&reg.addr, Mode::NoMonolithic);
+    let dest = format!("{}/chunks/app:1", proxy.addr);
+    let (code, out, err) = strata(&s, &["push", "-q", "app:1", &dest]);
+    assert_eq!(code, 0, "{err}");
+    let reqs = proxy.requests.lock().unwrap().clone();
+    assert!(reqs.iter().any(|(m, _, _)| m == "PATCH"), "chunks were sent: {reqs:?}");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{}/chunks/app:1", reg.addr)])
+        .output()
+        .unwrap();
+    assert_eq!(format!("sha256:{}", sha256_hex(&raw.stdout)), out.trim());
+    let t = Strata::new("overlay");
+    ok(&t, &["pull", "-q", &format!("{}/chunks/app:1", reg.addr)]);
+    assert_eq!(t.image_id(&format!("{}/chunks/app:1", reg.addr)), s.image_id("app:1"));
 }
 
 #[test]

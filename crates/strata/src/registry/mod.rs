@@ -13,7 +13,8 @@
 //!
 //! Push: blobs the registry has are skipped (HEAD); a blob this store got
 //! from another repository of the same registry is mounted from there; the
-//! rest stream up; the manifest, byte for byte as stored, goes last.
+//! rest stream up (one PUT, or in PATCH chunks when a registry refuses
+//! that); the manifest, byte for byte as stored, goes last.
 //!
 //! Transport: HTTPS with the system's roots plus `certs.d` CAs; registries
 //! on loopback (and `--tls-verify=false` or an insecure-registries entry)
@@ -182,6 +183,8 @@ fn ca_certificates(registry: &str, cert_dir: Option<&Path>) -> Result<Vec<Certif
 /// One registry, reached with the right scheme and credentials.
 struct Remote {
     client: Arc<oci_client::Client>,
+    /// The same, uploading in chunks (PATCH) for registries that refuse a monolithic PUT.
+    chunked: Arc<oci_client::Client>,
     auth: RegistryAuth,
     registry: String,
     rt: tokio::runtime::Runtime,
@@ -230,11 +233,12 @@ impl Remote {
         let rt = runtime()?;
         let registry = reference.registry.clone();
         let (https, verify) = transport(&rt, &registry, opts);
-        let config = ClientConfig {
+        let certs = ca_certificates(&registry, opts.cert_dir.as_deref())?;
+        let config = |monolithic: bool| ClientConfig {
             protocol: if https { ClientProtocol::Https } else { ClientProtocol::Http },
             accept_invalid_certificates: !verify,
-            extra_root_certificates: ca_certificates(&registry, opts.cert_dir.as_deref())?,
-            use_monolithic_push: true,
+            extra_root_certificates: certs.clone(),
+            use_monolithic_push: monolithic,
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             platform_resolver: None,
@@ -245,7 +249,13 @@ impl Remote {
             Some((u, p)) => RegistryAuth::Basic(u, p),
             None => RegistryAuth::Anonymous,
         };
-        Ok(Remote { client: Arc::new(oci_client::Client::new(config)), auth, registry, rt })
+        Ok(Remote {
+            client: Arc::new(oci_client::Client::new(config(true))),
+            chunked: Arc::new(oci_client::Client::new(config(false))),
+            auth,
+            registry,
+            rt,
+        })
     }
 
     fn oci_ref(&self, r: &Reference, digest: Option<&Digest>) -> Result<oci_client::Reference> {
@@ -548,15 +558,22 @@ impl Engine {
             let size = l.size();
             let source =
                 self.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
-            let reader: Box<dyn Read + Send> = if self.content.has(&d) {
-                Box::new(self.content.open_blob(&d)?)
-            } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d) {
-                crate::unpack::open_layer_blob(&self.layers_dir, &self.content, rec)?
+            let blob = if self.content.has(&d) {
+                BlobFile::Plain(self.content.path(&d))
+            } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
+                let dir = self.layers_dir.join(rec.chain_id.hex());
+                BlobFile::Split { split: dir.join(crate::layer::split::SPLIT_FILE), tree: dir.join("diff") }
             } else {
                 return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
             };
-            let (client, auth, oref, sem, progress) =
-                (remote.client.clone(), remote.auth.clone(), oref.clone(), sem.clone(), progress.clone());
+            let (client, chunked, auth, oref, sem, progress) = (
+                remote.client.clone(),
+                remote.chunked.clone(),
+                remote.auth.clone(),
+                oref.clone(),
+                sem.clone(),
+                progress.clone(),
+            );
             let label = shown.clone();
             let registry = target.registry.clone();
             tasks.push(remote.rt.spawn(async move {
@@ -580,8 +597,16 @@ impl Engine {
                     }
                 }
                 progress.event(&d, Event::Started(Some(size)));
-                let stream = read_stream(reader, d.clone(), progress.clone());
-                client.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await.map_err(explain)?;
+                let stream = read_stream(blob.open()?, d.clone(), progress.clone());
+                if let Err(e) = client.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await {
+                    if is_auth_error(&e) {
+                        return Err(explain(e));
+                    }
+                    // Some registries take uploads only in chunks: send it again that way.
+                    progress.event(&d, Event::Retrying(format!("uploading in chunks after: {e}")));
+                    let stream = read_stream(blob.open()?, d.clone(), progress.clone());
+                    chunked.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await.map_err(explain)?;
+                }
                 progress.event(&d, Event::Done);
                 Ok(Some(d))
             }));
@@ -599,7 +624,13 @@ impl Engine {
         let explain = |e| explain(&shown, &target.registry, e);
         let cfg_exists = remote.rt.block_on(remote.client.blob_exists(&oref, id.as_str())).map_err(explain)?;
         if !cfg_exists {
-            remote.rt.block_on(remote.client.push_blob(&oref, config, id.as_str())).map_err(explain)?;
+            match remote.rt.block_on(remote.client.push_blob(&oref, config.clone(), id.as_str())) {
+                Ok(_) => {}
+                Err(e) if !is_auth_error(&e) => {
+                    remote.rt.block_on(remote.chunked.push_blob(&oref, config, id.as_str())).map_err(explain)?;
+                }
+                Err(e) => return Err(explain(e)),
+            }
         }
         let media_type =
             manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| image::OCI_MANIFEST.to_string());
@@ -612,6 +643,34 @@ impl Engine {
             self.store.add_blob_source(d, &target.registry, &target.repository)?;
         }
         Ok(Digest::of(&manifest_bytes))
+    }
+}
+
+/// Where a blob to upload is read from (again, if an upload must be redone).
+enum BlobFile {
+    /// A stored blob.
+    Plain(PathBuf),
+    /// An uncompressed layer rebuilt from its tar-split and its tree.
+    Split { split: PathBuf, tree: PathBuf },
+}
+
+impl BlobFile {
+    fn open(&self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            BlobFile::Plain(p) => Box::new(std::fs::File::open(p).at(p)?),
+            BlobFile::Split { split, tree } => Box::new(crate::layer::split::SplitReader::open(split, tree)?),
+        })
+    }
+}
+
+fn is_auth_error(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => true,
+        OciDistributionError::ServerError { code, .. } => *code == 401 || *code == 403,
+        other => {
+            let t = other.to_string();
+            t.contains("401") || t.contains("403")
+        }
     }
 }
 
