@@ -62,15 +62,45 @@ struct Built {
     split: bool,
 }
 
+/// Where a layer's blob is read from; it can be opened more than once
+/// (an upload that must be redone) and outlives the store's borrow.
+#[derive(Debug, Clone)]
+pub enum BlobFile {
+    /// A stored blob.
+    Plain(PathBuf),
+    /// An uncompressed layer's tar, rebuilt from its split and its directory.
+    Split {
+        /// The layer's tar-split.
+        split: PathBuf,
+        /// The layer's directory.
+        tree: PathBuf,
+    },
+}
+
+impl BlobFile {
+    /// Where `rec`'s blob is.
+    pub fn of(layers_dir: &Path, content: &ContentStore, rec: &LayerRecord) -> Self {
+        if rec.split {
+            let dir = layers_dir.join(rec.chain_id.hex());
+            BlobFile::Split { split: dir.join(SPLIT_FILE), tree: dir.join("diff") }
+        } else {
+            BlobFile::Plain(content.path(&rec.blob))
+        }
+    }
+
+    /// A reader of the blob's bytes.
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            BlobFile::Plain(p) => Box::new(std::fs::File::open(p).at(p)?),
+            BlobFile::Split { split, tree } => Box::new(SplitReader::open(split, tree)?),
+        })
+    }
+}
+
 /// A reader of a layer's blob: the stored blob, or the tar rebuilt from
 /// the layer's directory and its split.
 pub fn open_layer_blob(layers_dir: &Path, content: &ContentStore, rec: &LayerRecord) -> Result<Box<dyn Read + Send>> {
-    if rec.split {
-        let dir = layers_dir.join(rec.chain_id.hex());
-        Ok(Box::new(SplitReader::open(&dir.join(SPLIT_FILE), &dir.join("diff"))?))
-    } else {
-        Ok(Box::new(content.open_blob(&rec.blob)?))
-    }
+    BlobFile::of(layers_dir, content, rec).open()
 }
 
 /// Where a layer's directory is.
@@ -314,17 +344,12 @@ impl Unpacker<'_> {
         store: &mut Store,
         work: crate::tmp::TempDir,
         lowers: &[Digest],
-        clamp: Option<u64>,
+        opts: &layer::WriteOptions,
     ) -> Result<LayerRecord> {
         let diff = work.path().join("diff");
         strip_overlay_xattrs(&diff)?;
         let split = RefCell::new(Split::default());
-        let (hasher, file_bytes) = layer::write_diff_split(
-            &diff,
-            HashWriter(Hasher::default()),
-            &layer::WriteOptions { mtime_clamp: clamp },
-            Some(&split),
-        )?;
+        let (hasher, file_bytes) = layer::write_diff_split(&diff, HashWriter(Hasher::default()), opts, Some(&split))?;
         let diff_size = hasher.0.len();
         let diff_id = hasher.0.finish();
         let chain_id = crate::digest::chain_id(lowers.first(), &diff_id);

@@ -10,7 +10,7 @@ use super::context::{self, resolve_for_write, CopyMode, SourceRoot};
 use super::dockerfile::{self, Instruction, Located, Source};
 use super::snapshot::Snapshot;
 use super::words::{self, Vars};
-use super::{archive_kind, is_url, Builder, Ignore, State};
+use super::{is_archive, is_url, read_head, Builder, Ignore, State};
 use crate::container::spec;
 use crate::error::{Error, IoContext, Result};
 use crate::store::LayerRecord;
@@ -109,12 +109,9 @@ impl Builder<'_> {
         for rel in &files {
             let src = root.root.join(rel);
             let md = fs::symlink_metadata(&src).at(&src)?;
-            if add && md.is_file() {
-                if let Some(kind) = archive_kind(&src)? {
-                    self.extract(&src, kind, &rootfs, &dest, mode)
-                        .map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
-                    continue;
-                }
+            if add && md.is_file() && is_archive(&read_head(&mut File::open(&src).at(&src)?).at(&src)?) {
+                self.extract(&src, &rootfs, &dest, mode).map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
+                continue;
             }
             let target = if md.is_dir() {
                 dest.clone()
@@ -164,14 +161,7 @@ impl Builder<'_> {
     }
 
     /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.
-    fn extract(
-        &self,
-        src: &Path,
-        _kind: crate::layer::Compression,
-        rootfs: &Path,
-        dest: &str,
-        mode: CopyMode,
-    ) -> Result<()> {
+    fn extract(&self, src: &Path, rootfs: &Path, dest: &str, mode: CopyMode) -> Result<()> {
         let tmp = TempDir::new(&self.engine.tmp, "build-add")?;
         let f = io::BufReader::new(File::open(src).at(src)?);
         let (_, r) = crate::layer::decompress(f).map_err(|e| Error::stream(src.display().to_string(), e))?;

@@ -76,10 +76,9 @@ impl Ignore {
     /// Whether an exception could re-include something below the excluded
     /// directory `rel` (so a walk must still look inside it).
     pub fn may_reinclude_below(&self, rel: &str) -> bool {
-        self.rules.iter().any(|r| {
-            r.exception
-                && (r.text.contains("**") || r.text.starts_with(&format!("{rel}/")) || r.text.contains(['*', '?', '[']))
-        })
+        self.rules
+            .iter()
+            .any(|r| r.exception && (r.text.starts_with(&format!("{rel}/")) || r.text.contains(['*', '?', '['])))
     }
 
     /// No patterns at all.

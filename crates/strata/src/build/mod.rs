@@ -30,7 +30,6 @@ pub mod words;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -694,26 +693,25 @@ fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
 }
 
-/// Whether an ADD source is an archive ADD unpacks (tar, gzip or zstd tar).
-fn archive_kind(path: &Path) -> Result<Option<crate::layer::Compression>> {
-    let mut head = [0u8; 512];
-    let mut f = File::open(path).at(path)?;
+/// Up to the first 512 bytes of a stream (a tar header's worth).
+fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; 512];
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..]).at(path)? {
+        match r.read(&mut head[n..])? {
             0 => break,
             k => n += k,
         }
     }
-    let c = crate::layer::Compression::detect(&head[..n]);
-    if c != crate::layer::Compression::None {
-        return Ok(Some(c));
-    }
-    Ok((n >= 262 && &head[257..262] == b"ustar").then_some(c))
+    head.truncate(n);
+    Ok(head)
 }
 
-fn devnull() -> Result<OwnedFd> {
-    Ok(File::open("/dev/null").at("/dev/null")?.into())
+/// Whether bytes starting so are an archive ADD unpacks and `build -` takes:
+/// a tar, plain (its `ustar` magic) or gzip/zstd-compressed.
+fn is_archive(head: &[u8]) -> bool {
+    crate::layer::Compression::detect(head) != crate::layer::Compression::None
+        || (head.len() >= 262 && &head[257..262] == b"ustar")
 }
 
 fn command_args(c: &CommandForm, shell: &[String]) -> Vec<String> {
@@ -777,19 +775,20 @@ impl Engine {
             }
             ContextSource::Stream(r) => {
                 let dir = TempDir::new(&self.tmp, "build-context")?;
-                let mut bytes = Vec::new();
-                r.read_to_end(&mut bytes).map_err(|e| Error::stream("reading the context from standard input", e))?;
-                let c = crate::layer::Compression::detect(&bytes[..bytes.len().min(512)]);
-                let is_tar =
-                    c != crate::layer::Compression::None || (bytes.len() >= 262 && &bytes[257..262] == b"ustar");
-                let text = if is_tar {
-                    let (_, rd) = crate::layer::decompress(io::BufReader::new(&bytes[..]))
+                let read_err = |e| Error::stream("reading the context from standard input", e);
+                let head = read_head(r).map_err(read_err)?;
+                let mut whole = io::Cursor::new(head.clone()).chain(r);
+                let text = if is_archive(&head) {
+                    // Streamed straight into the directory: the context is never held in memory.
+                    let (_, rd) = crate::layer::decompress(io::BufReader::new(whole))
                         .map_err(|e| Error::stream("context from standard input", e))?;
                     tar::Archive::new(rd)
                         .unpack(dir.path())
                         .map_err(|e| Error::stream("unpacking the context tar", e))?;
                     None
                 } else {
+                    let mut bytes = Vec::new();
+                    whole.read_to_end(&mut bytes).map_err(read_err)?;
                     Some(
                         String::from_utf8(bytes)
                             .map_err(|_| Error::invalid("standard input is neither a tar archive nor a Dockerfile"))?,
@@ -839,7 +838,7 @@ impl Engine {
             }
             labels.push((k.to_string(), v.to_string()));
         }
-        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+        let epoch = crate::layer::source_date_epoch().map(|e| e as i64);
         // Global ARGs: defaults expanded in order, build args override.
         let host = image::Platform::host();
         let mut global = Vars::new();

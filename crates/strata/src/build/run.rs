@@ -4,14 +4,14 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use super::context::{self, resolve_for_write};
 use super::dockerfile::{self, CommandForm, Instruction, Located, RunMount};
 use super::snapshot::Snapshot;
 use super::words::{self, Vars};
-use super::{command_args, devnull, ignore, Builder, State, PREDEFINED_ARGS};
+use super::{command_args, ignore, Builder, State, PREDEFINED_ARGS};
 use crate::container::runtime::{self, Stdio};
 use crate::container::spec::{self, RunConfig};
 use crate::digest::Digest;
@@ -176,13 +176,7 @@ impl Builder<'_> {
             Stdio { stdin: devnull()?, stdout: fd.try_clone().at(&log)?, stderr: fd, console_socket: None }
         } else {
             self.out.flush().map_err(|e| Error::stream("writing output", e))?;
-            let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().at("standard stream");
-            Stdio {
-                stdin: devnull()?,
-                stdout: dup(io::stdout().as_fd())?,
-                stderr: dup(io::stderr().as_fd())?,
-                console_socket: None,
-            }
+            Stdio { stdin: devnull()?, ..crate::container::inherit_stdio()? }
         };
         let rt = runtime::for_name(None, &self.engine.root.join("runtime"))?;
         let pid = match rt.start(&id, &bundle, stdio) {
@@ -231,4 +225,8 @@ impl Builder<'_> {
         }
         Ok(dir)
     }
+}
+
+fn devnull() -> Result<OwnedFd> {
+    Ok(File::open("/dev/null").at("/dev/null")?.into())
 }

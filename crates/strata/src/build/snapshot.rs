@@ -40,21 +40,8 @@ impl Snapshot {
                     fs::create_dir(d.join(sub)).at(d.join(sub))?;
                 }
                 let init = d.join("init");
-                for p in ["proc", "sys", "dev", "etc"] {
-                    fs::create_dir_all(init.join(p)).at(&init)?;
-                }
-                for f in ["hostname", "hosts", "resolv.conf"] {
-                    fs::write(init.join("etc").join(f), b"").at(&init)?;
-                }
-                for (target, is_file) in mount_points {
-                    let p = init.join(target.trim_start_matches('/'));
-                    if *is_file {
-                        fs::create_dir_all(p.parent().expect("below init")).at(&init)?;
-                        fs::write(&p, b"").at(&p)?;
-                    } else {
-                        fs::create_dir_all(&p).at(&p)?;
-                    }
-                }
+                let points: Vec<(&str, bool)> = mount_points.iter().map(|(t, f)| (t.as_str(), *f)).collect();
+                crate::container::make_init_dir(&init, &points)?;
                 let mut lowers = vec![init];
                 if snap.lowers.is_empty() {
                     lowers.push(engine.empty_dir()?);
@@ -101,26 +88,10 @@ impl Snapshot {
             let upper = self.dir.path().join("upper");
             fs::rename(&upper, work.path().join("diff")).at(&upper)?;
             let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
-            let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
             let mut store = crate::store::Store::open(engine.store.path())?;
-            return engine.unpacker().install_tree(&mut store, work, &lowers, clamp);
+            return engine.unpacker().install_tree(&mut store, work, &lowers, &crate::layer::WriteOptions::from_env());
         }
-        let d = self.dir.path();
-        let (source, changes) = match self.driver {
-            Driver::Overlay => (d.join("upper"), crate::container::overlay_changes(&d.join("upper"), &self.lowers)?),
-            Driver::Copy => {
-                let base = match self.lowers.first() {
-                    Some(top) => top.clone(),
-                    None => engine.empty_dir()?,
-                };
-                (d.join("rootfs"), crate::container::tree_changes(&d.join("rootfs"), &base)?)
-            }
-        };
-        let changes: Vec<_> = changes
-            .into_iter()
-            .filter(|(k, p)| !crate::container::mount_point_artifact(*k, p, d, self.driver, mount_targets))
-            .filter(|(_, p)| !mount_targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
-            .collect();
+        let (source, changes) = engine.layer_changes(self.dir.path(), &self.lowers, mount_targets)?;
         engine.layer_from_changes(&source, &changes, &state.layers, label)
     }
 }

@@ -20,7 +20,6 @@ pub mod runtime;
 pub mod spec;
 pub mod tty;
 
-pub(crate) use ops::mount_point_artifact;
 pub use ops::{inherit_stdio, ContainerSummary, CreateOptions};
 
 use std::collections::BTreeSet;
@@ -52,6 +51,29 @@ fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
         fs::read_dir(dir).at(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>().at(dir)?;
     v.sort();
     Ok(v)
+}
+
+/// Fill the `init` lower of an overlay container layer (Docker's "init
+/// layer"): the mount points the runtime needs (/proc, /sys, /dev, the
+/// /etc files it binds, and each of `mount_points`, a file or a directory)
+/// live there, so they never show up in the layer's changes.
+pub fn make_init_dir(init: &Path, mount_points: &[(&str, bool)]) -> Result<()> {
+    for d in ["proc", "sys", "dev", "etc"] {
+        fs::create_dir_all(init.join(d)).at(init)?;
+    }
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        fs::write(init.join("etc").join(f), b"").at(init)?;
+    }
+    for (target, is_file) in mount_points {
+        let p = init.join(target.trim_start_matches('/'));
+        if *is_file {
+            fs::create_dir_all(p.parent().expect("below init")).at(init)?;
+            fs::write(&p, b"").at(&p)?;
+        } else {
+            fs::create_dir_all(&p).at(&p)?;
+        }
+    }
+    Ok(())
 }
 
 /// Changes recorded in an overlay upper directory, judged against the

@@ -336,25 +336,15 @@ impl Engine {
                 Driver::Overlay => {
                     fs::create_dir(dir.join("upper")).at(&dir)?;
                     fs::create_dir(dir.join("work")).at(&dir)?;
-                    // Docker's "init layer": the mount points the runtime needs live in a lower of
-                    // their own, so they never show up in the container's layer, diff or commit.
-                    let init = dir.join("init");
-                    for d in ["proc", "sys", "dev", "etc"] {
-                        fs::create_dir_all(init.join(d)).at(&init)?;
-                    }
-                    for f in ["hostname", "hosts", "resolv.conf"] {
-                        fs::write(init.join("etc").join(f), b"").at(&init)?;
-                    }
-                    for m in &run.mounts {
-                        let p = init.join(m.target.trim_start_matches('/'));
-                        let is_file = m.kind == crate::volume::MountKind::Bind && Path::new(&m.source).is_file();
-                        if is_file {
-                            fs::create_dir_all(p.parent().expect("below init")).at(&init)?;
-                            fs::write(&p, b"").at(&p)?;
-                        } else {
-                            fs::create_dir_all(&p).at(&p)?;
-                        }
-                    }
+                    let points: Vec<(&str, bool)> = run
+                        .mounts
+                        .iter()
+                        .map(|m| {
+                            let is_file = m.kind == crate::volume::MountKind::Bind && Path::new(&m.source).is_file();
+                            (m.target.as_str(), is_file)
+                        })
+                        .collect();
+                    super::make_init_dir(&dir.join("init"), &points)?;
                 }
                 Driver::Copy => {
                     let lowers = self.image_lowers(&image_id)?;
@@ -779,22 +769,42 @@ impl Engine {
     /// `diff`: what the container changed, as A/C/D lines.
     pub fn container_changes(&mut self, name: &str) -> Result<Vec<Change>> {
         let rec = self.container(name)?;
-        let dir = self.container_dir(&rec.id);
-        let lowers = self.image_lowers(&rec.image_id)?;
-        let changes = match self.driver() {
-            Driver::Overlay => super::overlay_changes(&dir.join("upper"), &lowers)?,
-            Driver::Copy => match lowers.first() {
-                Some(top) => super::tree_changes(&dir.join("rootfs"), top)?,
-                None => super::tree_changes(&dir.join("rootfs"), &self.empty_dir()?)?,
-            },
-        };
+        Ok(self.changes_of(&rec)?.1)
+    }
+
+    /// A container's changes and the directory they are read from.
+    fn changes_of(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<Change>)> {
         let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
-        Ok(changes
+        self.layer_changes(&self.container_dir(&rec.id), &self.image_lowers(&rec.image_id)?, &targets)
+    }
+
+    /// What a container layer at `dir` (its `upper/` on overlay, its full
+    /// `rootfs/` on the copy driver) changed over `lowers` (top first),
+    /// leaving out runtime mount points and what lies under the mounts at
+    /// `targets`; and the directory the changes are read from.
+    pub(crate) fn layer_changes(
+        &self,
+        dir: &Path,
+        lowers: &[PathBuf],
+        targets: &[&str],
+    ) -> Result<(PathBuf, Vec<Change>)> {
+        let (source, changes) = match self.driver() {
+            Driver::Overlay => (dir.join("upper"), super::overlay_changes(&dir.join("upper"), lowers)?),
+            Driver::Copy => {
+                let base = match lowers.first() {
+                    Some(top) => top.clone(),
+                    None => self.empty_dir()?,
+                };
+                (dir.join("rootfs"), super::tree_changes(&dir.join("rootfs"), &base)?)
+            }
+        };
+        let changes = changes
             .into_iter()
-            .filter(|(k, p)| !mount_point_artifact(*k, p, &dir, self.driver(), &targets))
+            .filter(|(k, p)| !mount_point_artifact(*k, p, dir, self.driver(), targets))
             .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
-            .collect())
+            .collect();
+        Ok((source, changes))
     }
 
     /// `commit`: the container's changes become one new layer on top of its
@@ -813,12 +823,7 @@ impl Engine {
         for i in instructions {
             apply_change(&mut probe, i)?;
         }
-        let changes = self.container_changes(&rec.id)?;
-        let dir = self.container_dir(&rec.id);
-        let source = match self.driver() {
-            Driver::Overlay => dir.join("upper"),
-            Driver::Copy => dir.join("rootfs"),
-        };
+        let (source, changes) = self.changes_of(&rec)?;
         let base_layers = self.store.image_layers(&rec.image_id)?;
         let layer = self.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
         let (mut config, _) = self.config_of(&rec.image_id)?;
@@ -847,9 +852,8 @@ impl Engine {
         fs::create_dir(&diff_dir).at(&diff_dir)?;
         super::changes_to_overlay_dir(source, changes, &diff_dir)?;
         let tar_path = work.path().join("layer.tar");
-        let clamp = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
         let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
-        write_diff(&diff_dir, f, &WriteOptions { mtime_clamp: clamp })?
+        write_diff(&diff_dir, f, &WriteOptions::from_env())?
             .into_inner()
             .map_err(|e| Error::stream("writing layer", e.into_error()))?;
         let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
@@ -985,7 +989,7 @@ pub fn apply_change(config: &mut serde_json::Value, instr: &str) -> Result<()> {
 /// Files and directories the runtime creates in the container layer only
 /// as mount points (/proc, /dev, /sys, /etc/hostname, ...): not the
 /// container's own changes, so `diff` and `commit` leave them out.
-pub(crate) fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
+fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
     const POINTS: [&str; 9] = [
         "/proc",
         "/dev",

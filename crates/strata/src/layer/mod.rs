@@ -16,7 +16,7 @@ mod write;
 
 pub use apply::{apply, ApplyOptions, ApplyStats};
 pub use compression::{decompress, Compression};
-pub use write::{write_diff, write_diff_split, WriteOptions};
+pub use write::{source_date_epoch, write_diff, write_diff_split, WriteOptions};
 
 /// Prefix of a whiteout entry in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

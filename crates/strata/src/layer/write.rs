@@ -22,6 +22,19 @@ pub struct WriteOptions {
     pub mtime_clamp: Option<u64>,
 }
 
+impl WriteOptions {
+    /// The options a layer made here is written with: times clamped to
+    /// `$SOURCE_DATE_EPOCH` when it is set (reproducible builds and commits).
+    pub fn from_env() -> Self {
+        WriteOptions { mtime_clamp: source_date_epoch() }
+    }
+}
+
+/// `$SOURCE_DATE_EPOCH`, when set to a number of seconds.
+pub fn source_date_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok())
+}
+
 /// Write the changes in `dir` as a layer tar to `out`; returns `out`.
 pub fn write_diff<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W> {
     Ok(write_diff_split(dir, out, opts, None)?.0)

@@ -40,6 +40,7 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::archive::{ArchiveImage, ArchiveLayer};
 use crate::image::{self, Platform, Reference};
+use crate::unpack::BlobFile;
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -89,36 +90,27 @@ fn registry_error(reference: &str, e: impl std::fmt::Display) -> Error {
     Error::Registry { reference: reference.to_string(), message: e.to_string() }
 }
 
+/// What an oci-client error says, in a registry's own words where it gave some.
+fn error_text(e: &OciDistributionError) -> String {
+    match e {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().map(|x| format!("{:?}: {}", x.code, x.message)).collect::<Vec<_>>().join("; ")
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Explain an oci-client error in the user's terms, naming the reference.
 fn explain(reference: &str, registry: &str, e: OciDistributionError) -> Error {
-    let message = match &e {
-        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => {
-            format!("unauthorized: authentication required (run `strata login {registry}`): {e}")
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => format!("manifest unknown: {e}"),
-        OciDistributionError::ServerError { code: 401 | 403, .. } => {
-            format!("unauthorized: access denied (run `strata login {registry}`): {e}")
-        }
-        OciDistributionError::ServerError { code: 404, .. } => format!("not found: {e}"),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope.errors.iter().map(|x| format!("{:?}: {}", x.code, x.message)).collect();
-            let text = codes.join("; ");
-            if text.contains("Unauthorized") || text.contains("Denied") {
-                format!("unauthorized (run `strata login {registry}`): {text}")
-            } else {
-                text
-            }
-        }
-        _ => {
-            let text = e.to_string();
-            if text.contains("401") || text.contains("403") {
-                format!("unauthorized: authentication required (run `strata login {registry}`): {text}")
-            } else if text.contains("404 Not Found") {
-                format!("not found: {text}")
-            } else {
-                text
-            }
-        }
+    let text = error_text(&e);
+    let message = if is_auth_error(&e) {
+        format!("unauthorized: authentication required (run `strata login {registry}`): {text}")
+    } else if matches!(e, OciDistributionError::ImageManifestNotFoundError(_)) {
+        format!("manifest unknown: {text}")
+    } else if matches!(e, OciDistributionError::ServerError { code: 404, .. }) || text.contains("404 Not Found") {
+        format!("not found: {text}")
+    } else {
+        text
     };
     if message.starts_with("not found")
         || message.starts_with("manifest unknown")
@@ -561,8 +553,7 @@ impl Engine {
             let blob = if self.content.has(&d) {
                 BlobFile::Plain(self.content.path(&d))
             } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
-                let dir = self.layers_dir.join(rec.chain_id.hex());
-                BlobFile::Split { split: dir.join(crate::layer::split::SPLIT_FILE), tree: dir.join("diff") }
+                BlobFile::of(&self.layers_dir, &self.content, rec)
             } else {
                 return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
             };
@@ -584,7 +575,7 @@ impl Engine {
                 let _ = client.auth(&oref, &auth, oci_client::RegistryOperation::Push).await;
                 if client.blob_exists(&oref, d.as_str()).await.map_err(explain)? {
                     progress.event(&d, Event::Exists);
-                    return Ok::<Option<Digest>, Error>(None);
+                    return Ok::<(), Error>(());
                 }
                 if let Some(repo) = source {
                     if let Ok(from) = format!("{}/{repo}@{d}", registry).parse::<oci_client::Reference>() {
@@ -592,7 +583,7 @@ impl Engine {
                             && client.blob_exists(&oref, d.as_str()).await.unwrap_or(false)
                         {
                             progress.event(&d, Event::Mounted);
-                            return Ok(Some(d));
+                            return Ok(());
                         }
                     }
                 }
@@ -608,14 +599,12 @@ impl Engine {
                     chunked.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await.map_err(explain)?;
                 }
                 progress.event(&d, Event::Done);
-                Ok(Some(d))
+                Ok(())
             }));
         }
-        let mut sent = Vec::new();
         for t in tasks {
             match remote.rt.block_on(t) {
-                Ok(Ok(Some(d))) => sent.push(d),
-                Ok(Ok(None)) => {}
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e),
                 Err(e) => return Err(registry_error(&shown, format!("upload task failed: {e}"))),
             }
@@ -636,30 +625,11 @@ impl Engine {
             manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| image::OCI_MANIFEST.to_string());
         let header = media_type.parse().map_err(|_| Error::Corrupt(format!("manifest media type {media_type:?}")))?;
         remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
-        for d in sent
-            .iter()
-            .chain(manifest.layers().iter().filter_map(|l| image::digest_of(l).ok()).collect::<Vec<_>>().iter())
-        {
-            self.store.add_blob_source(d, &target.registry, &target.repository)?;
+        // Every layer is in this repository now, for later mounts into others.
+        for l in manifest.layers() {
+            self.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
         }
         Ok(Digest::of(&manifest_bytes))
-    }
-}
-
-/// Where a blob to upload is read from (again, if an upload must be redone).
-enum BlobFile {
-    /// A stored blob.
-    Plain(PathBuf),
-    /// An uncompressed layer rebuilt from its tar-split and its tree.
-    Split { split: PathBuf, tree: PathBuf },
-}
-
-impl BlobFile {
-    fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobFile::Plain(p) => Box::new(std::fs::File::open(p).at(p)?),
-            BlobFile::Split { split, tree } => Box::new(crate::layer::split::SplitReader::open(split, tree)?),
-        })
     }
 }
 
@@ -668,8 +638,8 @@ fn is_auth_error(e: &OciDistributionError) -> bool {
         OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => true,
         OciDistributionError::ServerError { code, .. } => *code == 401 || *code == 403,
         other => {
-            let t = other.to_string();
-            t.contains("401") || t.contains("403")
+            let t = error_text(other);
+            t.contains("401") || t.contains("403") || t.contains("Unauthorized") || t.contains("Denied")
         }
     }
 }
