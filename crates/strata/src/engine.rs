@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -177,11 +178,23 @@ impl Engine {
             let p = root.join(d);
             fs::create_dir_all(&p).at(&p)?;
         }
+        // Only root may look into the store: layers and container layers hold
+        // setuid files and secrets, the database every container's environment.
+        // Existing stores made before this rule are fixed here.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).at(&root)?;
         let tmp = root.join("tmp");
         let lock_path = root.join("lock");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+        let lock =
+            File::options().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).at(&lock_path)?;
         let content = ContentStore::open(&root, &tmp)?;
         let mut store = Store::open(&root.join("strata.db"))?;
+        for f in ["lock", "strata.db", "strata.db-wal", "strata.db-shm"] {
+            let p = root.join(f);
+            match fs::set_permissions(&p, fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).at(&p),
+                _ => {}
+            }
+        }
         let driver = match store.setting("driver")? {
             Some(d) => {
                 let d: Driver = d.parse()?;

@@ -39,7 +39,7 @@ pub fn copy_entry(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
         let target = fs::read_link(src).at(src)?;
         std::os::unix::fs::symlink(&target, dst).at(dst)?;
     } else if ft.is_file() {
-        fs::copy(src, dst).at(dst)?;
+        copy_file_nofollow(src, dst)?;
     } else {
         let kind = if ft.is_char_device() {
             FileType::CharacterDevice
@@ -54,6 +54,17 @@ pub fn copy_entry(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()> {
         rustix::fs::mknodat(CWD, dst, kind, Mode::from_raw_mode(md.mode() & 0o7777), md.rdev()).at(dst)?;
     }
     copy_meta(src, dst, md)
+}
+
+/// Copy a regular file's bytes to a new file `dst`, never following a
+/// symlink at `src` (a tree being copied may be a container's, changing).
+fn copy_file_nofollow(src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(src).at(src)?;
+    let mut to = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dst).at(dst)?;
+    // io::copy between files uses copy_file_range, as fs::copy does.
+    io::copy(&mut from, &mut to).at(dst)?;
+    Ok(())
 }
 
 /// Copy owner, mode, xattrs and times from `src` (described by `md`) to `dst`.

@@ -51,16 +51,19 @@ fn valid_volume_name(n: &str) -> bool {
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-fn check_target(spec: &str, target: &str) -> Result<()> {
+/// A mount target must be absolute; it is cleaned (`..` stops at the
+/// container's root, as Docker's) and may not be the root itself.
+fn check_target(spec: &str, target: &str) -> Result<String> {
     if !target.starts_with('/') {
         return Err(Error::invalid(format!(
             "invalid mount spec {spec:?}: the container path {target:?} must be absolute"
         )));
     }
-    if target == "/" {
+    let cleaned = crate::confined::clean_container_path(target);
+    if cleaned == "/" {
         return Err(Error::invalid(format!("invalid mount spec {spec:?}: cannot mount over /")));
     }
-    Ok(())
+    Ok(cleaned)
 }
 
 /// Parse `-v SOURCE:TARGET[:OPTIONS]` or `-v TARGET` (an anonymous volume).
@@ -79,7 +82,7 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountSpec> {
     if target.is_empty() {
         return Err(bad("empty container path"));
     }
-    check_target(spec, target)?;
+    let target = check_target(spec, target)?;
     let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
@@ -93,7 +96,7 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountSpec> {
     if kind == MountKind::Volume && !source.is_empty() && !valid_volume_name(source) {
         return Err(bad(&format!("{source:?} is not a valid volume name or an absolute host path")));
     }
-    Ok(MountSpec { kind, source: source.into(), target: target.into(), readonly, anonymous: source.is_empty() })
+    Ok(MountSpec { kind, source: source.into(), target, readonly, anonymous: source.is_empty() })
 }
 
 /// Parse `--mount type=volume|bind|tmpfs,source=…,target=…[,readonly]`.
@@ -121,7 +124,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountSpec> {
     if target.is_empty() {
         return Err(bad("no target".into()));
     }
-    check_target(spec, &target)?;
+    let target = check_target(spec, &target)?;
     match kind {
         MountKind::Bind if !source.starts_with('/') => return Err(bad("a bind mount needs an absolute source".into())),
         MountKind::Volume if !source.is_empty() && !valid_volume_name(&source) => {
@@ -276,9 +279,10 @@ impl Engine {
         }
         let data = self.volume_data(&m.source);
         let empty = fs::read_dir(&data).at(&data)?.next().is_none();
-        if let Some(src) = crate::container::spec::resolve_in_root(rootfs, Path::new(&m.target)) {
-            if empty && src.is_dir() {
-                crate::tree::copy_tree(&src, &data)?;
+        // The image's directory, resolved inside the container's root.
+        if let Some(src) = crate::confined::Root::open(rootfs)?.resolve(&m.target)? {
+            if empty && src.metadata()?.is_dir() {
+                crate::tree::copy_tree(&src.proc_path(), &data)?;
             }
         }
         self.store.mark_seeded(&m.source)

@@ -6,13 +6,15 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 use rustix::fs::{AtFlags, Gid, Timespec, Timestamps, Uid, CWD};
 
 use super::ignore::{clean, Ignore};
+use crate::confined::{Dir, Root};
 use crate::digest::Hasher;
 use crate::error::{Error, IoContext, Result};
 
@@ -40,21 +42,21 @@ pub struct CopyMode {
 }
 
 impl SourceRoot {
-    fn abs(&self, rel: &str) -> PathBuf {
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        }
+    /// The tree, opened for lookups confined to it.
+    fn tree(&self) -> Result<Root> {
+        Root::open(&self.root)
     }
 
     /// The context-relative paths a COPY source names: a path, or a glob
     /// whose matches are returned sorted. Errors say what was not found.
+    /// Every lookup stays inside the root: a symlink to a host path names
+    /// that path inside the root, where it is usually missing.
     pub fn resolve(&self, source: &str) -> std::result::Result<Vec<String>, String> {
         let rel = clean(source).ok_or_else(|| format!("{source}: outside the build context"))?;
+        let tree = self.tree().map_err(|e| e.to_string())?;
+        let exists = |rel: &str| tree.lookup(rel).ok().flatten().is_some();
         if !rel.contains(['*', '?', '[']) {
-            let p = self.abs(&rel);
-            if fs::symlink_metadata(&p).is_err() || (!rel.is_empty() && self.ignore.excluded(&rel)) {
+            if !exists(&rel) || (!rel.is_empty() && self.ignore.excluded(&rel)) {
                 return Err(format!("{source}: not found in the build context (or excluded by .dockerignore)"));
             }
             return Ok(vec![rel]);
@@ -64,15 +66,15 @@ impl SourceRoot {
             let mut next = Vec::new();
             let pat = Pattern::new(part).map_err(|e| format!("{source}: bad pattern: {}", e.msg))?;
             for base in &found {
-                let dir = self.abs(base);
                 if !part.contains(['*', '?', '[']) {
                     let cand = if base.is_empty() { part.to_string() } else { format!("{base}/{part}") };
-                    if fs::symlink_metadata(self.abs(&cand)).is_ok() {
+                    if exists(&cand) {
                         next.push(cand);
                     }
                     continue;
                 }
-                let Ok(rd) = fs::read_dir(&dir) else { continue };
+                let Ok(Some(dir)) = tree.resolve(base) else { continue };
+                let Ok(rd) = fs::read_dir(dir.proc_path()) else { continue };
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
                     if pat.matches_with(&name, GLOB) {
@@ -91,30 +93,31 @@ impl SourceRoot {
     }
 
     /// Entries under `rel` (itself first), sorted, without excluded ones.
+    /// `rel`'s own symlinks are followed inside the root except its last
+    /// component; below it nothing is followed.
     pub fn walk(&self, rel: &str) -> Result<Vec<(String, fs::Metadata)>> {
-        let mut out = Vec::new();
-        let p = self.abs(rel);
-        let md = fs::symlink_metadata(&p).at(&p)?;
+        let tree = self.tree()?;
+        let entry = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
+        let md = entry.metadata()?;
         let is_dir = md.is_dir();
-        out.push((rel.to_string(), md));
+        let mut out = vec![(rel.to_string(), md)];
         if is_dir {
-            self.walk_dir(rel, &mut out)?;
+            self.walk_dir(&entry.open_dir()?, rel, &mut out)?;
         }
         Ok(out)
     }
 
-    fn walk_dir(&self, rel: &str, out: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
-        let dir = self.abs(rel);
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .at(&dir)?
+    fn walk_dir(&self, dir: &Dir, rel: &str, out: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
+        let path = dir.child_path("");
+        let mut names: Vec<String> = fs::read_dir(&path)
+            .at(rel)?
             .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect::<io::Result<_>>()
-            .at(&dir)?;
+            .at(rel)?;
         names.sort();
         for n in names {
-            let child = if rel.is_empty() { n } else { format!("{rel}/{n}") };
-            let p = self.abs(&child);
-            let md = fs::symlink_metadata(&p).at(&p)?;
+            let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let Some(md) = dir.stat(&n)? else { continue };
             let excluded = self.ignore.excluded(&child);
             if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&child)) {
                 continue;
@@ -124,14 +127,38 @@ impl SourceRoot {
                 out.push((child.clone(), md));
             }
             if is_dir {
-                self.walk_dir(&child, out)?;
+                self.walk_dir(&dir.subdir(&n)?, &child, out)?;
             }
         }
         Ok(())
     }
 
+    /// `rel` opened for reading when it is a regular file (not a link).
+    pub fn open_regular(&self, rel: &str) -> Result<Option<File>> {
+        match self.tree()?.lookup(rel)? {
+            Some(e) if e.metadata()?.is_file() => e.open_read().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Open a regular file the walk found, without following anything outside the root.
+    fn open_file(tree: &Root, rel: &str) -> Result<File> {
+        let e = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
+        if !e.metadata()?.is_file() {
+            return Err(Error::invalid(format!("{rel}: changed while it was read")));
+        }
+        e.open_read()
+    }
+
+    fn read_link(tree: &Root, rel: &str) -> Result<PathBuf> {
+        let e = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
+        let t = rustix::fs::readlinkat(e.fd(), "", Vec::new()).at(rel)?;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(t.as_bytes())))
+    }
+
     /// Feed the content identity of `rels` (and everything under them) to `h`.
     pub fn hash_into(&self, rels: &[String], h: &mut Hasher) -> Result<()> {
+        let tree = self.tree()?;
         for rel in rels {
             h.update(format!("source {rel}\n").as_bytes());
             for (path, md) in self.walk(rel)? {
@@ -139,13 +166,12 @@ impl SourceRoot {
                 let mode = md.mode();
                 let owner = if self.keep_owner { format!("{}:{}", md.uid(), md.gid()) } else { String::new() };
                 h.update(format!("{sub}\0{mode:o}\0{owner}\0").as_bytes());
-                let p = self.abs(&path);
                 if md.is_file() {
-                    let f = File::open(&p).at(&p)?;
-                    let (d, _) = crate::digest::HashingReader::new(f).drain_finish().at(&p)?;
+                    let (d, _) =
+                        crate::digest::HashingReader::new(Self::open_file(&tree, &path)?).drain_finish().at(&path)?;
                     h.update(d.as_str().as_bytes());
                 } else if md.file_type().is_symlink() {
-                    h.update(fs::read_link(&p).at(&p)?.as_os_str().as_encoded_bytes());
+                    h.update(Self::read_link(&tree, &path)?.as_os_str().as_encoded_bytes());
                 }
                 h.update(b"\n");
             }
@@ -153,121 +179,143 @@ impl SourceRoot {
         Ok(())
     }
 
-    /// Copy `rel` to the container path `dest` inside the snapshot at
-    /// `rootfs`: a file or link becomes `dest`; a directory's contents go
-    /// into `dest`. Every target is resolved inside `rootfs` (its symlinks
-    /// followed as the container would), so nothing is written outside it.
-    pub fn copy(&self, rel: &str, rootfs: &Path, dest: &str, mode: CopyMode) -> Result<()> {
-        let dest = dest.trim_end_matches('/');
-        for (i, (path, md)) in self.walk(rel)?.into_iter().enumerate() {
-            let sub = path.strip_prefix(rel).unwrap_or(&path).trim_start_matches('/');
-            let cpath = if sub.is_empty() { dest.to_string() } else { format!("{dest}/{sub}") };
-            let ft = md.file_type();
-            let target = if ft.is_dir() && sub.is_empty() {
-                resolve_for_write(rootfs, &cpath)?
-            } else {
-                let (parent, name) = cpath.rsplit_once('/').unwrap_or(("", &cpath));
-                resolve_for_write(rootfs, parent)?.join(name)
+    /// Copy `rel` to the container path `dest` inside the snapshot `rootfs`:
+    /// a file or link becomes `dest`; a directory's contents go into `dest`.
+    /// `dest` is resolved inside `rootfs` (its symlinks followed as the
+    /// container would); below it every entry is written relative to a
+    /// directory descriptor and nothing is followed, so nothing is written
+    /// outside `rootfs`.
+    pub fn copy(&self, rel: &str, rootfs: &Root, dest: &str, mode: CopyMode) -> Result<()> {
+        let tree = self.tree()?;
+        let entries = self.walk(rel)?;
+        let owner = mode.chown.unwrap_or((0, 0));
+        let (first, first_md) = &entries[0];
+        if !first_md.is_dir() {
+            let (dir, name) = rootfs.parent_for_write(dest, owner)?;
+            return self.write_entry(&tree, first, first_md, &dir, Path::new(&name), mode);
+        }
+        let top = dest_dir(rootfs, dest, owner)?;
+        // Directories are entered depth first; each gets its times once its children are in.
+        let mut stack: Vec<(String, Dir, Option<&fs::Metadata>)> = vec![(first.clone(), top, None)];
+        for (path, md) in &entries[1..] {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+            while stack.last().is_some_and(|(p, _, _)| p != parent) {
+                let (_, d, md) = stack.pop().expect("checked");
+                if let Some(md) = md {
+                    self.finish_dir(&d, md, mode)?;
+                }
+            }
+            let Some((_, dir, _)) = stack.last() else {
+                return Err(Error::invalid(format!("{path}: changed while it was copied")));
             };
-            if i == 0 {
-                let owner = mode.chown.unwrap_or((0, 0));
-                if ft.is_dir() {
-                    if fs::symlink_metadata(&target).is_ok_and(|t| !t.is_dir()) {
-                        crate::tree::remove(&target)?;
+            if md.is_dir() {
+                match dir.stat(name)? {
+                    Some(t) if t.is_dir() => {}
+                    Some(_) => {
+                        dir.remove(name)?;
+                        dir.mkdir(name, 0o700)?;
                     }
-                    // Made if missing; an existing destination directory keeps its own metadata.
-                    make_parents(rootfs, &target, owner)?;
-                    continue;
+                    None => dir.mkdir(name, 0o700)?,
                 }
-                make_parents(rootfs, target.parent().unwrap_or(rootfs), owner)?;
-            }
-            let src = self.abs(&path);
-            if ft.is_dir() {
-                match fs::symlink_metadata(&target) {
-                    Ok(t) if t.is_dir() => {}
-                    Ok(_) => {
-                        crate::tree::remove(&target)?;
-                        fs::create_dir(&target).at(&target)?;
-                    }
-                    Err(_) => fs::create_dir(&target).at(&target)?,
-                }
+                let sub = dir.subdir(name)?;
+                stack.push((path.clone(), sub, Some(md)));
             } else {
-                if fs::symlink_metadata(&target).is_ok() {
-                    crate::tree::remove(&target)?;
-                }
-                if ft.is_symlink() {
-                    let link = fs::read_link(&src).at(&src)?;
-                    std::os::unix::fs::symlink(&link, &target).at(&target)?;
-                } else if ft.is_file() {
-                    fs::copy(&src, &target).at(&target)?;
-                } else {
-                    crate::tree::copy_entry(&src, &target, &md)?;
-                    continue;
-                }
+                self.write_entry(&tree, path, md, dir, Path::new(name), mode)?;
             }
-            self.set_meta(&target, &md, mode)?;
+        }
+        while let Some((_, d, md)) = stack.pop() {
+            if let Some(md) = md {
+                self.finish_dir(&d, md, mode)?;
+            }
         }
         Ok(())
     }
 
-    fn set_meta(&self, target: &Path, md: &fs::Metadata, mode: CopyMode) -> Result<()> {
+    /// Write one non-directory entry `name` into `dir`, replacing what is there.
+    fn write_entry(
+        &self,
+        tree: &Root,
+        rel: &str,
+        md: &fs::Metadata,
+        dir: &Dir,
+        name: &Path,
+        mode: CopyMode,
+    ) -> Result<()> {
+        if dir.stat(name)?.is_some() {
+            dir.remove(name)?;
+        }
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            dir.symlink(Self::read_link(tree, rel)?, name)?;
+        } else if ft.is_file() {
+            let mut out = dir.create_file(name, 0o600)?;
+            io::copy(&mut Self::open_file(tree, rel)?, &mut out).at(name)?;
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_char_device() {
+                rustix::fs::FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                rustix::fs::FileType::BlockDevice
+            } else if ft.is_fifo() {
+                rustix::fs::FileType::Fifo
+            } else {
+                return Ok(()); // sockets do not belong in images
+            };
+            dir.mknod(name, kind, md.mode() & 0o7777, md.rdev())?;
+        }
+        self.set_meta(dir, name, md, mode)
+    }
+
+    /// A copied directory's owner, mode and times, set through its own descriptor's parent-free path.
+    fn finish_dir(&self, d: &Dir, md: &fs::Metadata, mode: CopyMode) -> Result<()> {
+        self.set_meta(d, Path::new(""), md, mode)
+    }
+
+    fn set_meta(&self, dir: &Dir, name: &Path, md: &fs::Metadata, mode: CopyMode) -> Result<()> {
         let (uid, gid) = mode.chown.unwrap_or(if self.keep_owner { (md.uid(), md.gid()) } else { (0, 0) });
-        rustix::fs::chownat(CWD, target, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)
-            .at(target)?;
+        let target = dir.child_path(name);
+        rustix::fs::chownat(
+            CWD,
+            &target,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .at(name)?;
         if !md.file_type().is_symlink() {
             let perm = mode.chmod.unwrap_or(md.mode() & 0o7777);
-            fs::set_permissions(target, fs::Permissions::from_mode(perm)).at(target)?;
+            if name.as_os_str().is_empty() {
+                // The directory itself, through its own descriptor.
+                rustix::fs::chmodat(CWD, &target, rustix::fs::Mode::from_raw_mode(perm), AtFlags::empty()).at(name)?;
+            } else {
+                dir.chmod(name, perm).at(name)?;
+            }
         }
         let t = Timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() as _ };
         rustix::fs::utimensat(
             CWD,
-            target,
+            &target,
             &Timestamps { last_access: t, last_modification: t },
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .at(target)?;
+        .at(name)?;
         Ok(())
     }
 }
 
-/// Resolve a container path for writing: symlinks in the part that exists
-/// are followed as the container would (absolute links restart at `rootfs`),
-/// the rest is appended as is.
-pub fn resolve_for_write(rootfs: &Path, path: &str) -> Result<PathBuf> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    for keep in (0..=parts.len()).rev() {
-        let prefix: PathBuf = parts[..keep].iter().collect();
-        if let Some(host) = crate::container::spec::resolve_in_root(rootfs, &prefix) {
-            let mut out = host;
-            for p in &parts[keep..] {
-                if *p == ".." {
-                    return Err(Error::invalid(format!("{path}: \"..\" after a path that does not exist")));
-                }
-                out.push(p);
-            }
-            if !out.starts_with(rootfs) {
-                return Err(Error::invalid(format!("{path}: resolves outside the image")));
-            }
-            return Ok(out);
+/// The directory a directory source is copied into: `dest` resolved inside
+/// `rootfs` (a link to a directory followed inside it), made when missing
+/// (owned by `owner`; an existing one keeps its metadata), or replacing a
+/// file that is in the way.
+fn dest_dir(rootfs: &Root, dest: &str, owner: (u32, u32)) -> Result<Dir> {
+    if let Some(e) = rootfs.resolve(dest)? {
+        if e.metadata()?.is_dir() {
+            return e.open_dir();
+        }
+        let (parent, name) = rootfs.parent_for_write(dest, owner)?;
+        if parent.stat(&name)?.is_some_and(|m| !m.file_type().is_symlink()) {
+            parent.remove(&name)?;
         }
     }
-    Ok(rootfs.to_path_buf())
-}
-
-/// Create `dir`'s missing ancestors below `rootfs` (mode 755, owned by `owner`).
-pub fn make_parents(rootfs: &Path, dir: &Path, owner: (u32, u32)) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = dir.to_path_buf();
-    while cur.starts_with(rootfs) && cur != rootfs && fs::symlink_metadata(&cur).is_err() {
-        missing.push(cur.clone());
-        if !cur.pop() {
-            break;
-        }
-    }
-    for d in missing.into_iter().rev() {
-        fs::create_dir(&d).at(&d)?;
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).at(&d)?;
-        rustix::fs::chown(&d, Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1))).at(&d)?;
-    }
-    Ok(())
+    rootfs.mkdir_all(dest, owner)
 }

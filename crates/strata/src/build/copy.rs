@@ -2,15 +2,16 @@
 //! and (ADD) URLs and local archives, written into a snapshot of the stage
 //! with Docker's destination rules, owners and modes.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::context::{self, resolve_for_write, CopyMode, SourceRoot};
+use super::context::{CopyMode, SourceRoot};
 use super::dockerfile::{self, Instruction, Located, Source};
 use super::snapshot::Snapshot;
 use super::words::{self, Vars};
 use super::{is_archive, is_url, read_head, Builder, Ignore, State};
+use crate::confined::Root;
 use crate::container::spec;
 use crate::error::{Error, IoContext, Result};
 use crate::store::LayerRecord;
@@ -87,7 +88,7 @@ impl Builder<'_> {
             return Err(self.err(line, format!("{what} <<heredoc: give a file path as the destination")));
         }
         let snap = Snapshot::new(self.engine, state, &[])?;
-        let rootfs = snap.rootfs();
+        let rootfs = Root::open(&snap.rootfs())?;
         let chown = c
             .chown
             .as_ref()
@@ -105,13 +106,22 @@ impl Builder<'_> {
             })
             .transpose()?;
         let mode = CopyMode { chown, chmod: c.chmod };
-        let dest_is_dir = dir_form || many || resolve_for_write(&rootfs, &dest).map(|p| p.is_dir()).unwrap_or(false);
+        let dest_is_dir = dir_form
+            || many
+            || rootfs.resolve(&dest).ok().flatten().and_then(|e| e.metadata().ok()).is_some_and(|m| m.is_dir());
         for rel in &files {
-            let src = root.root.join(rel);
-            let md = fs::symlink_metadata(&src).at(&src)?;
-            if add && md.is_file() && is_archive(&read_head(&mut File::open(&src).at(&src)?).at(&src)?) {
-                self.extract(&src, &rootfs, &dest, mode).map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
-                continue;
+            let md = &root.walk(rel)?[0].1;
+            if add && md.is_file() {
+                if let Some(mut f) = root.open_regular(rel)? {
+                    if is_archive(&read_head(&mut f).at(rel)?) {
+                        let f = root
+                            .open_regular(rel)?
+                            .ok_or_else(|| self.err(line, format!("{what} {rel}: changed while read")))?;
+                        self.extract(f, rel, &rootfs, &dest, mode)
+                            .map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
+                        continue;
+                    }
+                }
             }
             let target = if md.is_dir() {
                 dest.clone()
@@ -134,42 +144,28 @@ impl Builder<'_> {
                 .next()
                 .unwrap_or("download");
             let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
-            let host = resolve_for_write(&rootfs, &target)?;
-            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
-            fs::copy(file, &host).at(&host)?;
-            let (uid, gid) = chown.unwrap_or((0, 0));
-            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                .at(&host)?;
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o600))).at(&host)?;
+            let mut src = File::open(file).at(file)?;
+            write_file(&rootfs, &target, &mut src, chown.unwrap_or((0, 0)), c.chmod.unwrap_or(0o600))?;
         }
         for body in &heredocs {
-            let host = resolve_for_write(&rootfs, &dest)?;
-            context::make_parents(&rootfs, host.parent().unwrap_or(&rootfs), chown.unwrap_or((0, 0)))?;
-            if host.is_dir() {
+            if rootfs.resolve(&dest)?.map(|e| e.metadata()).transpose()?.is_some_and(|m| m.is_dir()) {
                 return Err(self.err(line, format!("{what} <<heredoc: {dest} is a directory")));
             }
-            fs::write(&host, body).at(&host)?;
-            let (uid, gid) = chown.unwrap_or((0, 0));
-            rustix::fs::chown(&host, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                .at(&host)?;
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&host, fs::Permissions::from_mode(c.chmod.unwrap_or(0o644))).at(&host)?;
+            write_file(&rootfs, &dest, &mut body.as_bytes(), chown.unwrap_or((0, 0)), c.chmod.unwrap_or(0o644))?;
         }
         drop(view);
         snap.commit(self.engine, state, &[], &format!("{}:{line}", self.df.file))
     }
 
     /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.
-    fn extract(&self, src: &Path, rootfs: &Path, dest: &str, mode: CopyMode) -> Result<()> {
+    fn extract(&self, src: File, name: &str, rootfs: &Root, dest: &str, mode: CopyMode) -> Result<()> {
         let tmp = TempDir::new(&self.engine.tmp, "build-add")?;
-        let f = io::BufReader::new(File::open(src).at(src)?);
-        let (_, r) = crate::layer::decompress(f).map_err(|e| Error::stream(src.display().to_string(), e))?;
+        let (_, r) = crate::layer::decompress(io::BufReader::new(src)).map_err(|e| Error::stream(name, e))?;
         let mut ar = tar::Archive::new(r);
         ar.set_preserve_permissions(true);
         ar.set_preserve_ownerships(true);
         ar.set_unpack_xattrs(false);
-        ar.unpack(tmp.path()).map_err(|e| Error::stream(format!("unpacking {}", src.display()), e))?;
+        ar.unpack(tmp.path()).map_err(|e| Error::stream(format!("unpacking {name}"), e))?;
         let from = SourceRoot { root: tmp.path().to_path_buf(), ignore: Ignore::default(), keep_owner: true };
         let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
         from.copy("", rootfs, dest, mode)
@@ -189,4 +185,18 @@ impl Builder<'_> {
         self.downloads.insert(url.to_string(), file.clone());
         Ok(file)
     }
+}
+
+/// Write a new regular file at the container path `dest` inside `rootfs`
+/// (replacing what is there, parents made for `owner`), from `src`.
+fn write_file(rootfs: &Root, dest: &str, src: &mut impl io::Read, owner: (u32, u32), mode: u32) -> Result<()> {
+    let (dir, name) = rootfs.parent_for_write(dest, owner)?;
+    if dir.stat(&name)?.is_some() {
+        dir.remove(&name)?;
+    }
+    let mut out = dir.create_file(&name, 0o600)?;
+    io::copy(src, &mut out).at(dest)?;
+    drop(out);
+    dir.chown(&name, owner.0, owner.1)?;
+    dir.chmod(&name, mode).at(dest)
 }

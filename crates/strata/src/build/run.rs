@@ -7,11 +7,11 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use super::context::{self, resolve_for_write};
 use super::dockerfile::{self, CommandForm, Instruction, Located, RunMount};
 use super::snapshot::Snapshot;
 use super::words::{self, Vars};
 use super::{command_args, ignore, Builder, State, PREDEFINED_ARGS};
+use crate::confined::Root;
 use crate::container::runtime::{self, Stdio};
 use crate::container::spec::{self, RunConfig};
 use crate::digest::Digest;
@@ -59,11 +59,14 @@ impl Builder<'_> {
         let mut scratch = Vec::new();
         for m in &r.mounts {
             let target = words::expand(&m.target, vars, self.df.escape).map_err(|e| self.err(line, e))?;
-            let target = if target.starts_with('/') {
+            let target = crate::confined::clean_container_path(&if target.starts_with('/') {
                 target
             } else {
                 format!("{}/{target}", state.workdir().trim_end_matches('/'))
-            };
+            });
+            if target == "/" {
+                return Err(self.err(line, "--mount target=/: cannot mount over the root"));
+            }
             if m.kind == "tmpfs" {
                 points.push((target.clone(), false));
                 let spec = MountSpec {
@@ -91,22 +94,31 @@ impl Builder<'_> {
                     };
                     let rel = ignore::clean(&src)
                         .ok_or_else(|| self.err(line, format!("--mount source={src}: outside its root")))?;
-                    let path = if rel.is_empty() { root } else { root.join(rel) };
-                    let md =
-                        fs::metadata(&path).map_err(|_| self.err(line, format!("--mount source={src}: not found")))?;
+                    // Resolved inside its root (symlinks too), as the stage or context itself sees it.
+                    let entry = Root::open(&root)?
+                        .resolve(&rel)?
+                        .ok_or_else(|| self.err(line, format!("--mount source={src}: not found")))?;
+                    let md = entry.metadata()?;
                     if !m.readonly {
                         // rw binds may be written; the writes are thrown away, never reaching the source.
                         let copy = TempDir::new(&self.engine.tmp, "build-bind")?;
                         let dst = copy.path().join("src");
                         if md.is_dir() {
-                            crate::tree::copy_tree(&path, &dst)?;
+                            fs::create_dir(&dst).at(&dst)?;
+                            crate::tree::copy_tree(&entry.proc_path(), &dst)?;
                         } else {
-                            fs::copy(&path, &dst).at(&dst)?;
+                            io::copy(&mut entry.open_read()?, &mut File::create(&dst).at(&dst)?).at(&dst)?;
                         }
                         scratch.push(copy);
                         (dst, md.is_file())
                     } else {
-                        (path, md.is_file())
+                        // The runtime mounts a path: the resolved object's own, which has no
+                        // symlink left in it and lies inside the root the kernel resolved it in.
+                        let real = fs::read_link(entry.proc_path()).at(&src)?;
+                        if !real.starts_with(fs::canonicalize(&root).at(&root)?) {
+                            return Err(self.err(line, format!("--mount source={src}: resolves outside its root")));
+                        }
+                        (real, md.is_file())
                     }
                 }
             };
@@ -141,9 +153,9 @@ impl Builder<'_> {
         }
         let snap = Snapshot::new(self.engine, state, &points)?;
         let rootfs = snap.rootfs();
+        let root = Root::open(&rootfs)?;
         let workdir = state.workdir();
-        let wd = resolve_for_write(&rootfs, &workdir)?;
-        context::make_parents(&rootfs, &wd, (0, 0))?;
+        root.mkdir_all(&workdir, (0, 0))?;
         let id = crate::tmp::random_hex(32)?;
         let cfg = RunConfig {
             args: argv.clone(),
@@ -157,8 +169,9 @@ impl Builder<'_> {
             },
             ..Default::default()
         };
-        let user = spec::resolve_user(&cfg.user, &rootfs).map_err(|e| self.err(line, e))?;
-        if let Err((code, msg)) = spec::check_command(&argv, &env, &rootfs, &workdir) {
+        let user = spec::resolve_user(&cfg.user, &root).map_err(|e| self.err(line, e))?;
+        let targets: Vec<&str> = points.iter().map(|(t, _)| t.as_str()).collect();
+        if let Err((code, msg)) = spec::check_command(&argv, &env, &root, &workdir, &targets) {
             if !self.opts.quiet {
                 eprintln!("{msg}");
             }

@@ -41,7 +41,7 @@ impl Snapshot {
                 }
                 let init = d.join("init");
                 let points: Vec<(&str, bool)> = mount_points.iter().map(|(t, f)| (t.as_str(), *f)).collect();
-                crate::container::make_init_dir(&init, &points)?;
+                crate::container::make_init_dir(&init, &points, &snap.lowers)?;
                 let mut lowers = vec![init];
                 if snap.lowers.is_empty() {
                     lowers.push(engine.empty_dir()?);

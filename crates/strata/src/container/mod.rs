@@ -24,10 +24,10 @@ pub use ops::{inherit_stdio, ContainerSummary, CreateOptions};
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::confined::{list_beneath, lstat_beneath, Beneath};
 use crate::error::{IoContext, Result};
 use crate::layer::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
 
@@ -36,41 +36,61 @@ pub use spec::RunConfig;
 /// One line of `diff`: `A`dded, `C`hanged or `D`eleted, and the path.
 pub type Change = (char, String);
 
-fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+/// What the image's merged tree (its layer directories, top first) has at
+/// `rel`, looked up as overlayfs would and without following any symlink
+/// out of a layer: a whiteout, or a symlink or file on the way, hides
+/// everything below it.
+pub fn lower_entry(lowers: &[PathBuf], rel: &Path) -> Result<Option<fs::Metadata>> {
     for l in lowers {
-        match fs::symlink_metadata(l.join(rel)) {
-            Ok(md) => return !is_whiteout_device(&md),
-            Err(_) => continue,
+        match lstat_beneath(l, rel)? {
+            Beneath::Found(md) if is_whiteout_device(&md) => return Ok(None),
+            Beneath::Found(md) => return Ok(Some(md)),
+            Beneath::Blocked => return Ok(None),
+            Beneath::Absent => continue,
         }
     }
-    false
+    Ok(None)
 }
 
-fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
-    let mut v: Vec<_> =
-        fs::read_dir(dir).at(dir)?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<_>>().at(dir)?;
-    v.sort();
-    Ok(v)
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> Result<bool> {
+    Ok(lower_entry(lowers, rel)?.is_some())
 }
 
 /// Fill the `init` lower of an overlay container layer (Docker's "init
 /// layer"): the mount points the runtime needs (/proc, /sys, /dev, the
 /// /etc files it binds, and each of `mount_points`, a file or a directory)
 /// live there, so they never show up in the layer's changes.
-pub fn make_init_dir(init: &Path, mount_points: &[(&str, bool)]) -> Result<()> {
+///
+/// Targets are container paths from outside: cleaned (`..` stops at the
+/// root) and created inside `init` only. A target whose path crosses a
+/// symlink of the image (`lowers`, top first) is left to the runtime,
+/// which makes it inside the container's root where the link leads: a
+/// directory in `init` would hide the image's link.
+pub fn make_init_dir(init: &Path, mount_points: &[(&str, bool)], lowers: &[PathBuf]) -> Result<()> {
     for d in ["proc", "sys", "dev", "etc"] {
         fs::create_dir_all(init.join(d)).at(init)?;
     }
     for f in ["hostname", "hosts", "resolv.conf"] {
         fs::write(init.join("etc").join(f), b"").at(init)?;
     }
-    for (target, is_file) in mount_points {
-        let p = init.join(target.trim_start_matches('/'));
+    let root = crate::confined::Root::open(init)?;
+    'points: for (target, is_file) in mount_points {
+        let target = crate::confined::clean_container_path(target);
+        let rel = Path::new(target.trim_start_matches('/'));
+        let mut prefix = PathBuf::new();
+        for c in rel.components() {
+            prefix.push(c);
+            if lower_entry(lowers, &prefix)?.is_some_and(|m| m.file_type().is_symlink()) {
+                continue 'points;
+            }
+        }
         if *is_file {
-            fs::create_dir_all(p.parent().expect("below init")).at(init)?;
-            fs::write(&p, b"").at(&p)?;
+            let (dir, name) = root.parent_for_write(&target, (0, 0))?;
+            if dir.stat(&name)?.is_none() {
+                dir.create_file(&name, 0o644)?;
+            }
         } else {
-            fs::create_dir_all(&p).at(&p)?;
+            root.mkdir_all(&target, (0, 0))?;
         }
     }
     Ok(())
@@ -85,28 +105,35 @@ pub fn overlay_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> 
 }
 
 fn walk_upper(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
-    for name in sorted_names(&upper.join(rel))? {
+    // The upper directory may be changing under a running container: every
+    // look into it and into the layers goes through no symlink.
+    for name in list_beneath(upper, rel)?.unwrap_or_default() {
         let r = rel.join(&name);
-        let full = upper.join(&r);
-        let md = fs::symlink_metadata(&full).at(&full)?;
+        let Beneath::Found(md) = lstat_beneath(upper, &r)? else { continue };
         let shown = format!("/{}", r.display());
         if is_whiteout_device(&md) {
             out.push(('D', shown));
             continue;
         }
-        out.push((if in_lowers(lowers, &r) { 'C' } else { 'A' }, shown.clone()));
+        out.push((if in_lowers(lowers, &r)? { 'C' } else { 'A' }, shown.clone()));
         if md.is_dir() {
+            let full = upper.join(&r);
             let opaque = matches!(rustix::fs::lgetxattr(&full, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1));
             if opaque {
-                // Everything the image had below an opaque directory is gone.
+                // Everything the image had below an opaque directory is gone:
+                // listed from the layer that has it as a directory, never through a link.
                 for l in lowers {
-                    if let Ok(names) = sorted_names(&l.join(&r)) {
-                        for n in names {
-                            if !upper.join(&r).join(&n).exists() {
-                                out.push(('D', format!("{shown}/{}", n.to_string_lossy())));
+                    match lstat_beneath(l, &r)? {
+                        Beneath::Found(lmd) if lmd.is_dir() => {
+                            for n in list_beneath(l, &r)?.unwrap_or_default() {
+                                if matches!(lstat_beneath(upper, &r.join(&n))?, Beneath::Absent) {
+                                    out.push(('D', format!("{shown}/{}", n.to_string_lossy())));
+                                }
                             }
+                            break;
                         }
-                        break;
+                        Beneath::Absent => continue,
+                        _ => break,
                     }
                 }
             }
@@ -140,13 +167,19 @@ pub fn tree_changes(rootfs: &Path, base: &Path) -> Result<Vec<Change>> {
 }
 
 fn walk_trees(rootfs: &Path, base: &Path, rel: &Path, out: &mut Vec<Change>) -> Result<()> {
-    let here: BTreeSet<_> = sorted_names(&rootfs.join(rel))?.into_iter().collect();
-    let there: BTreeSet<_> = sorted_names(&base.join(rel)).unwrap_or_default().into_iter().collect();
+    // Neither tree is followed through a symlink: the container may be
+    // changing its copy, and the image's links point inside the image.
+    let here: BTreeSet<_> = list_beneath(rootfs, rel)?.unwrap_or_default().into_iter().collect();
+    let there: BTreeSet<_> = list_beneath(base, rel)?.unwrap_or_default().into_iter().collect();
     for name in here.union(&there) {
         let r = rel.join(name);
         let shown = format!("/{}", r.display());
         let (pa, pb) = (rootfs.join(&r), base.join(&r));
-        match (fs::symlink_metadata(&pa).ok(), fs::symlink_metadata(&pb).ok()) {
+        let found = |b: Beneath| match b {
+            Beneath::Found(md) => Some(md),
+            _ => None,
+        };
+        match (found(lstat_beneath(rootfs, &r)?), found(lstat_beneath(base, &r)?)) {
             (Some(a), None) => {
                 out.push(('A', shown));
                 if a.is_dir() {
@@ -198,13 +231,17 @@ pub fn changes_to_overlay_dir(rootfs: &Path, changes: &[Change], out: &Path) -> 
                 .at(&dst)?;
             }
             _ => {
-                let src = rootfs.join(rel);
-                let md = fs::symlink_metadata(&src).at(&src)?;
+                // Read below a parent reached through no symlink: a running container may be changing its tree.
+                let parent = rel.parent().unwrap_or(Path::new(""));
+                let Some(dir) = crate::confined::dir_beneath(rootfs, parent)? else { continue };
+                let name = rel.file_name().unwrap_or_default().to_os_string();
+                let src = dir.child_path(&name);
+                let md = fs::symlink_metadata(&src).at(rootfs.join(rel))?;
                 if md.is_dir() {
                     if !dst.exists() {
                         fs::create_dir(&dst).at(&dst)?;
                     }
-                    dirs.push((src, dst, md));
+                    dirs.push((dir, name, dst, md));
                 } else {
                     crate::tree::copy_entry(&src, &dst, &md)?;
                 }
@@ -212,8 +249,8 @@ pub fn changes_to_overlay_dir(rootfs: &Path, changes: &[Change], out: &Path) -> 
         }
     }
     // Directories last, deepest first: filling them changed their times.
-    for (src, dst, md) in dirs.iter().rev() {
-        crate::tree::copy_meta(src, dst, md)?;
+    for (dir, name, dst, md) in dirs.iter().rev() {
+        crate::tree::copy_meta(&dir.child_path(name), dst, md)?;
     }
     Ok(())
 }

@@ -217,6 +217,7 @@ impl Engine {
             let other = self.container(name)?;
             let ocfg: RunConfig = serde_json::from_str(&other.config).unwrap_or_default();
             for mut m in ocfg.mounts {
+                m.target = crate::confined::clean_container_path(&m.target);
                 if mode == "ro" {
                     m.readonly = true;
                 } else if mode == "rw" {
@@ -235,6 +236,11 @@ impl Engine {
             }
         }
         for path in ic.volumes().clone().unwrap_or_default() {
+            // An image's VOLUME names a place in the container, `..` and all: cleaned like a -v target.
+            let path = crate::confined::clean_container_path(&path);
+            if path == "/" {
+                return Err(Error::invalid(format!("image {image_name}: VOLUME / cannot be mounted")));
+            }
             if !mounts.iter().any(|m| m.target == path) {
                 mounts.push(crate::volume::MountSpec {
                     kind: crate::volume::MountKind::Volume,
@@ -344,7 +350,7 @@ impl Engine {
                             (m.target.as_str(), is_file)
                         })
                         .collect();
-                    super::make_init_dir(&dir.join("init"), &points)?;
+                    super::make_init_dir(&dir.join("init"), &points, &self.image_lowers(&image_id)?)?;
                 }
                 Driver::Copy => {
                     let lowers = self.image_lowers(&image_id)?;
@@ -419,8 +425,10 @@ impl Engine {
             }
         }
         let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
-            let user = spec::resolve_user(&cfg.user, &rootfs)?;
-            if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &rootfs, &cfg.workdir) {
+            let root = crate::confined::Root::open(&rootfs)?;
+            let user = spec::resolve_user(&cfg.user, &root)?;
+            let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
+            if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &root, &cfg.workdir, &targets) {
                 return Ok(Err(failure));
             }
             spec::write_etc_files(&dir, &cfg)?;
@@ -582,8 +590,10 @@ impl Engine {
             env.push(e);
         }
         let cwd = workdir.map(String::from).unwrap_or_else(|| cfg.workdir.clone());
-        let u = spec::resolve_user(user.unwrap_or(&cfg.user), &rootfs)?;
-        if let Err((code, msg)) = spec::check_command(args, &env, &rootfs, &cwd) {
+        let root = crate::confined::Root::open(&rootfs)?;
+        let u = spec::resolve_user(user.unwrap_or(&cfg.user), &root)?;
+        let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
+        if let Err((code, msg)) = spec::check_command(args, &env, &root, &cwd, &targets) {
             return Ok((code, Some(msg)));
         }
         let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };

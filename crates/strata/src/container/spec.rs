@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::confined::Root;
 use crate::error::{Error, IoContext, Result};
 
 /// How a container runs, fixed when it is created.
@@ -152,20 +153,27 @@ pub fn check_user_syntax(user: &str) -> Result<()> {
     }
 }
 
-fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
-    fs::read_to_string(rootfs.join(file))
-        .unwrap_or_default()
+/// The most of /etc/passwd or /etc/group read: a real one is a few KB.
+const USER_DB_LIMIT: u64 = 4 << 20;
+
+fn read_db(rootfs: &Root, file: &str) -> Result<Vec<Vec<String>>> {
+    let bytes = rootfs.read_file(file, USER_DB_LIMIT + 1)?.unwrap_or_default();
+    if bytes.len() as u64 > USER_DB_LIMIT {
+        return Err(Error::invalid(format!("/{file} in the image is larger than {USER_DB_LIMIT} bytes")));
+    }
+    Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.split(':').map(String::from).collect())
-        .collect()
+        .collect())
 }
 
-/// Resolve `USER[:GROUP]` against the container's /etc/passwd and /etc/group.
-pub fn resolve_user(user: &str, rootfs: &Path) -> Result<User> {
+/// Resolve `USER[:GROUP]` against the container's /etc/passwd and /etc/group
+/// (read inside its root: a link out of it reads nothing from the host).
+pub fn resolve_user(user: &str, rootfs: &Root) -> Result<User> {
     check_user_syntax(user)?;
-    let passwd = read_db(rootfs, "etc/passwd");
-    let groups = read_db(rootfs, "etc/group");
+    let passwd = read_db(rootfs, "etc/passwd")?;
+    let groups = read_db(rootfs, "etc/group")?;
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (if u.is_empty() { "0" } else { u }, Some(g)),
         None => (if user.is_empty() { "0" } else { user }, None),
@@ -196,10 +204,25 @@ pub fn resolve_user(user: &str, rootfs: &Path) -> Result<User> {
 }
 
 /// Find the program `args[0]` the way the runtime's exec will, so a missing
-/// command gives Docker's 127 and a non-executable one 126, before anything runs.
-pub fn check_command(args: &[String], env: &[String], rootfs: &Path, workdir: &str) -> Result<(), (i32, String)> {
+/// command gives Docker's 127 and a non-executable one 126, before anything
+/// runs. A command at or below one of `mount_targets` is left to the
+/// runtime: what the mount will put there is not in the root yet.
+pub fn check_command(
+    args: &[String],
+    env: &[String],
+    rootfs: &Root,
+    workdir: &str,
+    mount_targets: &[&str],
+) -> Result<(), (i32, String)> {
     let Some(cmd) = args.first() else {
         return Err((125, "no command specified".into()));
+    };
+    let under_mount = |c: &Path| {
+        let c = crate::confined::clean_container_path(&c.to_string_lossy());
+        mount_targets.iter().any(|t| {
+            let t = crate::confined::clean_container_path(t);
+            c == t || c.starts_with(&format!("{}/", t.trim_end_matches('/')))
+        })
     };
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(&DEFAULT_PATH[5..]);
     let candidates: Vec<PathBuf> = if cmd.contains('/') {
@@ -210,8 +233,11 @@ pub fn check_command(args: &[String], env: &[String], rootfs: &Path, workdir: &s
     };
     let mut found_not_exec = None;
     for c in candidates {
-        let Some(host) = resolve_in_root(rootfs, &c) else { continue };
-        match fs::metadata(&host) {
+        if under_mount(&c) {
+            return Ok(());
+        }
+        let Ok(Some(entry)) = rootfs.resolve(&c) else { continue };
+        match entry.metadata() {
             Ok(md) if md.is_file() => {
                 use std::os::unix::fs::PermissionsExt;
                 if md.permissions().mode() & 0o111 != 0 {
@@ -228,55 +254,6 @@ pub fn check_command(args: &[String], env: &[String], rootfs: &Path, workdir: &s
         None if cmd.contains('/') => Err((127, format!("exec: {cmd}: no such file or directory"))),
         None => Err((127, format!("exec: \"{cmd}\": executable file not found in $PATH"))),
     }
-}
-
-/// Resolve a container path to a host path, following symlinks as the
-/// container would see them (absolute links restart at the container root).
-pub fn resolve_in_root(rootfs: &Path, p: &Path) -> Option<PathBuf> {
-    let mut parts: Vec<std::ffi::OsString> = Vec::new();
-    let mut todo: Vec<std::ffi::OsString> = p
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(n.to_os_string()),
-            std::path::Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            parts.pop();
-            continue;
-        }
-        let mut cur: PathBuf = rootfs.to_path_buf();
-        cur.extend(&parts);
-        cur.push(&c);
-        match fs::symlink_metadata(&cur) {
-            Ok(md) if md.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    return None;
-                }
-                let target = fs::read_link(&cur).ok()?;
-                if target.is_absolute() {
-                    parts.clear();
-                }
-                for t in target.components().rev() {
-                    match t {
-                        std::path::Component::Normal(n) => todo.push(n.to_os_string()),
-                        std::path::Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            Ok(_) => parts.push(c),
-            Err(_) => return None,
-        }
-    }
-    let mut out = rootfs.to_path_buf();
-    out.extend(&parts);
-    Some(out)
 }
 
 /// Files the container sees at /etc/hostname, /etc/hosts, /etc/resolv.conf.
@@ -386,8 +363,14 @@ pub fn build_spec(
                 serde_json::json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
                 "options": ["nosuid", "nodev", if m.readonly { "ro" } else { "rw" }]})
             }
+            // "rro": read-only all the way down (mount_setattr AT_RECURSIVE), so a
+            // mount below the source is not writable through a read-only bind.
+            _ if m.readonly => {
+                serde_json::json!({"destination": m.target, "type": "bind", "source": source.display().to_string(),
+                "options": ["rbind", "rprivate", "ro", "rro"]})
+            }
             _ => serde_json::json!({"destination": m.target, "type": "bind", "source": source.display().to_string(),
-                "options": ["rbind", "rprivate", if m.readonly { "ro" } else { "rw" }]}),
+                "options": ["rbind", "rprivate", "rw"]}),
         };
         spec["mounts"].as_array_mut().expect("mounts is an array").push(v);
     }
@@ -418,10 +401,11 @@ mod tests {
         fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
             .unwrap();
         fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1001:\nstaff:x:50:app\n").unwrap();
-        let u = resolve_user("app", d.path()).unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let u = resolve_user("app", &root).unwrap();
         assert_eq!((u.uid, u.gid, u.additional_gids.clone(), u.home.as_str()), (1000, 1001, vec![50], "/home/app"));
-        assert_eq!(resolve_user("app:staff", d.path()).unwrap().gid, 50);
-        assert_eq!(resolve_user("42:43", d.path()).unwrap().uid, 42);
-        assert!(resolve_user("nobody", d.path()).is_err());
+        assert_eq!(resolve_user("app:staff", &root).unwrap().gid, 50);
+        assert_eq!(resolve_user("42:43", &root).unwrap().uid, 42);
+        assert!(resolve_user("nobody", &root).is_err());
     }
 }

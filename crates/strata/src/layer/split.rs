@@ -20,6 +20,12 @@ use crate::error::{Error, IoContext, Result};
 
 const MAGIC: &[u8; 8] = b"STSPLIT1";
 
+/// The longest stretch of non-file bytes kept in memory. Real tars have a
+/// header or two between files; a longer run (data after the archive's
+/// end, say, from a hostile registry) makes the split unusable instead of
+/// growing without bound, and the layer's blob is stored as received.
+const MAX_RAW_RUN: usize = 16 << 20;
+
 /// One stretch of the tar stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -53,8 +59,12 @@ impl Split {
 
     /// Bytes of the tar stream outside file contents (headers, padding).
     pub(crate) fn record_raw(&mut self, b: &[u8]) {
-        if !self.in_file {
+        if !self.in_file && !self.lossy {
             self.raw.extend_from_slice(b);
+            if self.raw.len() > MAX_RAW_RUN {
+                self.lossy = true;
+                self.raw = Vec::new();
+            }
         }
     }
 
@@ -118,10 +128,7 @@ impl<R: Read> Read for Recorder<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(sp) = self.split {
-            let mut s = sp.borrow_mut();
-            if !s.in_file {
-                s.raw.extend_from_slice(&buf[..n]);
-            }
+            sp.borrow_mut().record_raw(&buf[..n]);
         }
         Ok(n)
     }

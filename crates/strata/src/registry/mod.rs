@@ -86,6 +86,12 @@ impl Progress for Quiet {
 
 const RETRIES: u32 = 5;
 
+/// The largest manifest or index strata reads (Docker's and containerd's limit).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// The largest image config strata reads.
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
 fn registry_error(reference: &str, e: impl std::fmt::Display) -> Error {
     Error::Registry { reference: reference.to_string(), message: e.to_string() }
 }
@@ -119,6 +125,28 @@ fn explain(reference: &str, registry: &str, e: OciDistributionError) -> Error {
         return Error::NotFound { what: "image in the registry", name: format!("{reference}: {message}") };
     }
     registry_error(reference, message)
+}
+
+fn too_big(url: &str) -> OciDistributionError {
+    OciDistributionError::SpecViolationError(format!("{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes"))
+}
+
+/// A manifest response's status as oci-client would judge it.
+fn status_error(status: reqwest::StatusCode, body: &[u8], url: &str) -> std::result::Result<(), OciDistributionError> {
+    match status.as_u16() {
+        200 => Ok(()),
+        401 => Err(OciDistributionError::UnauthorizedError { url: url.to_string() }),
+        code => match serde_json::from_slice::<oci_client::errors::OciEnvelope>(body) {
+            Ok(envelope) if (400..500).contains(&code) => {
+                Err(OciDistributionError::RegistryError { envelope, url: url.to_string() })
+            }
+            _ => Err(OciDistributionError::ServerError {
+                code,
+                url: url.to_string(),
+                message: String::from_utf8_lossy(body).chars().take(500).collect(),
+            }),
+        },
+    }
 }
 
 fn retryable(e: &OciDistributionError) -> bool {
@@ -180,6 +208,23 @@ struct Remote {
     auth: RegistryAuth,
     registry: String,
     rt: tokio::runtime::Runtime,
+    /// For manifests, which oci-client reads whole into memory without a bound.
+    http: reqwest::Client,
+    https: bool,
+}
+
+/// An HTTP client with the registry's TLS settings (CA files, verification).
+fn http_client(registry: &str, verify: bool, certs: &[Certificate]) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(!verify)
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60));
+    for c in certs {
+        let cert = reqwest::Certificate::from_pem(&c.data)
+            .map_err(|e| registry_error(registry, format!("CA certificate: {e}")))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| registry_error(registry, e))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -245,6 +290,8 @@ impl Remote {
             client: Arc::new(oci_client::Client::new(config(true))),
             chunked: Arc::new(oci_client::Client::new(config(false))),
             auth,
+            http: http_client(&registry, verify, &certs)?,
+            https,
             registry,
             rt,
         })
@@ -262,8 +309,45 @@ impl Remote {
 
     fn manifest(&self, r: &Reference, digest: Option<&Digest>) -> Result<(Vec<u8>, Digest)> {
         let oref = self.oci_ref(r, digest)?;
-        let accept = [image::OCI_MANIFEST, image::OCI_INDEX, image::DOCKER_MANIFEST, image::DOCKER_MANIFEST_LIST];
-        let (bytes, _) = self.retrying(r, || self.client.pull_manifest_raw(&oref, &self.auth, &accept))?;
+        let accept =
+            [image::OCI_MANIFEST, image::OCI_INDEX, image::DOCKER_MANIFEST, image::DOCKER_MANIFEST_LIST].join(", ");
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            if self.https { "https" } else { "http" },
+            oref.resolve_registry(),
+            oref.repository(),
+            oref.digest().or(oref.tag()).unwrap_or("latest")
+        );
+        // Fetched here, not by oci-client, to stop at MAX_MANIFEST_BYTES; oci-client
+        // still does the authentication (its token is used for the request).
+        let bytes = self.retrying(r, || {
+            let (client, http, oref, auth, url, accept) =
+                (self.client.clone(), self.http.clone(), oref.clone(), self.auth.clone(), url.clone(), accept.clone());
+            async move {
+                let token = client.auth(&oref, &auth, oci_client::RegistryOperation::Pull).await?;
+                let mut req = http.get(&url).header(reqwest::header::ACCEPT, accept);
+                req = match (token, &auth) {
+                    (Some(t), _) => req.bearer_auth(t),
+                    (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+                    _ => req,
+                };
+                let resp = req.send().await?;
+                let status = resp.status();
+                if resp.content_length().is_some_and(|n| n > MAX_MANIFEST_BYTES) {
+                    return Err(too_big(&url));
+                }
+                let mut body = resp.bytes_stream();
+                let mut out: Vec<u8> = Vec::new();
+                while let Some(chunk) = body.next().await {
+                    out.extend_from_slice(&chunk?);
+                    if out.len() as u64 > MAX_MANIFEST_BYTES {
+                        return Err(too_big(&url));
+                    }
+                }
+                status_error(status, &out, &url)?;
+                Ok(out)
+            }
+        })?;
         let actual = Digest::of(&bytes);
         if let Some(want) = digest.or(r.digest.as_ref()) {
             if want != &actual {
@@ -297,16 +381,37 @@ impl Remote {
         }
     }
 
-    fn blob_bytes(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
+    /// A small blob (an image config) in memory: at most `size` bytes (the
+    /// descriptor's), and never more than [`MAX_CONFIG_BYTES`].
+    fn blob_bytes(&self, r: &Reference, digest: &Digest, size: u64) -> Result<Vec<u8>> {
+        if size > MAX_CONFIG_BYTES {
+            return Err(registry_error(
+                &r.to_string(),
+                format!("config {digest} is {size} bytes, more than the {MAX_CONFIG_BYTES} strata accepts"),
+            ));
+        }
         let oref = self.oci_ref(r, None)?;
-        let desc = OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let desc = OciDescriptor { digest: digest.to_string(), size: size as i64, ..Default::default() };
         let out = self.retrying(r, || {
             let (client, oref, desc) = (self.client.clone(), oref.clone(), desc.clone());
             async move {
+                let mut stream = client.pull_blob_stream(&oref, &desc).await?;
                 let mut out: Vec<u8> = Vec::new();
-                client.pull_blob(&oref, &desc, &mut out).await.map(|_| out)
+                while let Some(chunk) = stream.next().await {
+                    out.extend_from_slice(&chunk?);
+                    if out.len() as u64 > size {
+                        break; // more than the descriptor says: the digest check below refuses it
+                    }
+                }
+                Ok(out)
             }
         })?;
+        if out.len() as u64 > size {
+            return Err(registry_error(
+                &r.to_string(),
+                format!("config {digest}: the registry sent more than the {size} bytes the manifest gives"),
+            ));
+        }
         if &Digest::of(&out) != digest {
             return Err(Error::DigestMismatch {
                 what: format!("blob of {r}"),
@@ -361,6 +466,14 @@ impl Remote {
                                         }
                                     }
                                     got += b.len() as u64;
+                                    if let Some(limit) = size.filter(|s| got > *s) {
+                                        // Never more than the manifest said: an endless blob ends here.
+                                        let msg = format!(
+                                            "{label}: the registry sent more than the {limit} bytes the manifest gives"
+                                        );
+                                        let _ = tx.send(Err(io::Error::other(msg))).await;
+                                        return;
+                                    }
                                     progress.event(&digest, Event::Progress(got));
                                     if tx.send(Ok(b)).await.is_err() {
                                         return; // the reader gave up
@@ -489,7 +602,7 @@ impl Engine {
             }
         }
         let config_digest = image::digest_of(manifest.config())?;
-        let config = remote.blob_bytes(&r, &config_digest)?;
+        let config = remote.blob_bytes(&r, &config_digest, manifest.config().size().max(0) as u64)?;
         let cfg = image::parse_config(&config, config_digest.as_str())?;
         let diff_ids = image::diff_ids(&cfg)?;
         if diff_ids.len() != manifest.layers().len() {
