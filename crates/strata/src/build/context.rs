@@ -56,7 +56,7 @@ impl SourceRoot {
         let tree = self.tree().map_err(|e| e.to_string())?;
         let exists = |rel: &str| tree.lookup(rel).ok().flatten().is_some();
         if !rel.contains(['*', '?', '[']) {
-            if !exists(&rel) || (!rel.is_empty() && self.ignore.excluded(&rel)) {
+            if !exists(&rel) || (!rel.is_empty() && self.ignored(&tree, &rel)) {
                 return Err(format!("{source}: not found in the build context (or excluded by .dockerignore)"));
             }
             return Ok(vec![rel]);
@@ -84,12 +84,26 @@ impl SourceRoot {
             }
             found = next;
         }
-        found.retain(|r| !self.ignore.excluded(r));
+        found.retain(|r| !self.ignored(&tree, r));
         found.sort();
         if found.is_empty() {
             return Err(format!("{source}: no source files were specified (nothing matches)"));
         }
         Ok(found)
+    }
+
+    /// `rel` inside the root with its symlinks resolved, as a relative path:
+    /// what the ignore file is checked against, so a link to an excluded
+    /// file or directory does not bring it in.
+    fn real_rel(&self, tree: &Root, rel: &str) -> Option<String> {
+        let e = tree.lookup(rel).ok()??;
+        let real = fs::read_link(e.proc_path()).ok()?;
+        let root = fs::canonicalize(&self.root).ok()?;
+        Some(real.strip_prefix(&root).ok()?.to_string_lossy().into_owned())
+    }
+
+    fn ignored(&self, tree: &Root, rel: &str) -> bool {
+        self.ignore.excluded(rel) || self.real_rel(tree, rel).is_some_and(|r| !r.is_empty() && self.ignore.excluded(&r))
     }
 
     /// Entries under `rel` (itself first), sorted, without excluded ones.
@@ -102,12 +116,15 @@ impl SourceRoot {
         let is_dir = md.is_dir();
         let mut out = vec![(rel.to_string(), md)];
         if is_dir {
-            self.walk_dir(&entry.open_dir()?, rel, &mut out)?;
+            let key = self.real_rel(&tree, rel).unwrap_or_else(|| rel.to_string());
+            self.walk_dir(&entry.open_dir()?, rel, &key, &mut out)?;
         }
         Ok(out)
     }
 
-    fn walk_dir(&self, dir: &Dir, rel: &str, out: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
+    /// `rel` names entries in the result; `key` is the same directory's real
+    /// path in the root, which the ignore rules are checked against.
+    fn walk_dir(&self, dir: &Dir, rel: &str, key: &str, out: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
         let path = dir.child_path("");
         let mut names: Vec<String> = fs::read_dir(&path)
             .at(rel)?
@@ -117,9 +134,10 @@ impl SourceRoot {
         names.sort();
         for n in names {
             let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let child_key = if key.is_empty() { n.clone() } else { format!("{key}/{n}") };
             let Some(md) = dir.stat(&n)? else { continue };
-            let excluded = self.ignore.excluded(&child);
-            if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&child)) {
+            let excluded = self.ignore.excluded(&child_key);
+            if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&child_key)) {
                 continue;
             }
             let is_dir = md.is_dir();
@@ -127,7 +145,7 @@ impl SourceRoot {
                 out.push((child.clone(), md));
             }
             if is_dir {
-                self.walk_dir(&dir.subdir(&n)?, &child, out)?;
+                self.walk_dir(&dir.subdir(&n)?, &child, &child_key, out)?;
             }
         }
         Ok(())

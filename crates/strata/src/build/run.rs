@@ -179,7 +179,9 @@ impl Builder<'_> {
         }
         let bundle = snap.dir.path().to_path_buf();
         spec::write_etc_files(&bundle, &cfg)?;
-        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes)?;
+        let netns = if cfg.network == "host" { None } else { Some(crate::container::netns::LoopbackNamespace::new()?) };
+        let ns_path = netns.as_ref().map(|n| n.path());
+        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref())?;
         let cfg_path = bundle.join("config.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
         let log = bundle.join("output.log");

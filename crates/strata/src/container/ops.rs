@@ -424,6 +424,18 @@ impl Engine {
                 return Err(e);
             }
         }
+        // Held until the runtime has joined it: the container's network, loopback up.
+        let netns = match cfg.network.as_str() {
+            "host" => None,
+            _ => match super::netns::LoopbackNamespace::new() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.release_container(&rec.id);
+                    self.finish_auto_remove(&rec, &cfg);
+                    return Err(e);
+                }
+            },
+        };
         let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
             let root = crate::confined::Root::open(&rootfs)?;
             let user = spec::resolve_user(&cfg.user, &root)?;
@@ -434,7 +446,8 @@ impl Engine {
             spec::write_etc_files(&dir, &cfg)?;
             let volumes: Vec<(crate::volume::MountSpec, PathBuf)> =
                 cfg.mounts.iter().map(|m| (m.clone(), self.mount_source(m))).collect();
-            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes)?;
+            let ns_path = netns.as_ref().map(|n| n.path());
+            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref())?;
             let path = dir.join("config.json");
             fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
             Ok(Ok(dir.clone()))
@@ -452,6 +465,7 @@ impl Engine {
             }
             Err(e) => {
                 self.release_container(&rec.id);
+                self.finish_auto_remove(&rec, &cfg);
                 return Err(e);
             }
         };
@@ -461,6 +475,8 @@ impl Engine {
             Ok(pid) => pid,
             Err(e) => {
                 self.release_container(&rec.id);
+                // `--rm` means no record is left, however the start went.
+                self.finish_auto_remove(&rec, &cfg);
                 return Err(e);
             }
         };

@@ -289,7 +289,9 @@ fn resources(cfg: &RunConfig) -> serde_json::Value {
 }
 
 /// The runtime spec for a container whose root file system is `rootfs`
-/// and whose own files (hostname, hosts, resolv.conf) are in `dir`.
+/// and whose own files (hostname, hosts, resolv.conf) are in `dir`; a
+/// container not on the host network joins `netns` when given (see
+/// [`super::netns`]), else a new empty one.
 pub fn build_spec(
     id: &str,
     cfg: &RunConfig,
@@ -297,6 +299,7 @@ pub fn build_spec(
     rootfs: &Path,
     dir: &Path,
     volumes: &[(crate::volume::MountSpec, PathBuf)],
+    netns: Option<&Path>,
 ) -> Result<serde_json::Value> {
     let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
     let mut env = cfg.env.clone();
@@ -313,7 +316,10 @@ pub fn build_spec(
         serde_json::json!({"type": "mount"}),
     ];
     if cfg.network != "host" {
-        namespaces.push(serde_json::json!({"type": "network"}));
+        namespaces.push(match netns {
+            Some(p) => serde_json::json!({"type": "network", "path": p.display().to_string()}),
+            None => serde_json::json!({"type": "network"}),
+        });
     }
     let bind = |name: &str| {
         serde_json::json!({"destination": format!("/etc/{name}"), "type": "bind",
