@@ -35,7 +35,9 @@ impl Strata {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        // STRATA_TEST_BIN runs the suite against another build (an older one, to see a test fail).
+        let bin = std::env::var_os("STRATA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_strata").into());
+        let mut c = Command::new(bin);
         c.arg("--root").arg(self.root()).arg("--storage-driver").arg(&self.driver);
         c.env_remove("STRATA_ROOT");
         c
