@@ -43,11 +43,9 @@ for d in range(20):
 PY
 printf 'FROM base\nCOPY files/ /app/files/\nRUN find /app/files -type f | wc -l > /app/count\n' > "$ctx/Dockerfile"
 
-n=0
-fresh() { n=$((n + 1)); echo "$B/ba-store-$n"; }
 # t BIN PREP CMD: seconds of CMD (with {S} = BIN --root FRESH) after PREP
 t() {
-  local root; root=$(fresh)
+  local root; root=$(mktemp -d "$B/ba-store-XXXXXX")
   local s="$1 --root $root"
   bash -c "${2//\{S\}/$s}" >/dev/null 2>&1; sync
   local t0 t1; t0=$(date +%s.%N); bash -c "${3//\{S\}/$s}" >/dev/null 2>&1; t1=$(date +%s.%N)

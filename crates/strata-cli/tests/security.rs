@@ -207,6 +207,7 @@ both_drivers!(
     read_only_binds_are_read_only_all_the_way_down,
     user_lookup_stays_inside_the_image,
     diff_and_commit_over_a_replaced_symlink_list_only_the_containers_files,
+    add_of_an_archive_writing_through_its_own_link_is_refused,
 );
 
 fn mode(p: &Path) -> u32 {
@@ -379,4 +380,22 @@ fn a_command_on_a_bind_mount_runs() {
     let out =
         s.ok(&["run", "--rm", "-v", &format!("{}:/opt/tools:ro", tools.display()), "busybox", "/opt/tools/echo", "hi"]);
     assert_eq!(out, "hi\n");
+}
+
+fn add_of_an_archive_writing_through_its_own_link_is_refused(driver: &str) {
+    let s = Strata::new(driver);
+    let v = victim(&s);
+    load_with(&s, LayerTar::new().dir("srv"), &[]);
+    let ctx = context(&s, "FROM busybox\nADD evil.tar /srv/\n");
+    let evil = LayerTar::new().symlink("link", v.to_str().unwrap()).file("link/pwned", b"x").build();
+    fs::write(ctx.join("evil.tar"), evil).unwrap();
+    let (code, err) = s.fails(&["build", "-t", "x", ctx.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("link/pwned"), "the entry is named: {err}");
+    assert_untouched(&v);
+    let dotdot = LayerTar::new().raw_file("../../../../escape", b"x").build();
+    fs::write(ctx.join("evil.tar"), dotdot).unwrap();
+    let (_, err) = s.fails(&["build", "-t", "x", ctx.to_str().unwrap()]);
+    assert!(err.contains("escape"), "{err}");
+    assert!(!s.path("escape").exists() && !Path::new("/escape").exists());
 }

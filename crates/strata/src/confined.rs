@@ -282,11 +282,44 @@ impl Dir {
 
     /// `name`'s metadata, not following a symlink; `None` when absent.
     pub fn stat(&self, name: impl AsRef<Path>) -> Result<Option<fs::Metadata>> {
-        match fs::symlink_metadata(self.child_path(&name)) {
-            Ok(md) => Ok(Some(md)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        if name.as_ref().as_os_str().is_empty() {
+            return self.0.try_clone().and_then(|fd| File::from(fd).metadata()).map(Some).at(name.as_ref());
+        }
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.0, name.as_ref(), flags, Mode::empty()) {
+            // statx(fd, "", AT_EMPTY_PATH) on the O_PATH descriptor: no path is looked up again.
+            Ok(fd) => File::from(fd).metadata().map(Some).at(name.as_ref()),
+            Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e).at(name.as_ref()),
         }
+    }
+
+    /// The names in this directory, sorted.
+    pub fn names(&self) -> Result<Vec<OsString>> {
+        let mut out = Vec::new();
+        let mut d = rustix::fs::Dir::read_from(&self.0).at(self.child_path(""))?;
+        while let Some(e) = d.read() {
+            let e = e.at(self.child_path(""))?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                out.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Open the regular file `name` for reading (a symlink there is not followed).
+    pub fn open_file(&self, name: impl AsRef<Path>) -> Result<File> {
+        rustix::fs::openat(&self.0, name.as_ref(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map(File::from)
+            .at(name.as_ref())
+    }
+
+    /// The target of the symlink `name`.
+    pub fn read_link(&self, name: impl AsRef<Path>) -> Result<PathBuf> {
+        let t = rustix::fs::readlinkat(&self.0, name.as_ref(), Vec::new()).at(name.as_ref())?;
+        Ok(PathBuf::from(OsStr::from_bytes(t.as_bytes())))
     }
 
     /// Remove `name` (a whole tree if it is a directory; a symlink itself, never what it points at).

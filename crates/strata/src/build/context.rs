@@ -6,12 +6,13 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use glob::{MatchOptions, Pattern};
-use rustix::fs::{AtFlags, Gid, Timespec, Timestamps, Uid, CWD};
+use rustix::fs::{Gid, Timespec, Timestamps, Uid};
 
 use super::ignore::{clean, Ignore};
 use crate::confined::{Dir, Root};
@@ -106,72 +107,54 @@ impl SourceRoot {
         self.ignore.excluded(rel) || self.real_rel(tree, rel).is_some_and(|r| !r.is_empty() && self.ignore.excluded(&r))
     }
 
-    /// Entries under `rel` (itself first), sorted, without excluded ones.
-    /// `rel`'s own symlinks are followed inside the root except its last
-    /// component; below it nothing is followed.
-    pub fn walk(&self, rel: &str) -> Result<Vec<(String, fs::Metadata)>> {
-        let tree = self.tree()?;
-        let entry = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
-        let md = entry.metadata()?;
-        let is_dir = md.is_dir();
-        let mut out = vec![(rel.to_string(), md)];
-        if is_dir {
-            let key = self.real_rel(&tree, rel).unwrap_or_else(|| rel.to_string());
-            self.walk_dir(&entry.open_dir()?, rel, &key, &mut out)?;
+    /// The directory holding `rel` (its symlinks resolved inside the root)
+    /// and `rel`'s last name, which is not followed; for the root itself,
+    /// the root and an empty name.
+    fn locate(&self, tree: &Root, rel: &str) -> Result<(Dir, OsString)> {
+        match rel.rsplit_once('/') {
+            _ if rel.is_empty() => Ok((tree.dir("/")?, OsString::new())),
+            Some((parent, name)) => Ok((tree.dir(parent)?, name.into())),
+            None => Ok((tree.dir("/")?, rel.into())),
         }
-        Ok(out)
     }
 
-    /// `rel` names entries in the result; `key` is the same directory's real
-    /// path in the root, which the ignore rules are checked against.
-    fn walk_dir(&self, dir: &Dir, rel: &str, key: &str, out: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
-        let path = dir.child_path("");
-        let mut names: Vec<String> = fs::read_dir(&path)
-            .at(rel)?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<io::Result<_>>()
-            .at(rel)?;
-        names.sort();
-        for n in names {
-            let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
-            let child_key = if key.is_empty() { n.clone() } else { format!("{key}/{n}") };
-            let Some(md) = dir.stat(&n)? else { continue };
-            let excluded = self.ignore.excluded(&child_key);
-            if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&child_key)) {
-                continue;
-            }
-            let is_dir = md.is_dir();
-            if !excluded {
-                out.push((child.clone(), md));
-            }
-            if is_dir {
-                self.walk_dir(&dir.subdir(&n)?, &child, &child_key, out)?;
-            }
-        }
-        Ok(())
+    /// `rel`'s own metadata (a link's, not its target's).
+    pub fn metadata(&self, rel: &str) -> Result<fs::Metadata> {
+        let (dir, name) = self.locate(&self.tree()?, rel)?;
+        dir.stat(&name)?.ok_or_else(|| Error::not_found("source", rel.to_string()))
     }
 
     /// `rel` opened for reading when it is a regular file (not a link).
     pub fn open_regular(&self, rel: &str) -> Result<Option<File>> {
-        match self.tree()?.lookup(rel)? {
-            Some(e) if e.metadata()?.is_file() => e.open_read().map(Some),
+        let (dir, name) = self.locate(&self.tree()?, rel)?;
+        match dir.stat(&name)? {
+            Some(md) if md.is_file() => dir.open_file(&name).map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Open a regular file the walk found, without following anything outside the root.
-    fn open_file(tree: &Root, rel: &str) -> Result<File> {
-        let e = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
-        if !e.metadata()?.is_file() {
-            return Err(Error::invalid(format!("{rel}: changed while it was read")));
-        }
-        e.open_read()
+    /// The ignore rules' name for `rel`: its real path in the root.
+    fn key_of(&self, tree: &Root, rel: &str) -> String {
+        self.real_rel(tree, rel).unwrap_or_else(|| rel.to_string())
     }
 
-    fn read_link(tree: &Root, rel: &str) -> Result<PathBuf> {
-        let e = tree.lookup(rel)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
-        let t = rustix::fs::readlinkat(e.fd(), "", Vec::new()).at(rel)?;
-        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(t.as_bytes())))
+    /// The entries of the source directory `dir` (named `rel`, `key` to the
+    /// ignore rules), sorted; excluded ones left out unless a directory
+    /// whose contents a later rule may bring back.
+    fn children(&self, dir: &Dir, rel: &str, key: &str) -> Result<Vec<Child>> {
+        let join = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { format!("{a}/{b}") };
+        let mut out = Vec::new();
+        for name in dir.names()? {
+            let n = name.to_string_lossy().into_owned();
+            let Some(md) = dir.stat(&name)? else { continue };
+            let key = join(key, &n);
+            let excluded = self.ignore.excluded(&key);
+            if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&key)) {
+                continue;
+            }
+            out.push(Child { rel: join(rel, &n), name, key, md, excluded });
+        }
+        Ok(out)
     }
 
     /// Feed the content identity of `rels` (and everything under them) to `h`.
@@ -179,95 +162,125 @@ impl SourceRoot {
         let tree = self.tree()?;
         for rel in rels {
             h.update(format!("source {rel}\n").as_bytes());
-            for (path, md) in self.walk(rel)? {
-                let sub = path.strip_prefix(rel.as_str()).unwrap_or(&path);
-                let mode = md.mode();
-                let owner = if self.keep_owner { format!("{}:{}", md.uid(), md.gid()) } else { String::new() };
-                h.update(format!("{sub}\0{mode:o}\0{owner}\0").as_bytes());
-                if md.is_file() {
-                    let (d, _) =
-                        crate::digest::HashingReader::new(Self::open_file(&tree, &path)?).drain_finish().at(&path)?;
-                    h.update(d.as_str().as_bytes());
-                } else if md.file_type().is_symlink() {
-                    h.update(Self::read_link(&tree, &path)?.as_os_str().as_encoded_bytes());
-                }
-                h.update(b"\n");
+            let (dir, name) = self.locate(&tree, rel)?;
+            let md = dir.stat(&name)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
+            self.hash_entry(h, "", &md, &dir, &name)?;
+            if md.is_dir() {
+                let sub = if name.is_empty() { dir } else { dir.subdir(&name)? };
+                self.hash_dir(h, &sub, rel, &self.key_of(&tree, rel), "")?;
             }
         }
+        Ok(())
+    }
+
+    fn hash_dir(&self, h: &mut Hasher, dir: &Dir, rel: &str, key: &str, shown: &str) -> Result<()> {
+        for c in self.children(dir, rel, key)? {
+            let shown = format!("{shown}/{}", c.name.to_string_lossy());
+            if !c.excluded {
+                self.hash_entry(h, &shown, &c.md, dir, &c.name)?;
+            }
+            if c.md.is_dir() {
+                self.hash_dir(h, &dir.subdir(&c.name)?, &c.rel, &c.key, &shown)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Paths, types, modes, owners (when kept), bytes and link targets; never mtimes.
+    fn hash_entry(&self, h: &mut Hasher, shown: &str, md: &fs::Metadata, dir: &Dir, name: &OsStr) -> Result<()> {
+        let owner = if self.keep_owner { format!("{}:{}", md.uid(), md.gid()) } else { String::new() };
+        h.update(format!("{shown}\0{:o}\0{owner}\0", md.mode()).as_bytes());
+        if md.is_file() {
+            let (d, _) = crate::digest::HashingReader::new(dir.open_file(name)?).drain_finish().at(shown)?;
+            h.update(d.as_str().as_bytes());
+        } else if md.file_type().is_symlink() {
+            h.update(dir.read_link(name)?.as_os_str().as_encoded_bytes());
+        }
+        h.update(b"\n");
         Ok(())
     }
 
     /// Copy `rel` to the container path `dest` inside the snapshot `rootfs`:
     /// a file or link becomes `dest`; a directory's contents go into `dest`.
     /// `dest` is resolved inside `rootfs` (its symlinks followed as the
-    /// container would); below it every entry is written relative to a
-    /// directory descriptor and nothing is followed, so nothing is written
-    /// outside `rootfs`.
+    /// container would); below it source and target are walked together by
+    /// directory descriptors, every entry read and written relative to one
+    /// and nothing followed, so nothing is read or written outside the roots.
     pub fn copy(&self, rel: &str, rootfs: &Root, dest: &str, mode: CopyMode) -> Result<()> {
         let tree = self.tree()?;
-        let entries = self.walk(rel)?;
         let owner = mode.chown.unwrap_or((0, 0));
-        let (first, first_md) = &entries[0];
-        if !first_md.is_dir() {
-            let (dir, name) = rootfs.parent_for_write(dest, owner)?;
-            return self.write_entry(&tree, first, first_md, &dir, Path::new(&name), mode);
+        let (dir, name) = self.locate(&tree, rel)?;
+        let md = dir.stat(&name)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
+        if !md.is_dir() {
+            let (to, to_name) = rootfs.parent_for_write(dest, owner)?;
+            return self.write_entry(&dir, &name, &md, &to, &to_name, mode);
         }
+        let src = if name.is_empty() { dir } else { dir.subdir(&name)? };
         let top = dest_dir(rootfs, dest, owner)?;
-        // Directories are entered depth first; each gets its times once its children are in.
-        let mut stack: Vec<(String, Dir, Option<&fs::Metadata>)> = vec![(first.clone(), top, None)];
-        for (path, md) in &entries[1..] {
-            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-            while stack.last().is_some_and(|(p, _, _)| p != parent) {
-                let (_, d, md) = stack.pop().expect("checked");
-                if let Some(md) = md {
-                    self.finish_dir(&d, md, mode)?;
-                }
+        self.copy_dir(&src, &top, rel, &self.key_of(&tree, rel), mode)
+    }
+
+    fn copy_dir(&self, src: &Dir, dst: &Dir, rel: &str, key: &str, mode: CopyMode) -> Result<()> {
+        for c in self.children(src, rel, key)? {
+            if !c.md.is_dir() {
+                self.write_entry(src, &c.name, &c.md, dst, &c.name, mode)?;
+                continue;
             }
-            let Some((_, dir, _)) = stack.last() else {
-                return Err(Error::invalid(format!("{path}: changed while it was copied")));
+            let existed = match dst.stat(&c.name)? {
+                Some(t) if t.is_dir() => true,
+                Some(_) => {
+                    dst.remove(&c.name)?;
+                    false
+                }
+                None => false,
             };
-            if md.is_dir() {
-                match dir.stat(name)? {
-                    Some(t) if t.is_dir() => {}
-                    Some(_) => {
-                        dir.remove(name)?;
-                        dir.mkdir(name, 0o700)?;
-                    }
-                    None => dir.mkdir(name, 0o700)?,
-                }
-                let sub = dir.subdir(name)?;
-                stack.push((path.clone(), sub, Some(md)));
-            } else {
-                self.write_entry(&tree, path, md, dir, Path::new(name), mode)?;
+            if !existed {
+                dst.mkdir(&c.name, 0o700)?;
             }
-        }
-        while let Some((_, d, md)) = stack.pop() {
-            if let Some(md) = md {
-                self.finish_dir(&d, md, mode)?;
+            let sub = dst.subdir(&c.name)?;
+            self.copy_dir(&src.subdir(&c.name)?, &sub, &c.rel, &c.key, mode)?;
+            if c.excluded && !existed && sub.names()?.is_empty() {
+                // Excluded, and nothing below it brought back: it was never there.
+                dst.remove(&c.name)?;
+                continue;
             }
+            // After its children: filling it changed its times.
+            let (uid, gid, perm, times) = self.meta(&c.md, mode);
+            fd_meta(sub.fd(), uid, gid, perm, &times).at(&c.rel)?;
         }
         Ok(())
     }
 
-    /// Write one non-directory entry `name` into `dir`, replacing what is there.
+    /// Owner, mode and times a copy of an entry described by `md` gets.
+    fn meta(&self, md: &fs::Metadata, mode: CopyMode) -> (u32, u32, u32, Timestamps) {
+        let (uid, gid) = mode.chown.unwrap_or(if self.keep_owner { (md.uid(), md.gid()) } else { (0, 0) });
+        let perm = mode.chmod.unwrap_or(md.mode() & 0o7777);
+        let t = Timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() as _ };
+        (uid, gid, perm, Timestamps { last_access: t, last_modification: t })
+    }
+
+    /// Write one non-directory entry `name` of `src` as `to_name` in `dst`, replacing what is there.
     fn write_entry(
         &self,
-        tree: &Root,
-        rel: &str,
+        src: &Dir,
+        name: &OsStr,
         md: &fs::Metadata,
-        dir: &Dir,
-        name: &Path,
+        dst: &Dir,
+        to_name: &OsStr,
         mode: CopyMode,
     ) -> Result<()> {
-        if dir.stat(name)?.is_some() {
-            dir.remove(name)?;
+        if dst.stat(to_name)?.is_some() {
+            dst.remove(to_name)?;
         }
+        let (uid, gid, perm, times) = self.meta(md, mode);
         let ft = md.file_type();
+        if ft.is_file() {
+            let mut out = dst.create_file(to_name, 0o600)?;
+            io::copy(&mut src.open_file(name)?, &mut out).at(to_name)?;
+            return fd_meta(out.as_fd(), uid, gid, perm, &times).at(to_name);
+        }
         if ft.is_symlink() {
-            dir.symlink(Self::read_link(tree, rel)?, name)?;
-        } else if ft.is_file() {
-            let mut out = dir.create_file(name, 0o600)?;
-            io::copy(&mut Self::open_file(tree, rel)?, &mut out).at(name)?;
+            dst.symlink(src.read_link(name)?, to_name)?;
         } else {
             use std::os::unix::fs::FileTypeExt;
             let kind = if ft.is_char_device() {
@@ -279,46 +292,34 @@ impl SourceRoot {
             } else {
                 return Ok(()); // sockets do not belong in images
             };
-            dir.mknod(name, kind, md.mode() & 0o7777, md.rdev())?;
+            dst.mknod(to_name, kind, md.mode() & 0o7777, md.rdev())?;
+            dst.chown(to_name, uid, gid)?;
+            dst.chmod(to_name, perm).at(to_name)?;
+            return dst.set_times(to_name, &times);
         }
-        self.set_meta(dir, name, md, mode)
+        dst.chown(to_name, uid, gid)?;
+        dst.set_times(to_name, &times)
     }
+}
 
-    /// A copied directory's owner, mode and times, set through its own descriptor's parent-free path.
-    fn finish_dir(&self, d: &Dir, md: &fs::Metadata, mode: CopyMode) -> Result<()> {
-        self.set_meta(d, Path::new(""), md, mode)
-    }
+/// An entry of a source directory being walked.
+struct Child {
+    name: OsString,
+    /// Its path as the copy names it.
+    rel: String,
+    /// Its real path, which the ignore rules are checked against.
+    key: String,
+    md: fs::Metadata,
+    /// Excluded itself, walked only for what a later rule brings back.
+    excluded: bool,
+}
 
-    fn set_meta(&self, dir: &Dir, name: &Path, md: &fs::Metadata, mode: CopyMode) -> Result<()> {
-        let (uid, gid) = mode.chown.unwrap_or(if self.keep_owner { (md.uid(), md.gid()) } else { (0, 0) });
-        let target = dir.child_path(name);
-        rustix::fs::chownat(
-            CWD,
-            &target,
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .at(name)?;
-        if !md.file_type().is_symlink() {
-            let perm = mode.chmod.unwrap_or(md.mode() & 0o7777);
-            if name.as_os_str().is_empty() {
-                // The directory itself, through its own descriptor.
-                rustix::fs::chmodat(CWD, &target, rustix::fs::Mode::from_raw_mode(perm), AtFlags::empty()).at(name)?;
-            } else {
-                dir.chmod(name, perm).at(name)?;
-            }
-        }
-        let t = Timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() as _ };
-        rustix::fs::utimensat(
-            CWD,
-            &target,
-            &Timestamps { last_access: t, last_modification: t },
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .at(name)?;
-        Ok(())
-    }
+/// Owner, then mode (a chown clears setuid bits), then times, through the descriptor.
+fn fd_meta(fd: BorrowedFd<'_>, uid: u32, gid: u32, perm: u32, times: &Timestamps) -> io::Result<()> {
+    rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(perm))?;
+    rustix::fs::futimens(fd, times)?;
+    Ok(())
 }
 
 /// The directory a directory source is copied into: `dest` resolved inside

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::context::{CopyMode, SourceRoot};
 use super::dockerfile::{self, Instruction, Located, Source};
@@ -110,7 +110,7 @@ impl Builder<'_> {
             || many
             || rootfs.resolve(&dest).ok().flatten().and_then(|e| e.metadata().ok()).is_some_and(|m| m.is_dir());
         for rel in &files {
-            let md = &root.walk(rel)?[0].1;
+            let md = &root.metadata(rel)?;
             if add && md.is_file() {
                 if let Some(mut f) = root.open_regular(rel)? {
                     if is_archive(&read_head(&mut f).at(rel)?) {
@@ -165,7 +165,26 @@ impl Builder<'_> {
         ar.set_preserve_permissions(true);
         ar.set_preserve_ownerships(true);
         ar.set_unpack_xattrs(false);
-        ar.unpack(tmp.path()).map_err(|e| Error::stream(format!("unpacking {name}"), e))?;
+        // Entry by entry (tar's own `unpack` skips `..` silently and names no entry
+        // when it refuses one); directories last, as `unpack` does, so their modes
+        // do not stop the files below them.
+        let bad = |path: &Path, e: &dyn std::fmt::Display| Error::invalid(format!("{name}: entry {}: {e}", path.display()));
+        let mut dirs = Vec::new();
+        for entry in ar.entries().map_err(|e| Error::stream(format!("unpacking {name}"), e))? {
+            let mut entry = entry.map_err(|e| Error::stream(format!("unpacking {name}"), e))?;
+            let path = entry.path().map_err(|e| Error::stream(format!("unpacking {name}"), e))?.into_owned();
+            if path.components().any(|c| c == std::path::Component::ParentDir) {
+                return Err(bad(&path, &"\"..\" leaves the destination"));
+            }
+            if entry.header().entry_type().is_dir() {
+                dirs.push((path, entry));
+                continue;
+            }
+            entry.unpack_in(tmp.path()).map_err(|e| bad(&path, &e))?;
+        }
+        for (path, mut d) in dirs {
+            d.unpack_in(tmp.path()).map_err(|e| bad(&path, &e))?;
+        }
         let from = SourceRoot { root: tmp.path().to_path_buf(), ignore: Ignore::default(), keep_owner: true };
         let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
         from.copy("", rootfs, dest, mode)
