@@ -324,7 +324,14 @@ impl Dir {
 
     /// Remove `name` (a whole tree if it is a directory; a symlink itself, never what it points at).
     pub fn remove(&self, name: impl AsRef<Path>) -> Result<()> {
-        crate::tree::remove(&self.child_path(name))
+        // std's remove_dir_all walks by descriptors and never follows a link.
+        let p = self.child_path(&name);
+        match fs::symlink_metadata(&p) {
+            Ok(md) if md.is_dir() => fs::remove_dir_all(&p).at(name.as_ref()),
+            Ok(_) => fs::remove_file(&p).at(name.as_ref()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(name.as_ref()),
+        }
     }
 
     /// Open the subdirectory `name`, which must be a directory and not a symlink.
@@ -464,6 +471,18 @@ pub fn dir_beneath(dir: &Path, rel: &Path) -> Result<Option<Dir>> {
         }
     }
     Ok(Some(Dir(cur)))
+}
+
+/// The regular file `rel` below the host directory `dir`, opened for
+/// reading without following any symlink; `None` when it is not such a file.
+pub fn open_beneath(dir: &Path, rel: &Path) -> Result<Option<File>> {
+    let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else { return Ok(None) };
+    let Some(d) = dir_beneath(dir, parent)? else { return Ok(None) };
+    match rustix::fs::openat(&d.0, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(e).at(dir.join(rel)),
+    }
 }
 
 /// The names in the directory `rel` below `dir`, sorted, reached without

@@ -17,11 +17,21 @@ pub struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
-    /// Listen on a new socket under /tmp.
+    /// Listen on a new socket in a directory of its own under /tmp, made
+    /// here with mode 0700 (so no other user can connect first and hand the
+    /// container a terminal of theirs, nor plant the path beforehand).
     pub fn new(id: &str) -> Result<Self> {
-        let path = PathBuf::from(format!("/tmp/strata-tty-{}-{}.sock", &id[..12.min(id.len())], std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).at(&path)?;
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = PathBuf::from(format!("/tmp/strata-tty-{}-{}", &id[..12.min(id.len())], crate::tmp::random_hex(4)?));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).at(&dir)?;
+        let path = dir.join("console.sock");
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e).at(&path);
+            }
+        };
         Ok(ConsoleSocket { listener, path })
     }
 
@@ -40,6 +50,9 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

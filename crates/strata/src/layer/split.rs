@@ -179,8 +179,12 @@ impl SplitReader {
                 let mut size = [0u8; 8];
                 self.split.read_exact(&mut size)?;
                 let size = u64::from_le_bytes(size);
-                let path = self.dir.join(std::ffi::OsStr::from_bytes(&p));
-                let f = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                let rel = Path::new(std::ffi::OsStr::from_bytes(&p));
+                let path = self.dir.join(rel);
+                // Opened below the layer directory through no symlink: the tar is rebuilt from the layer's own files only.
+                let f = crate::confined::open_beneath(&self.dir, rel)
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{}: missing", path.display())))?;
                 self.current = Some(Box::new(ExactReader { inner: f.take(size), left: size, path }));
             }
             0xff => self.done = true,
