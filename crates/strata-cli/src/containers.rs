@@ -182,6 +182,8 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::NotFound && !a.follow => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
+    // Reading (and following) a log needs no store lock: deletes elsewhere must not wait on it.
+    engine.unlock();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut buf = vec![0u8; 64 * 1024];

@@ -228,7 +228,9 @@ impl Engine {
             store,
             lock,
         };
-        if flock(&engine.lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+        // Alone on the store and something may have been left behind: sweep now.
+        // (Not on every command: a sweep walks every layer and blob.)
+        if flock(&engine.lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() && engine.needs_sweep()? {
             engine.sweep()?;
         }
         flock(&engine.lock, rustix::fs::FlockOperation::LockShared).at(&lock_path)?;
@@ -252,23 +254,50 @@ impl Engine {
         self.sweep()
     }
 
-    /// Stop holding the store lock (a long-running container must not block
-    /// others' deletes).
-    pub(crate) fn unlock(&self) {
+    /// Stop holding the store lock while waiting (on a container, a log, a
+    /// build's RUN): others' deletes must not wait on it. What is used
+    /// meanwhile is protected by a lease (`Store::lease_layers`) or a record.
+    pub fn unlock(&self) {
         let _ = flock(&self.lock, rustix::fs::FlockOperation::Unlock);
+    }
+
+    /// Take the store lock shared again after [`unlock`](Self::unlock).
+    pub(crate) fn relock(&self) -> Result<()> {
+        flock(&self.lock, rustix::fs::FlockOperation::LockShared).at(self.root.join("lock"))
+    }
+
+    /// Whether a crashed or failed command may have left something to sweep.
+    fn needs_sweep(&self) -> Result<bool> {
+        let stale_tmp = fs::read_dir(&self.tmp)
+            .at(&self.tmp)?
+            .flatten()
+            .any(|e| !crate::tmp::owner_alive(&e.file_name().to_string_lossy()));
+        Ok(stale_tmp || self.store.needs_sweep()?)
     }
 
     /// Remove what crashed or failed commands left: temp files, incomplete
     /// layers, layer directories without a ready record, and layers and
     /// blobs no image references. Only called while holding the lock exclusively.
     fn sweep(&mut self) -> Result<()> {
-        // A killed build leaves its step's snapshot mounted under tmp/: unmount before removing.
+        self.store.drop_dead_leases()?;
+        // What a live process owns in tmp/ stays (a build waiting on its RUN holds
+        // no lock). A killed build leaves its step's snapshot mounted: unmount first.
+        let live = |p: &Path| {
+            p.strip_prefix(&self.tmp)
+                .ok()
+                .and_then(|r| r.components().next())
+                .is_some_and(|c| crate::tmp::owner_alive(&c.as_os_str().to_string_lossy()))
+        };
         for m in mount::mounts_below(&self.tmp) {
-            mount::unmount(&m)?;
+            if !live(&m) {
+                mount::unmount(&m)?;
+            }
         }
         for e in fs::read_dir(&self.tmp).at(&self.tmp)? {
             let e = e.at(&self.tmp)?;
-            crate::tree::remove(&e.path())?;
+            if !live(&e.path()) {
+                crate::tree::remove(&e.path())?;
+            }
         }
         for chain in self.store.abandoned_layers()? {
             crate::tree::remove(&self.layers_dir.join(chain.hex()))?;

@@ -76,6 +76,11 @@ CREATE TABLE IF NOT EXISTS blob_sources (
     repository  TEXT NOT NULL,
     PRIMARY KEY (digest, registry, repository)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    owner       TEXT NOT NULL,
+    chain_id    TEXT NOT NULL,
+    PRIMARY KEY (owner, chain_id)
+);
 CREATE TABLE IF NOT EXISTS volumes (
     name        TEXT PRIMARY KEY,
     created     INTEGER NOT NULL,
@@ -416,6 +421,60 @@ impl Store {
         Ok(())
     }
 
+    /// Lease layers to this process (`this_owner`): garbage collection keeps
+    /// them, as it keeps what images use, until the lease is released or
+    /// its process is gone. For operations that use layers while holding no
+    /// store lock (a build's RUN).
+    pub fn lease_layers(&mut self, chains: &[Digest]) -> Result<()> {
+        let owner = this_owner();
+        let tx = self.write_tx()?;
+        for c in chains {
+            tx.execute("INSERT OR IGNORE INTO leases (owner, chain_id) VALUES (?1, ?2)", [owner.as_str(), c.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Release this process's leases.
+    pub fn release_leases(&mut self) -> Result<()> {
+        self.conn.execute("DELETE FROM leases WHERE owner = ?1", [this_owner()])?;
+        Ok(())
+    }
+
+    /// Forget the leases of processes that are gone; returns how many owners were dropped.
+    pub fn drop_dead_leases(&mut self) -> Result<usize> {
+        let mut st = self.conn.prepare("SELECT DISTINCT owner FROM leases")?;
+        let owners: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        drop(st);
+        let dead: Vec<String> = owners.into_iter().filter(|o| !owner_alive(o)).collect();
+        for o in &dead {
+            self.conn.execute("DELETE FROM leases WHERE owner = ?1", [o])?;
+        }
+        Ok(dead.len())
+    }
+
+    /// Whether a crashed or failed operation may have left something to
+    /// sweep: records still incomplete, leases of gone processes, or ready
+    /// layers nothing references. Cheap (three indexed queries), so every
+    /// command can ask instead of sweeping.
+    pub fn needs_sweep(&self) -> Result<bool> {
+        let incomplete: i64 = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM layers WHERE state = 'incomplete')
+                  + (SELECT COUNT(*) FROM containers WHERE state = 'incomplete')",
+            [],
+            |r| r.get(0),
+        )?;
+        if incomplete > 0 {
+            return Ok(true);
+        }
+        let mut st = self.conn.prepare("SELECT DISTINCT owner FROM leases")?;
+        let owners: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        if owners.iter().any(|o| !owner_alive(o)) {
+            return Ok(true);
+        }
+        Ok(!self.unreferenced_layers()?.is_empty())
+    }
+
     /// Incomplete layer records whose writer is gone.
     pub fn abandoned_layers(&self) -> Result<Vec<Digest>> {
         let mut st = self.conn.prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
@@ -638,7 +697,8 @@ impl Store {
             "SELECT chain_id FROM layers WHERE state = 'ready'
              AND chain_id NOT IN (SELECT chain_id FROM image_layers)
              AND chain_id NOT IN (SELECT chain_id FROM build_cache WHERE chain_id IS NOT NULL)
-             AND chain_id NOT IN (SELECT parent FROM layers WHERE parent IS NOT NULL)",
+             AND chain_id NOT IN (SELECT parent FROM layers WHERE parent IS NOT NULL)
+             AND chain_id NOT IN (SELECT chain_id FROM leases)",
         )?;
         let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()

@@ -1,6 +1,7 @@
 //! In-flight files and directories under the store's `tmp/`. Every write
 //! that will become visible starts here and is renamed into place; whatever
-//! a killed process leaves here is swept when the store is next opened alone.
+//! a killed process leaves here is swept when the store is next opened alone;
+//! what a live process owns (its name says which) is left alone.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -13,9 +14,22 @@ use crate::error::{IoContext, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// `PREFIX-PID_STARTTIME-NANOS-N`: the owner (as `store::this_owner`, with
+/// `_` for `:`) is part of the name, so a sweep can leave alone what a live
+/// process is still using.
 fn unique_name(prefix: &str) -> String {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let owner = OWNER.get_or_init(|| crate::store::this_owner().replace(':', "_"));
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!("{prefix}-{owner}-{nanos:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether the process that made the temp entry `name` is still running
+/// (false for names not made by [`unique_name`]).
+pub fn owner_alive(name: &str) -> bool {
+    let mut parts = name.rsplitn(4, '-');
+    let (Some(_), Some(_), Some(owner)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    owner.contains('_') && crate::store::owner_alive(&owner.replacen('_', ":", 1))
 }
 
 /// Create a new, empty temp file.

@@ -671,11 +671,14 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn view(&self, name: &str, stage: usize, line: usize) -> Result<View> {
+    fn view(&mut self, name: &str, stage: usize, line: usize) -> Result<View> {
         let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
             FromRef::Stage(i) => self.built[&i].layers.clone(),
             FromRef::Image(id) => self.engine.store.image_layers(&id)?,
         };
+        // A RUN holds no store lock while it runs: what it may mount is leased.
+        let chains: Vec<Digest> = layers.iter().map(|l| l.chain_id.clone()).collect();
+        self.engine.store.lease_layers(&chains)?;
         let dir = TempDir::new(&self.engine.tmp, "build-from")?;
         let target = dir.path().join("root");
         fs::create_dir(&target).at(&target)?;
@@ -891,6 +894,8 @@ impl Engine {
             download_dir: None,
         };
         let result = b.run();
+        // The store lock is held again from here on: the build's leases can go.
+        let _ = b.engine.store.release_leases();
         let unused: Vec<String> = b
             .build_args
             .keys()

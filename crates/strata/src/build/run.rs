@@ -194,10 +194,17 @@ impl Builder<'_> {
             Stdio { stdin: devnull()?, ..crate::container::inherit_stdio()? }
         };
         let rt = runtime::for_name(None, &self.engine.root.join("runtime"))?;
+        // While the command runs, no store lock: rmi and prunes elsewhere must not
+        // wait for it. The snapshot's layers are leased, its tmp/ directory is
+        // this process's by name, and the build cache keeps earlier steps.
+        let chains: Vec<Digest> = state.layers.iter().map(|l| l.chain_id.clone()).collect();
+        self.engine.store.lease_layers(&chains)?;
+        self.engine.unlock();
         let pid = match rt.start(&id, &bundle, stdio) {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = rt.delete(&id);
+                self.engine.relock()?;
                 return Err(e);
             }
         };
@@ -205,6 +212,7 @@ impl Builder<'_> {
         let code = runtime::wait(pid);
         drop(proxy);
         let _ = rt.delete(&id);
+        self.engine.relock()?;
         let code = code?;
         drop(views);
         if code != 0 {

@@ -647,6 +647,8 @@ impl Engine {
 
     /// Wait until a container has exited; its exit code.
     pub fn wait_container(&mut self, name: &str) -> Result<i64> {
+        // Waiting only reads records: no store lock, so deletes elsewhere go on.
+        self.unlock();
         loop {
             let rec = self.container(name)?;
             if rec.state == "exited" {
@@ -666,6 +668,7 @@ impl Engine {
             return Ok(());
         }
         let _ = self.kill_container(name, libc::SIGTERM);
+        self.unlock();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.container(&rec.id)?.state != "running" {
