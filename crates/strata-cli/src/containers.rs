@@ -312,15 +312,14 @@ pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
     {
         return Ok(ExitCode::SUCCESS);
     }
-    let stopped: Vec<_> = engine.containers(true)?.into_iter().filter(|c| c.state != "running").collect();
-    if !stopped.is_empty() {
+    let (removed, bytes) = engine.prune_containers()?;
+    if !removed.is_empty() {
         println!("Deleted Containers:");
     }
-    for c in stopped {
-        engine.remove_container(&c.id, false)?;
-        println!("{}", c.id);
+    for id in removed {
+        println!("{id}");
     }
-    println!("\nTotal reclaimed space: 0B");
+    println!("\nTotal reclaimed space: {}", crate::human_size(bytes));
     Ok(ExitCode::SUCCESS)
 }
 

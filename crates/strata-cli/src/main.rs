@@ -1023,15 +1023,17 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Ask on stdout, read the answer from stdin (a terminal or not, as Docker):
+/// only "y" or "yes" is a yes; the end of input is a no.
 pub(crate) fn confirm(question: &str) -> Result<bool> {
-    if !io::stdin().is_terminal() {
-        return Ok(true);
-    }
     print!("{question} [y/N] ");
     io::stdout().flush()?;
     let mut answer = String::new();
-    io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    if io::stdin().read_line(&mut answer)? == 0 {
+        println!();
+        return Ok(false);
+    }
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
@@ -1043,9 +1045,13 @@ fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
     if !a.force && !confirm(what)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
-    if system {
-        report.reclaimed += engine.prune_build_cache()?.1;
+    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    if !report.containers.is_empty() {
+        println!("Deleted Containers:");
+        for c in &report.containers {
+            println!("{c}");
+        }
+        println!();
     }
     if !report.images.is_empty() {
         println!("Deleted Images:");

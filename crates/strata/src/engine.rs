@@ -51,6 +51,8 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) snapshots: Box<dyn Snapshotter>,
     lock: File,
+    /// Whether this process holds the lock exclusively (and has swept since).
+    exclusive_held: std::cell::Cell<bool>,
 }
 
 /// An image as `images` lists it.
@@ -95,6 +97,8 @@ pub enum Removal {
 /// What a prune removed.
 #[derive(Debug, Clone, Default)]
 pub struct PruneReport {
+    /// Containers removed (`system prune`: the stopped ones).
+    pub containers: Vec<String>,
     /// Images deleted.
     pub images: Vec<Digest>,
     /// Layers deleted.
@@ -227,6 +231,7 @@ impl Engine {
             content,
             store,
             lock,
+            exclusive_held: std::cell::Cell::new(false),
         };
         // Alone on the store and something may have been left behind: sweep now.
         // (Not on every command: a sweep walks every layer and blob.)
@@ -250,7 +255,11 @@ impl Engine {
     /// Become the only strata process on this store (waiting for others),
     /// then sweep. Needed before anything is deleted.
     pub(crate) fn exclusive(&mut self) -> Result<()> {
+        if self.exclusive_held.get() {
+            return Ok(());
+        }
         flock(&self.lock, rustix::fs::FlockOperation::LockExclusive).at(self.root.join("lock"))?;
+        self.exclusive_held.set(true);
         self.sweep()
     }
 
@@ -258,11 +267,13 @@ impl Engine {
     /// build's RUN): others' deletes must not wait on it. What is used
     /// meanwhile is protected by a lease (`Store::lease_layers`) or a record.
     pub fn unlock(&self) {
+        self.exclusive_held.set(false);
         let _ = flock(&self.lock, rustix::fs::FlockOperation::Unlock);
     }
 
     /// Take the store lock shared again after [`unlock`](Self::unlock).
     pub(crate) fn relock(&self) -> Result<()> {
+        self.exclusive_held.set(false);
         flock(&self.lock, rustix::fs::FlockOperation::LockShared).at(self.root.join("lock"))
     }
 
@@ -375,9 +386,12 @@ impl Engine {
     /// After a failed operation: drop whatever it stored that nothing uses,
     /// so the store is as it was.
     pub(crate) fn roll_back(&mut self) {
+        // Swept afresh even if this process held the lock exclusively already.
+        self.exclusive_held.set(false);
         if let Err(e) = self.exclusive() {
             tracing::warn!("cleaning up after a failed operation: {e}");
         }
+        self.exclusive_held.set(false);
         let _ = flock(&self.lock, rustix::fs::FlockOperation::LockShared);
     }
 
@@ -946,8 +960,32 @@ impl Engine {
 
     /// `system prune`: with nothing but images in the store yet, dangling
     /// (or with `all`, unused) images and whatever only they held.
+    /// `system prune`: stopped containers, then the images nothing uses any
+    /// more (dangling ones, or with `all` every image no container uses),
+    /// then the build cache and what only it kept.
     pub fn system_prune(&mut self, all: bool) -> Result<PruneReport> {
-        self.prune_images(all)
+        self.exclusive()?;
+        let (containers, container_bytes) = self.prune_containers()?;
+        let mut report = self.prune_images(all)?;
+        report.containers = containers;
+        report.reclaimed += container_bytes + self.prune_build_cache()?.1;
+        Ok(report)
+    }
+
+    /// `container prune`: remove every container that is not running;
+    /// returns their IDs and the bytes their layers held.
+    pub fn prune_containers(&mut self) -> Result<(Vec<String>, u64)> {
+        let mut removed = Vec::new();
+        let mut bytes = 0;
+        for c in self.containers(true)? {
+            if c.state == "running" {
+                continue;
+            }
+            bytes += crate::tree::usage(&self.root.join("containers").join(&c.id)).unwrap_or(0);
+            self.remove_container(&c.id, false)?;
+            removed.push(c.id);
+        }
+        Ok((removed, bytes))
     }
 
     // ---- seeing inside ----
