@@ -12,14 +12,33 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Children killed (and reaped) when the test ends, however it ends.
-struct Background(Vec<Child>);
+/// Children killed (and reaped), then containers force-removed, when the
+/// test ends, however it ends.
+struct Background<'a> {
+    children: Vec<Child>,
+    containers: Vec<&'static str>,
+    /// Files whose appearance ends a waiting build RUN (it outlives a killed build otherwise).
+    release: Vec<std::path::PathBuf>,
+    strata: &'a Strata,
+}
 
-impl Drop for Background {
+impl<'a> Background<'a> {
+    fn new(strata: &'a Strata) -> Self {
+        Background { children: Vec::new(), containers: Vec::new(), release: Vec::new(), strata }
+    }
+}
+
+impl Drop for Background<'_> {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for f in &self.release {
+            let _ = fs::write(f, "");
+        }
+        for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for name in &self.containers {
+            let _ = self.strata.run(&["rm", "-f", name]);
         }
     }
 }
@@ -82,19 +101,25 @@ fn setup() -> Strata {
 #[test]
 fn rmi_prune_and_df_finish_while_logs_wait_and_a_build_run_are_waiting() {
     let s = setup();
-    let mut bg = Background(Vec::new());
+    let mut bg = Background::new(&s);
+    bg.containers.push("long");
     s.ok(&["run", "-d", "--name", "long", "busybox", "sh", "-c", "echo ready; exec sleep 600"]);
     let mut logs = spawn(&s, &["logs", "-f", "long"]);
     let out = logs.stdout.take().unwrap();
-    bg.0.push(logs);
+    bg.children.push(logs);
     let _logs_out = wait_for_line(out, "ready");
-    bg.0.push(spawn(&s, &["wait", "long"]));
+    bg.children.push(spawn(&s, &["wait", "long"]));
     let ctx = s.path("ctx");
     fs::create_dir(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo building-now && sleep 600\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/ctx echo building-now && until [ -e /ctx/go ]; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    bg.release.push(ctx.join("go"));
     let mut build = spawn(&s, &["build", "-t", "slow", ctx.to_str().unwrap()]);
     let out = build.stdout.take().unwrap();
-    bg.0.push(build);
+    bg.children.push(build);
     let _build_out = wait_for_line(out, "building-now");
     // `wait` has been started before the build printed; give it no chance to be the slow one either way.
     let limit = Duration::from_secs(60);
@@ -102,13 +127,12 @@ fn rmi_prune_and_df_finish_while_logs_wait_and_a_build_run_are_waiting() {
     finishes(&s, &["image", "prune", "-f"], limit);
     let df = finishes(&s, &["system", "df"], limit);
     assert!(df.contains("Images"), "{df}");
-    s.ok(&["rm", "-f", "long"]);
 }
 
 #[test]
 fn a_build_keeps_its_base_layers_when_the_base_image_is_removed_during_a_run() {
     let s = setup();
-    let mut bg = Background(Vec::new());
+    let mut bg = Background::new(&s);
     let ctx = s.path("ctx");
     fs::create_dir(&ctx).unwrap();
     fs::write(
@@ -117,13 +141,14 @@ fn a_build_keeps_its_base_layers_when_the_base_image_is_removed_during_a_run() {
          RUN cat /other.txt > /copied\n",
     )
     .unwrap();
-    let mut build = s.command().args(["build", "-t", "built", ctx.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
+    bg.release.push(ctx.join("go"));
+    let mut build = spawn(&s, &["build", "-t", "built", ctx.to_str().unwrap()]);
     let out = build.stdout.take().unwrap();
+    bg.children.push(build);
     let _out = wait_for_line(out, "waiting");
     finishes(&s, &["rmi", "other:1"], Duration::from_secs(60));
     fs::write(ctx.join("go"), "").unwrap();
-    let status = build.wait().unwrap();
-    bg.0.clear();
+    let status = bg.children.pop().unwrap().wait().unwrap();
     assert!(status.success(), "the build failed after its base image was removed");
     assert_eq!(s.ok(&["run", "--rm", "built", "cat", "/copied"]), "other");
     // Once the build is over its leases are gone: nothing is pinned.

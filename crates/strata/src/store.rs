@@ -19,6 +19,13 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
+/// The schema version this build writes (`PRAGMA user_version`); older
+/// databases are migrated when opened ([`Store::migrate`]).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The tables as the newest version has them; `CREATE ... IF NOT EXISTS`, so
+/// a new store gets them whole and an older one gains the new tables, while
+/// new columns of old tables come from [`Store::migrate`].
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS layers (
@@ -62,7 +69,8 @@ CREATE TABLE IF NOT EXISTS containers (
     exit_code   INTEGER,
     started     INTEGER,
     finished    INTEGER,
-    config      TEXT NOT NULL DEFAULT '{}'
+    config      TEXT NOT NULL DEFAULT '{}',
+    process     TEXT
 );
 CREATE TABLE IF NOT EXISTS build_cache (
     key         TEXT PRIMARY KEY,
@@ -175,9 +183,13 @@ pub struct ContainerRecord {
     pub finished: Option<i64>,
     /// The run configuration, JSON.
     pub config: String,
+    /// The init process's identity while running (`pid:starttime`, as
+    /// [`this_owner`]): a pid the kernel has since given to another process
+    /// does not match it.
+    pub process: Option<String>,
 }
 
-const CONTAINER_COLS: &str = "id, name, image_id, created, state, pid, exit_code, started, finished, config";
+const CONTAINER_COLS: &str = "id, name, image_id, created, state, pid, exit_code, started, finished, config, process";
 
 fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
     Ok(ContainerRecord {
@@ -191,6 +203,7 @@ fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord
         started: r.get(7)?,
         finished: r.get(8)?,
         config: r.get(9)?,
+        process: r.get(10)?,
     })
 }
 
@@ -243,6 +256,11 @@ pub fn this_owner() -> String {
     owner_of(std::process::id()).unwrap_or_else(|| format!("{}:0", std::process::id()))
 }
 
+/// The identity (`pid:starttime`) of the process `pid`, if it runs.
+pub fn process_owner(pid: u32) -> Option<String> {
+    owner_of(pid)
+}
+
 fn owner_of(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 22 (starttime), counted after the parenthesised command name.
@@ -292,7 +310,31 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)
+        conn.execute_batch(SCHEMA)?;
+        Self::migrate(conn)
+    }
+
+    /// Bring an older database to [`SCHEMA_VERSION`], one step at a time,
+    /// each in a transaction with the version it reaches. Version 1 is the
+    /// schema before versions were recorded (`user_version` 0).
+    fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+        let mut version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_column = |table: &str, col: &str| -> rusqlite::Result<bool> {
+            let mut st = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+            let cols: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            Ok(cols.iter().any(|c| c == col))
+        };
+        while version < SCHEMA_VERSION {
+            let next = version.max(1) + 1;
+            let step = match next {
+                // Containers record their process identity (pid reuse).
+                2 if !has_column("containers", "process")? => "ALTER TABLE containers ADD COLUMN process TEXT;",
+                _ => "",
+            };
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {step} PRAGMA user_version = {next}; COMMIT;"))?;
+            version = next;
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -574,7 +616,7 @@ impl Store {
     /// Insert a container record (state `incomplete` until its layer is ready).
     pub fn insert_container(&mut self, c: &ContainerRecord) -> Result<()> {
         let r = self.conn.execute(
-            &format!("INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 c.id,
                 c.name,
@@ -585,7 +627,8 @@ impl Store {
                 c.exit_code,
                 c.started,
                 c.finished,
-                c.config
+                c.config,
+                c.process
             ],
         );
         match r {
@@ -599,8 +642,8 @@ impl Store {
     /// Update a container's state fields.
     pub fn update_container(&mut self, c: &ContainerRecord) -> Result<()> {
         self.conn.execute(
-            "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6 WHERE id = ?1",
-            params![c.id, c.state, c.pid, c.exit_code, c.started, c.finished],
+            "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6, process = ?7 WHERE id = ?1",
+            params![c.id, c.state, c.pid, c.exit_code, c.started, c.finished, c.process],
         )?;
         Ok(())
     }

@@ -4,9 +4,9 @@
 //! them by content for the build cache (paths, types, modes, bytes and link
 //! targets; never mtimes), and copies them into a step's snapshot.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io;
-use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;

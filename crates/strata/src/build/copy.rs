@@ -168,7 +168,8 @@ impl Builder<'_> {
         // Entry by entry (tar's own `unpack` skips `..` silently and names no entry
         // when it refuses one); directories last, as `unpack` does, so their modes
         // do not stop the files below them.
-        let bad = |path: &Path, e: &dyn std::fmt::Display| Error::invalid(format!("{name}: entry {}: {e}", path.display()));
+        let bad =
+            |path: &Path, e: &dyn std::fmt::Display| Error::invalid(format!("{name}: entry {}: {e}", path.display()));
         let mut dirs = Vec::new();
         for entry in ar.entries().map_err(|e| Error::stream(format!("unpacking {name}"), e))? {
             let mut entry = entry.map_err(|e| Error::stream(format!("unpacking {name}"), e))?;

@@ -98,11 +98,20 @@ const NAME_NOUNS: [&str; 16] = [
     "schist", "shale", "slate", "tuff", "agate",
 ];
 
-fn alive(pid: i64) -> bool {
-    // A zombie has exited: only its parent has not collected it yet.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rfind(')').and_then(|i| s[i + 2..].chars().next()).is_some_and(|st| st != 'Z'),
-        Err(_) => false,
+/// Whether the container's process is still the one running at its
+/// recorded pid: alive, not a zombie (exited, not yet collected), and the
+/// same process (its start time as recorded) — not another one the kernel
+/// has given the pid to since.
+fn alive(rec: &ContainerRecord) -> bool {
+    let Some(pid) = rec.pid else { return false };
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    if stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()) == Some('Z') {
+        return false;
+    }
+    match &rec.process {
+        Some(p) => crate::store::owner_alive(p),
+        // Recorded before processes were (schema 1): the pid is all there is.
+        None => true,
     }
 }
 
@@ -147,16 +156,17 @@ impl Engine {
 
     /// A running container whose process is gone (its watcher died too) is exited.
     fn refresh(&mut self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
-        if rec.state == "running" && !rec.pid.is_some_and(alive) {
+        if rec.state == "running" && !alive(&rec) {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(again) = self.store.find_container(&rec.id)? {
                 rec = again;
             }
-            if rec.state == "running" && !rec.pid.is_some_and(alive) {
+            if rec.state == "running" && !alive(&rec) {
                 rec.state = "exited".into();
                 rec.exit_code = rec.exit_code.or(Some(255));
                 rec.finished = Some(now());
                 rec.pid = None;
+                rec.process = None;
                 self.store.update_container(&rec)?;
                 self.release_container(&rec.id);
             }
@@ -326,6 +336,7 @@ impl Engine {
             started: None,
             finished: None,
             config: serde_json::to_string(&run).expect("config serializes"),
+            process: None,
         };
         self.store.insert_container(&rec)?;
         for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
@@ -483,6 +494,7 @@ impl Engine {
         let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, interactive)).transpose()?;
         rec.state = "running".into();
         rec.pid = Some(pid as i64);
+        rec.process = crate::store::process_owner(pid as u32);
         rec.started = Some(now());
         rec.exit_code = None;
         rec.finished = None;
@@ -499,6 +511,7 @@ impl Engine {
         if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
             now_rec.state = "exited".into();
             now_rec.pid = None;
+            now_rec.process = None;
             now_rec.exit_code = Some(code as i64);
             now_rec.finished = Some(now());
             self.store.update_container(&now_rec)?;

@@ -1,0 +1,64 @@
+//! Container records: a recorded pid is trusted only while it is still the
+//! process strata started (the kernel reuses pids), and a database made by
+//! an older strata is migrated when opened.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn sql(db: &std::path::Path, statements: &str) -> String {
+    let o = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.executescript(sys.argv[2]) if ';' in sys.argv[2] else c.execute(sys.argv[2]).fetchall(); c.commit(); print(r if isinstance(r, list) else '')"])
+        .arg(db)
+        .arg(statements)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A host process the test owns, killed when dropped.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kill_does_not_signal_a_process_that_only_reuses_the_recorded_pid() {
+    let s = Strata::new("overlay");
+    let a = s.write("images.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    s.ok(&["create", "--name", "victim", "busybox", "sleep", "600"]);
+    let mut other = Bystander(Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap());
+    let pid = other.0.id();
+    // The record as if the container's process had died unrecorded and the kernel had
+    // given its pid to `other`: the recorded identity (pid and start time) is not other's.
+    sql(
+        &s.root().join("strata.db"),
+        &format!("UPDATE containers SET state = 'running', pid = {pid}, process = '{pid}:1' WHERE name = 'victim';"),
+    );
+    let (code, _, err) = s.code(&["kill", "victim"]);
+    assert_ne!(code, 0, "kill reported success");
+    assert!(err.contains("not running"), "{err}");
+    assert!(other.0.try_wait().unwrap().is_none(), "the bystander process was signalled");
+    let state = s.ok(&["container", "inspect", "victim"]);
+    assert!(state.contains("\"exited\""), "the container is found exited: {state}");
+}
+
+#[test]
+fn a_database_from_before_schema_versions_is_migrated() {
+    let s = Strata::new("overlay");
+    s.ok(&["images", "-q"]);
+    let db = s.root().join("strata.db");
+    // The containers table as the first schema had it, and no version.
+    sql(&db, "DROP TABLE containers; CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL REFERENCES images(id), created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'incomplete', pid INTEGER, exit_code INTEGER, started INTEGER, finished INTEGER, config TEXT NOT NULL DEFAULT '{}'); PRAGMA user_version = 0;");
+    s.ok(&["ps", "-a"]);
+    assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(2,)]");
+    assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'process'"));
+}
