@@ -415,3 +415,40 @@ fn attached_run_forwards_signals() {
     s.ok(&["rm", "sig"]);
     assert!(mounts_under(&s).is_empty());
 }
+
+#[test]
+fn commit_changes_mean_what_the_same_dockerfile_lines_mean() {
+    let s = with_image("overlay");
+    s.ok(&["tag", "app:1", "base"]);
+    s.ok(&["run", "--name", "cc", "base", "true"]);
+    let changes = [
+        r#"ENV A="two words" B=$PATH"#,
+        r#"LABEL "x y"=z other='quoted value'"#,
+        "EXPOSE 80 53/udp",
+        r#"ENTRYPOINT ["sh", "-c"]"#,
+        r#"CMD echo "$A""#,
+        "WORKDIR /srv/./app/..",
+        "VOLUME /data",
+        "USER 1000:1000",
+    ];
+    let mut args = vec!["commit"];
+    for c in &changes {
+        args.extend(["-c", c]);
+    }
+    args.extend(["cc", "committed"]);
+    s.ok(&args);
+    let ctx = s.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), format!("FROM base\n{}\n", changes.join("\n"))).unwrap();
+    s.ok(&["build", "-q", "-t", "built", ctx.to_str().unwrap()]);
+    let config = |name: &str| {
+        let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
+        v[0]["Config"].clone()
+    };
+    let (c, b) = (config("committed"), config("built"));
+    assert_eq!(c["Env"].as_array().unwrap().iter().filter(|e| e.as_str().unwrap().starts_with("A=")).count(), 1);
+    assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "A=two words"), "{c}");
+    for field in ["Env", "Labels", "ExposedPorts", "Entrypoint", "Cmd", "WorkingDir", "Volumes", "User"] {
+        assert_eq!(c[field], b[field], "{field} differs between commit -c and build");
+    }
+}

@@ -13,6 +13,7 @@ pub mod confined;
 pub mod container;
 pub mod content;
 pub mod digest;
+pub mod dockerfile;
 pub mod engine;
 pub mod error;
 pub mod image;

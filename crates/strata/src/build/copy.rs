@@ -7,12 +7,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::context::{CopyMode, SourceRoot};
-use super::dockerfile::{self, Instruction, Located, Source};
 use super::snapshot::Snapshot;
-use super::words::{self, Vars};
 use super::{is_archive, is_url, read_head, Builder, Ignore, State};
 use crate::confined::Root;
 use crate::container::spec;
+use crate::dockerfile::words::{self, Vars};
+use crate::dockerfile::{self, Instruction, Located, Source};
 use crate::error::{Error, IoContext, Result};
 use crate::store::LayerRecord;
 use crate::tmp::TempDir;

@@ -21,11 +21,9 @@
 
 mod context;
 mod copy;
-pub mod dockerfile;
 mod ignore;
 mod run;
 mod snapshot;
-pub mod words;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -36,12 +34,13 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use self::context::SourceRoot;
-use self::dockerfile::{CommandForm, Dockerfile, Instruction, Located, Source};
 pub use self::ignore::Ignore;
 use self::snapshot::View;
-use self::words::Vars;
 use crate::container::spec;
 use crate::digest::{chain_ids, Digest, Hasher};
+use crate::dockerfile::metadata::command_args;
+use crate::dockerfile::words::{self, Vars};
+use crate::dockerfile::{self, Dockerfile, Instruction, Located, Source};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Reference};
@@ -105,15 +104,15 @@ impl State {
     }
 
     fn env(&self) -> Vec<String> {
-        serde_json::from_value(self.cfg("Env").clone()).unwrap_or_default()
+        dockerfile::metadata::env(&self.config)
     }
 
     fn workdir(&self) -> String {
-        self.cfg("WorkingDir").as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string()
+        dockerfile::metadata::workdir(&self.config)
     }
 
     fn shell(&self) -> Vec<String> {
-        serde_json::from_value(self.cfg("Shell").clone()).unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into()])
+        dockerfile::metadata::shell(&self.config)
     }
 
     fn set(&mut self, field: &str, v: Value) {
@@ -176,13 +175,6 @@ fn vars_of(args: &Vars, env: &[String]) -> Vars {
 }
 
 /// Set a variable where it is (as Docker does), or append it.
-fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
-    match env.iter_mut().find(|e| e.split('=').next() == Some(k)) {
-        Some(e) => *e = format!("{k}={v}"),
-        None => env.push(format!("{k}={v}")),
-    }
-}
-
 impl<'a> Builder<'a> {
     fn now(&self) -> i64 {
         self.epoch.unwrap_or_else(now)
@@ -432,103 +424,14 @@ impl<'a> Builder<'a> {
             }
             Instruction::Copy(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, false)?),
             Instruction::Add(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, true)?),
-            Instruction::Cmd(c) => {
-                next.set("Cmd", json!(command_args(c, &state.shell())));
-                *cmd_set = true;
-            }
-            Instruction::Entrypoint(c) => {
-                next.set("Entrypoint", json!(command_args(c, &state.shell())));
-                if !*cmd_set {
-                    next.set("Cmd", Value::Null);
-                }
-            }
-            Instruction::Env(text) => {
-                let mut env = state.env();
-                // As Docker: every pair on the line is expanded with the values from before the line.
-                for (k, v) in words::pairs(text, &vars, esc, true).map_err(|e| self.err(line, e))? {
-                    set_env(&mut env, &k, &v);
-                }
-                next.set("Env", json!(env));
-            }
-            Instruction::Label(text) => {
-                let mut labels = state.cfg("Labels").as_object().cloned().unwrap_or_default();
-                for (k, v) in words::pairs(text, &vars, esc, true).map_err(|e| self.err(line, e))? {
-                    labels.insert(k, v.into());
-                }
-                next.set("Labels", Value::Object(labels));
-            }
             Instruction::Arg(_) => {}
-            Instruction::Expose(ports) => {
-                let mut map = state.cfg("ExposedPorts").as_object().cloned().unwrap_or_default();
-                for p in ports {
-                    for p in words::split(p, &vars, esc).map_err(|e| self.err(line, e))? {
-                        let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
-                        let valid = port
-                            .split_once('-')
-                            .map(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok())
-                            .unwrap_or_else(|| port.parse::<u16>().is_ok());
-                        if !valid || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp") {
-                            return Err(self.err(line, format!("invalid port {p:?}: want PORT[/tcp|udp|sctp]")));
-                        }
-                        map.insert(format!("{port}/{}", proto.to_ascii_lowercase()), json!({}));
-                    }
+            meta => {
+                if matches!(meta, Instruction::Cmd(_)) {
+                    *cmd_set = true;
                 }
-                next.set("ExposedPorts", Value::Object(map));
-            }
-            Instruction::Volume(paths) => {
-                let mut map = state.cfg("Volumes").as_object().cloned().unwrap_or_default();
-                for p in paths {
-                    let p = words::expand(p, &vars, esc).map_err(|e| self.err(line, e))?;
-                    if p.is_empty() {
-                        return Err(self.err(line, "VOLUME specified can not be an empty string"));
-                    }
-                    map.insert(p, json!({}));
-                }
-                next.set("Volumes", Value::Object(map));
-            }
-            Instruction::User(u) => {
-                next.set("User", words::expand(u, &vars, esc).map_err(|e| self.err(line, e))?.into())
-            }
-            Instruction::Workdir(w) => {
-                let w = words::expand(w, &vars, esc).map_err(|e| self.err(line, e))?;
-                let joined =
-                    if w.starts_with('/') { w } else { format!("{}/{w}", state.workdir().trim_end_matches('/')) };
-                let clean = format!("/{}", ignore::clean(&joined).unwrap_or_default());
-                next.set("WorkingDir", clean.into());
-            }
-            Instruction::Stopsignal(s) => {
-                next.set("StopSignal", words::expand(s, &vars, esc).map_err(|e| self.err(line, e))?.into())
-            }
-            Instruction::Shell(s) => next.set("Shell", json!(s)),
-            Instruction::Maintainer(m) => next.config["author"] = m.clone().into(),
-            Instruction::Onbuild(t) => {
-                let mut list: Vec<String> = serde_json::from_value(state.cfg("OnBuild").clone()).unwrap_or_default();
-                list.push(t.clone());
-                next.set("OnBuild", json!(list));
-            }
-            Instruction::Healthcheck(h) => {
-                let test = match &h.test {
-                    None => json!(["NONE"]),
-                    Some(CommandForm::Exec(v)) => {
-                        let mut t = vec!["CMD".to_string()];
-                        t.extend(v.iter().cloned());
-                        json!(t)
-                    }
-                    Some(CommandForm::Shell(s)) => json!(["CMD-SHELL", s]),
-                };
-                let mut hc = json!({"Test": test});
-                for (k, v) in [
-                    ("Interval", h.interval),
-                    ("Timeout", h.timeout),
-                    ("StartPeriod", h.start_period),
-                    ("StartInterval", h.start_interval),
-                    ("Retries", h.retries),
-                ] {
-                    if let Some(v) = v {
-                        hc[k] = v.into();
-                    }
-                }
-                next.set("Healthcheck", hc);
+                let cmd_set_before = *cmd_set;
+                dockerfile::metadata::apply(&mut next.config, meta, &vars, esc, cmd_set_before)
+                    .map_err(|e| self.err(line, e))?;
             }
         }
         let mut entry = json!({"created": created, "created_by": created_by, "comment": "strata build"});
@@ -715,17 +618,6 @@ fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
 fn is_archive(head: &[u8]) -> bool {
     crate::layer::Compression::detect(head) != crate::layer::Compression::None
         || (head.len() >= 262 && &head[257..262] == b"ustar")
-}
-
-fn command_args(c: &CommandForm, shell: &[String]) -> Vec<String> {
-    match c {
-        CommandForm::Exec(v) => v.clone(),
-        CommandForm::Shell(s) => {
-            let mut v = shell.to_vec();
-            v.push(s.clone());
-            v
-        }
-    }
 }
 
 fn done(t: Instant) -> String {

@@ -7,14 +7,14 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use super::dockerfile::{self, CommandForm, Instruction, Located, RunMount};
 use super::snapshot::Snapshot;
-use super::words::{self, Vars};
 use super::{command_args, ignore, Builder, State, PREDEFINED_ARGS};
 use crate::confined::Root;
 use crate::container::runtime::{self, Stdio};
 use crate::container::spec::{self, RunConfig};
 use crate::digest::Digest;
+use crate::dockerfile::words::{self, Vars};
+use crate::dockerfile::{self, CommandForm, Instruction, Located, RunMount};
 use crate::error::{Error, IoContext, Result};
 use crate::store::LayerRecord;
 use crate::tmp::TempDir;

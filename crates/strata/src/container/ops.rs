@@ -862,16 +862,12 @@ impl Engine {
         let tag = reference.map(Reference::parse).transpose()?;
         // Check the --change instructions before any work is done.
         let (mut probe, _) = self.config_of(&rec.image_id)?;
-        for i in instructions {
-            apply_change(&mut probe, i)?;
-        }
+        crate::dockerfile::metadata::apply_changes(&mut probe, instructions)?;
         let (source, changes) = self.changes_of(&rec)?;
         let base_layers = self.store.image_layers(&rec.image_id)?;
         let layer = self.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
         let (mut config, _) = self.config_of(&rec.image_id)?;
-        for i in instructions {
-            apply_change(&mut config, i)?;
-        }
+        crate::dockerfile::metadata::apply_changes(&mut config, instructions)?;
         let entry = serde_json::json!({"created": image::format_time(now()), "created_by": format!("strata commit {}", rec.name),
             "comment": message.unwrap_or_default()});
         let mut layers = base_layers;
@@ -948,84 +944,6 @@ impl Engine {
         self.store.put_image(&img, &chain_ids(&diff_ids), tags)?;
         Ok(id)
     }
-}
-
-/// Apply one `commit --change` instruction (CMD, ENTRYPOINT, ENV, LABEL,
-/// EXPOSE, USER, WORKDIR, VOLUME) to an image config, as Docker does.
-pub fn apply_change(config: &mut serde_json::Value, instr: &str) -> Result<()> {
-    let instr = instr.trim();
-    let (word, rest) = instr.split_once(char::is_whitespace).unwrap_or((instr, ""));
-    let rest = rest.trim();
-    let bad = |why: &str| Error::invalid(format!("--change {instr:?}: {why}"));
-    if !config["config"].is_object() {
-        config["config"] = serde_json::json!({});
-    }
-    let c = &mut config["config"];
-    let unquote = |v: &str| v.trim().trim_matches('"').to_string();
-    let exec_form = |rest: &str| -> Result<serde_json::Value> {
-        if rest.starts_with('[') {
-            let v: Vec<String> =
-                serde_json::from_str(rest).map_err(|e| bad(&format!("not a JSON array of strings: {e}")))?;
-            Ok(v.into())
-        } else {
-            Ok(serde_json::json!(["/bin/sh", "-c", rest]))
-        }
-    };
-    let pairs = |rest: &str| -> Result<Vec<(String, String)>> {
-        if !rest.contains('=') {
-            let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| bad("want KEY=VALUE"))?;
-            return Ok(vec![(k.to_string(), unquote(v))]);
-        }
-        rest.split_whitespace()
-            .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), unquote(v))).ok_or_else(|| bad("want KEY=VALUE")))
-            .collect()
-    };
-    match word.to_ascii_uppercase().as_str() {
-        "CMD" => c["Cmd"] = exec_form(rest)?,
-        "ENTRYPOINT" => c["Entrypoint"] = exec_form(rest)?,
-        "USER" if !rest.is_empty() => c["User"] = rest.into(),
-        "WORKDIR" if rest.starts_with('/') => c["WorkingDir"] = rest.into(),
-        "ENV" => {
-            let mut env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap_or_default();
-            for (k, v) in pairs(rest)? {
-                env.retain(|e| e.split('=').next() != Some(k.as_str()));
-                env.push(format!("{k}={v}"));
-            }
-            c["Env"] = env.into();
-        }
-        "LABEL" => {
-            if !c["Labels"].is_object() {
-                c["Labels"] = serde_json::json!({});
-            }
-            for (k, v) in pairs(rest)? {
-                c["Labels"][k] = v.into();
-            }
-        }
-        "EXPOSE" => {
-            if !c["ExposedPorts"].is_object() {
-                c["ExposedPorts"] = serde_json::json!({});
-            }
-            for p in rest.split_whitespace() {
-                let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
-                c["ExposedPorts"][p] = serde_json::json!({});
-            }
-        }
-        "VOLUME" => {
-            if !c["Volumes"].is_object() {
-                c["Volumes"] = serde_json::json!({});
-            }
-            let paths: Vec<String> = if rest.starts_with('[') {
-                serde_json::from_str(rest).map_err(|e| bad(&format!("not a JSON array: {e}")))?
-            } else {
-                rest.split_whitespace().map(String::from).collect()
-            };
-            for p in paths {
-                c["Volumes"][p] = serde_json::json!({});
-            }
-        }
-        _ => return Err(bad("want CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, USER, WORKDIR (absolute) or VOLUME")),
-    }
-    Ok(())
 }
 
 /// Files and directories the runtime creates in the container layer only

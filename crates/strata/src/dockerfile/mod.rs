@@ -5,6 +5,9 @@
 //! is expanded or executed here: words keep their quotes and `$VAR`s until
 //! the builder expands them in their scope.
 
+pub mod metadata;
+pub mod words;
+
 use std::fmt;
 
 use parse_dockerfile as pd;
@@ -229,7 +232,7 @@ fn raw_text(text: &str, start: usize, end: usize, escape: char) -> String {
     while lines.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         lines.pop();
     }
-    let joined = super::words::join_continuations(&lines.join("\n"), escape);
+    let joined = words::join_continuations(&lines.join("\n"), escape);
     joined.split('\n').next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -247,7 +250,7 @@ impl Ctx<'_> {
     fn command(&self, c: &pd::Command<'_>) -> CommandForm {
         match c {
             pd::Command::Exec(v) => CommandForm::Exec(v.value.iter().map(|s| s.value.to_string()).collect()),
-            pd::Command::Shell(s) => CommandForm::Shell(super::words::join_continuations(s.value, self.escape)),
+            pd::Command::Shell(s) => CommandForm::Shell(words::join_continuations(s.value, self.escape)),
             _ => CommandForm::Shell(String::new()),
         }
     }
@@ -417,8 +420,8 @@ impl Ctx<'_> {
             P::Add(c) => Instruction::Add(self.copy(c.add.span.start, &c.options, &c.src, &c.dest.value, true)?),
             P::Cmd(c) => Instruction::Cmd(self.command(&c.arguments)),
             P::Entrypoint(c) => Instruction::Entrypoint(self.command(&c.arguments)),
-            P::Env(e) => Instruction::Env(super::words::join_continuations(&e.arguments.value, self.escape)),
-            P::Label(l) => Instruction::Label(super::words::join_continuations(&l.arguments.value, self.escape)),
+            P::Env(e) => Instruction::Env(words::join_continuations(&e.arguments.value, self.escape)),
+            P::Label(l) => Instruction::Label(words::join_continuations(&l.arguments.value, self.escape)),
             P::Arg(a) => Instruction::Arg(self.arg_decls(a)?),
             P::Expose(e) => Instruction::Expose(e.arguments.iter().map(|s| s.value.to_string()).collect()),
             P::Volume(v) => Instruction::Volume(match &v.arguments {

@@ -203,7 +203,7 @@ pub fn expand_heredoc(text: &str, vars: &Vars) -> Result<String, String> {
 /// `KEY=VALUE ...` pairs (or the legacy `KEY VALUE`) of ENV, LABEL and ARG.
 pub fn pairs(text: &str, vars: &Vars, escape: char, legacy: bool) -> Result<Vec<(String, String)>, String> {
     let text = text.trim();
-    let first = text.split(char::is_whitespace).next().unwrap_or("");
+    let first = first_word(text, escape);
     if legacy && !first.contains('=') {
         let rest = text[first.len()..].trim_start();
         if rest.is_empty() {
@@ -219,6 +219,28 @@ pub fn pairs(text: &str, vars: &Vars, escape: char, legacy: bool) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// The first whitespace-separated word of `text` as written (quotes and
+/// escapes kept, but whitespace inside them not ending it): what Docker
+/// looks at to tell `KEY=VALUE ...` from the legacy `KEY VALUE`.
+fn first_word(text: &str, escape: char) -> &str {
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == escape && quote != Some('\'') {
+            escaped = true;
+        } else if quote == Some(c) {
+            quote = None;
+        } else if quote.is_none() && (c == '"' || c == '\'') {
+            quote = Some(c);
+        } else if quote.is_none() && c.is_whitespace() {
+            return &text[..i];
+        }
+    }
+    text
 }
 
 /// Join the lines of a shell-form command the way Docker does: an escape
@@ -250,6 +272,15 @@ pub fn join_continuations(text: &str, escape: char) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quoted_keys_with_spaces_are_the_key_value_form() {
+        let vars = super::Vars::new();
+        let p = super::pairs(r#""x y"=z other='a b'"#, &vars, '\\', true).unwrap();
+        assert_eq!(p, vec![("x y".to_string(), "z".to_string()), ("other".to_string(), "a b".to_string())]);
+        let p = super::pairs("KEY some value", &vars, '\\', true).unwrap();
+        assert_eq!(p, vec![("KEY".to_string(), "some value".to_string())]);
+    }
+
     use super::*;
 
     fn vars() -> Vars {
