@@ -209,3 +209,33 @@ fn image_volume_paths_get_anonymous_volumes() {
         "rm -v removes c2's own"
     );
 }
+
+#[test]
+fn a_volume_removed_while_a_run_takes_it_is_never_removed_in_use() {
+    let s = Strata::new("overlay");
+    let a = s.write("images.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    for i in 0..10 {
+        s.ok(&["volume", "create", "vol"]);
+        let name = format!("c{i}");
+        let run = s
+            .command()
+            .args(["run", "-d", "--name", &name, "-v", "vol:/d", "busybox", "sleep", "60"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rm = s.command().args(["volume", "rm", "vol"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let (run, _) = (run.wait_with_output().unwrap(), rm.wait_with_output().unwrap());
+        if run.status.success() {
+            // The container has the volume: its record and data must be there, and be what /d is.
+            let (code, out, err) = s.code(&["volume", "inspect", "vol"]);
+            assert_eq!(code, 0, "round {i}: a volume in use was removed ({err})");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let dir = std::path::PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
+            s.ok(&["exec", &name, "sh", "-c", "echo mine > /d/f"]);
+            assert!(dir.join("f").exists(), "round {i}: the container's /d is not the volume's directory");
+            s.ok(&["rm", "-f", &name]);
+        }
+        let _ = s.run(&["volume", "rm", "vol"]);
+    }
+}

@@ -243,6 +243,9 @@ impl Engine {
 
     /// `volume rm`: refuses a volume any container uses, naming them.
     pub fn remove_volume(&mut self, name: &str) -> Result<()> {
+        // Exclusive: a `run -v NAME:...` holds the lock shared from its check of
+        // the volume until its container is recorded, so the users seen here are all.
+        self.exclusive()?;
         self.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
         let users = self.volume_users(name)?;
         if !users.is_empty() {
