@@ -193,6 +193,15 @@ impl<'a> Builder<'a> {
         err_at(&self.df, line, msg)
     }
 
+    /// A step's failure, whatever failed (a mount, the runtime, a layer
+    /// commit), named by the step's `file:line`; errors that name it already pass.
+    fn placed(&self, line: usize, e: Error) -> Error {
+        match e {
+            Error::Dockerfile { .. } | Error::StepFailed { .. } => e,
+            other => self.err(line, other),
+        }
+    }
+
     /// Which stage a `--from`/`FROM` name means, if it is a stage before `before`.
     fn stage_named(&self, name: &str, before: usize) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
@@ -418,12 +427,16 @@ impl<'a> Builder<'a> {
         let mut created_by = st.text.clone();
         match &st.value {
             Instruction::Run(r) => {
-                let (l, by) = self.run_step(stage, state, r, args, &vars, st)?;
+                let (l, by) = self.run_step(stage, state, r, args, &vars, st).map_err(|e| self.placed(line, e))?;
                 created_by = by;
                 layer = Some(l);
             }
-            Instruction::Copy(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, false)?),
-            Instruction::Add(c) => layer = Some(self.copy_step(stage, state, c, &vars, st, true)?),
+            Instruction::Copy(c) => {
+                layer = Some(self.copy_step(stage, state, c, &vars, st, false).map_err(|e| self.placed(line, e))?)
+            }
+            Instruction::Add(c) => {
+                layer = Some(self.copy_step(stage, state, c, &vars, st, true).map_err(|e| self.placed(line, e))?)
+            }
             Instruction::Arg(_) => {}
             meta => {
                 if matches!(meta, Instruction::Cmd(_)) {
