@@ -62,3 +62,22 @@ fn a_database_from_before_schema_versions_is_migrated() {
     assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(2,)]");
     assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'process'"));
 }
+
+#[test]
+fn a_container_record_that_cannot_be_read_is_an_error_not_a_default() {
+    let s = Strata::new("overlay");
+    let a = s.write("images.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    s.ok(&["create", "--name", "broken", "-v", "/anon", "busybox", "true"]);
+    let volumes = s.ok(&["volume", "ls", "-q"]);
+    assert_eq!(volumes.lines().count(), 1);
+    sql(&s.root().join("strata.db"), "UPDATE containers SET config = '{not json' WHERE name = 'broken';");
+    // rm -v must know the volumes to remove: it says what it cannot read instead of leaking them.
+    let (code, _, err) = s.code(&["rm", "-v", "broken"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("broken") && err.contains("run configuration"), "{err}");
+    // Whether the anonymous volume is in use cannot be known either: it is not removed as unused.
+    let (code, _, _) = s.code(&["volume", "rm", volumes.trim()]);
+    assert_ne!(code, 0, "a volume a broken record may use was removed");
+    s.ok(&["rm", "broken"]);
+}

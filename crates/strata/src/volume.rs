@@ -233,7 +233,8 @@ impl Engine {
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
         let mut users = Vec::new();
         for c in self.store.containers()? {
-            let cfg: crate::container::RunConfig = serde_json::from_str(&c.config).unwrap_or_default();
+            // A record that cannot be read might use the volume: an error, not "no users".
+            let cfg = crate::container::run_config(&c)?;
             if cfg.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == name) {
                 users.push(c.name);
             }

@@ -34,6 +34,15 @@ use crate::layer::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
 
 pub use spec::RunConfig;
 
+/// A container's run configuration, read from its record: the one place it
+/// is parsed, failing with the container named (never a default, which
+/// would pick the wrong runtime or forget its volumes).
+pub fn run_config(rec: &crate::store::ContainerRecord) -> Result<RunConfig> {
+    serde_json::from_str(&rec.config).map_err(|e| {
+        crate::error::Error::Corrupt(format!("container {} ({}): run configuration: {e}", rec.name, rec.id))
+    })
+}
+
 /// One line of `diff`: `A`dded, `C`hanged or `D`eleted, and the path.
 pub type Change = (char, String);
 

@@ -144,7 +144,7 @@ impl Engine {
     }
 
     fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
-        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let cfg = super::run_config(&rec)?;
         runtime::for_name(cfg.runtime.as_deref(), &self.root.join("runtime"))
     }
 
@@ -225,7 +225,7 @@ impl Engine {
                 return Err(Error::invalid(format!("invalid --volumes-from mode {mode:?} in {from:?}: want ro or rw")));
             }
             let other = self.container(name)?;
-            let ocfg: RunConfig = serde_json::from_str(&other.config).unwrap_or_default();
+            let ocfg = super::run_config(&other)?;
             for mut m in ocfg.mounts {
                 m.target = crate::confined::clean_container_path(&m.target);
                 if mode == "ro" {
@@ -423,8 +423,7 @@ impl Engine {
         if rec.state == "running" {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
         }
-        let cfg: RunConfig =
-            serde_json::from_str(&rec.config).map_err(|e| Error::Corrupt(format!("container {}: {e}", rec.id)))?;
+        let cfg = super::run_config(&rec)?;
         let dir = self.container_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         let mounts = self.rootfs_mounts(&rec)?;
@@ -605,8 +604,7 @@ impl Engine {
         if rec.state != "running" {
             return Err(Error::InUse(format!("container {} is not running", rec.name)));
         }
-        let cfg: RunConfig =
-            serde_json::from_str(&rec.config).map_err(|e| Error::Corrupt(format!("container {}: {e}", rec.id)))?;
+        let cfg = super::run_config(&rec)?;
         let extra = check_env(env)?;
         if let Some(u) = user {
             spec::check_user_syntax(u)?;
@@ -703,7 +701,7 @@ impl Engine {
     /// `rm -v`: remove a container and its anonymous volumes (named ones stay).
     pub fn remove_container_and_volumes(&mut self, name: &str, force: bool) -> Result<String> {
         let rec = self.container(name)?;
-        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let cfg = super::run_config(&rec)?;
         let removed = self.remove_container(&rec.id, force)?;
         for m in cfg.mounts.iter().filter(|m| m.anonymous && m.kind == crate::volume::MountKind::Volume) {
             if self.volume_users(&m.source)?.is_empty() {
@@ -747,7 +745,7 @@ impl Engine {
             if !all && rec.state != "running" {
                 continue;
             }
-            let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+            let cfg = super::run_config(&rec)?;
             let image = self
                 .store
                 .tags_of(&rec.image_id)?
@@ -780,7 +778,7 @@ impl Engine {
     /// `inspect` of a container.
     pub fn inspect_container(&mut self, name: &str) -> Result<serde_json::Value> {
         let rec = self.container(name)?;
-        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let cfg = super::run_config(&rec)?;
         let dir = self.container_dir(&rec.id);
         Ok(serde_json::json!({
             "Id": rec.id,
@@ -816,7 +814,7 @@ impl Engine {
 
     /// A container's changes and the directory they are read from.
     fn changes_of(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<Change>)> {
-        let cfg: RunConfig = serde_json::from_str(&rec.config).unwrap_or_default();
+        let cfg = super::run_config(&rec)?;
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
         self.layer_changes(&self.container_dir(&rec.id), &self.image_lowers(&rec.image_id)?, &targets)
     }
