@@ -200,15 +200,18 @@ impl Builder<'_> {
         let chains: Vec<Digest> = state.layers.iter().map(|l| l.chain_id.clone()).collect();
         self.engine.store.lease_layers(&chains)?;
         self.engine.unlock();
+        let proxy = runtime::SignalProxy::install();
         let pid = match rt.start(&id, &bundle, stdio) {
-            Ok(pid) => pid,
+            Ok(pid) => {
+                proxy.forward_to(pid);
+                pid
+            }
             Err(e) => {
                 let _ = rt.delete(&id);
                 self.engine.relock()?;
                 return Err(e);
             }
         };
-        let proxy = runtime::SignalProxy::forward_to(pid);
         let code = runtime::wait(pid);
         drop(proxy);
         let _ = rt.delete(&id);

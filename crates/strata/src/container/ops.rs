@@ -481,8 +481,12 @@ impl Engine {
         };
         let console = if cfg.tty { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
+        let proxy = runtime::SignalProxy::install();
         let pid = match self.runtime_of(&rec).and_then(|rt| rt.start(&rec.id, &bundle, stdio)) {
-            Ok(pid) => pid,
+            Ok(pid) => {
+                proxy.forward_to(pid);
+                pid
+            }
             Err(e) => {
                 self.release_container(&rec.id);
                 // `--rm` means no record is left, however the start went.
@@ -500,7 +504,6 @@ impl Engine {
         self.store.update_container(&rec)?;
         // While it runs, other commands (rmi, prune) must not wait for this one.
         self.unlock();
-        let proxy = runtime::SignalProxy::forward_to(pid);
         let code = runtime::wait(pid)?;
         drop(proxy);
         if let Some(t) = terminal {

@@ -289,11 +289,16 @@ pub fn for_name(name: Option<&str>, state_root: &Path) -> Result<Box<dyn Runtime
 
 static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
+/// Signals that arrived before the container's process was known (bit n = signal n).
+static PENDING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 extern "C" fn forward(sig: libc::c_int) {
     let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    } else if (0..64).contains(&sig) {
+        PENDING.fetch_or(1 << sig, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -305,14 +310,27 @@ const FORWARDED: [libc::c_int; 6] =
 pub struct SignalProxy;
 
 impl SignalProxy {
-    /// Forward signals to the container's process.
-    pub fn forward_to(pid: i32) -> Self {
-        FORWARD_TO.store(pid, std::sync::atomic::Ordering::SeqCst);
+    /// Take the signals over before the container starts: one that arrives
+    /// before its process is known is held, not fatal to this process (which
+    /// would leave the container running unwatched).
+    pub fn install() -> Self {
+        FORWARD_TO.store(0, std::sync::atomic::Ordering::SeqCst);
+        PENDING.store(0, std::sync::atomic::Ordering::SeqCst);
         for sig in FORWARDED {
-            // SAFETY: installs a handler that only calls async-signal-safe kill(2).
+            // SAFETY: installs a handler that only calls async-signal-safe kill(2) and atomics.
             unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
         }
         SignalProxy
+    }
+
+    /// From now on signals go to `pid`; those held meanwhile are delivered.
+    pub fn forward_to(&self, pid: i32) {
+        FORWARD_TO.store(pid, std::sync::atomic::Ordering::SeqCst);
+        let held = PENDING.swap(0, std::sync::atomic::Ordering::SeqCst);
+        for sig in FORWARDED.into_iter().filter(|s| held & (1 << s) != 0) {
+            // SAFETY: kill(2) with a pid and a signal number.
+            unsafe { libc::kill(pid, sig) };
+        }
     }
 }
 
