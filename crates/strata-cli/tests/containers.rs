@@ -224,7 +224,8 @@ fn isolation_pid_uts_mount_and_network_namespaces_capabilities_and_read_only_sys
     let ps = s.ok(&["run", "--rm", "app:1", "ps"]);
     assert_eq!(ps.lines().count(), 2, "only the container's own process: {ps}");
     // Capabilities: Docker's set, bounding included; no new privileges.
-    let status = s.ok(&["run", "--rm", "app:1", "grep", "-E", "^(CapEff|CapBnd|CapPrm|NoNewPrivs)", "/proc/self/status"]);
+    let status =
+        s.ok(&["run", "--rm", "app:1", "grep", "-E", "^(CapEff|CapBnd|CapPrm|NoNewPrivs)", "/proc/self/status"]);
     for key in ["CapEff", "CapBnd", "CapPrm"] {
         assert!(status.contains(&format!("{key}:\t{DOCKER_CAPS}")), "{key}: {status}");
     }
@@ -232,7 +233,11 @@ fn isolation_pid_uts_mount_and_network_namespaces_capabilities_and_read_only_sys
     // /sys is read-only.
     let (code, _, _) = s.code(&["run", "--rm", "app:1", "touch", "/sys/kernel/x"]);
     assert_ne!(code, 0, "/sys is writable");
-    assert!(mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys") && l.split(' ').nth(3).is_some_and(|o| o.split(',').any(|f| f == "ro"))), "{mounts}");
+    assert!(
+        mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys")
+            && l.split(' ').nth(3).is_some_and(|o| o.split(',').any(|f| f == "ro"))),
+        "{mounts}"
+    );
     // A network namespace of its own: not the host's, and only loopback in it.
     let host_net = fs::read_link("/proc/self/ns/net").unwrap().to_string_lossy().to_string();
     let net = s.ok(&["run", "--rm", "app:1", "sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net"]);
@@ -282,7 +287,16 @@ fn lifecycle_and_exit_codes(driver: &str) {
     assert!(!s.ok(&["ps"]).contains("bg"));
 
     // The signal reaches the process (PID 1 only acts on signals it handles, as in Docker).
-    s.ok(&["run", "-d", "--name", "kk", "app:1", "sh", "-c", "trap 'exit 42' TERM; echo trapping; while true; do sleep 0.1; done"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kk",
+        "app:1",
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; echo trapping; while true; do sleep 0.1; done",
+    ]);
     wait_for_log(&s, "kk", "trapping");
     s.ok(&["kill", "-s", "TERM", "kk"]);
     assert_eq!(s.ok(&["wait", "kk"]).trim(), "42");
