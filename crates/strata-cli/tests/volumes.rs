@@ -138,8 +138,8 @@ fn writes_to_a_volume_do_not_grow_the_container_layer() {
     assert!(!diff.contains("/bulk"), "diff leaves volume contents out: {diff}");
     let id = s.ok(&["commit", "big", "committed:1"]);
     assert!(id.starts_with("sha256:"));
-    let (_, out, _) = s.code(&["run", "--rm", "committed:1", "ls", "/"]);
-    assert!(!out.contains("bulk"), "commit leaves volumes out: {out}");
+    let out = s.ok(&["run", "--rm", "committed:1", "ls", "/"]);
+    assert!(out.contains("bin") && !out.contains("bulk"), "commit leaves volumes out: {out}");
 }
 
 #[test]
