@@ -734,3 +734,53 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
     assert_eq!(code, 1);
     assert!(err.contains("Dockerfile:2:") && err.contains("checksum mismatch"), "{err}");
 }
+
+#[test]
+fn an_image_loaded_from_an_archive_then_pulled_fetches_no_layer_blob() {
+    let reg = Registry::start();
+    let s = Strata::new("overlay");
+    let app = s.write("app.tar", &three_layers("app:1", 11));
+    skopeo_push(&app, &format!("{}/loaded/app:1", reg.addr));
+    ok(&s, &["load", "-q", "-i", app.to_str().unwrap()]);
+    let proxy = Proxy::start(&reg.addr, Mode::Pass);
+    let name = format!("{}/loaded/app:1", proxy.addr);
+    let id = ok(&s, &["pull", "-q", &name]);
+    assert_eq!(id.trim(), s.image_id("app:1"), "the same image");
+    let gets = proxy.blob_gets();
+    assert_eq!(gets.len(), 1, "the config only, no layer blob: {gets:?}");
+    // The pulled name is usable, and pushing it elsewhere on the registry still works.
+    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/etc/passwd"]), String::from_utf8_lossy(PASSWD));
+    ok(&s, &["push", "-q", &name, &format!("{}/copy/app:1", reg.addr)]);
+}
+
+#[test]
+fn a_base_loaded_from_an_archive_is_not_fetched_again_by_a_pull_of_an_image_on_it() {
+    let reg = Registry::start();
+    let other_reg = Registry::start();
+    let s = Strata::new("overlay");
+    let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
+    let app = s.write("app.tar", &three_layers("app:1", 13));
+    skopeo_push(&app, &format!("{}/stack/app:1", reg.addr));
+    // The base layer is here already, stored uncompressed; the registry has it gzip-compressed.
+    ok(&s, &["load", "-q", "-i", base.to_str().unwrap()]);
+    let proxy = Proxy::start(&reg.addr, Mode::Pass);
+    let name = format!("{}/stack/app:1", proxy.addr);
+    ok(&s, &["pull", "-q", &name]);
+    let gets = proxy.blob_gets();
+    assert_eq!(gets.len(), 3, "the config and the two new layers, not the base layer again: {gets:?}");
+    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
+    // Saved, it is a whole OCI layout (a manifest naming the blobs written).
+    let out = s.path("app.oci.tar");
+    ok(&s, &["save", "--format", "oci-archive", "-o", out.to_str().unwrap(), &name]);
+    let t = Strata::new("overlay");
+    t.ok(&["load", "-q", "-i", out.to_str().unwrap()]);
+    assert_eq!(t.ok(&["run", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
+    // Pushed to another registry, the registry's base blob is fetched from where it came
+    // and the pushed manifest is the one pulled, digest for digest.
+    let dest = format!("{}/moved/app:1", other_reg.addr);
+    let digest = ok(&s, &["push", "-q", &name, &dest]);
+    let back = Strata::new("overlay");
+    let id = ok(&back, &["pull", "-q", &dest]);
+    assert_eq!(id.trim(), s.image_id(&name));
+    assert!(digest.trim().starts_with("sha256:"), "{digest}");
+}

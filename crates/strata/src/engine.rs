@@ -474,8 +474,9 @@ impl Engine {
             })
             .collect();
         let records = self.unpack_all(&specs, &img, open_layer, workers)?;
-        // A layer already present under another blob (e.g. gzip vs plain): the manifest still needs its own.
-        if let Some(m) = &manifest {
+        // A layer already present under another blob (e.g. gzip vs plain): the manifest still needs its own,
+        // unless it can be fetched again from where it came (push and save fetch or replace it then).
+        if let Some(m) = manifest.as_ref().filter(|_| !img.blobs_remote) {
             for (l, d) in img.layers.iter().zip(m.layers()) {
                 let digest = image::digest_of(d)?;
                 if !self.content.has(&digest) && self.store.split_layer_with_blob(&digest)?.is_none() {
@@ -668,12 +669,33 @@ impl Engine {
             .ok()
             .map(|r| r.to_string())
             .filter(|t| self.store.tag(t).ok().flatten().as_ref() == Some(&id));
+        let layers = self.store.image_layers(&id)?;
         Ok(SaveImage {
             config: id.clone(),
-            manifest: rec.manifest,
+            manifest: self.manifest_of_local_blobs(&id, &rec.manifest, &layers)?,
             tags: by_tag.into_iter().collect(),
-            layers: self.store.image_layers(&id)?,
+            layers,
         })
+    }
+
+    /// The image's manifest when it names exactly the blobs its layers are
+    /// stored as; otherwise (a pull that found a layer here under another
+    /// blob, gzip vs plain, and left the registry's copy there) a manifest
+    /// of the same config and layers naming the stored blobs, so what `save`
+    /// writes is whole. The image ID is the same either way.
+    fn manifest_of_local_blobs(&self, id: &Digest, manifest: &Digest, layers: &[LayerRecord]) -> Result<Digest> {
+        let bytes = self.content.read(manifest)?;
+        let m = image::parse_manifest(&bytes, manifest.as_str())?;
+        let names: Vec<Digest> = m.layers().iter().map(image::digest_of).collect::<Result<_>>()?;
+        if names.len() == layers.len() && names.iter().zip(layers).all(|(d, l)| d == &l.blob) {
+            return Ok(manifest.clone());
+        }
+        let descriptors: Vec<LayerDescriptor> = layers
+            .iter()
+            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
+            .collect();
+        let config_size = self.content.read(id)?.len() as u64;
+        self.content.write_bytes(&image::make_manifest(id, config_size, &descriptors)?, None)
     }
 
     /// `save`: write images to `output` (a file, or a directory for oci-dir);

@@ -799,6 +799,13 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every (registry, repository) known to hold a blob.
+    pub fn all_blob_sources(&self, digest: &Digest) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare("SELECT registry, repository FROM blob_sources WHERE digest = ?1")?;
+        let rows = st.query_map([digest.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
     /// How many images use each layer.
     pub fn layer_use_counts(&self) -> Result<std::collections::HashMap<Digest, u64>> {
         let mut st =

@@ -84,6 +84,10 @@ pub struct ArchiveImage {
     pub tags: Vec<String>,
     /// Layers, bottom first.
     pub layers: Vec<ArchiveLayer>,
+    /// The blobs can be fetched again later (a registry, recorded in
+    /// `blob_sources`): a layer the store has under another blob (gzip vs
+    /// plain) is then not fetched just to keep this manifest's copy.
+    pub blobs_remote: bool,
 }
 
 /// A layer blob inside an archive.
@@ -200,7 +204,7 @@ impl Archive {
                     digest: l.strip_prefix("blobs/sha256/").and_then(|h| Digest::parse(h).ok()),
                 })
                 .collect();
-            out.push(ArchiveImage { config, manifest: None, tags, layers });
+            out.push(ArchiveImage { config, manifest: None, tags, layers, blobs_remote: false });
         }
         Ok(out)
     }
@@ -243,7 +247,7 @@ impl Archive {
                     Ok(ArchiveLayer { entry: Self::blob_entry(&d), digest: Some(d) })
                 })
                 .collect::<Result<_>>()?;
-            out.push(ArchiveImage { config, manifest: Some(bytes), tags, layers });
+            out.push(ArchiveImage { config, manifest: Some(bytes), tags, layers, blobs_remote: false });
         }
         Ok(out)
     }

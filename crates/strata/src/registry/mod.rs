@@ -623,7 +623,7 @@ impl Engine {
             layers.push(ArchiveLayer { entry: d.to_string(), digest: Some(d) });
         }
         let tags = if r.digest.is_none() { vec![r.to_string()] } else { Vec::new() };
-        let img = ArchiveImage { config, manifest: Some(bytes), tags, layers };
+        let img = ArchiveImage { config, manifest: Some(bytes), tags, layers, blobs_remote: true };
         let open = |entry: &str| -> Result<Box<dyn Read + Send>> {
             let d = Digest::parse(entry)?;
             let size = sizes.get(entry).copied();
@@ -658,17 +658,31 @@ impl Engine {
         let workers = if opts.max_concurrent == 0 { 3 } else { opts.max_concurrent };
         let sem = Arc::new(tokio::sync::Semaphore::new(workers));
         let mut tasks = Vec::new();
+        // Registries blobs are fetched back from (kept here: a runtime must not be dropped inside a task).
+        let mut origins: Vec<Arc<Remote>> = Vec::new();
         for (i, l) in manifest.layers().iter().enumerate() {
             let d = image::digest_of(l)?;
             let size = l.size();
             let source =
                 self.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
             let blob = if self.content.has(&d) {
-                BlobFile::Plain(self.content.path(&d))
+                PushBlob::Local(BlobFile::Plain(self.content.path(&d)))
             } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
-                BlobFile::of(&self.layers_dir, &self.content, rec)
+                PushBlob::Local(BlobFile::of(&self.layers_dir, &self.content, rec))
             } else {
-                return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
+                // A pull that found this layer here under another blob left the registry's copy
+                // there: it is fetched back from where it came, only if the destination lacks it.
+                let from = self
+                    .store
+                    .all_blob_sources(&d)?
+                    .into_iter()
+                    .find_map(|(registry, repository)| Reference::parse(&format!("{registry}/{repository}")).ok());
+                let Some(from) = from else {
+                    return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
+                };
+                let origin = Arc::new(Remote::connect(&from, opts)?);
+                origins.push(origin.clone());
+                PushBlob::Remote { origin, from, size }
             };
             let (client, chunked, auth, oref, sem, progress) = (
                 remote.client.clone(),
@@ -701,14 +715,14 @@ impl Engine {
                     }
                 }
                 progress.event(&d, Event::Started(Some(size)));
-                let stream = read_stream(blob.open()?, d.clone(), progress.clone());
+                let stream = read_stream(blob.open(&d)?, d.clone(), progress.clone());
                 if let Err(e) = client.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await {
                     if is_auth_error(&e) {
                         return Err(explain(e));
                     }
                     // Some registries take uploads only in chunks: send it again that way.
                     progress.event(&d, Event::Retrying(format!("uploading in chunks after: {e}")));
-                    let stream = read_stream(blob.open()?, d.clone(), progress.clone());
+                    let stream = read_stream(blob.open(&d)?, d.clone(), progress.clone());
                     chunked.push_blob_stream(&oref, stream, d.as_str(), Some(size)).await.map_err(explain)?;
                 }
                 progress.event(&d, Event::Done);
@@ -743,6 +757,25 @@ impl Engine {
             self.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
         }
         Ok(Digest::of(&manifest_bytes))
+    }
+}
+
+/// Where a pushed blob's bytes come from.
+enum PushBlob {
+    /// The store.
+    Local(BlobFile),
+    /// The registry repository it was pulled from (streamed through).
+    Remote { origin: Arc<Remote>, from: Reference, size: u64 },
+}
+
+impl PushBlob {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>> {
+        match self {
+            PushBlob::Local(b) => b.open(),
+            PushBlob::Remote { origin, from, size } => {
+                Ok(Box::new(origin.open_blob(from, d, Some(*size as u64), Arc::new(Quiet))?))
+            }
+        }
     }
 }
 
