@@ -308,7 +308,9 @@ pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<ExitCode> {
 
 pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
     if !a.force
-        && !crate::confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?")?
+        && !crate::system::confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )?
     {
         return Ok(ExitCode::SUCCESS);
     }
@@ -319,7 +321,7 @@ pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
     for id in removed {
         println!("{id}");
     }
-    println!("\nTotal reclaimed space: {}", crate::human_size(bytes));
+    println!("\nTotal reclaimed space: {}", crate::format::human_size(bytes));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -395,7 +397,7 @@ pub fn volume(engine: &mut Engine, cmd: crate::VolumeCommand) -> Result<ExitCode
             }
         }
         V::Prune(a) => {
-            if !a.force && !crate::confirm("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue?")? {
+            if !a.force && !crate::system::confirm("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue?")? {
                 return Ok(ExitCode::SUCCESS);
             }
             let (removed, bytes) = engine.prune_volumes()?;

@@ -4,20 +4,18 @@
 
 mod containers;
 mod format;
+mod images;
+mod registry;
+mod system;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use strata::engine::{display_tag, Removal};
-use strata::image::archive::SaveFormat;
-use strata::image::reference::{familiar, split_tag};
 use strata::snapshot::Driver;
 use strata::{Engine, EngineOptions};
-
-use format::{human_duration, human_size, Table};
 
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A daemonless container engine built on shared, content-addressed layers")]
@@ -667,11 +665,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.log_level.clone(),
     ];
     match cli.command {
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build(&mut engine, a),
-        Command::Builder(BuilderCommand::Prune(a)) => builder_prune(&mut engine, a),
-        Command::Pull(a) => pull(&mut engine, a),
-        Command::Push(a) => push(&mut engine, a),
-        Command::Login(a) => login(a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => images::build(&mut engine, a),
+        Command::Builder(BuilderCommand::Prune(a)) => images::builder_prune(&mut engine, a),
+        Command::Pull(a) => registry::pull(&mut engine, a),
+        Command::Push(a) => registry::push(&mut engine, a),
+        Command::Login(a) => registry::login(a),
         Command::Logout(a) => {
             if strata::registry::auth::remove(&a.registry)? {
                 println!("Removed login credentials for {}", a.registry);
@@ -699,19 +697,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let code = engine.monitor(&a.container)?;
             Ok(ExitCode::from(code as u8))
         }
-        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import(&mut engine, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load(&mut engine, a),
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save(&engine, a),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&engine, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&mut engine, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&mut engine, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&engine, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
             engine.tag(&a.source, &a.target)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(&mut engine, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&mut engine, a),
         Command::Inspect(a) => containers::inspect_any(&mut engine, a),
-        Command::Image(ImageCommand::Inspect(a)) => inspect(&engine, a),
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => history(&engine, a),
-        Command::Image(ImageCommand::Prune(a)) => prune(&mut engine, a, false),
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&engine, a),
+        Command::Image(ImageCommand::Prune(a)) => system::prune(&mut engine, a, false),
         Command::Image(ImageCommand::Mount(a)) => {
             println!("{}", engine.mount_image(&a.image)?.display());
             Ok(ExitCode::SUCCESS)
@@ -720,430 +718,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine.unmount_image(&a.image)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::System(SystemCommand::Df(a)) => df(&engine, a),
-        Command::System(SystemCommand::Prune(a)) => prune(&mut engine, a, true),
+        Command::System(SystemCommand::Df(a)) => system::df(&engine, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&mut engine, a, true),
     }
-}
-
-fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
-    let context = if a.context == "-" {
-        strata::build::ContextSource::Stream(Box::new(io::stdin()))
-    } else {
-        strata::build::ContextSource::Dir(PathBuf::from(&a.context))
-    };
-    let mut opts = strata::build::BuildOptions {
-        context,
-        file: a.file,
-        tags: a.tag,
-        build_args: a.build_arg,
-        target: a.target,
-        no_cache: a.no_cache,
-        quiet: a.quiet,
-        platform: a.platform,
-        labels: a.label,
-        pull: a.pull,
-        progress: progress(a.quiet),
-    };
-    let mut out = io::stdout();
-    match engine.build(&mut opts, &mut out) {
-        Ok(id) => {
-            println!("{}", if a.quiet { id.to_string() } else { id.hex().to_string() });
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ strata::Error::StepFailed { code, .. }) => {
-            eprintln!("Error: {e}");
-            Ok(ExitCode::from(code.clamp(1, 255) as u8))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn progress(quiet: bool) -> std::sync::Arc<dyn strata::registry::Progress> {
-    if quiet {
-        std::sync::Arc::new(strata::registry::Quiet)
-    } else {
-        std::sync::Arc::new(format::TransferProgress::new(io::stderr().is_terminal()))
-    }
-}
-
-fn pull(engine: &mut Engine, a: PullArgs) -> Result<ExitCode> {
-    let opts = strata::registry::PullOptions {
-        platform: a.platform.clone(),
-        registry: a.transport.options(a.max_concurrent_downloads),
-    };
-    let id = engine.pull(&a.image, &opts, progress(a.quiet))?;
-    if a.quiet {
-        println!("{id}");
-    } else {
-        let name = strata::image::Reference::parse(&a.image)?;
-        println!("Status: Downloaded image for {}", display_tag(&name.to_string()));
-        println!("{id}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn push(engine: &mut Engine, a: PushArgs) -> Result<ExitCode> {
-    let opts = a.transport.options(a.max_concurrent_uploads);
-    let digest = engine.push(&a.image, a.destination.as_deref(), &opts, progress(a.quiet))?;
-    if a.quiet {
-        println!("{digest}");
-    } else {
-        let dest = a.destination.as_deref().unwrap_or(&a.image);
-        println!("{dest}: digest: {digest}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn login(a: LoginArgs) -> Result<ExitCode> {
-    let user = match a.username {
-        Some(u) => u,
-        None => {
-            if !io::stdin().is_terminal() || a.password_stdin {
-                bail!("login needs --username (-u)");
-            }
-            print!("Username: ");
-            io::stdout().flush()?;
-            let mut u = String::new();
-            io::stdin().read_line(&mut u)?;
-            u.trim().to_string()
-        }
-    };
-    let password = match (a.password, a.password_stdin) {
-        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
-        (Some(p), false) => p,
-        (None, true) => {
-            let mut p = String::new();
-            io::stdin().read_line(&mut p)?;
-            p.trim_end_matches(['\n', '\r']).to_string()
-        }
-        (None, false) => bail!("give the password with --password-stdin (or --password)"),
-    };
-    if user.is_empty() || password.is_empty() {
-        bail!("user name and password must not be empty");
-    }
-    strata::registry::login(&a.registry, &user, &password, &a.transport.options(0))?;
-    println!("Login Succeeded");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
-    if !a.force && !confirm("WARNING! This will remove all build cache.\nAre you sure you want to continue?")? {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let (_, freed) = engine.prune_build_cache()?;
-    println!("Total reclaimed space: {}", human_size(freed));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
-    let input = (a.file != "-").then(|| PathBuf::from(&a.file));
-    let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
-    println!("{id}");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn load(engine: &mut Engine, a: LoadArgs) -> Result<ExitCode> {
-    if a.input.is_none() && io::stdin().is_terminal() {
-        bail!("requested load from stdin, but stdin is empty");
-    }
-    let loaded = engine.load(a.input.as_deref())?;
-    if !a.quiet {
-        for l in loaded {
-            if l.tags.is_empty() {
-                println!("Loaded image ID: {}", l.id);
-            }
-            for t in &l.tags {
-                println!("Loaded image: {}", display_tag(t));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn save(engine: &Engine, a: SaveArgs) -> Result<ExitCode> {
-    let format: SaveFormat = a.format.parse()?;
-    if a.output.is_none() && io::stdout().is_terminal() {
-        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-    }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    engine.save(&a.images, format, a.output.as_deref(), &mut out)?;
-    out.flush().context("writing to standard output")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
-    if no_trunc {
-        id.to_string()
-    } else {
-        id.short().to_string()
-    }
-}
-
-fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
-    let filter = a.reference.as_deref().map(strata::image::Reference::parse).transpose()?;
-    let now = now();
-    let mut rows = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for img in engine.images()? {
-        let mut tags: Vec<(String, String)> = img
-            .tags
-            .iter()
-            .map(|t| {
-                let (n, tag) = split_tag(t);
-                (n.to_string(), tag.to_string())
-            })
-            .collect();
-        if let Some(f) = &filter {
-            tags.retain(|(n, t)| {
-                *n == f.name()
-                    && (a.reference.as_deref().is_some_and(|r| !r.contains(':')) || Some(t) == f.tag.as_ref())
-            });
-            if tags.is_empty() {
-                continue;
-            }
-        }
-        if tags.is_empty() {
-            tags.push(("<none>".into(), "<none>".into()));
-        }
-        for (name, tag) in tags {
-            if a.quiet {
-                if seen.insert(img.id.clone()) {
-                    println!("{}", short_id(&img.id, a.no_trunc));
-                }
-                continue;
-            }
-            let repo = if name == "<none>" { name } else { familiar(&name) };
-            rows.push((repo, tag, img.clone()));
-        }
-    }
-    if a.quiet {
-        return Ok(ExitCode::SUCCESS);
-    }
-    match a.format.as_str() {
-        "json" => {
-            for (repo, tag, img) in rows {
-                let v = serde_json::json!({
-                    "Repository": repo,
-                    "Tag": tag,
-                    "ID": short_id(&img.id, a.no_trunc),
-                    "Digest": "<none>",
-                    "CreatedAt": strata::image::format_time(img.created),
-                    "CreatedSince": human_duration(now - img.created),
-                    "Size": human_size(img.size),
-                    "VirtualSize": human_size(img.size),
-                });
-                println!("{v}");
-            }
-        }
-        "table" => {
-            let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
-            for (repo, tag, img) in rows {
-                t.row(vec![
-                    repo,
-                    tag,
-                    short_id(&img.id, a.no_trunc),
-                    human_duration(now - img.created),
-                    human_size(img.size),
-                ]);
-            }
-            t.print();
-        }
-        other => bail!("unknown format {other:?}: want table or json"),
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<ExitCode> {
-    for r in engine.rmi(&a.images, a.force)? {
-        match r {
-            Removal::Untagged(t) => println!("Untagged: {t}"),
-            Removal::Deleted(d) => println!("Deleted: {d}"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
-    let mut out = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match engine.inspect_image(n) {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
-    let rows = engine.history(&a.image)?;
-    let now = now();
-    let id_col = |id: &Option<strata::Digest>| {
-        id.as_ref().map(|d| short_id(d, a.no_trunc)).unwrap_or_else(|| "<missing>".into())
-    };
-    if a.quiet {
-        for r in &rows {
-            println!("{}", id_col(&r.id));
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    match a.format.as_str() {
-        "json" => {
-            for r in &rows {
-                let v = serde_json::json!({
-                    "ID": id_col(&r.id),
-                    "CreatedAt": strata::image::format_time(r.created),
-                    "CreatedSince": human_duration(now - r.created),
-                    "CreatedBy": r.created_by,
-                    "Size": human_size(r.size),
-                    "Comment": r.comment,
-                });
-                println!("{v}");
-            }
-        }
-        "table" => {
-            let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
-            for r in &rows {
-                let by = if a.no_trunc { r.created_by.clone() } else { format::truncate(&r.created_by, 45) };
-                t.row(vec![id_col(&r.id), human_duration(now - r.created), by, human_size(r.size), r.comment.clone()]);
-            }
-            t.print();
-        }
-        other => bail!("unknown format {other:?}: want table or json"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Ask on stdout, read the answer from stdin (a terminal or not, as Docker):
-/// only "y" or "yes" is a yes; the end of input is a no.
-pub(crate) fn confirm(question: &str) -> Result<bool> {
-    print!("{question} [y/N] ");
-    io::stdout().flush()?;
-    let mut answer = String::new();
-    if io::stdin().read_line(&mut answer)? == 0 {
-        println!();
-        return Ok(false);
-    }
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
-}
-
-fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
-    let what = match (system, a.all) {
-        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
-        (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
-        (false, true) => "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?",
-    };
-    if !a.force && !confirm(what)? {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
-    if !report.containers.is_empty() {
-        println!("Deleted Containers:");
-        for c in &report.containers {
-            println!("{c}");
-        }
-        println!();
-    }
-    if !report.images.is_empty() {
-        println!("Deleted Images:");
-        for d in &report.images {
-            println!("deleted: {d}");
-        }
-        for d in &report.layers {
-            println!("deleted: {d}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", human_size(report.reclaimed));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
-    let u = engine.disk_usage()?;
-    if a.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&u)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if a.format != "table" {
-        bail!("unknown format {:?}: want table or json", a.format);
-    }
-    let active = u.images.iter().filter(|i| i.containers > 0).count();
-    let images_size: u64 = u.layers_size;
-    let reclaimable: u64 =
-        u.images.iter().filter(|i| i.containers == 0).map(|i| i.unique_size).sum::<u64>() + u.unused_size;
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
-    let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-    t.row(vec![
-        "Images".into(),
-        u.images.len().to_string(),
-        active.to_string(),
-        human_size(images_size),
-        format!("{} ({}%)", human_size(reclaimable), pct(reclaimable, images_size)),
-    ]);
-    t.row(vec![
-        "Layers".into(),
-        u.layers.to_string(),
-        u.layers_in_use.to_string(),
-        human_size(u.layers_size),
-        format!("{} shared, {} unique", human_size(u.shared_size), human_size(u.unique_size)),
-    ]);
-    t.row(vec![
-        "Containers".into(),
-        u.containers.to_string(),
-        u.containers_running.to_string(),
-        human_size(u.containers_size),
-        human_size(u.containers_size),
-    ]);
-    t.row(vec![
-        "Local Volumes".into(),
-        u.volumes.to_string(),
-        u.volumes_active.to_string(),
-        human_size(u.volumes_size),
-        human_size(u.volumes_size),
-    ]);
-    t.print();
-    if a.verbose {
-        let now = now();
-        println!("\nImages space usage:\n");
-        let mut t = Table::new(&[
-            "REPOSITORY",
-            "TAG",
-            "IMAGE ID",
-            "CREATED",
-            "SIZE",
-            "SHARED SIZE",
-            "UNIQUE SIZE",
-            "CONTAINERS",
-        ]);
-        for i in &u.images {
-            let (repo, tag) = match i.tags.first() {
-                Some(tg) => {
-                    let (n, t) = split_tag(tg);
-                    (familiar(n), t.to_string())
-                }
-                None => ("<none>".into(), "<none>".into()),
-            };
-            t.row(vec![
-                repo,
-                tag,
-                i.id.short().into(),
-                human_duration(now - i.created),
-                human_size(i.size),
-                human_size(i.shared_size),
-                human_size(i.unique_size),
-                i.containers.to_string(),
-            ]);
-        }
-        t.print();
-    }
-    Ok(ExitCode::SUCCESS)
 }

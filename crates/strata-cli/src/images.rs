@@ -1,0 +1,242 @@
+//! Image commands: build, builder prune, import, load, save, images, rmi, inspect, history.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use strata::engine::{display_tag, Removal};
+use strata::image::archive::SaveFormat;
+use strata::image::reference::{familiar, split_tag};
+use strata::Engine;
+
+use crate::format::{human_duration, human_size, Table};
+use crate::*;
+
+pub(crate) fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
+    let context = if a.context == "-" {
+        strata::build::ContextSource::Stream(Box::new(io::stdin()))
+    } else {
+        strata::build::ContextSource::Dir(PathBuf::from(&a.context))
+    };
+    let mut opts = strata::build::BuildOptions {
+        context,
+        file: a.file,
+        tags: a.tag,
+        build_args: a.build_arg,
+        target: a.target,
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        platform: a.platform,
+        labels: a.label,
+        pull: a.pull,
+        progress: crate::registry::progress(a.quiet),
+    };
+    let mut out = io::stdout();
+    match engine.build(&mut opts, &mut out) {
+        Ok(id) => {
+            println!("{}", if a.quiet { id.to_string() } else { id.hex().to_string() });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ strata::Error::StepFailed { code, .. }) => {
+            eprintln!("Error: {e}");
+            Ok(ExitCode::from(code.clamp(1, 255) as u8))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
+    if !a.force
+        && !crate::system::confirm("WARNING! This will remove all build cache.\nAre you sure you want to continue?")?
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (_, freed) = engine.prune_build_cache()?;
+    println!("Total reclaimed space: {}", human_size(freed));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
+    let input = (a.file != "-").then(|| PathBuf::from(&a.file));
+    let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn load(engine: &mut Engine, a: LoadArgs) -> Result<ExitCode> {
+    if a.input.is_none() && io::stdin().is_terminal() {
+        bail!("requested load from stdin, but stdin is empty");
+    }
+    let loaded = engine.load(a.input.as_deref())?;
+    if !a.quiet {
+        for l in loaded {
+            if l.tags.is_empty() {
+                println!("Loaded image ID: {}", l.id);
+            }
+            for t in &l.tags {
+                println!("Loaded image: {}", display_tag(t));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn save(engine: &Engine, a: SaveArgs) -> Result<ExitCode> {
+    let format: SaveFormat = a.format.parse()?;
+    if a.output.is_none() && io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    engine.save(&a.images, format, a.output.as_deref(), &mut out)?;
+    out.flush().context("writing to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.short().to_string()
+    }
+}
+
+pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
+    let filter = a.reference.as_deref().map(strata::image::Reference::parse).transpose()?;
+    let now = now();
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for img in engine.images()? {
+        let mut tags: Vec<(String, String)> = img
+            .tags
+            .iter()
+            .map(|t| {
+                let (n, tag) = split_tag(t);
+                (n.to_string(), tag.to_string())
+            })
+            .collect();
+        if let Some(f) = &filter {
+            tags.retain(|(n, t)| {
+                *n == f.name()
+                    && (a.reference.as_deref().is_some_and(|r| !r.contains(':')) || Some(t) == f.tag.as_ref())
+            });
+            if tags.is_empty() {
+                continue;
+            }
+        }
+        if tags.is_empty() {
+            tags.push(("<none>".into(), "<none>".into()));
+        }
+        for (name, tag) in tags {
+            if a.quiet {
+                if seen.insert(img.id.clone()) {
+                    println!("{}", short_id(&img.id, a.no_trunc));
+                }
+                continue;
+            }
+            let repo = if name == "<none>" { name } else { familiar(&name) };
+            rows.push((repo, tag, img.clone()));
+        }
+    }
+    if a.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for (repo, tag, img) in rows {
+                let v = serde_json::json!({
+                    "Repository": repo,
+                    "Tag": tag,
+                    "ID": short_id(&img.id, a.no_trunc),
+                    "Digest": "<none>",
+                    "CreatedAt": strata::image::format_time(img.created),
+                    "CreatedSince": human_duration(now - img.created),
+                    "Size": human_size(img.size),
+                    "VirtualSize": human_size(img.size),
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+            for (repo, tag, img) in rows {
+                t.row(vec![
+                    repo,
+                    tag,
+                    short_id(&img.id, a.no_trunc),
+                    human_duration(now - img.created),
+                    human_size(img.size),
+                ]);
+            }
+            t.print();
+        }
+        other => bail!("unknown format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<ExitCode> {
+    for r in engine.rmi(&a.images, a.force)? {
+        match r {
+            Removal::Untagged(t) => println!("Untagged: {t}"),
+            Removal::Deleted(d) => println!("Deleted: {d}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match engine.inspect_image(n) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub(crate) fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
+    let rows = engine.history(&a.image)?;
+    let now = now();
+    let id_col = |id: &Option<strata::Digest>| {
+        id.as_ref().map(|d| short_id(d, a.no_trunc)).unwrap_or_else(|| "<missing>".into())
+    };
+    if a.quiet {
+        for r in &rows {
+            println!("{}", id_col(&r.id));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.format.as_str() {
+        "json" => {
+            for r in &rows {
+                let v = serde_json::json!({
+                    "ID": id_col(&r.id),
+                    "CreatedAt": strata::image::format_time(r.created),
+                    "CreatedSince": human_duration(now - r.created),
+                    "CreatedBy": r.created_by,
+                    "Size": human_size(r.size),
+                    "Comment": r.comment,
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
+            for r in &rows {
+                let by = if a.no_trunc { r.created_by.clone() } else { format::truncate(&r.created_by, 45) };
+                t.row(vec![id_col(&r.id), human_duration(now - r.created), by, human_size(r.size), r.comment.clone()]);
+            }
+            t.print();
+        }
+        other => bail!("unknown format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

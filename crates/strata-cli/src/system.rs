@@ -1,0 +1,136 @@
+//! System commands and what several commands share: prompts, prune, df.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use strata::image::reference::{familiar, split_tag};
+use strata::Engine;
+
+use crate::format::{human_duration, human_size, Table};
+use crate::*;
+
+/// Ask on stdout, read the answer from stdin (a terminal or not, as Docker):
+/// only "y" or "yes" is a yes; the end of input is a no.
+pub(crate) fn confirm(question: &str) -> Result<bool> {
+    print!("{question} [y/N] ");
+    io::stdout().flush()?;
+    let mut answer = String::new();
+    if io::stdin().read_line(&mut answer)? == 0 {
+        println!();
+        return Ok(false);
+    }
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+pub(crate) fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
+    let what = match (system, a.all) {
+        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
+        (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
+        (false, true) => "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?",
+    };
+    if !a.force && !confirm(what)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    if !report.containers.is_empty() {
+        println!("Deleted Containers:");
+        for c in &report.containers {
+            println!("{c}");
+        }
+        println!();
+    }
+    if !report.images.is_empty() {
+        println!("Deleted Images:");
+        for d in &report.images {
+            println!("deleted: {d}");
+        }
+        for d in &report.layers {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
+    let u = engine.disk_usage()?;
+    if a.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&u)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.format != "table" {
+        bail!("unknown format {:?}: want table or json", a.format);
+    }
+    let active = u.images.iter().filter(|i| i.containers > 0).count();
+    let images_size: u64 = u.layers_size;
+    let reclaimable: u64 =
+        u.images.iter().filter(|i| i.containers == 0).map(|i| i.unique_size).sum::<u64>() + u.unused_size;
+    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    t.row(vec![
+        "Images".into(),
+        u.images.len().to_string(),
+        active.to_string(),
+        human_size(images_size),
+        format!("{} ({}%)", human_size(reclaimable), pct(reclaimable, images_size)),
+    ]);
+    t.row(vec![
+        "Layers".into(),
+        u.layers.to_string(),
+        u.layers_in_use.to_string(),
+        human_size(u.layers_size),
+        format!("{} shared, {} unique", human_size(u.shared_size), human_size(u.unique_size)),
+    ]);
+    t.row(vec![
+        "Containers".into(),
+        u.containers.to_string(),
+        u.containers_running.to_string(),
+        human_size(u.containers_size),
+        human_size(u.containers_size),
+    ]);
+    t.row(vec![
+        "Local Volumes".into(),
+        u.volumes.to_string(),
+        u.volumes_active.to_string(),
+        human_size(u.volumes_size),
+        human_size(u.volumes_size),
+    ]);
+    t.print();
+    if a.verbose {
+        let now = now();
+        println!("\nImages space usage:\n");
+        let mut t = Table::new(&[
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]);
+        for i in &u.images {
+            let (repo, tag) = match i.tags.first() {
+                Some(tg) => {
+                    let (n, t) = split_tag(tg);
+                    (familiar(n), t.to_string())
+                }
+                None => ("<none>".into(), "<none>".into()),
+            };
+            t.row(vec![
+                repo,
+                tag,
+                i.id.short().into(),
+                human_duration(now - i.created),
+                human_size(i.size),
+                human_size(i.shared_size),
+                human_size(i.unique_size),
+                i.containers.to_string(),
+            ]);
+        }
+        t.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}
