@@ -555,7 +555,7 @@ fn a_dropped_connection_is_retried_and_the_pull_completes() {
 }
 
 #[test]
-fn busy_answers_are_retried_with_backoff() {
+fn busy_answers_are_retried() {
     let reg = Registry::start();
     let s = Strata::new("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 17));
