@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use strata::container::{inherit_stdio, CreateOptions};
+use strata::store::ContainerState;
 use strata::Engine;
 
 use crate::format::{human_duration, truncate, Table};
@@ -123,13 +124,15 @@ pub fn start(engine: &mut Engine, a: StartArgs, global: &[String]) -> Result<Exi
 }
 
 fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
-    match c.state.as_str() {
-        "running" => format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago")),
-        "exited" => {
+    match c.state {
+        ContainerState::Running => {
+            format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago"))
+        }
+        ContainerState::Exited => {
             format!("Exited ({}) {}", c.exit_code.unwrap_or(0), human_duration(now - c.finished.unwrap_or(now)))
         }
-        "created" => "Created".into(),
-        other => other.into(),
+        ContainerState::Created => "Created".into(),
+        ContainerState::Incomplete => "Incomplete".into(),
     }
 }
 
@@ -194,7 +197,7 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
             continue;
         }
         out.flush()?;
-        if !a.follow || engine.container(&a.container)?.state != "running" {
+        if !a.follow || engine.container(&a.container)?.state != ContainerState::Running {
             // One last read: output written just before the exit.
             let pos = f.stream_position()?;
             let mut rest = Vec::new();

@@ -30,7 +30,7 @@ use crate::image::archive::{self, Archive, ArchiveImage, SaveFormat, SaveImage};
 use crate::image::{self, LayerDescriptor, Platform, Reference};
 use crate::layer::Compression;
 use crate::snapshot::{self, mount, Driver, Snapshotter};
-use crate::store::{now, ImageRecord, LayerRecord, Store};
+use crate::store::{now, ContainerState, ImageRecord, LayerRecord, Store};
 use crate::unpack::{layer_dir, LayerSpec, Unpacker};
 
 /// Where the store is and how to open it.
@@ -323,7 +323,7 @@ impl Engine {
             }
         }
         for c in self.store.containers()? {
-            if c.state == "incomplete" {
+            if c.state == ContainerState::Incomplete {
                 crate::tree::remove(&self.root.join("containers").join(&c.id))?;
                 self.store.delete_container(&c.id)?;
             }
@@ -966,7 +966,7 @@ impl Engine {
             blobs_size,
             layers_disk: crate::tree::usage(&self.layers_dir)?,
             containers: containers.len() as u64,
-            containers_running: containers.iter().filter(|c| c.state == "running").count() as u64,
+            containers_running: containers.iter().filter(|c| c.state == ContainerState::Running).count() as u64,
             containers_size: crate::tree::usage(&self.root.join("containers"))?,
             volumes: volumes.len() as u64,
             volumes_active: {
@@ -1000,7 +1000,7 @@ impl Engine {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for c in self.containers(true)? {
-            if c.state == "running" {
+            if c.state == ContainerState::Running {
                 continue;
             }
             bytes += crate::tree::usage(&self.root.join("containers").join(&c.id)).unwrap_or(0);

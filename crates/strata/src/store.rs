@@ -160,6 +160,53 @@ pub struct ImageRecord {
     pub added: i64,
 }
 
+/// A container's place in its lifecycle: `incomplete` (its record is
+/// written, its layer not yet) → `created` → `running` → `exited` (and back
+/// to `running` on a start); removal deletes the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Being created; swept if its creator is gone.
+    Incomplete,
+    /// Created, never started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process has exited.
+    Exited,
+}
+
+impl ContainerState {
+    /// The name Docker shows (and the database stores).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Incomplete => "incomplete",
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Exited => "exited",
+        }
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ContainerState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "incomplete" => ContainerState::Incomplete,
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "exited" => ContainerState::Exited,
+            other => return Err(Error::Corrupt(format!("unknown container state {other:?}"))),
+        })
+    }
+}
+
 /// A container's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerRecord {
@@ -171,8 +218,8 @@ pub struct ContainerRecord {
     pub image_id: Digest,
     /// Created (seconds since the epoch).
     pub created: i64,
-    /// `incomplete`, `created`, `running` or `exited`.
-    pub state: String,
+    /// Where it is in its lifecycle.
+    pub state: ContainerState,
     /// The init process while running.
     pub pid: Option<i64>,
     /// Exit code once exited.
@@ -197,7 +244,9 @@ fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord
         name: r.get(1)?,
         image_id: digest(r.get(2)?)?,
         created: r.get(3)?,
-        state: r.get(4)?,
+        state: r.get::<_, String>(4)?.parse().map_err(|e: Error| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         pid: r.get(5)?,
         exit_code: r.get(6)?,
         started: r.get(7)?,
@@ -622,7 +671,7 @@ impl Store {
                 c.name,
                 c.image_id.as_str(),
                 c.created,
-                c.state,
+                c.state.as_str(),
                 c.pid,
                 c.exit_code,
                 c.started,
@@ -643,7 +692,7 @@ impl Store {
     pub fn update_container(&mut self, c: &ContainerRecord) -> Result<()> {
         self.conn.execute(
             "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6, process = ?7 WHERE id = ?1",
-            params![c.id, c.state, c.pid, c.exit_code, c.started, c.finished, c.process],
+            params![c.id, c.state.as_str(), c.pid, c.exit_code, c.started, c.finished, c.process],
         )?;
         Ok(())
     }

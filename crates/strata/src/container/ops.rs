@@ -18,7 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::{self, LayerDescriptor, Reference};
 use crate::layer::{write_diff, WriteOptions};
 use crate::snapshot::{mount, Driver, Mount};
-use crate::store::{now, ContainerRecord, ImageRecord};
+use crate::store::{now, ContainerRecord, ContainerState, ImageRecord};
 use crate::unpack::{layer_dir, LayerSpec};
 
 /// Flags of `create` and `run`.
@@ -76,7 +76,7 @@ pub struct ContainerSummary {
     /// The command line.
     pub command: String,
     /// created, running or exited.
-    pub state: String,
+    pub state: ContainerState,
     /// Exit code once exited.
     pub exit_code: Option<i64>,
     /// Seconds since the epoch.
@@ -156,13 +156,13 @@ impl Engine {
 
     /// A running container whose process is gone (its watcher died too) is exited.
     fn refresh(&mut self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
-        if rec.state == "running" && !alive(&rec) {
+        if rec.state == ContainerState::Running && !alive(&rec) {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(again) = self.store.find_container(&rec.id)? {
                 rec = again;
             }
-            if rec.state == "running" && !alive(&rec) {
-                rec.state = "exited".into();
+            if rec.state == ContainerState::Running && !alive(&rec) {
+                rec.state = ContainerState::Exited;
                 rec.exit_code = rec.exit_code.or(Some(255));
                 rec.finished = Some(now());
                 rec.pid = None;
@@ -330,7 +330,7 @@ impl Engine {
             name,
             image_id: image_id.clone(),
             created: now(),
-            state: "incomplete".into(),
+            state: ContainerState::Incomplete,
             pid: None,
             exit_code: None,
             started: None,
@@ -377,7 +377,7 @@ impl Engine {
             let _ = self.store.delete_container(&id);
             return Err(e);
         }
-        rec.state = "created".into();
+        rec.state = ContainerState::Created;
         self.store.update_container(&rec)?;
         Ok(rec)
     }
@@ -420,7 +420,7 @@ impl Engine {
     /// Errors are strata's own failures (Docker's 125).
     pub fn run_container(&mut self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
         let mut rec = self.container(name)?;
-        if rec.state == "running" {
+        if rec.state == ContainerState::Running {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
         }
         let cfg = super::run_config(&rec)?;
@@ -466,7 +466,7 @@ impl Engine {
             Ok(Ok(b)) => b,
             Ok(Err((code, msg))) => {
                 self.release_container(&rec.id);
-                rec.state = "exited".into();
+                rec.state = ContainerState::Exited;
                 rec.exit_code = Some(code as i64);
                 rec.finished = Some(now());
                 self.store.update_container(&rec)?;
@@ -495,7 +495,7 @@ impl Engine {
             }
         };
         let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, interactive)).transpose()?;
-        rec.state = "running".into();
+        rec.state = ContainerState::Running;
         rec.pid = Some(pid as i64);
         rec.process = crate::store::process_owner(pid as u32);
         rec.started = Some(now());
@@ -511,7 +511,7 @@ impl Engine {
         }
         self.release_container(&rec.id);
         if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
-            now_rec.state = "exited".into();
+            now_rec.state = ContainerState::Exited;
             now_rec.pid = None;
             now_rec.process = None;
             now_rec.exit_code = Some(code as i64);
@@ -535,7 +535,7 @@ impl Engine {
     /// has already exited.
     pub fn start_detached(&mut self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
         let rec = self.container(name)?;
-        if rec.state == "running" {
+        if rec.state == ContainerState::Running {
             return Ok(rec);
         }
         let log = self.container_dir(&rec.id).join("container.log");
@@ -556,7 +556,7 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
-            if r.state == "running" || r.state == "exited" {
+            if r.state == ContainerState::Running || r.state == ContainerState::Exited {
                 return Ok(r);
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -604,7 +604,7 @@ impl Engine {
         tty: Option<bool>,
     ) -> Result<(i32, Option<String>)> {
         let rec = self.container(name)?;
-        if rec.state != "running" {
+        if rec.state != ContainerState::Running {
             return Err(Error::InUse(format!("container {} is not running", rec.name)));
         }
         let cfg = super::run_config(&rec)?;
@@ -643,7 +643,7 @@ impl Engine {
     /// Send a signal to a running container's process.
     pub fn kill_container(&mut self, name: &str, signal: i32) -> Result<ContainerRecord> {
         let rec = self.container(name)?;
-        match rec.pid.filter(|_| rec.state == "running") {
+        match rec.pid.filter(|_| rec.state == ContainerState::Running) {
             Some(pid) => {
                 // SAFETY: kill(2) with a pid and signal number; no memory involved.
                 if unsafe { libc::kill(pid as i32, signal) } != 0 {
@@ -665,10 +665,10 @@ impl Engine {
         self.unlock();
         loop {
             let rec = self.container(name)?;
-            if rec.state == "exited" {
+            if rec.state == ContainerState::Exited {
                 return Ok(rec.exit_code.unwrap_or(0));
             }
-            if rec.state == "created" {
+            if rec.state == ContainerState::Created {
                 // Docker's wait on a never-started container blocks; one that was started by us is racing.
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -678,14 +678,14 @@ impl Engine {
     /// `stop`: SIGTERM, then SIGKILL after `timeout`.
     pub fn stop_container(&mut self, name: &str, timeout: Duration) -> Result<()> {
         let rec = self.container(name)?;
-        if rec.state != "running" {
+        if rec.state != ContainerState::Running {
             return Ok(());
         }
         let _ = self.kill_container(name, libc::SIGTERM);
         self.unlock();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.container(&rec.id)?.state != "running" {
+            if self.container(&rec.id)?.state != ContainerState::Running {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -717,7 +717,7 @@ impl Engine {
     /// `rm`: remove a container and its layer; `force` kills a running one.
     pub fn remove_container(&mut self, name: &str, force: bool) -> Result<String> {
         let rec = self.container(name)?;
-        if rec.state == "running" {
+        if rec.state == ContainerState::Running {
             if !force {
                 return Err(Error::InUse(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
@@ -726,7 +726,7 @@ impl Engine {
             }
             let _ = self.kill_container(&rec.id, libc::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while self.container(&rec.id)?.state == "running" && Instant::now() < deadline {
+            while self.container(&rec.id)?.state == ContainerState::Running && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -741,11 +741,11 @@ impl Engine {
     pub fn containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
         for rec in self.store.containers()? {
-            if rec.state == "incomplete" {
+            if rec.state == ContainerState::Incomplete {
                 continue;
             }
             let rec = self.refresh(rec)?;
-            if !all && rec.state != "running" {
+            if !all && rec.state != ContainerState::Running {
                 continue;
             }
             let cfg = super::run_config(&rec)?;
@@ -791,7 +791,7 @@ impl Engine {
             "Args": cfg.args.get(1..).unwrap_or_default(),
             "State": {
                 "Status": rec.state,
-                "Running": rec.state == "running",
+                "Running": rec.state == ContainerState::Running,
                 "Pid": rec.pid.unwrap_or(0),
                 "ExitCode": rec.exit_code.unwrap_or(0),
                 "StartedAt": rec.started.map(image::format_time),
