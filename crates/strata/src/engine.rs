@@ -191,7 +191,7 @@ impl Engine {
         let lock =
             File::options().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).at(&lock_path)?;
         let content = ContentStore::open(&root, &tmp)?;
-        let mut store = Store::open(&root.join("strata.db"))?;
+        let store = Store::open(&root.join("strata.db"))?;
         for f in ["lock", "strata.db", "strata.db-wal", "strata.db-shm"] {
             let p = root.join(f);
             match fs::set_permissions(&p, fs::Permissions::from_mode(0o600)) {
@@ -522,31 +522,21 @@ impl Engine {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<LayerRecord>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
-        let db = self.store.path().to_path_buf();
         let unpacker = self.unpacker();
+        let store = &self.store;
         std::thread::scope(|s| {
             for _ in 0..workers {
-                s.spawn(|| {
-                    let mut store = match Store::open(&db) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
-                            results.lock().expect("not poisoned")[0] = Some(Err(e));
-                            return;
-                        }
-                    };
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= specs.len() || failed.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let entry = img.layers[i].entry.clone();
-                        let r = unpacker.ensure_layer(&mut store, &specs[i], &|| open_layer(&entry));
-                        if r.is_err() {
-                            failed.store(true, Ordering::SeqCst);
-                        }
-                        results.lock().expect("not poisoned")[i] = Some(r);
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= specs.len() || failed.load(Ordering::SeqCst) {
+                        break;
                     }
+                    let entry = img.layers[i].entry.clone();
+                    let r = unpacker.ensure_layer(store, &specs[i], &|| open_layer(&entry));
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().expect("not poisoned")[i] = Some(r);
                 });
             }
         });
@@ -629,9 +619,7 @@ impl Engine {
             Some(p) => Box::new(File::open(p).at(p)?),
             None => Box::new(io::stdin().lock()),
         };
-        let db = self.store.path().to_path_buf();
-        let mut store = Store::open(&db)?;
-        let layer = self.unpacker().import_layer(&mut store, &mut reader, &label)?;
+        let layer = self.unpacker().import_layer(&self.store, &mut reader, &label)?;
         let created = image::format_time(now());
         let host = Platform::host();
         let config = serde_json::json!({

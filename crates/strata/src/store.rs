@@ -269,7 +269,9 @@ pub enum Claim {
 
 /// Handle on `strata.db`.
 pub struct Store {
-    conn: Connection,
+    /// One connection, shared: every method takes `&self` and holds the lock
+    /// only for its own statement or transaction.
+    conn: std::sync::Mutex<Connection>,
     path: std::path::PathBuf,
 }
 
@@ -349,7 +351,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(Store { conn: std::sync::Mutex::new(conn), path: path.to_path_buf() })
     }
 
     fn prepare(conn: &Connection) -> rusqlite::Result<()> {
@@ -394,7 +396,7 @@ impl Store {
     /// Whether a live process is writing this layer now.
     pub fn layer_claimed(&self, chain: &Digest) -> Result<bool> {
         let owner: Option<Option<String>> = self
-            .conn
+            .conn()
             .query_row("SELECT owner FROM layers WHERE chain_id = ?1 AND state = 'incomplete'", [chain.as_str()], |r| {
                 r.get(0)
             })
@@ -402,18 +404,21 @@ impl Store {
         Ok(owner.flatten().is_some_and(|o| owner_alive(&o)))
     }
 
-    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    /// The connection, for one statement or transaction (never held across
+    /// a call to another method: the lock is not reentrant).
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A setting's value.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.conn().query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     /// Set a setting unless it is set; returns the value in force.
-    pub fn setting_or_init(&mut self, key: &str, value: &str) -> Result<String> {
-        let tx = self.write_tx()?;
+    pub fn setting_or_init(&self, key: &str, value: &str) -> Result<String> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", [key, value])?;
         let v: String = tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?;
         tx.commit()?;
@@ -423,33 +428,35 @@ impl Store {
     /// A ready layer.
     pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>> {
         let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1 AND state = 'ready'");
-        Ok(self.conn.query_row(&sql, [chain.as_str()], layer_from_row).optional()?)
+        Ok(self.conn().query_row(&sql, [chain.as_str()], layer_from_row).optional()?)
     }
 
     /// A ready layer with this diff ID (any parent), to reuse its blob.
     pub fn layer_by_diff_id(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
         let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE diff_id = ?1 AND state = 'ready' LIMIT 1");
-        Ok(self.conn.query_row(&sql, [diff_id.as_str()], layer_from_row).optional()?)
+        Ok(self.conn().query_row(&sql, [diff_id.as_str()], layer_from_row).optional()?)
     }
 
     /// A ready layer whose blob (by digest) is rebuilt from its split.
     pub fn split_layer_with_blob(&self, blob: &Digest) -> Result<Option<LayerRecord>> {
         let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE blob = ?1 AND split = 1 AND state = 'ready' LIMIT 1");
-        Ok(self.conn.query_row(&sql, [blob.as_str()], layer_from_row).optional()?)
+        Ok(self.conn().query_row(&sql, [blob.as_str()], layer_from_row).optional()?)
     }
 
     /// Every ready layer.
     pub fn layers(&self) -> Result<Vec<LayerRecord>> {
         let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE state = 'ready' ORDER BY chain_id");
-        let mut st = self.conn.prepare(&sql)?;
+        let c = self.conn();
+        let mut st = c.prepare(&sql)?;
         let rows = st.query_map([], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Try to become the writer of a layer.
-    pub fn claim_layer(&mut self, rec: &LayerRecord) -> Result<Claim> {
+    pub fn claim_layer(&self, rec: &LayerRecord) -> Result<Claim> {
         let me = this_owner();
-        let tx = self.write_tx()?;
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(String, Option<String>)> = tx
             .query_row("SELECT state, owner FROM layers WHERE chain_id = ?1", [rec.chain_id.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -485,8 +492,8 @@ impl Store {
     }
 
     /// Mark a claimed layer ready, with what its bytes turned out to be.
-    pub fn layer_ready(&mut self, rec: &LayerRecord) -> Result<()> {
-        let n = self.conn.execute(
+    pub fn layer_ready(&self, rec: &LayerRecord) -> Result<()> {
+        let n = self.conn().execute(
             "UPDATE layers SET state = 'ready', owner = NULL, blob = ?2, blob_size = ?3, media_type = ?4,
                     diff_size = ?5, size = ?6, split = ?7 WHERE chain_id = ?1 AND state = 'incomplete'",
             params![
@@ -506,9 +513,9 @@ impl Store {
     }
 
     /// Drop a layer record (a failed claim, or garbage collection).
-    pub fn delete_layer(&mut self, chain: &Digest) -> Result<()> {
-        self.conn.execute("DELETE FROM build_cache WHERE chain_id = ?1", [chain.as_str()])?;
-        self.conn.execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
+    pub fn delete_layer(&self, chain: &Digest) -> Result<()> {
+        self.conn().execute("DELETE FROM build_cache WHERE chain_id = ?1", [chain.as_str()])?;
+        self.conn().execute("DELETE FROM layers WHERE chain_id = ?1", [chain.as_str()])?;
         Ok(())
     }
 
@@ -516,9 +523,10 @@ impl Store {
     /// them, as it keeps what images use, until the lease is released or
     /// its process is gone. For operations that use layers while holding no
     /// store lock (a build's RUN).
-    pub fn lease_layers(&mut self, chains: &[Digest]) -> Result<()> {
+    pub fn lease_layers(&self, chains: &[Digest]) -> Result<()> {
         let owner = this_owner();
-        let tx = self.write_tx()?;
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for c in chains {
             tx.execute("INSERT OR IGNORE INTO leases (owner, chain_id) VALUES (?1, ?2)", [owner.as_str(), c.as_str()])?;
         }
@@ -527,19 +535,20 @@ impl Store {
     }
 
     /// Release this process's leases.
-    pub fn release_leases(&mut self) -> Result<()> {
-        self.conn.execute("DELETE FROM leases WHERE owner = ?1", [this_owner()])?;
+    pub fn release_leases(&self) -> Result<()> {
+        self.conn().execute("DELETE FROM leases WHERE owner = ?1", [this_owner()])?;
         Ok(())
     }
 
     /// Forget the leases of processes that are gone; returns how many owners were dropped.
-    pub fn drop_dead_leases(&mut self) -> Result<usize> {
-        let mut st = self.conn.prepare("SELECT DISTINCT owner FROM leases")?;
+    pub fn drop_dead_leases(&self) -> Result<usize> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT DISTINCT owner FROM leases")?;
         let owners: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         drop(st);
         let dead: Vec<String> = owners.into_iter().filter(|o| !owner_alive(o)).collect();
         for o in &dead {
-            self.conn.execute("DELETE FROM leases WHERE owner = ?1", [o])?;
+            c.execute("DELETE FROM leases WHERE owner = ?1", [o])?;
         }
         Ok(dead.len())
     }
@@ -549,7 +558,7 @@ impl Store {
     /// layers nothing references. Cheap (three indexed queries), so every
     /// command can ask instead of sweeping.
     pub fn needs_sweep(&self) -> Result<bool> {
-        let incomplete: i64 = self.conn.query_row(
+        let incomplete: i64 = self.conn().query_row(
             "SELECT (SELECT COUNT(*) FROM layers WHERE state = 'incomplete')
                   + (SELECT COUNT(*) FROM containers WHERE state = 'incomplete')",
             [],
@@ -558,8 +567,12 @@ impl Store {
         if incomplete > 0 {
             return Ok(true);
         }
-        let mut st = self.conn.prepare("SELECT DISTINCT owner FROM leases")?;
-        let owners: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let owners: Vec<String> = {
+            let c = self.conn();
+            let mut st = c.prepare("SELECT DISTINCT owner FROM leases")?;
+            let rows = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            rows
+        };
         if owners.iter().any(|o| !owner_alive(o)) {
             return Ok(true);
         }
@@ -568,7 +581,8 @@ impl Store {
 
     /// Incomplete layer records whose writer is gone.
     pub fn abandoned_layers(&self) -> Result<Vec<Digest>> {
-        let mut st = self.conn.prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT chain_id, owner FROM layers WHERE state = 'incomplete'")?;
         let rows: Vec<(String, Option<String>)> =
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter()
@@ -578,8 +592,9 @@ impl Store {
     }
 
     /// Record an image with its layers (chain IDs, bottom first) and tags, in one transaction.
-    pub fn put_image(&mut self, img: &ImageRecord, chains: &[Digest], tags: &[String]) -> Result<()> {
-        let tx = self.write_tx()?;
+    pub fn put_image(&self, img: &ImageRecord, chains: &[Digest], tags: &[String]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool =
             tx.query_row("SELECT COUNT(*) FROM images WHERE id = ?1", [img.id.as_str()], |r| r.get::<_, i64>(0))? > 0;
         if !exists {
@@ -604,21 +619,23 @@ impl Store {
     /// An image by full ID.
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT id, manifest, created, added FROM images WHERE id = ?1", [id.as_str()], image_from_row)
             .optional()?)
     }
 
     /// Every image.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        let mut st = self.conn.prepare("SELECT id, manifest, created, added FROM images ORDER BY created DESC, id")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT id, manifest, created, added FROM images ORDER BY created DESC, id")?;
         let rows = st.query_map([], image_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Image IDs whose hex starts with `prefix`.
     pub fn images_by_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
-        let mut st = self.conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
         let rows: Vec<String> =
             st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
@@ -630,14 +647,15 @@ impl Store {
             "SELECT {} FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = ?1 ORDER BY il.idx",
             LAYER_COLS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
         );
-        let mut st = self.conn.prepare(&sql)?;
+        let c = self.conn();
+        let mut st = c.prepare(&sql)?;
         let rows = st.query_map([id.as_str()], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// The image a tag names.
     pub fn tag(&self, name: &str) -> Result<Option<Digest>> {
-        self.conn
+        self.conn()
             .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| r.get::<_, String>(0))
             .optional()?
             .map(|s| Digest::parse(&s))
@@ -645,26 +663,27 @@ impl Store {
     }
 
     /// Point a tag at an image.
-    pub fn set_tag(&mut self, name: &str, id: &Digest) -> Result<()> {
-        self.conn.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [name, id.as_str()])?;
+    pub fn set_tag(&self, name: &str, id: &Digest) -> Result<()> {
+        self.conn().execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [name, id.as_str()])?;
         Ok(())
     }
 
     /// Remove a tag; true when it existed.
-    pub fn remove_tag(&mut self, name: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
+    pub fn remove_tag(&self, name: &str) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
     }
 
     /// The tags of an image, sorted.
     pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
         let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Insert a container record (state `incomplete` until its layer is ready).
-    pub fn insert_container(&mut self, c: &ContainerRecord) -> Result<()> {
-        let r = self.conn.execute(
+    pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        let r = self.conn().execute(
             &format!("INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 c.id,
@@ -689,8 +708,8 @@ impl Store {
     }
 
     /// Update a container's state fields.
-    pub fn update_container(&mut self, c: &ContainerRecord) -> Result<()> {
-        self.conn.execute(
+    pub fn update_container(&self, c: &ContainerRecord) -> Result<()> {
+        self.conn().execute(
             "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6, process = ?7 WHERE id = ?1",
             params![c.id, c.state.as_str(), c.pid, c.exit_code, c.started, c.finished, c.process],
         )?;
@@ -699,15 +718,16 @@ impl Store {
 
     /// Every container, newest first.
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
-        let mut st =
-            self.conn.prepare(&format!("SELECT {CONTAINER_COLS} FROM containers ORDER BY created DESC, id"))?;
+        let c = self.conn();
+        let mut st = c.prepare(&format!("SELECT {CONTAINER_COLS} FROM containers ORDER BY created DESC, id"))?;
         let rows = st.query_map([], container_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// A container by exact name, full ID or unique ID prefix.
     pub fn find_container(&self, name: &str) -> Result<Option<ContainerRecord>> {
-        let mut st = self.conn.prepare(&format!(
+        let c = self.conn();
+        let mut st = c.prepare(&format!(
             "SELECT {CONTAINER_COLS} FROM containers WHERE name = ?1 OR id = ?1 OR (length(?1) >= 3 AND substr(id, 1, length(?1)) = ?1)"
         ))?;
         let rows: Vec<ContainerRecord> = st.query_map([name], container_from_row)?.collect::<rusqlite::Result<_>>()?;
@@ -722,14 +742,14 @@ impl Store {
     }
 
     /// Delete a container record.
-    pub fn delete_container(&mut self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+    pub fn delete_container(&self, id: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM containers WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// Record a volume; an existing one is left as it is. True when it was new.
-    pub fn insert_volume(&mut self, v: &VolumeRecord) -> Result<bool> {
-        Ok(self.conn.execute(
+    pub fn insert_volume(&self, v: &VolumeRecord) -> Result<bool> {
+        Ok(self.conn().execute(
             "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous, seeded) VALUES (?1, ?2, ?3, ?4, 0)",
             params![v.name, v.created, v.labels, v.anonymous as i64],
         )? == 1)
@@ -738,7 +758,7 @@ impl Store {
     /// A volume by name.
     pub fn volume(&self, name: &str) -> Result<Option<VolumeRecord>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT name, created, labels, anonymous, seeded FROM volumes WHERE name = ?1",
                 [name],
@@ -749,33 +769,36 @@ impl Store {
 
     /// Every volume, by name.
     pub fn volumes(&self) -> Result<Vec<VolumeRecord>> {
-        let mut st = self.conn.prepare("SELECT name, created, labels, anonymous, seeded FROM volumes ORDER BY name")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT name, created, labels, anonymous, seeded FROM volumes ORDER BY name")?;
         let rows = st.query_map([], volume_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Note a volume's first use.
-    pub fn mark_seeded(&mut self, name: &str) -> Result<()> {
-        self.conn.execute("UPDATE volumes SET seeded = 1 WHERE name = ?1", [name])?;
+    pub fn mark_seeded(&self, name: &str) -> Result<()> {
+        self.conn().execute("UPDATE volumes SET seeded = 1 WHERE name = ?1", [name])?;
         Ok(())
     }
 
     /// Drop a volume record.
-    pub fn delete_volume(&mut self, name: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
+    pub fn delete_volume(&self, name: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM volumes WHERE name = ?1", [name])?;
         Ok(())
     }
 
     /// Names of the containers using an image.
     pub fn containers_using(&self, id: &Digest) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT name FROM containers WHERE image_id = ?1 ORDER BY name")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT name FROM containers WHERE image_id = ?1 ORDER BY name")?;
         let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Delete an image record (its tags and layer links go with it).
-    pub fn delete_image(&mut self, id: &Digest) -> Result<()> {
-        let tx = self.write_tx()?;
+    pub fn delete_image(&self, id: &Digest) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
@@ -785,7 +808,8 @@ impl Store {
 
     /// Ready layers no image references (directly or as a parent of a referenced layer).
     pub fn unreferenced_layers(&self) -> Result<Vec<Digest>> {
-        let mut st = self.conn.prepare(
+        let c = self.conn();
+        let mut st = c.prepare(
             "SELECT chain_id FROM layers WHERE state = 'ready'
              AND chain_id NOT IN (SELECT chain_id FROM image_layers)
              AND chain_id NOT IN (SELECT chain_id FROM build_cache WHERE chain_id IS NOT NULL)
@@ -799,7 +823,7 @@ impl Store {
     /// A build step's cached result: the image config after it and its top layer.
     pub fn cached_step(&self, key: &Digest) -> Result<Option<(String, Option<Digest>)>> {
         let row: Option<(String, Option<String>)> = self
-            .conn
+            .conn()
             .query_row("SELECT config, chain_id FROM build_cache WHERE key = ?1", [key.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -808,8 +832,8 @@ impl Store {
     }
 
     /// Record a build step's result (replacing an older one under the same key).
-    pub fn put_cached_step(&mut self, key: &Digest, config: &str, chain: Option<&Digest>) -> Result<()> {
-        self.conn.execute(
+    pub fn put_cached_step(&self, key: &Digest, config: &str, chain: Option<&Digest>) -> Result<()> {
+        self.conn().execute(
             "INSERT OR REPLACE INTO build_cache (key, config, chain_id, created) VALUES (?1, ?2, ?3, ?4)",
             params![key.as_str(), config, chain.map(|c| c.as_str()), now()],
         )?;
@@ -817,14 +841,15 @@ impl Store {
     }
 
     /// Forget every cached build step; returns how many there were.
-    pub fn clear_build_cache(&mut self) -> Result<usize> {
-        Ok(self.conn.execute("DELETE FROM build_cache", [])?)
+    pub fn clear_build_cache(&self) -> Result<usize> {
+        Ok(self.conn().execute("DELETE FROM build_cache", [])?)
     }
 
     /// Cached build steps and the layers only they keep.
     pub fn build_cache_layers(&self) -> Result<(u64, Vec<Digest>)> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
-        let mut st = self.conn.prepare(
+        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
+        let c = self.conn();
+        let mut st = c.prepare(
             "SELECT DISTINCT chain_id FROM build_cache WHERE chain_id IS NOT NULL
              AND chain_id NOT IN (SELECT chain_id FROM image_layers)",
         )?;
@@ -833,8 +858,8 @@ impl Store {
     }
 
     /// Remember that a registry's repository has a blob (for cross-repository mounts on push).
-    pub fn add_blob_source(&mut self, digest: &Digest, registry: &str, repository: &str) -> Result<()> {
-        self.conn.execute(
+    pub fn add_blob_source(&self, digest: &Digest, registry: &str, repository: &str) -> Result<()> {
+        self.conn().execute(
             "INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?1, ?2, ?3)",
             params![digest.as_str(), registry, repository],
         )?;
@@ -843,22 +868,24 @@ impl Store {
 
     /// Repositories of `registry` known to hold a blob.
     pub fn blob_sources(&self, digest: &Digest, registry: &str) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT repository FROM blob_sources WHERE digest = ?1 AND registry = ?2")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT repository FROM blob_sources WHERE digest = ?1 AND registry = ?2")?;
         let rows = st.query_map([digest.as_str(), registry], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// Every (registry, repository) known to hold a blob.
     pub fn all_blob_sources(&self, digest: &Digest) -> Result<Vec<(String, String)>> {
-        let mut st = self.conn.prepare("SELECT registry, repository FROM blob_sources WHERE digest = ?1")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT registry, repository FROM blob_sources WHERE digest = ?1")?;
         let rows = st.query_map([digest.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
     /// How many images use each layer.
     pub fn layer_use_counts(&self) -> Result<std::collections::HashMap<Digest, u64>> {
-        let mut st =
-            self.conn.prepare("SELECT chain_id, COUNT(DISTINCT image_id) FROM image_layers GROUP BY chain_id")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT chain_id, COUNT(DISTINCT image_id) FROM image_layers GROUP BY chain_id")?;
         let rows: Vec<(String, i64)> =
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|(c, n)| Ok((Digest::parse(&c)?, n as u64))).collect()

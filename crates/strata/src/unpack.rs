@@ -133,7 +133,7 @@ impl Unpacker<'_> {
     /// process is the one to do it. Waits while another process unpacks it.
     pub fn ensure_layer(
         &self,
-        store: &mut Store,
+        store: &Store,
         spec: &LayerSpec,
         open: &dyn Fn() -> Result<Box<dyn Read + Send>>,
     ) -> Result<LayerRecord> {
@@ -163,13 +163,12 @@ impl Unpacker<'_> {
 
     fn unpack_claimed(
         &self,
-        store: &mut Store,
+        store: &Store,
         spec: &LayerSpec,
         rec: LayerRecord,
         open: &dyn Fn() -> Result<Box<dyn Read + Send>>,
     ) -> Result<LayerRecord> {
-        let db = store.path().to_path_buf();
-        let wait_lowers = || wait_ready(&db, &spec.lowers);
+        let wait_lowers = || wait_ready(store, &spec.lowers);
         let built = self.build(spec, &mut *open()?, &wait_lowers, Some(open))?;
         if built.diff_id != spec.diff_id {
             return Err(Error::DigestMismatch {
@@ -184,7 +183,7 @@ impl Unpacker<'_> {
     /// Import a layer whose diff ID is not known beforehand (a rootfs
     /// tarball): build it in tmp/, then claim it under the chain ID its
     /// bytes turned out to have. Only for a bottom layer.
-    pub fn import_layer(&self, store: &mut Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
+    pub fn import_layer(&self, store: &Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
         let spec = LayerSpec {
             chain_id: Digest::of(b""),
             diff_id: Digest::of(b""),
@@ -315,7 +314,7 @@ impl Unpacker<'_> {
     }
 
     /// Commit the blob, rename the tree into place, mark the layer ready.
-    fn install(&self, store: &mut Store, built: Built, mut rec: LayerRecord) -> Result<LayerRecord> {
+    fn install(&self, store: &Store, built: Built, mut rec: LayerRecord) -> Result<LayerRecord> {
         let final_dir = self.layers_dir.join(rec.chain_id.hex());
         // A process killed between rename and marking ready leaves the directory behind.
         crate::tree::remove(&final_dir)?;
@@ -341,7 +340,7 @@ impl Unpacker<'_> {
     /// as `work/diff`. A layer with the same chain ID already here wins.
     pub fn install_tree(
         &self,
-        store: &mut Store,
+        store: &Store,
         work: crate::tmp::TempDir,
         lowers: &[Digest],
         opts: &layer::WriteOptions,
@@ -434,7 +433,7 @@ fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
 /// Claim a layer for this process, waiting while another live process
 /// writes it. `Some` when it is ready already (nothing to do), `None` when
 /// this process now owns it and must build it.
-fn claim(store: &mut Store, rec: &LayerRecord) -> Result<Option<LayerRecord>> {
+fn claim(store: &Store, rec: &LayerRecord) -> Result<Option<LayerRecord>> {
     loop {
         match store.claim_layer(rec)? {
             Claim::Ready => {
@@ -449,8 +448,7 @@ fn claim(store: &mut Store, rec: &LayerRecord) -> Result<Option<LayerRecord>> {
 
 /// Wait until every listed layer is ready (they may be unpacking in
 /// parallel, in this process or another).
-fn wait_ready(db: &Path, chains: &[Digest]) -> Result<()> {
-    let store = Store::open(db)?;
+fn wait_ready(store: &Store, chains: &[Digest]) -> Result<()> {
     for c in chains {
         let mut waited = 0u32;
         while store.layer(c)?.is_none() {

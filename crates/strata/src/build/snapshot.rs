@@ -88,8 +88,12 @@ impl Snapshot {
             let upper = self.dir.path().join("upper");
             fs::rename(&upper, work.path().join("diff")).at(&upper)?;
             let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
-            let mut store = crate::store::Store::open(engine.store.path())?;
-            return engine.unpacker().install_tree(&mut store, work, &lowers, &crate::layer::WriteOptions::from_env());
+            return engine.unpacker().install_tree(
+                &engine.store,
+                work,
+                &lowers,
+                &crate::layer::WriteOptions::from_env(),
+            );
         }
         let (source, changes) = engine.layer_changes(self.dir.path(), &self.lowers, mount_targets)?;
         engine.layer_from_changes(&source, &changes, &state.layers, label)

@@ -907,10 +907,8 @@ impl Engine {
             media_type: None,
             label: label.to_string(),
         };
-        let db = self.store.path().to_path_buf();
-        let mut store = crate::store::Store::open(&db)?;
         let tp = tar_path.clone();
-        self.unpacker().ensure_layer(&mut store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
+        self.unpacker().ensure_layer(&self.store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
     }
 
     /// Record an image made here: `config` (its rootfs set from `layers`,
