@@ -78,7 +78,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
 
 /// Run a container attached to this terminal; its exit code is ours.
 /// Without `-i` its standard input is /dev/null, as Docker's.
-fn run_attached(engine: &mut Engine, id: &str, interactive: bool) -> Result<ExitCode> {
+fn run_attached(engine: &Engine, id: &str, interactive: bool) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
     if !interactive {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
@@ -90,7 +90,7 @@ fn run_attached(engine: &mut Engine, id: &str, interactive: bool) -> Result<Exit
     Ok(ExitCode::from(code as u8))
 }
 
-pub fn run(engine: &mut Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
+pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
     let o = options(&a)?;
     let rec = engine.create_container(&a.image, &o)?;
     if a.detach {
@@ -102,13 +102,13 @@ pub fn run(engine: &mut Engine, a: RunArgs, global: &[String]) -> Result<ExitCod
     run_attached(engine, &rec.id, a.interactive)
 }
 
-pub fn create(engine: &mut Engine, a: RunArgs) -> Result<ExitCode> {
+pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
     let o = options(&a)?;
     println!("{}", engine.create_container(&a.image, &o)?.id);
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn start(engine: &mut Engine, a: StartArgs, global: &[String]) -> Result<ExitCode> {
+pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCode> {
     if a.attach {
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
@@ -136,7 +136,7 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
     }
 }
 
-pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<ExitCode> {
+pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     let list = engine.containers(a.all)?;
     let now = crate::now();
     let id = |full: &str| if a.no_trunc { full.to_string() } else { full[..12].to_string() };
@@ -178,7 +178,7 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
+pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
     let path = engine.container_log(&a.container)?;
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -211,7 +211,7 @@ pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec(engine: &mut Engine, a: crate::ExecArgs) -> Result<ExitCode> {
+pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
     if !a.interactive {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
@@ -225,7 +225,7 @@ pub fn exec(engine: &mut Engine, a: crate::ExecArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code as u8))
 }
 
-pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<ExitCode> {
+pub fn stop(engine: &Engine, a: StopArgs) -> Result<ExitCode> {
     for c in &a.containers {
         engine.stop_container(c, Duration::from_secs(a.time))?;
         println!("{c}");
@@ -255,7 +255,7 @@ fn signal_number(s: &str) -> Result<i32> {
     })
 }
 
-pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<ExitCode> {
+pub fn kill(engine: &Engine, a: KillArgs) -> Result<ExitCode> {
     let sig = signal_number(&a.signal)?;
     for c in &a.containers {
         engine.kill_container(c, sig)?;
@@ -264,7 +264,7 @@ pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<ExitCode> {
+pub fn rm(engine: &Engine, a: RmArgs) -> Result<ExitCode> {
     let mut failed = false;
     for c in &a.containers {
         let removed = if a.volumes {
@@ -283,21 +283,21 @@ pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<ExitCode> {
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-pub fn wait(engine: &mut Engine, a: NamesArg) -> Result<ExitCode> {
+pub fn wait(engine: &Engine, a: NamesArg) -> Result<ExitCode> {
     for c in &a.containers {
         println!("{}", engine.wait_container(c)?);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn diff(engine: &mut Engine, a: ContainerArg) -> Result<ExitCode> {
+pub fn diff(engine: &Engine, a: ContainerArg) -> Result<ExitCode> {
     for (k, p) in engine.container_changes(&a.container)? {
         println!("{k} {p}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<ExitCode> {
+pub fn commit(engine: &Engine, a: CommitArgs) -> Result<ExitCode> {
     let msg = match (&a.message, &a.author) {
         (Some(m), Some(au)) => Some(format!("{m} (by {au})")),
         (Some(m), None) => Some(m.clone()),
@@ -309,7 +309,7 @@ pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
+pub fn prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
     if !a.force
         && !crate::system::confirm(
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
@@ -328,7 +328,7 @@ pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
+pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     for n in &a.names {
         out.push(engine.inspect_container(n)?);
@@ -338,7 +338,7 @@ pub fn inspect(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
 }
 
 /// `inspect NAME`: a container if one has that name or ID, else an image.
-pub fn inspect_any(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
+pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut failed = false;
     for n in &a.names {
@@ -359,7 +359,7 @@ pub fn inspect_any(engine: &mut Engine, a: InspectArgs) -> Result<ExitCode> {
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-pub fn volume(engine: &mut Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
+pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
     use crate::VolumeCommand as V;
     match cmd {
         V::Create(a) => println!("{}", engine.create_volume(a.name.as_deref(), &a.label, &a.opt)?),

@@ -13,7 +13,7 @@ use strata::Engine;
 use crate::format::{human_duration, human_size, Table};
 use crate::*;
 
-pub(crate) fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
+pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
     let context = if a.context == "-" {
         strata::build::ContextSource::Stream(Box::new(io::stdin()))
     } else {
@@ -46,7 +46,7 @@ pub(crate) fn build(engine: &mut Engine, a: BuildArgs) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCode> {
+pub(crate) fn builder_prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
     if !a.force
         && !crate::system::confirm("WARNING! This will remove all build cache.\nAre you sure you want to continue?")?
     {
@@ -57,14 +57,14 @@ pub(crate) fn builder_prune(engine: &mut Engine, a: PruneArgs) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn import(engine: &mut Engine, a: ImportArgs) -> Result<ExitCode> {
+pub(crate) fn import(engine: &Engine, a: ImportArgs) -> Result<ExitCode> {
     let input = (a.file != "-").then(|| PathBuf::from(&a.file));
     let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn load(engine: &mut Engine, a: LoadArgs) -> Result<ExitCode> {
+pub(crate) fn load(engine: &Engine, a: LoadArgs) -> Result<ExitCode> {
     if a.input.is_none() && io::stdin().is_terminal() {
         bail!("requested load from stdin, but stdin is empty");
     }
@@ -176,7 +176,7 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn rmi(engine: &mut Engine, a: RmiArgs) -> Result<ExitCode> {
+pub(crate) fn rmi(engine: &Engine, a: RmiArgs) -> Result<ExitCode> {
     for r in engine.rmi(&a.images, a.force)? {
         match r {
             Removal::Untagged(t) => println!("Untagged: {t}"),

@@ -655,7 +655,7 @@ fn open(cli: &Cli) -> Result<Engine> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let mut engine = open(&cli)?;
+    let engine = open(&cli)?;
     let global = vec![
         "--root".to_string(),
         cli.root.display().to_string(),
@@ -665,10 +665,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.log_level.clone(),
     ];
     match cli.command {
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => images::build(&mut engine, a),
-        Command::Builder(BuilderCommand::Prune(a)) => images::builder_prune(&mut engine, a),
-        Command::Pull(a) => registry::pull(&mut engine, a),
-        Command::Push(a) => registry::push(&mut engine, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => images::build(&engine, a),
+        Command::Builder(BuilderCommand::Prune(a)) => images::builder_prune(&engine, a),
+        Command::Pull(a) => registry::pull(&engine, a),
+        Command::Push(a) => registry::push(&engine, a),
         Command::Login(a) => registry::login(a),
         Command::Logout(a) => {
             if strata::registry::auth::remove(&a.registry)? {
@@ -678,38 +678,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("not logged in to {}", a.registry)
             }
         }
-        Command::Run(a) => containers::run(&mut engine, a, &global),
-        Command::Create(a) => containers::create(&mut engine, a),
-        Command::Start(a) => containers::start(&mut engine, a, &global),
-        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&mut engine, a),
-        Command::Logs(a) => containers::logs(&mut engine, a),
-        Command::Stop(a) => containers::stop(&mut engine, a),
-        Command::Kill(a) => containers::kill(&mut engine, a),
-        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&mut engine, a),
-        Command::Wait(a) => containers::wait(&mut engine, a),
-        Command::Exec(a) => containers::exec(&mut engine, a),
-        Command::Volume(v) => containers::volume(&mut engine, v),
-        Command::Diff(a) => containers::diff(&mut engine, a),
-        Command::Commit(a) => containers::commit(&mut engine, a),
-        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&mut engine, a),
-        Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&mut engine, a),
+        Command::Run(a) => containers::run(&engine, a, &global),
+        Command::Create(a) => containers::create(&engine, a),
+        Command::Start(a) => containers::start(&engine, a, &global),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&engine, a),
+        Command::Logs(a) => containers::logs(&engine, a),
+        Command::Stop(a) => containers::stop(&engine, a),
+        Command::Kill(a) => containers::kill(&engine, a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&engine, a),
+        Command::Wait(a) => containers::wait(&engine, a),
+        Command::Exec(a) => containers::exec(&engine, a),
+        Command::Volume(v) => containers::volume(&engine, v),
+        Command::Diff(a) => containers::diff(&engine, a),
+        Command::Commit(a) => containers::commit(&engine, a),
+        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),
+        Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&engine, a),
         Command::Monitor(a) => {
             let code = engine.monitor(&a.container)?;
             Ok(ExitCode::from(code as u8))
         }
-        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&mut engine, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&mut engine, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&engine, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
             engine.tag(&a.source, &a.target)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&mut engine, a),
-        Command::Inspect(a) => containers::inspect_any(&mut engine, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
+        Command::Inspect(a) => containers::inspect_any(&engine, a),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&engine, a),
-        Command::Image(ImageCommand::Prune(a)) => system::prune(&mut engine, a, false),
+        Command::Image(ImageCommand::Prune(a)) => system::prune(&engine, a, false),
         Command::Image(ImageCommand::Mount(a)) => {
             println!("{}", engine.mount_image(&a.image)?.display());
             Ok(ExitCode::SUCCESS)
@@ -719,7 +719,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::System(SystemCommand::Df(a)) => system::df(&engine, a),
-        Command::System(SystemCommand::Prune(a)) => system::prune(&mut engine, a, true),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&engine, a, true),
     }
 }
 

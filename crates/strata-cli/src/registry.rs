@@ -17,7 +17,7 @@ pub(crate) fn progress(quiet: bool) -> std::sync::Arc<dyn strata::registry::Prog
     }
 }
 
-pub(crate) fn pull(engine: &mut Engine, a: PullArgs) -> Result<ExitCode> {
+pub(crate) fn pull(engine: &Engine, a: PullArgs) -> Result<ExitCode> {
     let opts = strata::registry::PullOptions {
         platform: a.platform.clone(),
         registry: a.transport.options(a.max_concurrent_downloads),
@@ -33,7 +33,7 @@ pub(crate) fn pull(engine: &mut Engine, a: PullArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn push(engine: &mut Engine, a: PushArgs) -> Result<ExitCode> {
+pub(crate) fn push(engine: &Engine, a: PushArgs) -> Result<ExitCode> {
     let opts = a.transport.options(a.max_concurrent_uploads);
     let digest = engine.push(&a.image, a.destination.as_deref(), &opts, progress(a.quiet))?;
     if a.quiet {

@@ -23,7 +23,7 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-pub(crate) fn prune(engine: &mut Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
+pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
     let what = match (system, a.all) {
         (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
         (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",

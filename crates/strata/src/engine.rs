@@ -52,7 +52,7 @@ pub struct Engine {
     pub(crate) snapshots: Box<dyn Snapshotter>,
     lock: File,
     /// Whether this process holds the lock exclusively (and has swept since).
-    exclusive_held: std::cell::Cell<bool>,
+    exclusive_held: AtomicBool,
 }
 
 /// An image as `images` lists it.
@@ -223,7 +223,7 @@ impl Engine {
                 store.setting_or_init("driver", &d.to_string())?.parse()?
             }
         };
-        let mut engine = Engine {
+        let engine = Engine {
             layers_dir: root.join("layers"),
             snapshots: snapshot::for_driver(driver, &tmp),
             root,
@@ -231,7 +231,7 @@ impl Engine {
             content,
             store,
             lock,
-            exclusive_held: std::cell::Cell::new(false),
+            exclusive_held: AtomicBool::new(false),
         };
         // Alone on the store and something may have been left behind: sweep now.
         // (Not on every command: a sweep walks every layer and blob.)
@@ -254,12 +254,12 @@ impl Engine {
 
     /// Become the only strata process on this store (waiting for others),
     /// then sweep. Needed before anything is deleted.
-    pub(crate) fn exclusive(&mut self) -> Result<()> {
-        if self.exclusive_held.get() {
+    pub(crate) fn exclusive(&self) -> Result<()> {
+        if self.exclusive_held.load(Ordering::SeqCst) {
             return Ok(());
         }
         flock(&self.lock, rustix::fs::FlockOperation::LockExclusive).at(self.root.join("lock"))?;
-        self.exclusive_held.set(true);
+        self.exclusive_held.store(true, Ordering::SeqCst);
         self.sweep()
     }
 
@@ -267,13 +267,13 @@ impl Engine {
     /// build's RUN): others' deletes must not wait on it. What is used
     /// meanwhile is protected by a lease (`Store::lease_layers`) or a record.
     pub fn unlock(&self) {
-        self.exclusive_held.set(false);
+        self.exclusive_held.store(false, Ordering::SeqCst);
         let _ = flock(&self.lock, rustix::fs::FlockOperation::Unlock);
     }
 
     /// Take the store lock shared again after [`unlock`](Self::unlock).
     pub(crate) fn relock(&self) -> Result<()> {
-        self.exclusive_held.set(false);
+        self.exclusive_held.store(false, Ordering::SeqCst);
         flock(&self.lock, rustix::fs::FlockOperation::LockShared).at(self.root.join("lock"))
     }
 
@@ -289,7 +289,7 @@ impl Engine {
     /// Remove what crashed or failed commands left: temp files, incomplete
     /// layers, layer directories without a ready record, and layers and
     /// blobs no image references. Only called while holding the lock exclusively.
-    fn sweep(&mut self) -> Result<()> {
+    fn sweep(&self) -> Result<()> {
         self.store.drop_dead_leases()?;
         // What a live process owns in tmp/ stays (a build waiting on its RUN holds
         // no lock). A killed build leaves its step's snapshot mounted: unmount first.
@@ -342,7 +342,7 @@ impl Engine {
 
     /// Delete layers no image references, then blobs nothing references.
     /// Returns (deleted layers, bytes freed).
-    pub(crate) fn collect_garbage(&mut self) -> Result<(Vec<Digest>, u64)> {
+    pub(crate) fn collect_garbage(&self) -> Result<(Vec<Digest>, u64)> {
         let mut deleted = Vec::new();
         let mut freed = 0;
         loop {
@@ -385,13 +385,13 @@ impl Engine {
 
     /// After a failed operation: drop whatever it stored that nothing uses,
     /// so the store is as it was.
-    pub(crate) fn roll_back(&mut self) {
+    pub(crate) fn roll_back(&self) {
         // Swept afresh even if this process held the lock exclusively already.
-        self.exclusive_held.set(false);
+        self.exclusive_held.store(false, Ordering::SeqCst);
         if let Err(e) = self.exclusive() {
             tracing::warn!("cleaning up after a failed operation: {e}");
         }
-        self.exclusive_held.set(false);
+        self.exclusive_held.store(false, Ordering::SeqCst);
         let _ = flock(&self.lock, rustix::fs::FlockOperation::LockShared);
     }
 
@@ -436,7 +436,7 @@ impl Engine {
     /// Record an image from its config, manifest (if it came with one), tags
     /// and layer sources; unpacks layers in parallel where the backend allows.
     pub(crate) fn ingest(
-        &mut self,
+        &self,
         img: ArchiveImage,
         open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync),
         label: &str,
@@ -511,7 +511,7 @@ impl Engine {
     }
 
     fn unpack_all(
-        &mut self,
+        &self,
         specs: &[LayerSpec],
         img: &ArchiveImage,
         open_layer: &(dyn Fn(&str) -> Result<Box<dyn Read + Send>> + Sync),
@@ -556,7 +556,7 @@ impl Engine {
 
     /// `load`: bring in every image of a docker-archive or oci-archive
     /// (plain, gzip or zstd). `None` reads standard input.
-    pub fn load(&mut self, input: Option<&Path>) -> Result<Vec<Loaded>> {
+    pub fn load(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
         let r = self.load_inner(input);
         if r.is_err() {
             self.roll_back();
@@ -564,7 +564,7 @@ impl Engine {
         r
     }
 
-    fn load_inner(&mut self, input: Option<&Path>) -> Result<Vec<Loaded>> {
+    fn load_inner(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
         let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
         let (file, _spool) = self.seekable_tar(input, &label)?;
         let archive = Archive::open(file, &label)?;
@@ -604,7 +604,7 @@ impl Engine {
     }
 
     /// `import`: a rootfs tarball (plain or compressed) becomes a one-layer image.
-    pub fn import(&mut self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
+    pub fn import(&self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
         let tag = reference.map(Reference::parse).transpose()?;
         let r = self.import_inner(input, tag, message);
         if r.is_err() {
@@ -613,7 +613,7 @@ impl Engine {
         r
     }
 
-    fn import_inner(&mut self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
+    fn import_inner(&self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
         let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
         let mut reader: Box<dyn Read> = match input {
             Some(p) => Box::new(File::open(p).at(p)?),
@@ -818,7 +818,7 @@ impl Engine {
     // ---- names and removal ----
 
     /// `tag SOURCE TARGET`.
-    pub fn tag(&mut self, source: &str, target: &str) -> Result<()> {
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
         let id = self.resolve_image(source)?;
         let r = Reference::parse(target)?;
         if r.digest.is_some() {
@@ -829,7 +829,7 @@ impl Engine {
 
     /// `rmi`: untag, and delete images left without tags, then every layer
     /// and blob nothing else uses. Refuses images containers use.
-    pub fn rmi(&mut self, names: &[String], force: bool) -> Result<Vec<Removal>> {
+    pub fn rmi(&self, names: &[String], force: bool) -> Result<Vec<Removal>> {
         self.exclusive()?;
         let mut out = Vec::new();
         let mut first_err = None;
@@ -855,7 +855,7 @@ impl Engine {
         }
     }
 
-    fn rmi_one(&mut self, name: &str, force: bool) -> Result<Vec<Removal>> {
+    fn rmi_one(&self, name: &str, force: bool) -> Result<Vec<Removal>> {
         let id = self.resolve_image(name)?;
         let tags = self.store.tags_of(&id)?;
         let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
@@ -891,7 +891,7 @@ impl Engine {
 
     /// `image prune`: delete dangling images (no tag), or with `all` every
     /// image no container uses, and what only they used.
-    pub fn prune_images(&mut self, all: bool) -> Result<PruneReport> {
+    pub fn prune_images(&self, all: bool) -> Result<PruneReport> {
         self.exclusive()?;
         let mut report = PruneReport::default();
         for img in self.store.images()? {
@@ -973,7 +973,7 @@ impl Engine {
     /// `system prune`: stopped containers, then the images nothing uses any
     /// more (dangling ones, or with `all` every image no container uses),
     /// then the build cache and what only it kept.
-    pub fn system_prune(&mut self, all: bool) -> Result<PruneReport> {
+    pub fn system_prune(&self, all: bool) -> Result<PruneReport> {
         self.exclusive()?;
         let (containers, container_bytes) = self.prune_containers()?;
         let mut report = self.prune_images(all)?;
@@ -984,7 +984,7 @@ impl Engine {
 
     /// `container prune`: remove every container that is not running;
     /// returns their IDs and the bytes their layers held.
-    pub fn prune_containers(&mut self) -> Result<(Vec<String>, u64)> {
+    pub fn prune_containers(&self) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for c in self.containers(true)? {
@@ -1001,7 +1001,7 @@ impl Engine {
     // ---- seeing inside ----
 
     /// Mount an image's merged tree read-only; returns the mount point.
-    pub fn mount_image(&mut self, name: &str) -> Result<PathBuf> {
+    pub fn mount_image(&self, name: &str) -> Result<PathBuf> {
         let id = self.resolve_image(name)?;
         let target = self.root.join("mounts").join(id.hex());
         if mount::is_mounted(&target) {
@@ -1019,7 +1019,7 @@ impl Engine {
     }
 
     /// Undo [`Engine::mount_image`].
-    pub fn unmount_image(&mut self, name: &str) -> Result<()> {
+    pub fn unmount_image(&self, name: &str) -> Result<()> {
         let id = self.resolve_image(name)?;
         let target = self.root.join("mounts").join(id.hex());
         mount::unmount(&target)?;

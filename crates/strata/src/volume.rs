@@ -170,7 +170,7 @@ impl Engine {
     }
 
     /// `volume create`: a new (or, if it exists, the same) named volume.
-    pub fn create_volume(&mut self, name: Option<&str>, labels: &[String], opts: &[String]) -> Result<String> {
+    pub fn create_volume(&self, name: Option<&str>, labels: &[String], opts: &[String]) -> Result<String> {
         if let Some(o) = opts.first() {
             return Err(Error::invalid(format!("volume option {o:?} is not supported by the local driver here")));
         }
@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// Make sure a volume's record and directory exist.
-    pub(crate) fn ensure_volume(&mut self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
+    pub(crate) fn ensure_volume(&self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
         let data = self.volume_data(name);
         fs::create_dir_all(&data).at(&data)?;
         self.store.insert_volume(&VolumeRecord {
@@ -243,7 +243,7 @@ impl Engine {
     }
 
     /// `volume rm`: refuses a volume any container uses, naming them.
-    pub fn remove_volume(&mut self, name: &str) -> Result<()> {
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
         // Exclusive: a `run -v NAME:...` holds the lock shared from its check of
         // the volume until its container is recorded, so the users seen here are all.
         self.exclusive()?;
@@ -258,7 +258,7 @@ impl Engine {
     }
 
     /// `volume prune`: every volume no container refers to.
-    pub fn prune_volumes(&mut self) -> Result<(Vec<String>, u64)> {
+    pub fn prune_volumes(&self) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for v in self.store.volumes()? {
@@ -273,7 +273,7 @@ impl Engine {
 
     /// Copy what the image has at a volume's mount path into the volume,
     /// on the volume's first use only.
-    pub(crate) fn seed_volume(&mut self, m: &MountSpec, rootfs: &Path) -> Result<()> {
+    pub(crate) fn seed_volume(&self, m: &MountSpec, rootfs: &Path) -> Result<()> {
         if m.kind != MountKind::Volume {
             return Ok(());
         }

@@ -134,7 +134,7 @@ enum FromRef {
 }
 
 struct Builder<'a> {
-    engine: &'a mut Engine,
+    engine: &'a Engine,
     df: Dockerfile,
     opts: &'a BuildOptions,
     context: SourceRoot,
@@ -672,7 +672,7 @@ fn read_dockerfile(opts: &BuildOptions, context: &Path) -> Result<(String, Strin
 impl Engine {
     /// `build`: run a Dockerfile on a context; progress lines go to `out`.
     /// Returns the image ID.
-    pub fn build(&mut self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
+    pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
         let mut owned_context = None;
         let (context_dir, stdin_dockerfile) = match &mut opts.context {
             ContextSource::Dir(d) => {
@@ -833,7 +833,7 @@ impl Engine {
 
     /// `builder prune`: forget the build cache, then free what only it kept.
     /// Returns (cache entries dropped, bytes freed).
-    pub fn prune_build_cache(&mut self) -> Result<(usize, u64)> {
+    pub fn prune_build_cache(&self) -> Result<(usize, u64)> {
         self.exclusive()?;
         let n = self.store.clear_build_cache()?;
         let (_, freed) = self.collect_garbage()?;

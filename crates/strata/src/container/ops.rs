@@ -149,13 +149,13 @@ impl Engine {
     }
 
     /// A container by name, ID or ID prefix, its state refreshed.
-    pub fn container(&mut self, name: &str) -> Result<ContainerRecord> {
+    pub fn container(&self, name: &str) -> Result<ContainerRecord> {
         let rec = self.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
         self.refresh(rec)
     }
 
     /// A running container whose process is gone (its watcher died too) is exited.
-    fn refresh(&mut self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
+    fn refresh(&self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
         if rec.state == ContainerState::Running && !alive(&rec) {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(again) = self.store.find_container(&rec.id)? {
@@ -179,7 +179,7 @@ impl Engine {
     }
 
     /// `create`: a container record and its writable layer; nothing runs.
-    pub fn create_container(&mut self, image_name: &str, o: &CreateOptions) -> Result<ContainerRecord> {
+    pub fn create_container(&self, image_name: &str, o: &CreateOptions) -> Result<ContainerRecord> {
         let env = check_env(&o.env)?;
         if let Some(u) = &o.user {
             spec::check_user_syntax(u)?;
@@ -418,7 +418,7 @@ impl Engine {
     /// Run a created (or exited) container in this process until it exits;
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
-    pub fn run_container(&mut self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
+    pub fn run_container(&self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
         let mut rec = self.container(name)?;
         if rec.state == ContainerState::Running {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
@@ -522,7 +522,7 @@ impl Engine {
         Ok((code, None))
     }
 
-    fn finish_auto_remove(&mut self, rec: &ContainerRecord, cfg: &RunConfig) {
+    fn finish_auto_remove(&self, rec: &ContainerRecord, cfg: &RunConfig) {
         if cfg.auto_remove {
             if let Err(e) = self.remove_container(&rec.id, true) {
                 tracing::warn!("removing container {}: {e}", rec.name);
@@ -533,7 +533,7 @@ impl Engine {
     /// Start a container under a detached `strata` monitor process (whose
     /// output goes to the container's log); returns once it is running or
     /// has already exited.
-    pub fn start_detached(&mut self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
+    pub fn start_detached(&self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
         let rec = self.container(name)?;
         if rec.state == ContainerState::Running {
             return Ok(rec);
@@ -574,7 +574,7 @@ impl Engine {
 
     /// The monitor's side of [`Engine::start_detached`]: run with output to
     /// the log, record the exit.
-    pub fn monitor(&mut self, id: &str) -> Result<i32> {
+    pub fn monitor(&self, id: &str) -> Result<i32> {
         let log = self.container_dir(id).join("container.log");
         let out = File::options().create(true).append(true).open(&log).at(&log)?;
         let stdio = Stdio {
@@ -594,7 +594,7 @@ impl Engine {
     /// `exec`: run another command in a running container and wait for it;
     /// its exit code (126/127 when it cannot be run).
     pub fn exec_container(
-        &mut self,
+        &self,
         name: &str,
         args: &[String],
         env: &[String],
@@ -641,7 +641,7 @@ impl Engine {
     }
 
     /// Send a signal to a running container's process.
-    pub fn kill_container(&mut self, name: &str, signal: i32) -> Result<ContainerRecord> {
+    pub fn kill_container(&self, name: &str, signal: i32) -> Result<ContainerRecord> {
         let rec = self.container(name)?;
         match rec.pid.filter(|_| rec.state == ContainerState::Running) {
             Some(pid) => {
@@ -660,7 +660,7 @@ impl Engine {
     }
 
     /// Wait until a container has exited; its exit code.
-    pub fn wait_container(&mut self, name: &str) -> Result<i64> {
+    pub fn wait_container(&self, name: &str) -> Result<i64> {
         // Waiting only reads records: no store lock, so deletes elsewhere go on.
         self.unlock();
         loop {
@@ -676,7 +676,7 @@ impl Engine {
     }
 
     /// `stop`: SIGTERM, then SIGKILL after `timeout`.
-    pub fn stop_container(&mut self, name: &str, timeout: Duration) -> Result<()> {
+    pub fn stop_container(&self, name: &str, timeout: Duration) -> Result<()> {
         let rec = self.container(name)?;
         if rec.state != ContainerState::Running {
             return Ok(());
@@ -702,7 +702,7 @@ impl Engine {
     }
 
     /// `rm -v`: remove a container and its anonymous volumes (named ones stay).
-    pub fn remove_container_and_volumes(&mut self, name: &str, force: bool) -> Result<String> {
+    pub fn remove_container_and_volumes(&self, name: &str, force: bool) -> Result<String> {
         let rec = self.container(name)?;
         let cfg = super::run_config(&rec)?;
         let removed = self.remove_container(&rec.id, force)?;
@@ -715,7 +715,7 @@ impl Engine {
     }
 
     /// `rm`: remove a container and its layer; `force` kills a running one.
-    pub fn remove_container(&mut self, name: &str, force: bool) -> Result<String> {
+    pub fn remove_container(&self, name: &str, force: bool) -> Result<String> {
         let rec = self.container(name)?;
         if rec.state == ContainerState::Running {
             if !force {
@@ -738,7 +738,7 @@ impl Engine {
     }
 
     /// `ps`: containers, newest first (only running unless `all`).
-    pub fn containers(&mut self, all: bool) -> Result<Vec<ContainerSummary>> {
+    pub fn containers(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
         for rec in self.store.containers()? {
             if rec.state == ContainerState::Incomplete {
@@ -773,13 +773,13 @@ impl Engine {
     }
 
     /// The log file of a container.
-    pub fn container_log(&mut self, name: &str) -> Result<PathBuf> {
+    pub fn container_log(&self, name: &str) -> Result<PathBuf> {
         let rec = self.container(name)?;
         Ok(self.container_dir(&rec.id).join("container.log"))
     }
 
     /// `inspect` of a container.
-    pub fn inspect_container(&mut self, name: &str) -> Result<serde_json::Value> {
+    pub fn inspect_container(&self, name: &str) -> Result<serde_json::Value> {
         let rec = self.container(name)?;
         let cfg = super::run_config(&rec)?;
         let dir = self.container_dir(&rec.id);
@@ -810,7 +810,7 @@ impl Engine {
     }
 
     /// `diff`: what the container changed, as A/C/D lines.
-    pub fn container_changes(&mut self, name: &str) -> Result<Vec<Change>> {
+    pub fn container_changes(&self, name: &str) -> Result<Vec<Change>> {
         let rec = self.container(name)?;
         Ok(self.changes_of(&rec)?.1)
     }
@@ -853,7 +853,7 @@ impl Engine {
     /// `commit`: the container's changes become one new layer on top of its
     /// image's layers (shared, not copied); returns the new image's ID.
     pub fn commit_container(
-        &mut self,
+        &self,
         name: &str,
         reference: Option<&str>,
         message: Option<&str>,
@@ -914,7 +914,7 @@ impl Engine {
     /// Record an image made here: `config` (its rootfs set from `layers`,
     /// `history` extended by `entry`) and a manifest; returns its ID.
     pub(crate) fn store_image(
-        &mut self,
+        &self,
         mut config: serde_json::Value,
         layers: &[crate::store::LayerRecord],
         entry: Option<serde_json::Value>,

@@ -566,7 +566,7 @@ pub struct PullOptions {
 
 impl Engine {
     /// `pull`: bring an image in from its registry; returns the image ID.
-    pub fn pull(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
+    pub fn pull(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = self.pull_inner(name, opts, progress);
         if r.is_err() {
             self.roll_back();
@@ -576,7 +576,7 @@ impl Engine {
 
     /// [`Engine::pull`] without the rollback (whose sweep would take a running
     /// build's own temp files): a build's base image.
-    pub(crate) fn pull_inner(&mut self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
+    pub(crate) fn pull_inner(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = Reference::parse(name)?;
         let shown = r.to_string();
         let want = match &opts.platform {
@@ -640,7 +640,7 @@ impl Engine {
     /// `push`: upload an image (its layers, config and manifest) to `dest`
     /// (or the image's own name); returns the manifest digest.
     pub fn push(
-        &mut self,
+        &self,
         name: &str,
         dest: Option<&str>,
         opts: &RegistryOptions,
