@@ -362,9 +362,9 @@ pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
 pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
     use crate::VolumeCommand as V;
     match cmd {
-        V::Create(a) => println!("{}", engine.create_volume(a.name.as_deref(), &a.label, &a.opt)?),
+        V::Create(a) => println!("{}", engine.volumes().create(a.name.as_deref(), &a.label, &a.opt)?),
         V::Ls(a) => {
-            let vols = engine.volumes()?;
+            let vols = engine.volumes().list()?;
             if a.quiet {
                 vols.iter().for_each(|v| println!("{}", v.name));
             } else if a.format == "json" {
@@ -381,13 +381,13 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
             }
         }
         V::Inspect(a) => {
-            let v = a.names.iter().map(|n| engine.inspect_volume(n)).collect::<strata::Result<Vec<_>>>()?;
+            let v = a.names.iter().map(|n| engine.volumes().inspect(n)).collect::<strata::Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         V::Rm(a) => {
             let mut failed = false;
             for n in &a.names {
-                match engine.remove_volume(n) {
+                match engine.volumes().remove(n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error: {e}");
@@ -403,7 +403,7 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
             if !a.force && !crate::system::confirm("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue?")? {
                 return Ok(ExitCode::SUCCESS);
             }
-            let (removed, bytes) = engine.prune_volumes()?;
+            let (removed, bytes) = engine.volumes().prune()?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 removed.iter().for_each(|n| println!("{n}"));

@@ -960,7 +960,7 @@ impl Engine {
             volumes_active: {
                 let mut n = 0;
                 for v in &volumes {
-                    n += u64::from(!self.volume_users(&v.name)?.is_empty());
+                    n += u64::from(!self.volumes().users(&v.name)?.is_empty());
                 }
                 n
             },

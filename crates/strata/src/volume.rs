@@ -163,14 +163,27 @@ pub struct VolumeInfo {
     pub options: BTreeMap<String, String>,
 }
 
+/// The volumes service: named and anonymous volumes (`volumes/<name>/_data`,
+/// records in the store), their users, seeding from an image, removal.
+pub struct Volumes<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// The volumes service.
+    pub fn volumes(&self) -> Volumes<'_> {
+        Volumes { engine: self }
+    }
+}
+
+impl Volumes<'_> {
     /// Where a volume's data lives.
-    pub fn volume_data(&self, name: &str) -> PathBuf {
-        self.root.join("volumes").join(name).join("_data")
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.engine.root.join("volumes").join(name).join("_data")
     }
 
     /// `volume create`: a new (or, if it exists, the same) named volume.
-    pub fn create_volume(&self, name: Option<&str>, labels: &[String], opts: &[String]) -> Result<String> {
+    pub fn create(&self, name: Option<&str>, labels: &[String], opts: &[String]) -> Result<String> {
         if let Some(o) = opts.first() {
             return Err(Error::invalid(format!("volume option {o:?} is not supported by the local driver here")));
         }
@@ -188,15 +201,15 @@ impl Engine {
             Some(n) => (n.to_string(), false),
             None => (crate::tmp::random_hex(32)?, true),
         };
-        self.ensure_volume(&name, anonymous, &serde_json::to_string(&map).expect("labels serialize"))?;
+        self.ensure(&name, anonymous, &serde_json::to_string(&map).expect("labels serialize"))?;
         Ok(name)
     }
 
     /// Make sure a volume's record and directory exist.
-    pub(crate) fn ensure_volume(&self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
-        let data = self.volume_data(name);
+    pub(crate) fn ensure(&self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
+        let data = self.data_dir(name);
         fs::create_dir_all(&data).at(&data)?;
-        self.store.insert_volume(&VolumeRecord {
+        self.engine.store.insert_volume(&VolumeRecord {
             name: name.to_string(),
             created: now(),
             labels: labels.to_string(),
@@ -206,11 +219,11 @@ impl Engine {
         Ok(())
     }
 
-    fn volume_info(&self, v: &VolumeRecord) -> VolumeInfo {
+    fn info(&self, v: &VolumeRecord) -> VolumeInfo {
         VolumeInfo {
             name: v.name.clone(),
             driver: "local",
-            mountpoint: self.volume_data(&v.name),
+            mountpoint: self.data_dir(&v.name),
             created_at: crate::image::format_time(v.created),
             labels: serde_json::from_str(&v.labels).unwrap_or_default(),
             scope: "local",
@@ -219,20 +232,20 @@ impl Engine {
     }
 
     /// `volume ls`.
-    pub fn volumes(&self) -> Result<Vec<VolumeInfo>> {
-        Ok(self.store.volumes()?.iter().map(|v| self.volume_info(v)).collect())
+    pub fn list(&self) -> Result<Vec<VolumeInfo>> {
+        Ok(self.engine.store.volumes()?.iter().map(|v| self.info(v)).collect())
     }
 
     /// `volume inspect`.
-    pub fn inspect_volume(&self, name: &str) -> Result<VolumeInfo> {
-        let v = self.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
-        Ok(self.volume_info(&v))
+    pub fn inspect(&self, name: &str) -> Result<VolumeInfo> {
+        let v = self.engine.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
+        Ok(self.info(&v))
     }
 
     /// Containers (by name) that mount a volume.
-    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+    pub fn users(&self, name: &str) -> Result<Vec<String>> {
         let mut users = Vec::new();
-        for c in self.store.containers()? {
+        for c in self.engine.store.containers()? {
             // A record that cannot be read might use the volume: an error, not "no users".
             let cfg = crate::container::run_config(&c)?;
             if cfg.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == name) {
@@ -243,28 +256,28 @@ impl Engine {
     }
 
     /// `volume rm`: refuses a volume any container uses, naming them.
-    pub fn remove_volume(&self, name: &str) -> Result<()> {
+    pub fn remove(&self, name: &str) -> Result<()> {
         // Exclusive: a `run -v NAME:...` holds the lock shared from its check of
         // the volume until its container is recorded, so the users seen here are all.
-        self.exclusive()?;
-        self.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
-        let users = self.volume_users(name)?;
+        self.engine.exclusive()?;
+        self.engine.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
+        let users = self.users(name)?;
         if !users.is_empty() {
             return Err(Error::InUse(format!("remove {name}: volume is in use by container(s) {}", users.join(", "))));
         }
         // Record first: a directory without a record is harmless, a record without its data is not.
-        self.store.delete_volume(name)?;
-        crate::tree::remove(&self.root.join("volumes").join(name))
+        self.engine.store.delete_volume(name)?;
+        crate::tree::remove(&self.engine.root.join("volumes").join(name))
     }
 
     /// `volume prune`: every volume no container refers to.
-    pub fn prune_volumes(&self) -> Result<(Vec<String>, u64)> {
+    pub fn prune(&self) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
-        for v in self.store.volumes()? {
-            if self.volume_users(&v.name)?.is_empty() {
-                bytes += crate::tree::usage(&self.volume_data(&v.name))?;
-                self.remove_volume(&v.name)?;
+        for v in self.engine.store.volumes()? {
+            if self.users(&v.name)?.is_empty() {
+                bytes += crate::tree::usage(&self.data_dir(&v.name))?;
+                self.remove(&v.name)?;
                 removed.push(v.name);
             }
         }
@@ -273,15 +286,15 @@ impl Engine {
 
     /// Copy what the image has at a volume's mount path into the volume,
     /// on the volume's first use only.
-    pub(crate) fn seed_volume(&self, m: &MountSpec, rootfs: &Path) -> Result<()> {
+    pub(crate) fn seed(&self, m: &MountSpec, rootfs: &Path) -> Result<()> {
         if m.kind != MountKind::Volume {
             return Ok(());
         }
-        let Some(v) = self.store.volume(&m.source)? else { return Ok(()) };
+        let Some(v) = self.engine.store.volume(&m.source)? else { return Ok(()) };
         if v.seeded {
             return Ok(());
         }
-        let data = self.volume_data(&m.source);
+        let data = self.data_dir(&m.source);
         let empty = fs::read_dir(&data).at(&data)?.next().is_none();
         // The image's directory, resolved inside the container's root.
         if let Some(src) = crate::confined::Root::open(rootfs)?.resolve(&m.target)? {
@@ -289,7 +302,7 @@ impl Engine {
                 crate::tree::copy_tree(&src.proc_path(), &data)?;
             }
         }
-        self.store.mark_seeded(&m.source)
+        self.engine.store.mark_seeded(&m.source)
     }
 }
 

@@ -340,7 +340,7 @@ impl Engine {
         };
         self.store.insert_container(&rec)?;
         for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
-            if let Err(e) = self.ensure_volume(&m.source, m.anonymous, "{}") {
+            if let Err(e) = self.volumes().ensure(&m.source, m.anonymous, "{}") {
                 let _ = self.store.delete_container(&id);
                 return Err(e);
             }
@@ -429,7 +429,7 @@ impl Engine {
         let mounts = self.rootfs_mounts(&rec)?;
         mount::mount_all(&mounts)?;
         for m in &cfg.mounts {
-            if let Err(e) = self.seed_volume(m, &rootfs) {
+            if let Err(e) = self.volumes().seed(m, &rootfs) {
                 self.release_container(&rec.id);
                 return Err(e);
             }
@@ -696,7 +696,7 @@ impl Engine {
 
     fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
         match m.kind {
-            crate::volume::MountKind::Volume => self.volume_data(&m.source),
+            crate::volume::MountKind::Volume => self.volumes().data_dir(&m.source),
             _ => PathBuf::from(&m.source),
         }
     }
@@ -707,8 +707,8 @@ impl Engine {
         let cfg = super::run_config(&rec)?;
         let removed = self.remove_container(&rec.id, force)?;
         for m in cfg.mounts.iter().filter(|m| m.anonymous && m.kind == crate::volume::MountKind::Volume) {
-            if self.volume_users(&m.source)?.is_empty() {
-                self.remove_volume(&m.source)?;
+            if self.volumes().users(&m.source)?.is_empty() {
+                self.volumes().remove(&m.source)?;
             }
         }
         Ok(removed)
