@@ -33,7 +33,7 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         progress: crate::registry::progress(a.quiet),
     };
     let mut out = io::stdout();
-    match engine.build(&mut opts, &mut out) {
+    match engine.builds().build(&mut opts, &mut out) {
         Ok(id) => {
             println!("{}", if a.quiet { id.to_string() } else { id.hex().to_string() });
             Ok(ExitCode::SUCCESS)
@@ -52,7 +52,7 @@ pub(crate) fn builder_prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
     {
         return Ok(ExitCode::SUCCESS);
     }
-    let (_, freed) = engine.prune_build_cache()?;
+    let (_, freed) = engine.builds().prune_cache()?;
     println!("Total reclaimed space: {}", human_size(freed));
     Ok(ExitCode::SUCCESS)
 }

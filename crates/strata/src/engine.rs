@@ -978,7 +978,7 @@ impl Engine {
         let (containers, container_bytes) = self.prune_containers()?;
         let mut report = self.prune_images(all)?;
         report.containers = containers;
-        report.reclaimed += container_bytes + self.prune_build_cache()?.1;
+        report.reclaimed += container_bytes + self.builds().prune_cache()?.1;
         Ok(report)
     }
 

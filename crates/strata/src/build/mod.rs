@@ -669,7 +669,19 @@ fn read_dockerfile(opts: &BuildOptions, context: &Path) -> Result<(String, Strin
     Ok((name, text, path))
 }
 
+/// The builds service: Dockerfile builds and the build cache.
+pub struct Builds<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// The builds service.
+    pub fn builds(&self) -> Builds<'_> {
+        Builds { engine: self }
+    }
+}
+
+impl Builds<'_> {
     /// `build`: run a Dockerfile on a context; progress lines go to `out`.
     /// Returns the image ID.
     pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
@@ -682,7 +694,7 @@ impl Engine {
                 (d.clone(), None)
             }
             ContextSource::Stream(r) => {
-                let dir = TempDir::new(&self.tmp, "build-context")?;
+                let dir = TempDir::new(&self.engine.tmp, "build-context")?;
                 let read_err = |e| Error::stream("reading the context from standard input", e);
                 let head = read_head(r).map_err(read_err)?;
                 let mut whole = io::Cursor::new(head.clone()).chain(r);
@@ -783,7 +795,7 @@ impl Engine {
         let context = SourceRoot { root: context_dir, ignore, keep_owner: false };
         let quiet = opts.quiet;
         let mut b = Builder {
-            engine: self,
+            engine: self.engine,
             df,
             opts,
             context,
@@ -833,11 +845,11 @@ impl Engine {
 
     /// `builder prune`: forget the build cache, then free what only it kept.
     /// Returns (cache entries dropped, bytes freed).
-    pub fn prune_build_cache(&self) -> Result<(usize, u64)> {
-        self.exclusive()?;
-        let n = self.store.clear_build_cache()?;
-        let (_, freed) = self.collect_garbage()?;
-        let mounts = self.root.join("build-mounts");
+    pub fn prune_cache(&self) -> Result<(usize, u64)> {
+        self.engine.exclusive()?;
+        let n = self.engine.store.clear_build_cache()?;
+        let (_, freed) = self.engine.collect_garbage()?;
+        let mounts = self.engine.root.join("build-mounts");
         let mut freed = freed;
         if mounts.exists() {
             freed += crate::tree::usage(&mounts)?;
