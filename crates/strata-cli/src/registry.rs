@@ -22,7 +22,7 @@ pub(crate) fn pull(engine: &Engine, a: PullArgs) -> Result<ExitCode> {
         platform: a.platform.clone(),
         registry: a.transport.options(a.max_concurrent_downloads),
     };
-    let id = engine.pull(&a.image, &opts, progress(a.quiet))?;
+    let id = engine.registries().pull(&a.image, &opts, progress(a.quiet))?;
     if a.quiet {
         println!("{id}");
     } else {
@@ -35,7 +35,7 @@ pub(crate) fn pull(engine: &Engine, a: PullArgs) -> Result<ExitCode> {
 
 pub(crate) fn push(engine: &Engine, a: PushArgs) -> Result<ExitCode> {
     let opts = a.transport.options(a.max_concurrent_uploads);
-    let digest = engine.push(&a.image, a.destination.as_deref(), &opts, progress(a.quiet))?;
+    let digest = engine.registries().push(&a.image, a.destination.as_deref(), &opts, progress(a.quiet))?;
     if a.quiet {
         println!("{digest}");
     } else {

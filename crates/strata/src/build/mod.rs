@@ -311,6 +311,7 @@ impl<'a> Builder<'a> {
                 let platform = s.from.value.platform.clone().or_else(|| self.opts.platform.clone());
                 let opts = crate::registry::PullOptions { platform, registry: Default::default() };
                 self.engine
+                    .registries()
                     .pull_inner(&name, &opts, self.opts.progress.clone())
                     .map_err(|e| self.err(line, format!("FROM {name}: not in the store, and pulling it failed: {e}")))?
             }

@@ -564,12 +564,25 @@ pub struct PullOptions {
     pub registry: RegistryOptions,
 }
 
+/// The registries service: images in (pull) and out (push) over the OCI
+/// distribution API; what arrives goes through the same ingest as `load`.
+pub struct Registries<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// The registries service.
+    pub fn registries(&self) -> Registries<'_> {
+        Registries { engine: self }
+    }
+}
+
+impl Registries<'_> {
     /// `pull`: bring an image in from its registry; returns the image ID.
     pub fn pull(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = self.pull_inner(name, opts, progress);
         if r.is_err() {
-            self.roll_back();
+            self.engine.roll_back();
         }
         r
     }
@@ -616,7 +629,7 @@ impl Engine {
         let mut layers = Vec::new();
         for (l, chain) in manifest.layers().iter().zip(&chains) {
             let d = image::digest_of(l)?;
-            if self.store.layer(chain)?.is_some() {
+            if self.engine.store.layer(chain)?.is_some() {
                 progress.event(&d, Event::Exists);
             }
             sizes.insert(d.to_string(), l.size());
@@ -630,9 +643,9 @@ impl Engine {
             Ok(Box::new(remote.open_blob(&r, &d, size, progress.clone())?))
         };
         let workers = if opts.registry.max_concurrent == 0 { 3 } else { opts.registry.max_concurrent };
-        let id = self.ingest(img, &open, &shown, workers)?;
+        let id = self.engine.ingest(img, &open, &shown, workers)?;
         for l in manifest.layers() {
-            self.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
+            self.engine.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
         }
         Ok(id)
     }
@@ -646,13 +659,13 @@ impl Engine {
         opts: &RegistryOptions,
         progress: Arc<dyn Progress>,
     ) -> Result<Digest> {
-        let id = self.resolve_image(name)?;
+        let id = self.engine.resolve_image(name)?;
         let target = Reference::parse(dest.unwrap_or(name))?;
         let shown = target.to_string();
-        let rec = self.image_record(&id)?;
-        let manifest_bytes = self.content.read(&rec.manifest)?;
+        let rec = self.engine.image_record(&id)?;
+        let manifest_bytes = self.engine.content.read(&rec.manifest)?;
         let manifest = image::parse_manifest(&manifest_bytes, rec.manifest.as_str())?;
-        let records = self.store.image_layers(&id)?;
+        let records = self.engine.store.image_layers(&id)?;
         let remote = Remote::connect(&target, opts)?;
         let oref = remote.oci_ref(&target, None)?;
         let workers = if opts.max_concurrent == 0 { 3 } else { opts.max_concurrent };
@@ -663,16 +676,21 @@ impl Engine {
         for (i, l) in manifest.layers().iter().enumerate() {
             let d = image::digest_of(l)?;
             let size = l.size();
-            let source =
-                self.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
-            let blob = if self.content.has(&d) {
-                PushBlob::Local(BlobFile::Plain(self.content.path(&d)))
+            let source = self
+                .engine
+                .store
+                .blob_sources(&d, &target.registry)?
+                .into_iter()
+                .find(|repo| repo != &target.repository);
+            let blob = if self.engine.content.has(&d) {
+                PushBlob::Local(BlobFile::Plain(self.engine.content.path(&d)))
             } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
-                PushBlob::Local(BlobFile::of(&self.layers_dir, &self.content, rec))
+                PushBlob::Local(BlobFile::of(&self.engine.layers_dir, &self.engine.content, rec))
             } else {
                 // A pull that found this layer here under another blob left the registry's copy
                 // there: it is fetched back from where it came, only if the destination lacks it.
                 let from = self
+                    .engine
                     .store
                     .all_blob_sources(&d)?
                     .into_iter()
@@ -736,7 +754,7 @@ impl Engine {
                 Err(e) => return Err(registry_error(&shown, format!("upload task failed: {e}"))),
             }
         }
-        let config = self.content.read(&id)?;
+        let config = self.engine.content.read(&id)?;
         let explain = |e| explain(&shown, &target.registry, e);
         let cfg_exists = remote.rt.block_on(remote.client.blob_exists(&oref, id.as_str())).map_err(explain)?;
         if !cfg_exists {
@@ -754,7 +772,7 @@ impl Engine {
         remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
         // Every layer is in this repository now, for later mounts into others.
         for l in manifest.layers() {
-            self.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
+            self.engine.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
         }
         Ok(Digest::of(&manifest_bytes))
     }
