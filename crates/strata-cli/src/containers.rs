@@ -83,7 +83,7 @@ fn run_attached(engine: &Engine, id: &str, interactive: bool) -> Result<ExitCode
     if !interactive {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
     }
-    let (code, msg) = engine.run_container(id, stdio, interactive)?;
+    let (code, msg) = engine.containers().run(id, stdio, interactive)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }
@@ -92,10 +92,10 @@ fn run_attached(engine: &Engine, id: &str, interactive: bool) -> Result<ExitCode
 
 pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
     let o = options(&a)?;
-    let rec = engine.create_container(&a.image, &o)?;
+    let rec = engine.containers().create(&a.image, &o)?;
     if a.detach {
         let exe = std::env::current_exe().context("finding the strata binary")?;
-        engine.start_detached(&rec.id, &exe, global)?;
+        engine.containers().start_detached(&rec.id, &exe, global)?;
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
@@ -104,7 +104,7 @@ pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
     let o = options(&a)?;
-    println!("{}", engine.create_container(&a.image, &o)?.id);
+    println!("{}", engine.containers().create(&a.image, &o)?.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -117,7 +117,7 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {
-        engine.start_detached(c, &exe, global)?;
+        engine.containers().start_detached(c, &exe, global)?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
@@ -137,7 +137,7 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
 }
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
-    let list = engine.containers(a.all)?;
+    let list = engine.containers().list(a.all)?;
     let now = crate::now();
     let id = |full: &str| if a.no_trunc { full.to_string() } else { full[..12].to_string() };
     if a.quiet {
@@ -179,7 +179,7 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
 }
 
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
-    let path = engine.container_log(&a.container)?;
+    let path = engine.containers().log_path(&a.container)?;
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !a.follow => return Ok(ExitCode::SUCCESS),
@@ -197,7 +197,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
             continue;
         }
         out.flush()?;
-        if !a.follow || engine.container(&a.container)?.state != ContainerState::Running {
+        if !a.follow || engine.containers().get(&a.container)?.state != ContainerState::Running {
             // One last read: output written just before the exit.
             let pos = f.stream_position()?;
             let mut rest = Vec::new();
@@ -217,8 +217,15 @@ pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
     }
     let tty = a.tty.then_some(a.interactive);
-    let (code, msg) =
-        engine.exec_container(&a.container, &a.command, &a.env, a.workdir.as_deref(), a.user.as_deref(), stdio, tty)?;
+    let (code, msg) = engine.containers().exec(
+        &a.container,
+        &a.command,
+        &a.env,
+        a.workdir.as_deref(),
+        a.user.as_deref(),
+        stdio,
+        tty,
+    )?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }
@@ -227,7 +234,7 @@ pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
 
 pub fn stop(engine: &Engine, a: StopArgs) -> Result<ExitCode> {
     for c in &a.containers {
-        engine.stop_container(c, Duration::from_secs(a.time))?;
+        engine.containers().stop(c, Duration::from_secs(a.time))?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
@@ -258,7 +265,7 @@ fn signal_number(s: &str) -> Result<i32> {
 pub fn kill(engine: &Engine, a: KillArgs) -> Result<ExitCode> {
     let sig = signal_number(&a.signal)?;
     for c in &a.containers {
-        engine.kill_container(c, sig)?;
+        engine.containers().kill(c, sig)?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
@@ -268,9 +275,9 @@ pub fn rm(engine: &Engine, a: RmArgs) -> Result<ExitCode> {
     let mut failed = false;
     for c in &a.containers {
         let removed = if a.volumes {
-            engine.remove_container_and_volumes(c, a.force)
+            engine.containers().remove_with_volumes(c, a.force)
         } else {
-            engine.remove_container(c, a.force)
+            engine.containers().remove(c, a.force)
         };
         match removed {
             Ok(_) => println!("{c}"),
@@ -285,13 +292,13 @@ pub fn rm(engine: &Engine, a: RmArgs) -> Result<ExitCode> {
 
 pub fn wait(engine: &Engine, a: NamesArg) -> Result<ExitCode> {
     for c in &a.containers {
-        println!("{}", engine.wait_container(c)?);
+        println!("{}", engine.containers().wait(c)?);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn diff(engine: &Engine, a: ContainerArg) -> Result<ExitCode> {
-    for (k, p) in engine.container_changes(&a.container)? {
+    for (k, p) in engine.containers().changes(&a.container)? {
         println!("{k} {p}");
     }
     Ok(ExitCode::SUCCESS)
@@ -304,7 +311,7 @@ pub fn commit(engine: &Engine, a: CommitArgs) -> Result<ExitCode> {
         (None, Some(au)) => Some(format!("by {au}")),
         (None, None) => None,
     };
-    let id = engine.commit_container(&a.container, a.reference.as_deref(), msg.as_deref(), &a.change)?;
+    let id = engine.containers().commit(&a.container, a.reference.as_deref(), msg.as_deref(), &a.change)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -331,7 +338,7 @@ pub fn prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     for n in &a.names {
-        out.push(engine.inspect_container(n)?);
+        out.push(engine.containers().inspect(n)?);
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
@@ -342,7 +349,7 @@ pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut failed = false;
     for n in &a.names {
-        let found = match engine.inspect_container(n) {
+        let found = match engine.containers().inspect(n) {
             Ok(v) => Ok(v),
             Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.inspect_image(n),
             Err(e) => Err(e),

@@ -694,7 +694,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),
         Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&engine, a),
         Command::Monitor(a) => {
-            let code = engine.monitor(&a.container)?;
+            let code = engine.containers().monitor(&a.container)?;
             Ok(ExitCode::from(code as u8))
         }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),

@@ -987,12 +987,12 @@ impl Engine {
     pub fn prune_containers(&self) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
-        for c in self.containers(true)? {
+        for c in self.containers().list(true)? {
             if c.state == ContainerState::Running {
                 continue;
             }
             bytes += crate::tree::usage(&self.root.join("containers").join(&c.id)).unwrap_or(0);
-            self.remove_container(&c.id, false)?;
+            self.containers().remove(&c.id, false)?;
             removed.push(c.id);
         }
         Ok((removed, bytes))

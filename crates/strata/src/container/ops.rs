@@ -138,19 +138,137 @@ fn check_env(entries: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The containers service: records and the lifecycle (create, run, start,
+/// exec, kill, stop, wait, remove), logs, inspect, diff and commit.
+pub struct Containers<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// The containers service.
+    pub fn containers(&self) -> Containers<'_> {
+        Containers { engine: self }
+    }
+
+    fn image_lowers(&self, image_id: &Digest) -> Result<Vec<PathBuf>> {
+        Ok(self.store.image_layers(image_id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect())
+    }
+
+    pub(crate) fn empty_dir(&self) -> Result<PathBuf> {
+        let p = self.root.join("layers-empty");
+        fs::create_dir_all(&p).at(&p)?;
+        Ok(p)
+    }
+
+    /// What a container layer at `dir` (its `upper/` on overlay, its full
+    /// `rootfs/` on the copy driver) changed over `lowers` (top first),
+    /// leaving out runtime mount points and what lies under the mounts at
+    /// `targets`; and the directory the changes are read from.
+    pub(crate) fn layer_changes(
+        &self,
+        dir: &Path,
+        lowers: &[PathBuf],
+        targets: &[&str],
+    ) -> Result<(PathBuf, Vec<Change>)> {
+        let (source, changes) = match self.driver() {
+            Driver::Overlay => (dir.join("upper"), super::overlay_changes(&dir.join("upper"), lowers)?),
+            Driver::Copy => {
+                let base = match lowers.first() {
+                    Some(top) => top.clone(),
+                    None => self.empty_dir()?,
+                };
+                (dir.join("rootfs"), super::tree_changes(&dir.join("rootfs"), &base)?)
+            }
+        };
+        let changes = changes
+            .into_iter()
+            .filter(|(k, p)| !mount_point_artifact(*k, p, dir, self.driver(), targets))
+            .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
+            .collect();
+        Ok((source, changes))
+    }
+
+    /// Turn `changes` found in `source` (an overlay upper directory, or a
+    /// full tree for the copy driver) into one layer on top of `below`.
+    pub(crate) fn layer_from_changes(
+        &self,
+        source: &Path,
+        changes: &[Change],
+        below: &[crate::store::LayerRecord],
+        label: &str,
+    ) -> Result<crate::store::LayerRecord> {
+        let work = crate::tmp::TempDir::new(&self.tmp, "commit")?;
+        let diff_dir = work.path().join("changes");
+        fs::create_dir(&diff_dir).at(&diff_dir)?;
+        super::changes_to_overlay_dir(source, changes, &diff_dir)?;
+        let tar_path = work.path().join("layer.tar");
+        let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
+        write_diff(&diff_dir, f, &WriteOptions::from_env())?
+            .into_inner()
+            .map_err(|e| Error::stream("writing layer", e.into_error()))?;
+        let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
+        let mut diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
+        diff_ids.push(diff_id.clone());
+        let chains = chain_ids(&diff_ids);
+        let spec = LayerSpec {
+            chain_id: chains.last().expect("one layer at least").clone(),
+            diff_id: diff_id.clone(),
+            lowers: chains[..chains.len() - 1].iter().rev().cloned().collect(),
+            blob: Some(diff_id),
+            media_type: None,
+            label: label.to_string(),
+        };
+        let tp = tar_path.clone();
+        self.unpacker().ensure_layer(&self.store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
+    }
+
+    /// Record an image made here: `config` (its rootfs set from `layers`,
+    /// `history` extended by `entry`) and a manifest; returns its ID.
+    pub(crate) fn store_image(
+        &self,
+        mut config: serde_json::Value,
+        layers: &[crate::store::LayerRecord],
+        entry: Option<serde_json::Value>,
+        tags: &[String],
+        created: i64,
+    ) -> Result<Digest> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        config["created"] = image::format_time(created).into();
+        config["rootfs"] =
+            serde_json::json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()});
+        if let Some(entry) = entry {
+            match config["history"].as_array_mut() {
+                Some(h) => h.push(entry),
+                None => config["history"] = serde_json::json!([entry]),
+            }
+        }
+        let bytes = serde_json::to_vec(&config).expect("config serializes");
+        let id = self.content.write_bytes(&bytes, None)?;
+        let manifest_layers: Vec<LayerDescriptor> = layers
+            .iter()
+            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
+            .collect();
+        let manifest = image::make_manifest(&id, bytes.len() as u64, &manifest_layers)?;
+        let manifest = self.content.write_bytes(&manifest, None)?;
+        let img = ImageRecord { id: id.clone(), manifest, created, added: now() };
+        self.store.put_image(&img, &chain_ids(&diff_ids), tags)?;
+        Ok(id)
+    }
+}
+
+impl Containers<'_> {
     fn container_dir(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
+        self.engine.root.join("containers").join(id)
     }
 
     fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
         let cfg = super::run_config(&rec)?;
-        runtime::for_name(cfg.runtime.as_deref(), &self.root.join("runtime"))
+        runtime::for_name(cfg.runtime.as_deref(), &self.engine.root.join("runtime"))
     }
 
     /// A container by name, ID or ID prefix, its state refreshed.
-    pub fn container(&self, name: &str) -> Result<ContainerRecord> {
-        let rec = self.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
+    pub fn get(&self, name: &str) -> Result<ContainerRecord> {
+        let rec = self.engine.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
         self.refresh(rec)
     }
 
@@ -158,7 +276,7 @@ impl Engine {
     fn refresh(&self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
         if rec.state == ContainerState::Running && !alive(&rec) {
             std::thread::sleep(Duration::from_millis(100));
-            if let Some(again) = self.store.find_container(&rec.id)? {
+            if let Some(again) = self.engine.store.find_container(&rec.id)? {
                 rec = again;
             }
             if rec.state == ContainerState::Running && !alive(&rec) {
@@ -167,19 +285,15 @@ impl Engine {
                 rec.finished = Some(now());
                 rec.pid = None;
                 rec.process = None;
-                self.store.update_container(&rec)?;
+                self.engine.store.update_container(&rec)?;
                 self.release_container(&rec.id);
             }
         }
         Ok(rec)
     }
 
-    fn image_lowers(&self, image_id: &Digest) -> Result<Vec<PathBuf>> {
-        Ok(self.store.image_layers(image_id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect())
-    }
-
     /// `create`: a container record and its writable layer; nothing runs.
-    pub fn create_container(&self, image_name: &str, o: &CreateOptions) -> Result<ContainerRecord> {
+    pub fn create(&self, image_name: &str, o: &CreateOptions) -> Result<ContainerRecord> {
         let env = check_env(&o.env)?;
         if let Some(u) = &o.user {
             spec::check_user_syntax(u)?;
@@ -202,8 +316,8 @@ impl Engine {
                 )));
             }
         }
-        let image_id = self.resolve_image(image_name)?;
-        let (_, cfg) = self.config_of(&image_id)?;
+        let image_id = self.engine.resolve_image(image_name)?;
+        let (_, cfg) = self.engine.config_of(&image_id)?;
         let os = cfg.os().to_string();
         if os != "linux" {
             return Err(Error::invalid(format!(
@@ -224,7 +338,7 @@ impl Engine {
             if !matches!(mode, "" | "ro" | "rw") {
                 return Err(Error::invalid(format!("invalid --volumes-from mode {mode:?} in {from:?}: want ro or rw")));
             }
-            let other = self.container(name)?;
+            let other = self.get(name)?;
             let ocfg = super::run_config(&other)?;
             for mut m in ocfg.mounts {
                 m.target = crate::confined::clean_container_path(&m.target);
@@ -324,7 +438,7 @@ impl Engine {
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
         }
-        runtime::for_name(run.runtime.as_deref(), &self.root.join("runtime"))?;
+        runtime::for_name(run.runtime.as_deref(), &self.engine.root.join("runtime"))?;
         let mut rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -338,10 +452,10 @@ impl Engine {
             config: serde_json::to_string(&run).expect("config serializes"),
             process: None,
         };
-        self.store.insert_container(&rec)?;
+        self.engine.store.insert_container(&rec)?;
         for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
-            if let Err(e) = self.volumes().ensure(&m.source, m.anonymous, "{}") {
-                let _ = self.store.delete_container(&id);
+            if let Err(e) = self.engine.volumes().ensure(&m.source, m.anonymous, "{}") {
+                let _ = self.engine.store.delete_container(&id);
                 return Err(e);
             }
         }
@@ -349,7 +463,7 @@ impl Engine {
         let made = (|| -> Result<()> {
             fs::create_dir(&dir).at(&dir)?;
             fs::create_dir(dir.join("rootfs")).at(&dir)?;
-            match self.driver() {
+            match self.engine.driver() {
                 Driver::Overlay => {
                     fs::create_dir(dir.join("upper")).at(&dir)?;
                     fs::create_dir(dir.join("work")).at(&dir)?;
@@ -361,10 +475,10 @@ impl Engine {
                             (m.target.as_str(), is_file)
                         })
                         .collect();
-                    super::make_init_dir(&dir.join("init"), &points, &self.image_lowers(&image_id)?)?;
+                    super::make_init_dir(&dir.join("init"), &points, &self.engine.image_lowers(&image_id)?)?;
                 }
                 Driver::Copy => {
-                    let lowers = self.image_lowers(&image_id)?;
+                    let lowers = self.engine.image_lowers(&image_id)?;
                     if let Some(top) = lowers.first() {
                         crate::tree::copy_tree(top, &dir.join("rootfs"))?;
                     }
@@ -374,21 +488,21 @@ impl Engine {
         })();
         if let Err(e) = made {
             let _ = crate::tree::remove(&dir);
-            let _ = self.store.delete_container(&id);
+            let _ = self.engine.store.delete_container(&id);
             return Err(e);
         }
         rec.state = ContainerState::Created;
-        self.store.update_container(&rec)?;
+        self.engine.store.update_container(&rec)?;
         Ok(rec)
     }
 
     fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
         let dir = self.container_dir(&rec.id);
-        match self.driver() {
+        match self.engine.driver() {
             Driver::Copy => Ok(Vec::new()),
             Driver::Overlay => {
-                let layers = self.image_lowers(&rec.image_id)?;
-                let overlay = crate::snapshot::Overlay::new(&self.tmp);
+                let layers = self.engine.image_lowers(&rec.image_id)?;
+                let overlay = crate::snapshot::Overlay::new(&self.engine.tmp);
                 let mut lowers = vec![dir.join("init")];
                 lowers.extend(overlay.lowers(&layers, 1)?);
                 Ok(vec![Mount::overlay(lowers, Some((dir.join("upper"), dir.join("work"))), dir.join("rootfs"))])
@@ -396,15 +510,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn empty_dir(&self) -> Result<PathBuf> {
-        let p = self.root.join("layers-empty");
-        fs::create_dir_all(&p).at(&p)?;
-        Ok(p)
-    }
-
     /// Unmount a container's root and forget its runtime state.
     fn release_container(&self, id: &str) {
-        if let Ok(Some(rec)) = self.store.find_container(id) {
+        if let Ok(Some(rec)) = self.engine.store.find_container(id) {
             if let Ok(rt) = self.runtime_of(&rec) {
                 let _ = rt.delete(id);
             }
@@ -418,8 +526,8 @@ impl Engine {
     /// Run a created (or exited) container in this process until it exits;
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
-    pub fn run_container(&self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
-        let mut rec = self.container(name)?;
+    pub fn run(&self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
+        let mut rec = self.get(name)?;
         if rec.state == ContainerState::Running {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
         }
@@ -429,7 +537,7 @@ impl Engine {
         let mounts = self.rootfs_mounts(&rec)?;
         mount::mount_all(&mounts)?;
         for m in &cfg.mounts {
-            if let Err(e) = self.volumes().seed(m, &rootfs) {
+            if let Err(e) = self.engine.volumes().seed(m, &rootfs) {
                 self.release_container(&rec.id);
                 return Err(e);
             }
@@ -469,7 +577,7 @@ impl Engine {
                 rec.state = ContainerState::Exited;
                 rec.exit_code = Some(code as i64);
                 rec.finished = Some(now());
-                self.store.update_container(&rec)?;
+                self.engine.store.update_container(&rec)?;
                 self.finish_auto_remove(&rec, &cfg);
                 return Ok((code, Some(msg)));
             }
@@ -501,22 +609,22 @@ impl Engine {
         rec.started = Some(now());
         rec.exit_code = None;
         rec.finished = None;
-        self.store.update_container(&rec)?;
+        self.engine.store.update_container(&rec)?;
         // While it runs, other commands (rmi, prune) must not wait for this one.
-        self.unlock();
+        self.engine.unlock();
         let code = runtime::wait(pid)?;
         drop(proxy);
         if let Some(t) = terminal {
             t.finish();
         }
         self.release_container(&rec.id);
-        if let Some(mut now_rec) = self.store.find_container(&rec.id)? {
+        if let Some(mut now_rec) = self.engine.store.find_container(&rec.id)? {
             now_rec.state = ContainerState::Exited;
             now_rec.pid = None;
             now_rec.process = None;
             now_rec.exit_code = Some(code as i64);
             now_rec.finished = Some(now());
-            self.store.update_container(&now_rec)?;
+            self.engine.store.update_container(&now_rec)?;
         }
         self.finish_auto_remove(&rec, &cfg);
         Ok((code, None))
@@ -524,7 +632,7 @@ impl Engine {
 
     fn finish_auto_remove(&self, rec: &ContainerRecord, cfg: &RunConfig) {
         if cfg.auto_remove {
-            if let Err(e) = self.remove_container(&rec.id, true) {
+            if let Err(e) = self.remove(&rec.id, true) {
                 tracing::warn!("removing container {}: {e}", rec.name);
             }
         }
@@ -534,7 +642,7 @@ impl Engine {
     /// output goes to the container's log); returns once it is running or
     /// has already exited.
     pub fn start_detached(&self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
-        let rec = self.container(name)?;
+        let rec = self.get(name)?;
         if rec.state == ContainerState::Running {
             return Ok(rec);
         }
@@ -555,7 +663,7 @@ impl Engine {
         let mut child = cmd.spawn().at(exe)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let r = self.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
+            let r = self.engine.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
             if r.state == ContainerState::Running || r.state == ContainerState::Exited {
                 return Ok(r);
             }
@@ -583,7 +691,7 @@ impl Engine {
             stderr: out.into(),
             console_socket: None,
         };
-        let (code, msg) = self.run_container(id, stdio, false)?;
+        let (code, msg) = self.run(id, stdio, false)?;
         if let Some(m) = msg {
             use std::io::Write;
             let _ = File::options().append(true).open(&log).and_then(|mut f| writeln!(f, "{m}"));
@@ -593,7 +701,7 @@ impl Engine {
 
     /// `exec`: run another command in a running container and wait for it;
     /// its exit code (126/127 when it cannot be run).
-    pub fn exec_container(
+    pub fn exec(
         &self,
         name: &str,
         args: &[String],
@@ -603,7 +711,7 @@ impl Engine {
         mut stdio: Stdio,
         tty: Option<bool>,
     ) -> Result<(i32, Option<String>)> {
-        let rec = self.container(name)?;
+        let rec = self.get(name)?;
         if rec.state != ContainerState::Running {
             return Err(Error::InUse(format!("container {} is not running", rec.name)));
         }
@@ -627,7 +735,7 @@ impl Engine {
             return Ok((code, Some(msg)));
         }
         let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
-        self.unlock();
+        self.engine.unlock();
         // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
         let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
@@ -641,8 +749,8 @@ impl Engine {
     }
 
     /// Send a signal to a running container's process.
-    pub fn kill_container(&self, name: &str, signal: i32) -> Result<ContainerRecord> {
-        let rec = self.container(name)?;
+    pub fn kill(&self, name: &str, signal: i32) -> Result<ContainerRecord> {
+        let rec = self.get(name)?;
         match rec.pid.filter(|_| rec.state == ContainerState::Running) {
             Some(pid) => {
                 // SAFETY: kill(2) with a pid and signal number; no memory involved.
@@ -660,11 +768,11 @@ impl Engine {
     }
 
     /// Wait until a container has exited; its exit code.
-    pub fn wait_container(&self, name: &str) -> Result<i64> {
+    pub fn wait(&self, name: &str) -> Result<i64> {
         // Waiting only reads records: no store lock, so deletes elsewhere go on.
-        self.unlock();
+        self.engine.unlock();
         loop {
-            let rec = self.container(name)?;
+            let rec = self.get(name)?;
             if rec.state == ContainerState::Exited {
                 return Ok(rec.exit_code.unwrap_or(0));
             }
@@ -676,47 +784,47 @@ impl Engine {
     }
 
     /// `stop`: SIGTERM, then SIGKILL after `timeout`.
-    pub fn stop_container(&self, name: &str, timeout: Duration) -> Result<()> {
-        let rec = self.container(name)?;
+    pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
+        let rec = self.get(name)?;
         if rec.state != ContainerState::Running {
             return Ok(());
         }
-        let _ = self.kill_container(name, libc::SIGTERM);
-        self.unlock();
+        let _ = self.kill(name, libc::SIGTERM);
+        self.engine.unlock();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.container(&rec.id)?.state != ContainerState::Running {
+            if self.get(&rec.id)?.state != ContainerState::Running {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.kill_container(name, libc::SIGKILL);
-        self.wait_container(&rec.id).map(|_| ())
+        let _ = self.kill(name, libc::SIGKILL);
+        self.wait(&rec.id).map(|_| ())
     }
 
     fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
         match m.kind {
-            crate::volume::MountKind::Volume => self.volumes().data_dir(&m.source),
+            crate::volume::MountKind::Volume => self.engine.volumes().data_dir(&m.source),
             _ => PathBuf::from(&m.source),
         }
     }
 
     /// `rm -v`: remove a container and its anonymous volumes (named ones stay).
-    pub fn remove_container_and_volumes(&self, name: &str, force: bool) -> Result<String> {
-        let rec = self.container(name)?;
+    pub fn remove_with_volumes(&self, name: &str, force: bool) -> Result<String> {
+        let rec = self.get(name)?;
         let cfg = super::run_config(&rec)?;
-        let removed = self.remove_container(&rec.id, force)?;
+        let removed = self.remove(&rec.id, force)?;
         for m in cfg.mounts.iter().filter(|m| m.anonymous && m.kind == crate::volume::MountKind::Volume) {
-            if self.volumes().users(&m.source)?.is_empty() {
-                self.volumes().remove(&m.source)?;
+            if self.engine.volumes().users(&m.source)?.is_empty() {
+                self.engine.volumes().remove(&m.source)?;
             }
         }
         Ok(removed)
     }
 
     /// `rm`: remove a container and its layer; `force` kills a running one.
-    pub fn remove_container(&self, name: &str, force: bool) -> Result<String> {
-        let rec = self.container(name)?;
+    pub fn remove(&self, name: &str, force: bool) -> Result<String> {
+        let rec = self.get(name)?;
         if rec.state == ContainerState::Running {
             if !force {
                 return Err(Error::InUse(format!(
@@ -724,23 +832,23 @@ impl Engine {
                     rec.name
                 )));
             }
-            let _ = self.kill_container(&rec.id, libc::SIGKILL);
+            let _ = self.kill(&rec.id, libc::SIGKILL);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while self.container(&rec.id)?.state == ContainerState::Running && Instant::now() < deadline {
+            while self.get(&rec.id)?.state == ContainerState::Running && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         self.release_container(&rec.id);
         // Record first: a directory without a record is swept; a record without its directory would be broken.
-        self.store.delete_container(&rec.id)?;
+        self.engine.store.delete_container(&rec.id)?;
         crate::tree::remove(&self.container_dir(&rec.id))?;
         Ok(rec.name)
     }
 
     /// `ps`: containers, newest first (only running unless `all`).
-    pub fn containers(&self, all: bool) -> Result<Vec<ContainerSummary>> {
+    pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
-        for rec in self.store.containers()? {
+        for rec in self.engine.store.containers()? {
             if rec.state == ContainerState::Incomplete {
                 continue;
             }
@@ -750,6 +858,7 @@ impl Engine {
             }
             let cfg = super::run_config(&rec)?;
             let image = self
+                .engine
                 .store
                 .tags_of(&rec.image_id)?
                 .first()
@@ -773,14 +882,14 @@ impl Engine {
     }
 
     /// The log file of a container.
-    pub fn container_log(&self, name: &str) -> Result<PathBuf> {
-        let rec = self.container(name)?;
+    pub fn log_path(&self, name: &str) -> Result<PathBuf> {
+        let rec = self.get(name)?;
         Ok(self.container_dir(&rec.id).join("container.log"))
     }
 
     /// `inspect` of a container.
-    pub fn inspect_container(&self, name: &str) -> Result<serde_json::Value> {
-        let rec = self.container(name)?;
+    pub fn inspect(&self, name: &str) -> Result<serde_json::Value> {
+        let rec = self.get(name)?;
         let cfg = super::run_config(&rec)?;
         let dir = self.container_dir(&rec.id);
         Ok(serde_json::json!({
@@ -800,18 +909,18 @@ impl Engine {
             "Image": rec.image_id.as_str(),
             "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove},
-            "GraphDriver": {"Name": self.driver().to_string(), "Data": {
+            "GraphDriver": {"Name": self.engine.driver().to_string(), "Data": {
                 "UpperDir": dir.join("upper").display().to_string(),
                 "MergedDir": dir.join("rootfs").display().to_string(),
-                "LowerDir": self.image_lowers(&rec.image_id)?.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                "LowerDir": self.engine.image_lowers(&rec.image_id)?.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
             }},
             "LogPath": dir.join("container.log").display().to_string(),
         }))
     }
 
     /// `diff`: what the container changed, as A/C/D lines.
-    pub fn container_changes(&self, name: &str) -> Result<Vec<Change>> {
-        let rec = self.container(name)?;
+    pub fn changes(&self, name: &str) -> Result<Vec<Change>> {
+        let rec = self.get(name)?;
         Ok(self.changes_of(&rec)?.1)
     }
 
@@ -819,129 +928,35 @@ impl Engine {
     fn changes_of(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<Change>)> {
         let cfg = super::run_config(&rec)?;
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
-        self.layer_changes(&self.container_dir(&rec.id), &self.image_lowers(&rec.image_id)?, &targets)
-    }
-
-    /// What a container layer at `dir` (its `upper/` on overlay, its full
-    /// `rootfs/` on the copy driver) changed over `lowers` (top first),
-    /// leaving out runtime mount points and what lies under the mounts at
-    /// `targets`; and the directory the changes are read from.
-    pub(crate) fn layer_changes(
-        &self,
-        dir: &Path,
-        lowers: &[PathBuf],
-        targets: &[&str],
-    ) -> Result<(PathBuf, Vec<Change>)> {
-        let (source, changes) = match self.driver() {
-            Driver::Overlay => (dir.join("upper"), super::overlay_changes(&dir.join("upper"), lowers)?),
-            Driver::Copy => {
-                let base = match lowers.first() {
-                    Some(top) => top.clone(),
-                    None => self.empty_dir()?,
-                };
-                (dir.join("rootfs"), super::tree_changes(&dir.join("rootfs"), &base)?)
-            }
-        };
-        let changes = changes
-            .into_iter()
-            .filter(|(k, p)| !mount_point_artifact(*k, p, dir, self.driver(), targets))
-            .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
-            .collect();
-        Ok((source, changes))
+        self.engine.layer_changes(&self.container_dir(&rec.id), &self.engine.image_lowers(&rec.image_id)?, &targets)
     }
 
     /// `commit`: the container's changes become one new layer on top of its
     /// image's layers (shared, not copied); returns the new image's ID.
-    pub fn commit_container(
+    pub fn commit(
         &self,
         name: &str,
         reference: Option<&str>,
         message: Option<&str>,
         instructions: &[String],
     ) -> Result<Digest> {
-        let rec = self.container(name)?;
+        let rec = self.get(name)?;
         let tag = reference.map(Reference::parse).transpose()?;
         // Check the --change instructions before any work is done.
-        let (mut probe, _) = self.config_of(&rec.image_id)?;
+        let (mut probe, _) = self.engine.config_of(&rec.image_id)?;
         crate::dockerfile::metadata::apply_changes(&mut probe, instructions)?;
         let (source, changes) = self.changes_of(&rec)?;
-        let base_layers = self.store.image_layers(&rec.image_id)?;
-        let layer = self.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
-        let (mut config, _) = self.config_of(&rec.image_id)?;
+        let base_layers = self.engine.store.image_layers(&rec.image_id)?;
+        let layer =
+            self.engine.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
+        let (mut config, _) = self.engine.config_of(&rec.image_id)?;
         crate::dockerfile::metadata::apply_changes(&mut config, instructions)?;
         let entry = serde_json::json!({"created": image::format_time(now()), "created_by": format!("strata commit {}", rec.name),
             "comment": message.unwrap_or_default()});
         let mut layers = base_layers;
         layers.push(layer);
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
-        self.store_image(config, &layers, Some(entry), &tags, now())
-    }
-
-    /// Turn `changes` found in `source` (an overlay upper directory, or a
-    /// full tree for the copy driver) into one layer on top of `below`.
-    pub(crate) fn layer_from_changes(
-        &self,
-        source: &Path,
-        changes: &[Change],
-        below: &[crate::store::LayerRecord],
-        label: &str,
-    ) -> Result<crate::store::LayerRecord> {
-        let work = crate::tmp::TempDir::new(&self.tmp, "commit")?;
-        let diff_dir = work.path().join("changes");
-        fs::create_dir(&diff_dir).at(&diff_dir)?;
-        super::changes_to_overlay_dir(source, changes, &diff_dir)?;
-        let tar_path = work.path().join("layer.tar");
-        let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
-        write_diff(&diff_dir, f, &WriteOptions::from_env())?
-            .into_inner()
-            .map_err(|e| Error::stream("writing layer", e.into_error()))?;
-        let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
-        let mut diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
-        diff_ids.push(diff_id.clone());
-        let chains = chain_ids(&diff_ids);
-        let spec = LayerSpec {
-            chain_id: chains.last().expect("one layer at least").clone(),
-            diff_id: diff_id.clone(),
-            lowers: chains[..chains.len() - 1].iter().rev().cloned().collect(),
-            blob: Some(diff_id),
-            media_type: None,
-            label: label.to_string(),
-        };
-        let tp = tar_path.clone();
-        self.unpacker().ensure_layer(&self.store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
-    }
-
-    /// Record an image made here: `config` (its rootfs set from `layers`,
-    /// `history` extended by `entry`) and a manifest; returns its ID.
-    pub(crate) fn store_image(
-        &self,
-        mut config: serde_json::Value,
-        layers: &[crate::store::LayerRecord],
-        entry: Option<serde_json::Value>,
-        tags: &[String],
-        created: i64,
-    ) -> Result<Digest> {
-        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-        config["created"] = image::format_time(created).into();
-        config["rootfs"] =
-            serde_json::json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()});
-        if let Some(entry) = entry {
-            match config["history"].as_array_mut() {
-                Some(h) => h.push(entry),
-                None => config["history"] = serde_json::json!([entry]),
-            }
-        }
-        let bytes = serde_json::to_vec(&config).expect("config serializes");
-        let id = self.content.write_bytes(&bytes, None)?;
-        let manifest_layers: Vec<LayerDescriptor> = layers
-            .iter()
-            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
-            .collect();
-        let manifest = image::make_manifest(&id, bytes.len() as u64, &manifest_layers)?;
-        let manifest = self.content.write_bytes(&manifest, None)?;
-        let img = ImageRecord { id: id.clone(), manifest, created, added: now() };
-        self.store.put_image(&img, &chain_ids(&diff_ids), tags)?;
-        Ok(id)
+        self.engine.store_image(config, &layers, Some(entry), &tags, now())
     }
 }
 
