@@ -351,7 +351,7 @@ pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     for n in &a.names {
         let found = match engine.containers().inspect(n) {
             Ok(v) => Ok(v),
-            Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.inspect_image(n),
+            Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.images().inspect(n),
             Err(e) => Err(e),
         };
         match found {

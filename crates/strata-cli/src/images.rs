@@ -59,7 +59,7 @@ pub(crate) fn builder_prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
 
 pub(crate) fn import(engine: &Engine, a: ImportArgs) -> Result<ExitCode> {
     let input = (a.file != "-").then(|| PathBuf::from(&a.file));
-    let id = engine.import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
+    let id = engine.images().import(input.as_deref(), a.reference.as_deref(), a.message.as_deref())?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -68,7 +68,7 @@ pub(crate) fn load(engine: &Engine, a: LoadArgs) -> Result<ExitCode> {
     if a.input.is_none() && io::stdin().is_terminal() {
         bail!("requested load from stdin, but stdin is empty");
     }
-    let loaded = engine.load(a.input.as_deref())?;
+    let loaded = engine.images().load(a.input.as_deref())?;
     if !a.quiet {
         for l in loaded {
             if l.tags.is_empty() {
@@ -89,7 +89,7 @@ pub(crate) fn save(engine: &Engine, a: SaveArgs) -> Result<ExitCode> {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    engine.save(&a.images, format, a.output.as_deref(), &mut out)?;
+    engine.images().save(&a.images, format, a.output.as_deref(), &mut out)?;
     out.flush().context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -107,7 +107,7 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     let now = now();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for img in engine.images()? {
+    for img in engine.images().list()? {
         let mut tags: Vec<(String, String)> = img
             .tags
             .iter()
@@ -177,7 +177,7 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn rmi(engine: &Engine, a: RmiArgs) -> Result<ExitCode> {
-    for r in engine.rmi(&a.images, a.force)? {
+    for r in engine.images().remove(&a.images, a.force)? {
         match r {
             Removal::Untagged(t) => println!("Untagged: {t}"),
             Removal::Deleted(d) => println!("Deleted: {d}"),
@@ -190,7 +190,7 @@ pub(crate) fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     let mut out = Vec::new();
     let mut failed = false;
     for n in &a.names {
-        match engine.inspect_image(n) {
+        match engine.images().inspect(n) {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -203,7 +203,7 @@ pub(crate) fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
-    let rows = engine.history(&a.image)?;
+    let rows = engine.images().history(&a.image)?;
     let now = now();
     let id_col = |id: &Option<strata::Digest>| {
         id.as_ref().map(|d| short_id(d, a.no_trunc)).unwrap_or_else(|| "<missing>".into())

@@ -702,7 +702,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&engine, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
-            engine.tag(&a.source, &a.target)?;
+            engine.images().tag(&a.source, &a.target)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&engine, a),
@@ -711,11 +711,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&engine, a),
         Command::Image(ImageCommand::Prune(a)) => system::prune(&engine, a, false),
         Command::Image(ImageCommand::Mount(a)) => {
-            println!("{}", engine.mount_image(&a.image)?.display());
+            println!("{}", engine.images().mount(&a.image)?.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Image(ImageCommand::Unmount(a)) => {
-            engine.unmount_image(&a.image)?;
+            engine.images().unmount(&a.image)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::System(SystemCommand::Df(a)) => system::df(&engine, a),

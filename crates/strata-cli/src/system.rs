@@ -32,7 +32,7 @@ pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitC
     if !a.force && !confirm(what)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = if system { engine.system_prune(a.all)? } else { engine.prune_images(a.all)? };
+    let report = if system { engine.system_prune(a.all)? } else { engine.images().prune(a.all)? };
     if !report.containers.is_empty() {
         println!("Deleted Containers:");
         for c in &report.containers {

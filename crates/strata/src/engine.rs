@@ -554,200 +554,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// `load`: bring in every image of a docker-archive or oci-archive
-    /// (plain, gzip or zstd). `None` reads standard input.
-    pub fn load(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
-        let r = self.load_inner(input);
-        if r.is_err() {
-            self.roll_back();
-        }
-        r
-    }
-
-    fn load_inner(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
-        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
-        let (file, _spool) = self.seekable_tar(input, &label)?;
-        let archive = Archive::open(file, &label)?;
-        let images = archive.images()?;
-        let mut out = Vec::new();
-        for img in images {
-            let tags = img.tags.clone();
-            let open = |entry: &str| -> Result<Box<dyn Read + Send>> { Ok(Box::new(archive.reader(entry)?)) };
-            let id = self.ingest(img, &open, &label, 4)?;
-            out.push(Loaded { id, tags });
-        }
-        Ok(out)
-    }
-
-    /// An uncompressed, seekable tar for `input`: the file itself when it is
-    /// one, else a decompressed copy in tmp/ (removed when the guard drops).
-    fn seekable_tar(&self, input: Option<&Path>, label: &str) -> Result<(File, Option<crate::tmp::TempDir>)> {
-        if let Some(p) = input {
-            let mut f = File::open(p).at(p)?;
-            let mut head = [0u8; 4];
-            let n = f.read(&mut head).at(p)?;
-            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file() {
-                return Ok((File::open(p).at(p)?, None));
-            }
-        }
-        let reader: Box<dyn Read> = match input {
-            Some(p) => Box::new(File::open(p).at(p)?),
-            None => Box::new(io::stdin().lock()),
-        };
-        let (_, mut dec) = crate::layer::decompress(BufReader::with_capacity(1 << 20, reader))
-            .map_err(|e| Error::stream(format!("reading {label}"), e))?;
-        let dir = crate::tmp::TempDir::new(&self.tmp, "spool")?;
-        let path = dir.path().join("archive.tar");
-        let mut f = File::create(&path).at(&path)?;
-        io::copy(&mut dec, &mut f).map_err(|e| Error::stream(format!("reading {label}"), e))?;
-        Ok((File::open(&path).at(&path)?, Some(dir)))
-    }
-
-    /// `import`: a rootfs tarball (plain or compressed) becomes a one-layer image.
-    pub fn import(&self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
-        let tag = reference.map(Reference::parse).transpose()?;
-        let r = self.import_inner(input, tag, message);
-        if r.is_err() {
-            self.roll_back();
-        }
-        r
-    }
-
-    fn import_inner(&self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
-        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
-        let mut reader: Box<dyn Read> = match input {
-            Some(p) => Box::new(File::open(p).at(p)?),
-            None => Box::new(io::stdin().lock()),
-        };
-        let layer = self.unpacker().import_layer(&self.store, &mut reader, &label)?;
-        let created = image::format_time(now());
-        let host = Platform::host();
-        let config = serde_json::json!({
-            "architecture": host.architecture,
-            "os": host.os,
-            "created": created,
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.as_str()]},
-            "history": [{"created": created, "created_by": "strata import", "comment": message.unwrap_or("Imported from tarball")}],
-        });
-        let config = serde_json::to_vec(&config).expect("config serializes");
-        let id = self.content.write_bytes(&config, None)?;
-        let manifest = image::make_manifest(
-            &id,
-            config.len() as u64,
-            &[LayerDescriptor {
-                media_type: layer.media_type.clone(),
-                digest: layer.blob.clone(),
-                size: layer.blob_size,
-            }],
-        )?;
-        let manifest = self.content.write_bytes(&manifest, None)?;
-        let rec = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
-        let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
-        self.store.put_image(&rec, &[layer.chain_id], &tags)?;
-        Ok(id)
-    }
-
     // ---- sending images out ----
 
-    fn save_image(&self, name: &str) -> Result<SaveImage> {
-        let id = self.resolve_image(name)?;
-        let rec = self.image_record(&id)?;
-        let by_tag = Reference::parse(name)
-            .ok()
-            .map(|r| r.to_string())
-            .filter(|t| self.store.tag(t).ok().flatten().as_ref() == Some(&id));
-        let layers = self.store.image_layers(&id)?;
-        Ok(SaveImage {
-            config: id.clone(),
-            manifest: self.manifest_of_local_blobs(&id, &rec.manifest, &layers)?,
-            tags: by_tag.into_iter().collect(),
-            layers,
-        })
-    }
-
-    /// The image's manifest when it names exactly the blobs its layers are
-    /// stored as; otherwise (a pull that found a layer here under another
-    /// blob, gzip vs plain, and left the registry's copy there) a manifest
-    /// of the same config and layers naming the stored blobs, so what `save`
-    /// writes is whole. The image ID is the same either way.
-    fn manifest_of_local_blobs(&self, id: &Digest, manifest: &Digest, layers: &[LayerRecord]) -> Result<Digest> {
-        let bytes = self.content.read(manifest)?;
-        let m = image::parse_manifest(&bytes, manifest.as_str())?;
-        let names: Vec<Digest> = m.layers().iter().map(image::digest_of).collect::<Result<_>>()?;
-        if names.len() == layers.len() && names.iter().zip(layers).all(|(d, l)| d == &l.blob) {
-            return Ok(manifest.clone());
-        }
-        let descriptors: Vec<LayerDescriptor> = layers
-            .iter()
-            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
-            .collect();
-        let config_size = self.content.read(id)?.len() as u64;
-        self.content.write_bytes(&image::make_manifest(id, config_size, &descriptors)?, None)
-    }
-
-    /// `save`: write images to `output` (a file, or a directory for oci-dir);
-    /// `None` writes a tar to `out`. The output appears whole or not at all.
-    pub fn save(&self, names: &[String], format: SaveFormat, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-        let images = names.iter().map(|n| self.save_image(n)).collect::<Result<Vec<_>>>()?;
-        let blobs = StoredBlobs { content: &self.content, layers_dir: &self.layers_dir };
-        let Some(path) = output else {
-            return match format {
-                SaveFormat::DockerArchive => archive::write_docker_archive(&blobs, &images, out).map(|_| ()),
-                SaveFormat::OciArchive => archive::write_oci_archive(&blobs, &images, out).map(|_| ()),
-                SaveFormat::OciDir => Err(Error::invalid("oci-dir needs an output directory (-o)")),
-            };
-        };
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path.file_name().ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
-        let partial = parent.join(format!(".{}.strata-partial-{}", name.to_string_lossy(), std::process::id()));
-        let result = (|| -> Result<()> {
-            match format {
-                SaveFormat::OciDir => {
-                    if path.exists() && fs::read_dir(path).at(path)?.next().is_some() {
-                        return Err(Error::AlreadyExists(format!("{} exists and is not empty", path.display())));
-                    }
-                    fs::create_dir(&partial).at(&partial)?;
-                    archive::write_oci_dir(&blobs, &images, &partial)?;
-                    if path.exists() {
-                        fs::remove_dir(path).at(path)?;
-                    }
-                }
-                _ => {
-                    let f = io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
-                    let f = if format == SaveFormat::DockerArchive {
-                        archive::write_docker_archive(&blobs, &images, f)?
-                    } else {
-                        archive::write_oci_archive(&blobs, &images, f)?
-                    };
-                    f.into_inner()
-                        .map_err(|e| Error::stream("writing archive", e.into_error()))?
-                        .sync_all()
-                        .at(&partial)?;
-                }
-            }
-            fs::rename(&partial, path).at(path)
-        })();
-        if result.is_err() {
-            let _ = crate::tree::remove(&partial);
-        }
-        result
-    }
-
     // ---- looking at images ----
-
-    /// Every image, newest first.
-    pub fn images(&self) -> Result<Vec<ImageSummary>> {
-        let mut out = Vec::new();
-        for img in self.store.images()? {
-            let size = self.store.image_layers(&img.id)?.iter().map(|l| l.size).sum();
-            out.push(ImageSummary { tags: self.store.tags_of(&img.id)?, id: img.id, created: img.created, size });
-        }
-        Ok(out)
-    }
 
     pub(crate) fn config_of(&self, id: &Digest) -> Result<(serde_json::Value, oci_spec::image::ImageConfiguration)> {
         let bytes = self.content.read(id)?;
@@ -756,157 +565,7 @@ impl Engine {
         Ok((v, image::parse_config(&bytes, id.as_str())?))
     }
 
-    /// `inspect`: Docker's fields plus the layers with their sizes.
-    pub fn inspect_image(&self, name: &str) -> Result<serde_json::Value> {
-        let id = self.resolve_image(name)?;
-        let rec = self.image_record(&id)?;
-        let (raw, cfg) = self.config_of(&id)?;
-        let layers = self.store.image_layers(&id)?;
-        let tags: Vec<String> = self.store.tags_of(&id)?.iter().map(|t| display_tag(t)).collect();
-        Ok(serde_json::json!({
-            "Id": id.as_str(),
-            "Digest": rec.manifest.as_str(),
-            "RepoTags": tags,
-            "RepoDigests": [],
-            "Created": raw.get("created").cloned().unwrap_or(serde_json::Value::Null),
-            "Author": raw.get("author").cloned().unwrap_or_default(),
-            "Architecture": cfg.architecture().to_string(),
-            "Os": cfg.os().to_string(),
-            "Variant": cfg.variant(),
-            "Config": raw.get("config").cloned().unwrap_or_default(),
-            "Size": layers.iter().map(|l| l.size).sum::<u64>(),
-            "RootFS": {"Type": "layers", "Layers": layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>()},
-            "Layers": layers.iter().map(|l| serde_json::json!({
-                "DiffID": l.diff_id.as_str(),
-                "ChainID": l.chain_id.as_str(),
-                "Digest": l.blob.as_str(),
-                "MediaType": l.media_type,
-                "CompressedSize": l.blob_size,
-                "Size": l.size,
-            })).collect::<Vec<_>>(),
-            "GraphDriver": {"Name": self.driver().to_string(), "Data": {
-                "LowerDirs": layers.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id).display().to_string()).collect::<Vec<_>>(),
-            }},
-        }))
-    }
-
-    /// `history`: newest first.
-    pub fn history(&self, name: &str) -> Result<Vec<HistoryRow>> {
-        let id = self.resolve_image(name)?;
-        let (_, cfg) = self.config_of(&id)?;
-        let layers = self.store.image_layers(&id)?;
-        let mut sizes = layers.iter().map(|l| l.size);
-        let mut rows = Vec::new();
-        for h in cfg.history().clone().unwrap_or_default() {
-            let empty = h.empty_layer().unwrap_or(false);
-            rows.push(HistoryRow {
-                id: None,
-                created: image::parse_time(h.created().as_deref()),
-                created_by: h.created_by().clone().unwrap_or_default(),
-                size: if empty { 0 } else { sizes.next().unwrap_or(0) },
-                comment: h.comment().clone().unwrap_or_default(),
-                empty_layer: empty,
-            });
-        }
-        rows.reverse();
-        if let Some(top) = rows.first_mut() {
-            top.id = Some(id);
-        }
-        Ok(rows)
-    }
-
     // ---- names and removal ----
-
-    /// `tag SOURCE TARGET`.
-    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
-        let id = self.resolve_image(source)?;
-        let r = Reference::parse(target)?;
-        if r.digest.is_some() {
-            return Err(Error::invalid(format!("refusing to create a tag with a digest reference: {target}")));
-        }
-        self.store.set_tag(&r.to_string(), &id)
-    }
-
-    /// `rmi`: untag, and delete images left without tags, then every layer
-    /// and blob nothing else uses. Refuses images containers use.
-    pub fn rmi(&self, names: &[String], force: bool) -> Result<Vec<Removal>> {
-        self.exclusive()?;
-        let mut out = Vec::new();
-        let mut first_err = None;
-        for name in names {
-            match self.rmi_one(name, force) {
-                Ok(mut r) => out.append(&mut r),
-                Err(e) => {
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
-                }
-            }
-        }
-        let (layers, _) = self.collect_garbage()?;
-        out.extend(layers.into_iter().map(Removal::Deleted));
-        match first_err {
-            Some(e) if out.is_empty() => Err(e),
-            Some(e) => {
-                tracing::error!("{e}");
-                Err(e)
-            }
-            None => Ok(out),
-        }
-    }
-
-    fn rmi_one(&self, name: &str, force: bool) -> Result<Vec<Removal>> {
-        let id = self.resolve_image(name)?;
-        let tags = self.store.tags_of(&id)?;
-        let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
-        let containers = self.store.containers_using(&id)?;
-        let mut out = Vec::new();
-        if let Some(t) = &by_tag {
-            if tags.len() > 1 {
-                self.store.remove_tag(t)?;
-                return Ok(vec![Removal::Untagged(display_tag(t))]);
-            }
-        } else if tags.len() > 1 && !force {
-            return Err(Error::InUse(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                id.short()
-            )));
-        }
-        if !containers.is_empty() {
-            return Err(Error::InUse(format!(
-                "conflict: unable to remove image {name} - image {} is in use by container(s): {}",
-                id.short(),
-                containers.join(", ")
-            )));
-        }
-        let _ = mount::unmount(&self.root.join("mounts").join(id.hex()));
-        let _ = fs::remove_dir(self.root.join("mounts").join(id.hex()));
-        for t in &tags {
-            out.push(Removal::Untagged(display_tag(t)));
-        }
-        self.store.delete_image(&id)?;
-        out.push(Removal::Deleted(id));
-        Ok(out)
-    }
-
-    /// `image prune`: delete dangling images (no tag), or with `all` every
-    /// image no container uses, and what only they used.
-    pub fn prune_images(&self, all: bool) -> Result<PruneReport> {
-        self.exclusive()?;
-        let mut report = PruneReport::default();
-        for img in self.store.images()? {
-            let tags = self.store.tags_of(&img.id)?;
-            if (all || tags.is_empty()) && self.store.containers_using(&img.id)?.is_empty() {
-                let _ = mount::unmount(&self.root.join("mounts").join(img.id.hex()));
-                self.store.delete_image(&img.id)?;
-                report.images.push(img.id);
-            }
-        }
-        let (layers, freed) = self.collect_garbage()?;
-        report.layers = layers;
-        report.reclaimed = freed;
-        Ok(report)
-    }
 
     /// `system df`.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
@@ -976,7 +635,7 @@ impl Engine {
     pub fn system_prune(&self, all: bool) -> Result<PruneReport> {
         self.exclusive()?;
         let (containers, container_bytes) = self.prune_containers()?;
-        let mut report = self.prune_images(all)?;
+        let mut report = self.images().prune(all)?;
         report.containers = containers;
         report.reclaimed += container_bytes + self.builds().prune_cache()?.1;
         Ok(report)
@@ -1000,28 +659,393 @@ impl Engine {
 
     // ---- seeing inside ----
 
+    /// The images service.
+    pub fn images(&self) -> Images<'_> {
+        Images { engine: self }
+    }
+}
+
+/// The images service: load, import, save, list, inspect, history, tag,
+/// remove, prune, mount; what they add goes through the engine's ingest.
+pub struct Images<'e> {
+    engine: &'e Engine,
+}
+
+impl Images<'_> {
+    /// `load`: bring in every image of a docker-archive or oci-archive
+    /// (plain, gzip or zstd). `None` reads standard input.
+    pub fn load(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
+        let r = self.load_inner(input);
+        if r.is_err() {
+            self.engine.roll_back();
+        }
+        r
+    }
+
+    fn load_inner(&self, input: Option<&Path>) -> Result<Vec<Loaded>> {
+        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
+        let (file, _spool) = self.seekable_tar(input, &label)?;
+        let archive = Archive::open(file, &label)?;
+        let images = archive.images()?;
+        let mut out = Vec::new();
+        for img in images {
+            let tags = img.tags.clone();
+            let open = |entry: &str| -> Result<Box<dyn Read + Send>> { Ok(Box::new(archive.reader(entry)?)) };
+            let id = self.engine.ingest(img, &open, &label, 4)?;
+            out.push(Loaded { id, tags });
+        }
+        Ok(out)
+    }
+
+    /// An uncompressed, seekable tar for `input`: the file itself when it is
+    /// one, else a decompressed copy in tmp/ (removed when the guard drops).
+    fn seekable_tar(&self, input: Option<&Path>, label: &str) -> Result<(File, Option<crate::tmp::TempDir>)> {
+        if let Some(p) = input {
+            let mut f = File::open(p).at(p)?;
+            let mut head = [0u8; 4];
+            let n = f.read(&mut head).at(p)?;
+            if Compression::detect(&head[..n]) == Compression::None && f.metadata().at(p)?.is_file() {
+                return Ok((File::open(p).at(p)?, None));
+            }
+        }
+        let reader: Box<dyn Read> = match input {
+            Some(p) => Box::new(File::open(p).at(p)?),
+            None => Box::new(io::stdin().lock()),
+        };
+        let (_, mut dec) = crate::layer::decompress(BufReader::with_capacity(1 << 20, reader))
+            .map_err(|e| Error::stream(format!("reading {label}"), e))?;
+        let dir = crate::tmp::TempDir::new(&self.engine.tmp, "spool")?;
+        let path = dir.path().join("archive.tar");
+        let mut f = File::create(&path).at(&path)?;
+        io::copy(&mut dec, &mut f).map_err(|e| Error::stream(format!("reading {label}"), e))?;
+        Ok((File::open(&path).at(&path)?, Some(dir)))
+    }
+
+    /// `import`: a rootfs tarball (plain or compressed) becomes a one-layer image.
+    pub fn import(&self, input: Option<&Path>, reference: Option<&str>, message: Option<&str>) -> Result<Digest> {
+        let tag = reference.map(Reference::parse).transpose()?;
+        let r = self.import_inner(input, tag, message);
+        if r.is_err() {
+            self.engine.roll_back();
+        }
+        r
+    }
+
+    fn import_inner(&self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
+        let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
+        let mut reader: Box<dyn Read> = match input {
+            Some(p) => Box::new(File::open(p).at(p)?),
+            None => Box::new(io::stdin().lock()),
+        };
+        let layer = self.engine.unpacker().import_layer(&self.engine.store, &mut reader, &label)?;
+        let created = image::format_time(now());
+        let host = Platform::host();
+        let config = serde_json::json!({
+            "architecture": host.architecture,
+            "os": host.os,
+            "created": created,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.as_str()]},
+            "history": [{"created": created, "created_by": "strata import", "comment": message.unwrap_or("Imported from tarball")}],
+        });
+        let config = serde_json::to_vec(&config).expect("config serializes");
+        let id = self.engine.content.write_bytes(&config, None)?;
+        let manifest = image::make_manifest(
+            &id,
+            config.len() as u64,
+            &[LayerDescriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.blob.clone(),
+                size: layer.blob_size,
+            }],
+        )?;
+        let manifest = self.engine.content.write_bytes(&manifest, None)?;
+        let rec = ImageRecord { id: id.clone(), manifest, created: now(), added: now() };
+        let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
+        self.engine.store.put_image(&rec, &[layer.chain_id], &tags)?;
+        Ok(id)
+    }
+
+    fn save_image(&self, name: &str) -> Result<SaveImage> {
+        let id = self.engine.resolve_image(name)?;
+        let rec = self.engine.image_record(&id)?;
+        let by_tag = Reference::parse(name)
+            .ok()
+            .map(|r| r.to_string())
+            .filter(|t| self.engine.store.tag(t).ok().flatten().as_ref() == Some(&id));
+        let layers = self.engine.store.image_layers(&id)?;
+        Ok(SaveImage {
+            config: id.clone(),
+            manifest: self.manifest_of_local_blobs(&id, &rec.manifest, &layers)?,
+            tags: by_tag.into_iter().collect(),
+            layers,
+        })
+    }
+
+    /// The image's manifest when it names exactly the blobs its layers are
+    /// stored as; otherwise (a pull that found a layer here under another
+    /// blob, gzip vs plain, and left the registry's copy there) a manifest
+    /// of the same config and layers naming the stored blobs, so what `save`
+    /// writes is whole. The image ID is the same either way.
+    fn manifest_of_local_blobs(&self, id: &Digest, manifest: &Digest, layers: &[LayerRecord]) -> Result<Digest> {
+        let bytes = self.engine.content.read(manifest)?;
+        let m = image::parse_manifest(&bytes, manifest.as_str())?;
+        let names: Vec<Digest> = m.layers().iter().map(image::digest_of).collect::<Result<_>>()?;
+        if names.len() == layers.len() && names.iter().zip(layers).all(|(d, l)| d == &l.blob) {
+            return Ok(manifest.clone());
+        }
+        let descriptors: Vec<LayerDescriptor> = layers
+            .iter()
+            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
+            .collect();
+        let config_size = self.engine.content.read(id)?.len() as u64;
+        self.engine.content.write_bytes(&image::make_manifest(id, config_size, &descriptors)?, None)
+    }
+
+    /// `save`: write images to `output` (a file, or a directory for oci-dir);
+    /// `None` writes a tar to `out`. The output appears whole or not at all.
+    pub fn save(&self, names: &[String], format: SaveFormat, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+        let images = names.iter().map(|n| self.save_image(n)).collect::<Result<Vec<_>>>()?;
+        let blobs = StoredBlobs { content: &self.engine.content, layers_dir: &self.engine.layers_dir };
+        let Some(path) = output else {
+            return match format {
+                SaveFormat::DockerArchive => archive::write_docker_archive(&blobs, &images, out).map(|_| ()),
+                SaveFormat::OciArchive => archive::write_oci_archive(&blobs, &images, out).map(|_| ()),
+                SaveFormat::OciDir => Err(Error::invalid("oci-dir needs an output directory (-o)")),
+            };
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().ok_or_else(|| Error::invalid(format!("bad output path {}", path.display())))?;
+        let partial = parent.join(format!(".{}.strata-partial-{}", name.to_string_lossy(), std::process::id()));
+        let result = (|| -> Result<()> {
+            match format {
+                SaveFormat::OciDir => {
+                    if path.exists() && fs::read_dir(path).at(path)?.next().is_some() {
+                        return Err(Error::AlreadyExists(format!("{} exists and is not empty", path.display())));
+                    }
+                    fs::create_dir(&partial).at(&partial)?;
+                    archive::write_oci_dir(&blobs, &images, &partial)?;
+                    if path.exists() {
+                        fs::remove_dir(path).at(path)?;
+                    }
+                }
+                _ => {
+                    let f = io::BufWriter::with_capacity(1 << 20, File::create(&partial).at(&partial)?);
+                    let f = if format == SaveFormat::DockerArchive {
+                        archive::write_docker_archive(&blobs, &images, f)?
+                    } else {
+                        archive::write_oci_archive(&blobs, &images, f)?
+                    };
+                    f.into_inner()
+                        .map_err(|e| Error::stream("writing archive", e.into_error()))?
+                        .sync_all()
+                        .at(&partial)?;
+                }
+            }
+            fs::rename(&partial, path).at(path)
+        })();
+        if result.is_err() {
+            let _ = crate::tree::remove(&partial);
+        }
+        result
+    }
+
+    /// Every image, newest first.
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let mut out = Vec::new();
+        for img in self.engine.store.images()? {
+            let size = self.engine.store.image_layers(&img.id)?.iter().map(|l| l.size).sum();
+            out.push(ImageSummary {
+                tags: self.engine.store.tags_of(&img.id)?,
+                id: img.id,
+                created: img.created,
+                size,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `inspect`: Docker's fields plus the layers with their sizes.
+    pub fn inspect(&self, name: &str) -> Result<serde_json::Value> {
+        let id = self.engine.resolve_image(name)?;
+        let rec = self.engine.image_record(&id)?;
+        let (raw, cfg) = self.engine.config_of(&id)?;
+        let layers = self.engine.store.image_layers(&id)?;
+        let tags: Vec<String> = self.engine.store.tags_of(&id)?.iter().map(|t| display_tag(t)).collect();
+        Ok(serde_json::json!({
+            "Id": id.as_str(),
+            "Digest": rec.manifest.as_str(),
+            "RepoTags": tags,
+            "RepoDigests": [],
+            "Created": raw.get("created").cloned().unwrap_or(serde_json::Value::Null),
+            "Author": raw.get("author").cloned().unwrap_or_default(),
+            "Architecture": cfg.architecture().to_string(),
+            "Os": cfg.os().to_string(),
+            "Variant": cfg.variant(),
+            "Config": raw.get("config").cloned().unwrap_or_default(),
+            "Size": layers.iter().map(|l| l.size).sum::<u64>(),
+            "RootFS": {"Type": "layers", "Layers": layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>()},
+            "Layers": layers.iter().map(|l| serde_json::json!({
+                "DiffID": l.diff_id.as_str(),
+                "ChainID": l.chain_id.as_str(),
+                "Digest": l.blob.as_str(),
+                "MediaType": l.media_type,
+                "CompressedSize": l.blob_size,
+                "Size": l.size,
+            })).collect::<Vec<_>>(),
+            "GraphDriver": {"Name": self.engine.driver().to_string(), "Data": {
+                "LowerDirs": layers.iter().rev().map(|l| layer_dir(&self.engine.layers_dir, &l.chain_id).display().to_string()).collect::<Vec<_>>(),
+            }},
+        }))
+    }
+
+    /// `history`: newest first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryRow>> {
+        let id = self.engine.resolve_image(name)?;
+        let (_, cfg) = self.engine.config_of(&id)?;
+        let layers = self.engine.store.image_layers(&id)?;
+        let mut sizes = layers.iter().map(|l| l.size);
+        let mut rows = Vec::new();
+        for h in cfg.history().clone().unwrap_or_default() {
+            let empty = h.empty_layer().unwrap_or(false);
+            rows.push(HistoryRow {
+                id: None,
+                created: image::parse_time(h.created().as_deref()),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                size: if empty { 0 } else { sizes.next().unwrap_or(0) },
+                comment: h.comment().clone().unwrap_or_default(),
+                empty_layer: empty,
+            });
+        }
+        rows.reverse();
+        if let Some(top) = rows.first_mut() {
+            top.id = Some(id);
+        }
+        Ok(rows)
+    }
+
+    /// `tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let id = self.engine.resolve_image(source)?;
+        let r = Reference::parse(target)?;
+        if r.digest.is_some() {
+            return Err(Error::invalid(format!("refusing to create a tag with a digest reference: {target}")));
+        }
+        self.engine.store.set_tag(&r.to_string(), &id)
+    }
+
+    /// `rmi`: untag, and delete images left without tags, then every layer
+    /// and blob nothing else uses. Refuses images containers use.
+    pub fn remove(&self, names: &[String], force: bool) -> Result<Vec<Removal>> {
+        self.engine.exclusive()?;
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for name in names {
+            match self.remove_one(name, force) {
+                Ok(mut r) => out.append(&mut r),
+                Err(e) => {
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        }
+        let (layers, _) = self.engine.collect_garbage()?;
+        out.extend(layers.into_iter().map(Removal::Deleted));
+        match first_err {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                tracing::error!("{e}");
+                Err(e)
+            }
+            None => Ok(out),
+        }
+    }
+
+    fn remove_one(&self, name: &str, force: bool) -> Result<Vec<Removal>> {
+        let id = self.engine.resolve_image(name)?;
+        let tags = self.engine.store.tags_of(&id)?;
+        let by_tag = Reference::parse(name).ok().map(|r| r.to_string()).filter(|t| tags.contains(t));
+        let containers = self.engine.store.containers_using(&id)?;
+        let mut out = Vec::new();
+        if let Some(t) = &by_tag {
+            if tags.len() > 1 {
+                self.engine.store.remove_tag(t)?;
+                return Ok(vec![Removal::Untagged(display_tag(t))]);
+            }
+        } else if tags.len() > 1 && !force {
+            return Err(Error::InUse(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                id.short()
+            )));
+        }
+        if !containers.is_empty() {
+            return Err(Error::InUse(format!(
+                "conflict: unable to remove image {name} - image {} is in use by container(s): {}",
+                id.short(),
+                containers.join(", ")
+            )));
+        }
+        let _ = mount::unmount(&self.engine.root.join("mounts").join(id.hex()));
+        let _ = fs::remove_dir(self.engine.root.join("mounts").join(id.hex()));
+        for t in &tags {
+            out.push(Removal::Untagged(display_tag(t)));
+        }
+        self.engine.store.delete_image(&id)?;
+        out.push(Removal::Deleted(id));
+        Ok(out)
+    }
+
+    /// `image prune`: delete dangling images (no tag), or with `all` every
+    /// image no container uses, and what only they used.
+    pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        self.engine.exclusive()?;
+        let mut report = PruneReport::default();
+        for img in self.engine.store.images()? {
+            let tags = self.engine.store.tags_of(&img.id)?;
+            if (all || tags.is_empty()) && self.engine.store.containers_using(&img.id)?.is_empty() {
+                let _ = mount::unmount(&self.engine.root.join("mounts").join(img.id.hex()));
+                self.engine.store.delete_image(&img.id)?;
+                report.images.push(img.id);
+            }
+        }
+        let (layers, freed) = self.engine.collect_garbage()?;
+        report.layers = layers;
+        report.reclaimed = freed;
+        Ok(report)
+    }
+
     /// Mount an image's merged tree read-only; returns the mount point.
-    pub fn mount_image(&self, name: &str) -> Result<PathBuf> {
-        let id = self.resolve_image(name)?;
-        let target = self.root.join("mounts").join(id.hex());
+    pub fn mount(&self, name: &str) -> Result<PathBuf> {
+        let id = self.engine.resolve_image(name)?;
+        let target = self.engine.root.join("mounts").join(id.hex());
         if mount::is_mounted(&target) {
             return Ok(target);
         }
         fs::create_dir_all(&target).at(&target)?;
-        let layers: Vec<PathBuf> =
-            self.store.image_layers(&id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect();
+        let layers: Vec<PathBuf> = self
+            .engine
+            .store
+            .image_layers(&id)?
+            .iter()
+            .rev()
+            .map(|l| layer_dir(&self.engine.layers_dir, &l.chain_id))
+            .collect();
         if layers.is_empty() {
             return Err(Error::invalid(format!("image {} has no layers to mount", id.short())));
         }
-        let mounts = self.snapshots.view(&layers, &target)?;
+        let mounts = self.engine.snapshots.view(&layers, &target)?;
         mount::mount_all(&mounts)?;
         Ok(target)
     }
 
     /// Undo [`Engine::mount_image`].
-    pub fn unmount_image(&self, name: &str) -> Result<()> {
-        let id = self.resolve_image(name)?;
-        let target = self.root.join("mounts").join(id.hex());
+    pub fn unmount(&self, name: &str) -> Result<()> {
+        let id = self.engine.resolve_image(name)?;
+        let target = self.engine.root.join("mounts").join(id.hex());
         mount::unmount(&target)?;
         let _ = fs::remove_dir(&target);
         Ok(())
