@@ -75,22 +75,31 @@ impl Root {
     /// root. `None` when it does not exist (or is a dangling link).
     pub fn resolve(&self, p: impl AsRef<Path>) -> Result<Option<Entry>> {
         let p = nonempty(p.as_ref());
-        match self.inner.resolve(p) {
+        self.found(p, self.inner.resolve(p))
+    }
+
+    /// A lookup's answer: the entry, `None` when it is missing, or the error named by `p`.
+    fn found(&self, p: &Path, r: std::result::Result<pathrs::Handle, pathrs::error::Error>) -> Result<Option<Entry>> {
+        match r {
             Ok(h) => Ok(Some(Entry(h.into()))),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(pathrs_err(&self.shown(p), e)),
         }
     }
 
+    /// Where `e` is, relative to the root (its symlinks resolved by the
+    /// kernel); `None` if the root's own path cannot be read.
+    pub fn relative_path(&self, e: &Entry) -> Option<PathBuf> {
+        let real = fs::read_link(e.proc_path()).ok()?;
+        let root = fs::read_link(format!("/proc/self/fd/{}", self.inner.as_fd().as_raw_fd())).ok()?;
+        real.strip_prefix(&root).ok().map(Path::to_path_buf)
+    }
+
     /// Resolve `p` inside the root without following its last component if
     /// that is a symlink (the link itself is returned).
     pub fn lookup(&self, p: impl AsRef<Path>) -> Result<Option<Entry>> {
         let p = nonempty(p.as_ref());
-        match self.inner.resolve_nofollow(p) {
-            Ok(h) => Ok(Some(Entry(h.into()))),
-            Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(pathrs_err(&self.shown(p), e)),
-        }
+        self.found(p, self.inner.resolve_nofollow(p))
     }
 
     /// A regular file's bytes (symlinks followed inside the root), at most

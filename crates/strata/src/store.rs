@@ -313,11 +313,27 @@ pub fn process_owner(pid: u32) -> Option<String> {
 }
 
 fn owner_of(pid: u32) -> Option<String> {
+    proc_state(pid).map(|(_, owner)| owner)
+}
+
+/// A process's state letter and identity (`pid:starttime`), from one read of /proc.
+fn proc_state(pid: u32) -> Option<(char, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime), counted after the parenthesised command name.
+    // Field 3 (state) and field 22 (starttime), counted after the parenthesised command name.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let start = rest.split(' ').nth(19)?;
-    Some(format!("{pid}:{start}"))
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?;
+    Some((state, format!("{pid}:{start}")))
+}
+
+/// Whether the process that `owner` names is still that process and has
+/// not exited (a zombie has: only its parent has not collected it yet).
+pub fn process_running(owner: &str) -> bool {
+    let Some(pid) = owner.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    proc_state(pid).is_some_and(|(state, now)| state != 'Z' && now == owner)
 }
 
 /// Whether the process that wrote `owner` is still running.

@@ -98,9 +98,7 @@ impl SourceRoot {
     /// file or directory does not bring it in.
     fn real_rel(&self, tree: &Root, rel: &str) -> Option<String> {
         let e = tree.lookup(rel).ok()??;
-        let real = fs::read_link(e.proc_path()).ok()?;
-        let root = fs::canonicalize(&self.root).ok()?;
-        Some(real.strip_prefix(&root).ok()?.to_string_lossy().into_owned())
+        Some(tree.relative_path(&e)?.to_string_lossy().into_owned())
     }
 
     fn ignored(&self, tree: &Root, rel: &str) -> bool {
@@ -314,10 +312,16 @@ struct Child {
     excluded: bool,
 }
 
-/// Owner, then mode (a chown clears setuid bits), then times, through the descriptor.
-fn fd_meta(fd: BorrowedFd<'_>, uid: u32, gid: u32, perm: u32, times: &Timestamps) -> io::Result<()> {
+/// Owner, then mode (a chown clears setuid bits), through the descriptor.
+pub(super) fn fd_owner_mode(fd: BorrowedFd<'_>, uid: u32, gid: u32, perm: u32) -> io::Result<()> {
     rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
     rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(perm))?;
+    Ok(())
+}
+
+/// Owner and mode, then times, through the descriptor.
+fn fd_meta(fd: BorrowedFd<'_>, uid: u32, gid: u32, perm: u32, times: &Timestamps) -> io::Result<()> {
+    fd_owner_mode(fd, uid, gid, perm)?;
     rustix::fs::futimens(fd, times)?;
     Ok(())
 }

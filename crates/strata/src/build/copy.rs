@@ -114,9 +114,7 @@ impl Builder<'_> {
             if add && md.is_file() {
                 if let Some(mut f) = root.open_regular(rel)? {
                     if is_archive(&read_head(&mut f).at(rel)?) {
-                        let f = root
-                            .open_regular(rel)?
-                            .ok_or_else(|| self.err(line, format!("{what} {rel}: changed while read")))?;
+                        io::Seek::rewind(&mut f).at(rel)?;
                         self.extract(f, rel, &rootfs, &dest, mode)
                             .map_err(|e| self.err(line, format!("{what} {rel}: {e}")))?;
                         continue;
@@ -216,7 +214,5 @@ fn write_file(rootfs: &Root, dest: &str, src: &mut impl io::Read, owner: (u32, u
     }
     let mut out = dir.create_file(&name, 0o600)?;
     io::copy(src, &mut out).at(dest)?;
-    drop(out);
-    dir.chown(&name, owner.0, owner.1)?;
-    dir.chmod(&name, mode).at(dest)
+    super::context::fd_owner_mode(std::os::fd::AsFd::as_fd(&out), owner.0, owner.1, mode).at(dest)
 }

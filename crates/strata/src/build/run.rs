@@ -114,11 +114,10 @@ impl Builder<'_> {
                     } else {
                         // The runtime mounts a path: the resolved object's own, which has no
                         // symlink left in it and lies inside the root the kernel resolved it in.
-                        let real = fs::read_link(entry.proc_path()).at(&src)?;
-                        if !real.starts_with(fs::canonicalize(&root).at(&root)?) {
+                        if Root::open(&root)?.relative_path(&entry).is_none() {
                             return Err(self.err(line, format!("--mount source={src}: resolves outside its root")));
                         }
-                        (real, md.is_file())
+                        (fs::read_link(entry.proc_path()).at(&src)?, md.is_file())
                     }
                 }
             };

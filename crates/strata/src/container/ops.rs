@@ -104,14 +104,13 @@ const NAME_NOUNS: [&str; 16] = [
 /// has given the pid to since.
 fn alive(rec: &ContainerRecord) -> bool {
     let Some(pid) = rec.pid else { return false };
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    if stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()) == Some('Z') {
-        return false;
-    }
     match &rec.process {
-        Some(p) => crate::store::owner_alive(p),
+        Some(p) => crate::store::process_running(p),
         // Recorded before processes were (schema 1): the pid is all there is.
-        None => true,
+        None => fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
+            .is_some_and(|state| state != 'Z'),
     }
 }
 
