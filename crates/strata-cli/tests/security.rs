@@ -115,8 +115,13 @@ fn context_stage_and_image_symlinks_never_deliver_host_content(driver: &str) {
     assert!(code != 0 && !out.contains("host-secret"), "{code} {out}");
 }
 
-fn dotdot_mount_targets_and_volumes_change_nothing_on_the_host(driver: &str) {
-    let s = Strata::new(driver);
+/// Overlay only: there strata itself makes the mount points (in the init
+/// lower); on the copy driver the runtime does, confined by libpathrs, and a
+/// copy-driver run of this test stayed green on the build before the fix, so
+/// it checked nothing of strata's.
+#[test]
+fn dotdot_mount_targets_and_volumes_change_nothing_on_the_host() {
+    let s = Strata::new("overlay");
     let v = victim(&s);
     let vs = v.to_str().unwrap();
     let src = s.path("src");
@@ -203,7 +208,6 @@ fn diff_and_commit_over_a_replaced_symlink_list_only_the_containers_files(driver
 both_drivers!(
     build_through_image_symlinks_writes_nothing_on_the_host,
     context_stage_and_image_symlinks_never_deliver_host_content,
-    dotdot_mount_targets_and_volumes_change_nothing_on_the_host,
     read_only_binds_are_read_only_all_the_way_down,
     user_lookup_stays_inside_the_image,
     diff_and_commit_over_a_replaced_symlink_list_only_the_containers_files,

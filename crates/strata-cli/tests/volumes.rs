@@ -211,31 +211,39 @@ fn image_volume_paths_get_anonymous_volumes() {
 }
 
 #[test]
-fn a_volume_removed_while_a_run_takes_it_is_never_removed_in_use() {
+fn volume_rm_waits_for_commands_in_progress_and_refuses_a_volume_they_took() {
     let s = Strata::new("overlay");
     let a = s.write("images.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
     s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    for i in 0..10 {
-        s.ok(&["volume", "create", "vol"]);
-        let name = format!("c{i}");
-        let run = s
-            .command()
-            .args(["run", "-d", "--name", &name, "-v", "vol:/d", "busybox", "sleep", "60"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let rm = s.command().args(["volume", "rm", "vol"]).stdout(std::process::Stdio::null()).spawn().unwrap();
-        let (run, _) = (run.wait_with_output().unwrap(), rm.wait_with_output().unwrap());
-        if run.status.success() {
-            // The container has the volume: its record and data must be there, and be what /d is.
-            let (code, out, err) = s.code(&["volume", "inspect", "vol"]);
-            assert_eq!(code, 0, "round {i}: a volume in use was removed ({err})");
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-            let dir = std::path::PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
-            s.ok(&["exec", &name, "sh", "-c", "echo mine > /d/f"]);
-            assert!(dir.join("f").exists(), "round {i}: the container's /d is not the volume's directory");
-            s.ok(&["rm", "-f", &name]);
-        }
-        let _ = s.run(&["volume", "rm", "vol"]);
+    s.ok(&["volume", "create", "vol"]);
+    // Another command in progress: the store lock held shared (as a `run -v` holds it from
+    // its look at the volume until its container is recorded), until `release` appears.
+    let lock = s.root().join("lock");
+    let release = s.path("release");
+    let mut holder = std::process::Command::new("flock")
+        .arg("-s")
+        .arg(&lock)
+        .arg("-c")
+        .arg(format!("echo held; until [ -e {} ]; do sleep 0.02; done", release.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "held\n");
+    let mut rm = s.command().args(["volume", "rm", "vol"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // rm either finished (it did not wait) or is queued on the lock, as /proc/locks shows.
+    let waiting = format!(" {} ", rm.id());
+    while rm.try_wait().unwrap().is_none()
+        && !fs::read_to_string("/proc/locks").unwrap().lines().any(|l| l.contains("->") && l.contains(&waiting))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Meanwhile the command in progress takes the volume.
+    s.ok(&["create", "--name", "user", "-v", "vol:/d", "busybox", "true"]);
+    fs::write(&release, "").unwrap();
+    holder.wait().unwrap();
+    let o = rm.wait_with_output().unwrap();
+    assert!(!o.status.success(), "volume rm removed a volume a container had just taken");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("user"), "{}", String::from_utf8_lossy(&o.stderr));
 }
