@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use strata::container::{inherit_stdio, CreateOptions};
+use strata::container::{inherit_stdio, Attach, CreateOptions};
 use strata::store::ContainerState;
 use strata::Engine;
 
@@ -78,12 +78,13 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
 
 /// Run a container attached to this terminal; its exit code is ours.
 /// Without `-i` its standard input is /dev/null, as Docker's.
-fn run_attached(engine: &Engine, id: &str, interactive: bool) -> Result<ExitCode> {
+fn run_attached(engine: &Engine, id: &str, attach: Attach) -> Result<ExitCode> {
+    let interactive = attach.interactive;
     let mut stdio = inherit_stdio()?;
     if !interactive {
         stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
     }
-    let (code, msg) = engine.containers().run(id, stdio, interactive)?;
+    let (code, msg) = engine.containers().run(id, stdio, attach)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }
@@ -99,7 +100,7 @@ pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    run_attached(engine, &rec.id, a.interactive)
+    run_attached(engine, &rec.id, Attach { interactive: a.interactive, sig_proxy: a.sig_proxy })
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
@@ -113,7 +114,7 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        return run_attached(engine, &a.containers[0], a.interactive);
+        return run_attached(engine, &a.containers[0], Attach { interactive: a.interactive, sig_proxy: true });
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {

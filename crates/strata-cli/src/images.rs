@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use strata::engine::{display_tag, Removal};
+use strata::engine::Removal;
 use strata::image::archive::SaveFormat;
+use strata::image::reference::display_tag;
 use strata::image::reference::{familiar, split_tag};
 use strata::Engine;
 
@@ -31,6 +32,7 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         labels: a.label,
         pull: a.pull,
         progress: crate::registry::progress(a.quiet),
+        sig_proxy: true,
     };
     let mut out = io::stdout();
     match engine.builds().build(&mut opts, &mut out) {
@@ -103,11 +105,14 @@ pub(crate) fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
 }
 
 pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
-    let filter = a.reference.as_deref().map(strata::image::Reference::parse).transpose()?;
+    let images = match a.reference.as_deref() {
+        Some(r) => engine.images().list_matching(r)?,
+        None => engine.images().list()?,
+    };
     let now = now();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for img in engine.images().list()? {
+    for img in images {
         let mut tags: Vec<(String, String)> = img
             .tags
             .iter()
@@ -116,15 +121,6 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
                 (n.to_string(), tag.to_string())
             })
             .collect();
-        if let Some(f) = &filter {
-            tags.retain(|(n, t)| {
-                *n == f.name()
-                    && (a.reference.as_deref().is_some_and(|r| !r.contains(':')) || Some(t) == f.tag.as_ref())
-            });
-            if tags.is_empty() {
-                continue;
-            }
-        }
         if tags.is_empty() {
             tags.push(("<none>".into(), "<none>".into()));
         }

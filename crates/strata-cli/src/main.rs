@@ -354,6 +354,9 @@ pub(crate) struct RunArgs {
     /// Allocate a pseudo-terminal.
     #[arg(short, long)]
     pub(crate) tty: bool,
+    /// Proxy received signals to the container (attached runs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) sig_proxy: bool,
     /// Memory limit (e.g. 512m, 1g).
     #[arg(short, long)]
     pub(crate) memory: Option<String>,

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use strata::engine::display_tag;
+use strata::image::reference::display_tag;
 use strata::Engine;
 
 use crate::*;

@@ -65,8 +65,7 @@ pub(crate) fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
     }
     let active = u.images.iter().filter(|i| i.containers > 0).count();
     let images_size: u64 = u.layers_size;
-    let reclaimable: u64 =
-        u.images.iter().filter(|i| i.containers == 0).map(|i| i.unique_size).sum::<u64>() + u.unused_size;
+    let reclaimable = u.images_reclaimable;
     let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
     let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
     t.row(vec![

@@ -505,6 +505,41 @@ fn attached_run_forwards_signals() {
 }
 
 #[test]
+fn attached_run_with_sig_proxy_off_leaves_signals_to_the_cli() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = with_image("overlay");
+    let mut child = s
+        .command()
+        .args([
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "nosig",
+            "app:1",
+            "sh",
+            "-c",
+            "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "the CLI itself takes the signal: {status:?}");
+    // The container never saw it: still running, not exited with its trap's 42.
+    let ps = s.ok(&["ps", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = ps.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{ps}");
+    assert_eq!((rows[0]["Names"].as_str(), rows[0]["State"].as_str()), (Some("nosig"), Some("running")), "{ps}");
+    s.ok(&["rm", "-f", "nosig"]);
+    assert!(mounts_under(&s).is_empty());
+}
+
+#[test]
 fn commit_changes_mean_what_the_same_dockerfile_lines_mean() {
     let s = with_image("overlay");
     s.ok(&["tag", "app:1", "base"]);

@@ -408,3 +408,32 @@ fn history_and_inspect_describe_the_layers() {
     let (code, _) = s.fails(&["images", "--bogus-flag"]);
     assert_eq!(code, 125);
 }
+
+#[test]
+fn images_with_a_reference_lists_only_its_repository_and_tag() {
+    let s = Strata::new("overlay");
+    let a = s.write("f.tar", &docker_archive(&[TestImage::new("app:1", vec![busybox_layer()])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    for t in ["app:2", "other:1", "localhost:5000/app:1"] {
+        s.ok(&["tag", "app:1", t]);
+    }
+    let rows = |r: &str| -> Vec<(String, String)> {
+        let out = s.ok(&["images", "--format", "json", r]);
+        let mut v: Vec<(String, String)> = out
+            .lines()
+            .map(|l| {
+                let j: serde_json::Value = serde_json::from_str(l).unwrap();
+                (j["Repository"].as_str().unwrap().to_string(), j["Tag"].as_str().unwrap().to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let pair = |r: &str, t: &str| (r.to_string(), t.to_string());
+    assert_eq!(rows("app"), [pair("app", "1"), pair("app", "2")]);
+    assert_eq!(rows("app:2"), [pair("app", "2")]);
+    // A registry port is not a tag: every tag of that repository.
+    assert_eq!(rows("localhost:5000/app"), [pair("localhost:5000/app", "1")]);
+    assert_eq!(rows("localhost:5000/app:1"), [pair("localhost:5000/app", "1")]);
+    assert_eq!(rows("nothing"), Vec::<(String, String)>::new());
+}

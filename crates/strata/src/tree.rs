@@ -17,7 +17,14 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
 
 use crate::error::{IoContext, Result};
-use crate::layer::OVERLAY_OPAQUE_XATTR;
+
+/// The xattr overlayfs reads to make a directory opaque.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// Whether an entry of an overlay-form directory is a whiteout (char device 0/0).
+pub fn is_whiteout_device(md: &fs::Metadata) -> bool {
+    md.file_type().is_char_device() && md.rdev() == 0
+}
 
 /// Remove a file or a whole directory tree; absent is fine. Symlinks are
 /// removed, never followed.
@@ -166,7 +173,7 @@ fn merge_dir(diff: &Path, merged: &Path, links: &mut HashMap<(u64, u64), PathBuf
         let e = e.at(diff)?;
         let (s, d) = (e.path(), merged.join(e.file_name()));
         let md = fs::symlink_metadata(&s).at(&s)?;
-        if crate::layer::is_whiteout_device(&md) {
+        if is_whiteout_device(&md) {
             remove(&d)?;
             continue;
         }

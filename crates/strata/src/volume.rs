@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
+use crate::core::Core;
 use crate::error::{Error, IoContext, Result};
 use crate::store::{now, VolumeRecord};
 
@@ -163,23 +163,27 @@ pub struct VolumeInfo {
     pub options: BTreeMap<String, String>,
 }
 
+/// Who uses a volume is the containers' knowledge, not this module's: the
+/// service is handed the question (`container::volumes` answers it from
+/// the containers' run configurations), so the import arrow runs one way.
+pub type UsersOf = fn(&Core, &str) -> Result<Vec<String>>;
+
 /// The volumes service: named and anonymous volumes (`volumes/<name>/_data`,
 /// records in the store), their users, seeding from an image, removal.
-pub struct Volumes<'e> {
-    engine: &'e Engine,
+pub struct Volumes<'c> {
+    core: &'c Core,
+    users_of: UsersOf,
 }
 
-impl Engine {
-    /// The volumes service.
-    pub fn volumes(&self) -> Volumes<'_> {
-        Volumes { engine: self }
+impl<'c> Volumes<'c> {
+    /// The service over `core`; `users_of` names the containers that use a volume.
+    pub fn new(core: &'c Core, users_of: UsersOf) -> Self {
+        Volumes { core, users_of }
     }
-}
 
-impl Volumes<'_> {
     /// Where a volume's data lives.
     pub fn data_dir(&self, name: &str) -> PathBuf {
-        self.engine.root.join("volumes").join(name).join("_data")
+        self.core.root.join("volumes").join(name).join("_data")
     }
 
     /// `volume create`: a new (or, if it exists, the same) named volume.
@@ -209,7 +213,7 @@ impl Volumes<'_> {
     pub(crate) fn ensure(&self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
         let data = self.data_dir(name);
         fs::create_dir_all(&data).at(&data)?;
-        self.engine.store.insert_volume(&VolumeRecord {
+        self.core.store.insert_volume(&VolumeRecord {
             name: name.to_string(),
             created: now(),
             labels: labels.to_string(),
@@ -233,48 +237,40 @@ impl Volumes<'_> {
 
     /// `volume ls`.
     pub fn list(&self) -> Result<Vec<VolumeInfo>> {
-        Ok(self.engine.store.volumes()?.iter().map(|v| self.info(v)).collect())
+        Ok(self.core.store.volumes()?.iter().map(|v| self.info(v)).collect())
     }
 
     /// `volume inspect`.
     pub fn inspect(&self, name: &str) -> Result<VolumeInfo> {
-        let v = self.engine.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
+        let v = self.core.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
         Ok(self.info(&v))
     }
 
     /// Containers (by name) that mount a volume.
     pub fn users(&self, name: &str) -> Result<Vec<String>> {
-        let mut users = Vec::new();
-        for c in self.engine.store.containers()? {
-            // A record that cannot be read might use the volume: an error, not "no users".
-            let cfg = crate::container::run_config(&c)?;
-            if cfg.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == name) {
-                users.push(c.name);
-            }
-        }
-        Ok(users)
+        (self.users_of)(self.core, name)
     }
 
     /// `volume rm`: refuses a volume any container uses, naming them.
     pub fn remove(&self, name: &str) -> Result<()> {
         // Exclusive: a `run -v NAME:...` holds the lock shared from its check of
         // the volume until its container is recorded, so the users seen here are all.
-        self.engine.exclusive()?;
-        self.engine.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
+        self.core.exclusive()?;
+        self.core.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;
         let users = self.users(name)?;
         if !users.is_empty() {
             return Err(Error::InUse(format!("remove {name}: volume is in use by container(s) {}", users.join(", "))));
         }
         // Record first: a directory without a record is harmless, a record without its data is not.
-        self.engine.store.delete_volume(name)?;
-        crate::tree::remove(&self.engine.root.join("volumes").join(name))
+        self.core.store.delete_volume(name)?;
+        crate::tree::remove(&self.core.root.join("volumes").join(name))
     }
 
     /// `volume prune`: every volume no container refers to.
     pub fn prune(&self) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
-        for v in self.engine.store.volumes()? {
+        for v in self.core.store.volumes()? {
             if self.users(&v.name)?.is_empty() {
                 bytes += crate::tree::usage(&self.data_dir(&v.name))?;
                 self.remove(&v.name)?;
@@ -290,7 +286,7 @@ impl Volumes<'_> {
         if m.kind != MountKind::Volume {
             return Ok(());
         }
-        let Some(v) = self.engine.store.volume(&m.source)? else { return Ok(()) };
+        let Some(v) = self.core.store.volume(&m.source)? else { return Ok(()) };
         if v.seeded {
             return Ok(());
         }
@@ -302,7 +298,7 @@ impl Volumes<'_> {
                 crate::tree::copy_tree(&src.proc_path(), &data)?;
             }
         }
-        self.engine.store.mark_seeded(&m.source)
+        self.core.store.mark_seeded(&m.source)
     }
 }
 

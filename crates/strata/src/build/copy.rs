@@ -87,7 +87,7 @@ impl Builder<'_> {
         if !heredocs.is_empty() && dir_form {
             return Err(self.err(line, format!("{what} <<heredoc: give a file path as the destination")));
         }
-        let snap = Snapshot::new(self.engine, state, &[])?;
+        let snap = Snapshot::new(self.core, state, &[])?;
         let rootfs = Root::open(&snap.rootfs())?;
         let chown = c
             .chown
@@ -152,12 +152,12 @@ impl Builder<'_> {
             write_file(&rootfs, &dest, &mut body.as_bytes(), chown.unwrap_or((0, 0)), c.chmod.unwrap_or(0o644))?;
         }
         drop(view);
-        snap.commit(self.engine, state, &[], &format!("{}:{line}", self.df.file))
+        snap.commit(self.core, state, &[], &format!("{}:{line}", self.df.file))
     }
 
     /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.
     fn extract(&self, src: File, name: &str, rootfs: &Root, dest: &str, mode: CopyMode) -> Result<()> {
-        let tmp = TempDir::new(&self.engine.tmp, "build-add")?;
+        let tmp = TempDir::new(&self.core.tmp, "build-add")?;
         let (_, r) = crate::layer::decompress(io::BufReader::new(src)).map_err(|e| Error::stream(name, e))?;
         let mut ar = tar::Archive::new(r);
         ar.set_preserve_permissions(true);
@@ -195,7 +195,7 @@ impl Builder<'_> {
             return Ok(p.clone());
         }
         if self.download_dir.is_none() {
-            self.download_dir = Some(TempDir::new(&self.engine.tmp, "build-download")?);
+            self.download_dir = Some(TempDir::new(&self.core.tmp, "build-download")?);
         }
         let dir = self.download_dir.as_ref().expect("made above").path();
         let file = dir.join(format!("{}", self.downloads.len()));

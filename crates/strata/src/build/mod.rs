@@ -37,13 +37,14 @@ use self::context::SourceRoot;
 pub use self::ignore::Ignore;
 use self::snapshot::View;
 use crate::container::spec;
+use crate::core::Core;
 use crate::digest::{chain_ids, Digest, Hasher};
 use crate::dockerfile::metadata::command_args;
 use crate::dockerfile::words::{self, Vars};
 use crate::dockerfile::{self, Dockerfile, Instruction, Located, Source};
-use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Reference};
+use crate::images::Images;
 use crate::snapshot::mount;
 use crate::store::{now, LayerRecord};
 use crate::tmp::TempDir;
@@ -81,6 +82,10 @@ pub struct BuildOptions {
     pub pull: bool,
     /// Where pulls of base images report progress.
     pub progress: std::sync::Arc<dyn crate::registry::Progress>,
+    /// Pass signals sent to this process on to a RUN step's command while it
+    /// runs (the CLI's Ctrl-C stops the step, and the build fails cleanly).
+    /// Process-wide: a front end serving several builds at once leaves it off.
+    pub sig_proxy: bool,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -134,7 +139,7 @@ enum FromRef {
 }
 
 struct Builder<'a> {
-    engine: &'a Engine,
+    core: &'a Core,
     df: Dockerfile,
     opts: &'a BuildOptions,
     context: SourceRoot,
@@ -304,20 +309,19 @@ impl<'a> Builder<'a> {
                 "config": {"Env": [spec::DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]) }, Vec::new()));
         }
-        let local = if self.opts.pull { None } else { self.engine.resolve_image(&name).ok() };
+        let local = if self.opts.pull { None } else { self.core.resolve_image(&name).ok() };
         let id = match local {
             Some(id) => id,
             None => {
                 let platform = s.from.value.platform.clone().or_else(|| self.opts.platform.clone());
                 let opts = crate::registry::PullOptions { platform, registry: Default::default() };
-                self.engine
-                    .registries()
+                crate::registry::Registries::new(self.core)
                     .pull_inner(&name, &opts, self.opts.progress.clone())
                     .map_err(|e| self.err(line, format!("FROM {name}: not in the store, and pulling it failed: {e}")))?
             }
         };
-        let (mut config, _) = self.engine.config_of(&id)?;
-        let layers = self.engine.store.image_layers(&id)?;
+        let (mut config, _) = self.core.config_of(&id)?;
+        let layers = self.core.store.image_layers(&id)?;
         let onbuild: Vec<String> = serde_json::from_value(config["config"]["OnBuild"].clone()).unwrap_or_default();
         if !config["config"].is_object() {
             config["config"] = json!({});
@@ -463,13 +467,13 @@ impl<'a> Builder<'a> {
             None => next.config["history"] = json!([entry]),
         }
         let text = serde_json::to_string(&next.config).expect("config serializes");
-        self.engine.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
+        self.core.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
         Ok((next, false))
     }
 
     /// A cached step's result, if its layers are all still here.
     fn cached(&self, key: &Digest) -> Result<Option<State>> {
-        let Some((text, _)) = self.engine.store.cached_step(key)? else { return Ok(None) };
+        let Some((text, _)) = self.core.store.cached_step(key)? else { return Ok(None) };
         let Ok(config) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
         let diff_ids: Vec<Digest> = match config["rootfs"]["diff_ids"].as_array() {
             Some(a) => a.iter().filter_map(|d| d.as_str().and_then(|d| Digest::parse(d).ok())).collect(),
@@ -477,7 +481,7 @@ impl<'a> Builder<'a> {
         };
         let mut layers = Vec::new();
         for c in chain_ids(&diff_ids) {
-            match self.engine.store.layer(&c)? {
+            match self.core.store.layer(&c)? {
                 Some(l) => layers.push(l),
                 None => return Ok(None),
             }
@@ -567,7 +571,7 @@ impl<'a> Builder<'a> {
         if let Some(i) = self.stage_named(name, stage) {
             return Ok(FromRef::Stage(i));
         }
-        match self.engine.resolve_image(name) {
+        match self.core.resolve_image(name) {
             Ok(id) => Ok(FromRef::Image(id)),
             Err(e) if e.kind() == crate::ErrorKind::NotFound => {
                 Err(self
@@ -591,19 +595,19 @@ impl<'a> Builder<'a> {
     fn view(&mut self, name: &str, stage: usize, line: usize) -> Result<View> {
         let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
             FromRef::Stage(i) => self.built[&i].layers.clone(),
-            FromRef::Image(id) => self.engine.store.image_layers(&id)?,
+            FromRef::Image(id) => self.core.store.image_layers(&id)?,
         };
         // A RUN holds no store lock while it runs: what it may mount is leased.
         let chains: Vec<Digest> = layers.iter().map(|l| l.chain_id.clone()).collect();
-        self.engine.store.lease_layers(&chains)?;
-        let dir = TempDir::new(&self.engine.tmp, "build-from")?;
+        self.core.store.lease_layers(&chains)?;
+        let dir = TempDir::new(&self.core.tmp, "build-from")?;
         let target = dir.path().join("root");
         fs::create_dir(&target).at(&target)?;
-        let dirs: Vec<PathBuf> = layers.iter().rev().map(|l| layer_dir(&self.engine.layers_dir, &l.chain_id)).collect();
+        let dirs: Vec<PathBuf> = layers.iter().rev().map(|l| layer_dir(&self.core.layers_dir, &l.chain_id)).collect();
         if dirs.is_empty() {
             return Ok(View { target, _dir: dir, mounted: false });
         }
-        let mounts = self.engine.snapshots.view(&dirs, &target)?;
+        let mounts = self.core.snapshots.view(&dirs, &target)?;
         mount::mount_all(&mounts)?;
         Ok(View { target, _dir: dir, mounted: true })
     }
@@ -671,18 +675,16 @@ fn read_dockerfile(opts: &BuildOptions, context: &Path) -> Result<(String, Strin
 }
 
 /// The builds service: Dockerfile builds and the build cache.
-pub struct Builds<'e> {
-    engine: &'e Engine,
+pub struct Builds<'c> {
+    core: &'c Core,
 }
 
-impl Engine {
-    /// The builds service.
-    pub fn builds(&self) -> Builds<'_> {
-        Builds { engine: self }
+impl<'c> Builds<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Builds { core }
     }
-}
 
-impl Builds<'_> {
     /// `build`: run a Dockerfile on a context; progress lines go to `out`.
     /// Returns the image ID.
     pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
@@ -695,7 +697,7 @@ impl Builds<'_> {
                 (d.clone(), None)
             }
             ContextSource::Stream(r) => {
-                let dir = TempDir::new(&self.engine.tmp, "build-context")?;
+                let dir = TempDir::new(&self.core.tmp, "build-context")?;
                 let read_err = |e| Error::stream("reading the context from standard input", e);
                 let head = read_head(r).map_err(read_err)?;
                 let mut whole = io::Cursor::new(head.clone()).chain(r);
@@ -796,7 +798,7 @@ impl Builds<'_> {
         let context = SourceRoot { root: context_dir, ignore, keep_owner: false };
         let quiet = opts.quiet;
         let mut b = Builder {
-            engine: self.engine,
+            core: self.core,
             df,
             opts,
             context,
@@ -813,7 +815,7 @@ impl Builds<'_> {
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
-        let _ = b.engine.store.release_leases();
+        let _ = b.core.store.release_leases();
         let unused: Vec<String> = b
             .build_args
             .keys()
@@ -834,11 +836,11 @@ impl Builds<'_> {
         let created = image::parse_time(state.config["created"].as_str());
         let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
         let b_out = b.out;
-        let id = b.engine.store_image(state.config, &state.layers, None, &tags, created)?;
+        let id = Images::new(b.core).store_image(state.config, &state.layers, None, &tags, created)?;
         drop(owned_context);
         if !quiet {
             for t in &tags {
-                let _ = writeln!(b_out, "Successfully tagged {}", crate::engine::display_tag(t));
+                let _ = writeln!(b_out, "Successfully tagged {}", crate::image::reference::display_tag(t));
             }
         }
         Ok(id)
@@ -847,10 +849,10 @@ impl Builds<'_> {
     /// `builder prune`: forget the build cache, then free what only it kept.
     /// Returns (cache entries dropped, bytes freed).
     pub fn prune_cache(&self) -> Result<(usize, u64)> {
-        self.engine.exclusive()?;
-        let n = self.engine.store.clear_build_cache()?;
-        let (_, freed) = self.engine.collect_garbage()?;
-        let mounts = self.engine.root.join("build-mounts");
+        self.core.exclusive()?;
+        let n = self.core.store.clear_build_cache()?;
+        let (_, freed) = self.core.collect_garbage()?;
+        let mounts = self.core.root.join("build-mounts");
         let mut freed = freed;
         if mounts.exists() {
             freed += crate::tree::usage(&mounts)?;

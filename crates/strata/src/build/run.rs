@@ -101,7 +101,7 @@ impl Builder<'_> {
                     let md = entry.metadata()?;
                     if !m.readonly {
                         // rw binds may be written; the writes are thrown away, never reaching the source.
-                        let copy = TempDir::new(&self.engine.tmp, "build-bind")?;
+                        let copy = TempDir::new(&self.core.tmp, "build-bind")?;
                         let dst = copy.path().join("src");
                         if md.is_dir() {
                             fs::create_dir(&dst).at(&dst)?;
@@ -150,7 +150,7 @@ impl Builder<'_> {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, spec::DEFAULT_PATH.to_string());
         }
-        let snap = Snapshot::new(self.engine, state, &points)?;
+        let snap = Snapshot::new(self.core, state, &points)?;
         let rootfs = snap.rootfs();
         let root = Root::open(&rootfs)?;
         let workdir = state.workdir();
@@ -192,29 +192,31 @@ impl Builder<'_> {
             self.out.flush().map_err(|e| Error::stream("writing output", e))?;
             Stdio { stdin: devnull()?, ..crate::container::inherit_stdio()? }
         };
-        let rt = runtime::for_name(None, &self.engine.root.join("runtime"))?;
+        let rt = runtime::for_name(None, &self.core.root.join("runtime"))?;
         // While the command runs, no store lock: rmi and prunes elsewhere must not
         // wait for it. The snapshot's layers are leased, its tmp/ directory is
         // this process's by name, and the build cache keeps earlier steps.
         let chains: Vec<Digest> = state.layers.iter().map(|l| l.chain_id.clone()).collect();
-        self.engine.store.lease_layers(&chains)?;
-        self.engine.unlock();
-        let proxy = runtime::SignalProxy::install();
+        self.core.store.lease_layers(&chains)?;
+        self.core.unlock();
+        let proxy = self.opts.sig_proxy.then(runtime::SignalProxy::install);
         let pid = match rt.start(&id, &bundle, stdio) {
             Ok(pid) => {
-                proxy.forward_to(pid);
+                if let Some(p) = &proxy {
+                    p.forward_to(pid);
+                }
                 pid
             }
             Err(e) => {
                 let _ = rt.delete(&id);
-                self.engine.relock()?;
+                self.core.relock()?;
                 return Err(e);
             }
         };
         let code = runtime::wait(pid);
         drop(proxy);
         let _ = rt.delete(&id);
-        self.engine.relock()?;
+        self.core.relock()?;
         let code = code?;
         drop(views);
         if code != 0 {
@@ -224,16 +226,16 @@ impl Builder<'_> {
             return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
         }
         let targets: Vec<&str> = points.iter().map(|(t, _)| t.as_str()).collect();
-        let layer = snap.commit(self.engine, state, &targets, &format!("{}:{line}", self.df.file))?;
+        let layer = snap.commit(self.core, state, &targets, &format!("{}:{line}", self.df.file))?;
         drop(scratch);
         Ok((layer, created_by))
     }
 
     fn cache_dir(&self, m: &RunMount, target: &str) -> Result<PathBuf> {
         let id = m.id.clone().unwrap_or_else(|| target.to_string());
-        let dir = self.engine.root.join("build-mounts").join(&Digest::of(id.as_bytes()).hex()[..32]);
+        let dir = self.core.root.join("build-mounts").join(&Digest::of(id.as_bytes()).hex()[..32]);
         if !dir.exists() {
-            let tmp = TempDir::new(&self.engine.tmp, "cache-mount")?;
+            let tmp = TempDir::new(&self.core.tmp, "cache-mount")?;
             let p = tmp.path();
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(p, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).at(p)?;

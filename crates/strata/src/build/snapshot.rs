@@ -8,9 +8,10 @@ use std::fs;
 use std::path::PathBuf;
 
 use super::State;
+use crate::core::Core;
 use crate::digest::Digest;
-use crate::engine::Engine;
 use crate::error::{IoContext, Result};
+use crate::layers::Layers;
 use crate::snapshot::{mount, Driver, Mount};
 use crate::store::LayerRecord;
 use crate::tmp::TempDir;
@@ -27,12 +28,12 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(super) fn new(engine: &Engine, state: &State, mount_points: &[(String, bool)]) -> Result<Self> {
-        let dir = TempDir::new(&engine.tmp, "build")?;
+    pub(super) fn new(core: &Core, state: &State, mount_points: &[(String, bool)]) -> Result<Self> {
+        let dir = TempDir::new(&core.tmp, "build")?;
         let rootfs = dir.path().join("rootfs");
         fs::create_dir(&rootfs).at(&rootfs)?;
-        let lowers = state.lowers(&engine.layers_dir);
-        let mut snap = Snapshot { dir, mounted: false, driver: engine.driver(), lowers };
+        let lowers = state.lowers(&core.layers_dir);
+        let mut snap = Snapshot { dir, mounted: false, driver: core.driver(), lowers };
         match snap.driver {
             Driver::Overlay => {
                 let d = snap.dir.path().to_path_buf();
@@ -41,12 +42,12 @@ impl Snapshot {
                 }
                 let init = d.join("init");
                 let points: Vec<(&str, bool)> = mount_points.iter().map(|(t, f)| (t.as_str(), *f)).collect();
-                crate::container::make_init_dir(&init, &points, &snap.lowers)?;
+                crate::layer::changes::make_init_dir(&init, &points, &snap.lowers)?;
                 let mut lowers = vec![init];
                 if snap.lowers.is_empty() {
-                    lowers.push(engine.empty_dir()?);
+                    lowers.push(Layers::new(core).empty_dir()?);
                 } else {
-                    lowers.extend(crate::snapshot::Overlay::new(&engine.tmp).lowers(&snap.lowers, 1)?);
+                    lowers.extend(crate::snapshot::Overlay::new(&core.tmp).lowers(&snap.lowers, 1)?);
                 }
                 mount::mount_all(&[Mount::overlay(lowers, Some((d.join("upper"), d.join("work"))), rootfs)])?;
                 snap.mounted = true;
@@ -75,7 +76,7 @@ impl Snapshot {
     /// The step's changes as one new layer on `state`'s layers.
     pub(super) fn commit(
         mut self,
-        engine: &Engine,
+        core: &Core,
         state: &State,
         mount_targets: &[&str],
         label: &str,
@@ -84,19 +85,14 @@ impl Snapshot {
         if self.driver == Driver::Overlay && mount_targets.is_empty() {
             // The upper directory holds exactly the step's changes, in the layer
             // directories' own form: it becomes the layer as it is, nothing copied.
-            let work = TempDir::new(&engine.tmp, "layer")?;
+            let work = TempDir::new(&core.tmp, "layer")?;
             let upper = self.dir.path().join("upper");
             fs::rename(&upper, work.path().join("diff")).at(&upper)?;
             let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
-            return engine.unpacker().install_tree(
-                &engine.store,
-                work,
-                &lowers,
-                &crate::layer::WriteOptions::from_env(),
-            );
+            return core.unpacker().install_tree(&core.store, work, &lowers, &crate::layer::WriteOptions::from_env());
         }
-        let (source, changes) = engine.layer_changes(self.dir.path(), &self.lowers, mount_targets)?;
-        engine.layer_from_changes(&source, &changes, &state.layers, label)
+        let (source, changes) = Layers::new(core).changes(self.dir.path(), &self.lowers, mount_targets)?;
+        Layers::new(core).from_changes(&source, &changes, &state.layers, label)
     }
 }
 

@@ -12,14 +12,15 @@ use serde::Serialize;
 use super::runtime::{self, Runtime, Stdio};
 use super::spec::{self, RunConfig};
 use super::Change;
-use crate::digest::{chain_ids, Digest, HashingReader};
-use crate::engine::Engine;
+use crate::core::Core;
+use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::{self, LayerDescriptor, Reference};
-use crate::layer::{write_diff, WriteOptions};
+use crate::image::{self, Reference};
+use crate::images::Images;
+use crate::layers::Layers;
 use crate::snapshot::{mount, Driver, Mount};
-use crate::store::{now, ContainerRecord, ContainerState, ImageRecord};
-use crate::unpack::{layer_dir, LayerSpec};
+use crate::store::{now, ContainerRecord, ContainerState};
+use crate::volume::{MountKind, Volumes};
 
 /// Flags of `create` and `run`.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +61,18 @@ pub struct CreateOptions {
     pub mounts: Vec<String>,
     /// `--volumes-from CONTAINER[:ro]`.
     pub volumes_from: Vec<String>,
+}
+
+/// How an attached `run` (or `start -a`) is attached to its caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attach {
+    /// `-i`: the container reads the caller's standard input (a terminal's keys with `-t`).
+    pub interactive: bool,
+    /// `--sig-proxy`: signals sent to this process go to the container's (held
+    /// until it is known, so none is lost between start and its pid). Process-wide
+    /// while the container runs: a front end serving several operations at once
+    /// (an HTTP API) leaves it off.
+    pub sig_proxy: bool,
 }
 
 /// A container as `ps` shows it.
@@ -139,135 +152,61 @@ fn check_env(entries: &[String]) -> Result<Vec<String>> {
 
 /// The containers service: records and the lifecycle (create, run, start,
 /// exec, kill, stop, wait, remove), logs, inspect, diff and commit.
-pub struct Containers<'e> {
-    engine: &'e Engine,
+pub struct Containers<'c> {
+    core: &'c Core,
 }
 
-impl Engine {
-    /// The containers service.
-    pub fn containers(&self) -> Containers<'_> {
-        Containers { engine: self }
-    }
+/// The volumes service as containers see it: a volume is in use while a
+/// container's run configuration mounts it.
+pub fn volumes(core: &Core) -> Volumes<'_> {
+    Volumes::new(core, volume_users)
+}
 
-    fn image_lowers(&self, image_id: &Digest) -> Result<Vec<PathBuf>> {
-        Ok(self.store.image_layers(image_id)?.iter().rev().map(|l| layer_dir(&self.layers_dir, &l.chain_id)).collect())
-    }
-
-    pub(crate) fn empty_dir(&self) -> Result<PathBuf> {
-        let p = self.root.join("layers-empty");
-        fs::create_dir_all(&p).at(&p)?;
-        Ok(p)
-    }
-
-    /// What a container layer at `dir` (its `upper/` on overlay, its full
-    /// `rootfs/` on the copy driver) changed over `lowers` (top first),
-    /// leaving out runtime mount points and what lies under the mounts at
-    /// `targets`; and the directory the changes are read from.
-    pub(crate) fn layer_changes(
-        &self,
-        dir: &Path,
-        lowers: &[PathBuf],
-        targets: &[&str],
-    ) -> Result<(PathBuf, Vec<Change>)> {
-        let (source, changes) = match self.driver() {
-            Driver::Overlay => (dir.join("upper"), super::overlay_changes(&dir.join("upper"), lowers)?),
-            Driver::Copy => {
-                let base = match lowers.first() {
-                    Some(top) => top.clone(),
-                    None => self.empty_dir()?,
-                };
-                (dir.join("rootfs"), super::tree_changes(&dir.join("rootfs"), &base)?)
-            }
-        };
-        let changes = changes
-            .into_iter()
-            .filter(|(k, p)| !mount_point_artifact(*k, p, dir, self.driver(), targets))
-            .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
-            .collect();
-        Ok((source, changes))
-    }
-
-    /// Turn `changes` found in `source` (an overlay upper directory, or a
-    /// full tree for the copy driver) into one layer on top of `below`.
-    pub(crate) fn layer_from_changes(
-        &self,
-        source: &Path,
-        changes: &[Change],
-        below: &[crate::store::LayerRecord],
-        label: &str,
-    ) -> Result<crate::store::LayerRecord> {
-        let work = crate::tmp::TempDir::new(&self.tmp, "commit")?;
-        let diff_dir = work.path().join("changes");
-        fs::create_dir(&diff_dir).at(&diff_dir)?;
-        super::changes_to_overlay_dir(source, changes, &diff_dir)?;
-        let tar_path = work.path().join("layer.tar");
-        let f = io::BufWriter::new(File::create(&tar_path).at(&tar_path)?);
-        write_diff(&diff_dir, f, &WriteOptions::from_env())?
-            .into_inner()
-            .map_err(|e| Error::stream("writing layer", e.into_error()))?;
-        let (diff_id, _) = HashingReader::new(File::open(&tar_path).at(&tar_path)?).drain_finish().at(&tar_path)?;
-        let mut diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
-        diff_ids.push(diff_id.clone());
-        let chains = chain_ids(&diff_ids);
-        let spec = LayerSpec {
-            chain_id: chains.last().expect("one layer at least").clone(),
-            diff_id: diff_id.clone(),
-            lowers: chains[..chains.len() - 1].iter().rev().cloned().collect(),
-            blob: Some(diff_id),
-            media_type: None,
-            label: label.to_string(),
-        };
-        let tp = tar_path.clone();
-        self.unpacker().ensure_layer(&self.store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
-    }
-
-    /// Record an image made here: `config` (its rootfs set from `layers`,
-    /// `history` extended by `entry`) and a manifest; returns its ID.
-    pub(crate) fn store_image(
-        &self,
-        mut config: serde_json::Value,
-        layers: &[crate::store::LayerRecord],
-        entry: Option<serde_json::Value>,
-        tags: &[String],
-        created: i64,
-    ) -> Result<Digest> {
-        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-        config["created"] = image::format_time(created).into();
-        config["rootfs"] =
-            serde_json::json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()});
-        if let Some(entry) = entry {
-            match config["history"].as_array_mut() {
-                Some(h) => h.push(entry),
-                None => config["history"] = serde_json::json!([entry]),
-            }
+/// Containers (by name) that mount volume `name`.
+fn volume_users(core: &Core, name: &str) -> Result<Vec<String>> {
+    let mut users = Vec::new();
+    for c in core.store.containers()? {
+        // A record that cannot be read might use the volume: an error, not "no users".
+        let cfg = super::run_config(&c)?;
+        if cfg.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == name) {
+            users.push(c.name);
         }
-        let bytes = serde_json::to_vec(&config).expect("config serializes");
-        let id = self.content.write_bytes(&bytes, None)?;
-        let manifest_layers: Vec<LayerDescriptor> = layers
-            .iter()
-            .map(|l| LayerDescriptor { media_type: l.media_type.clone(), digest: l.blob.clone(), size: l.blob_size })
-            .collect();
-        let manifest = image::make_manifest(&id, bytes.len() as u64, &manifest_layers)?;
-        let manifest = self.content.write_bytes(&manifest, None)?;
-        let img = ImageRecord { id: id.clone(), manifest, created, added: now() };
-        self.store.put_image(&img, &chain_ids(&diff_ids), tags)?;
-        Ok(id)
+    }
+    Ok(users)
+}
+
+impl<'c> Containers<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Containers { core }
+    }
+
+    fn images(&self) -> Images<'c> {
+        Images::new(self.core)
+    }
+
+    fn layers(&self) -> Layers<'c> {
+        Layers::new(self.core)
+    }
+
+    fn volumes(&self) -> Volumes<'c> {
+        volumes(self.core)
     }
 }
 
 impl Containers<'_> {
     fn container_dir(&self, id: &str) -> PathBuf {
-        self.engine.root.join("containers").join(id)
+        self.core.root.join("containers").join(id)
     }
 
     fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
         let cfg = super::run_config(&rec)?;
-        runtime::for_name(cfg.runtime.as_deref(), &self.engine.root.join("runtime"))
+        runtime::for_name(cfg.runtime.as_deref(), &self.core.root.join("runtime"))
     }
 
     /// A container by name, ID or ID prefix, its state refreshed.
     pub fn get(&self, name: &str) -> Result<ContainerRecord> {
-        let rec = self.engine.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
+        let rec = self.core.store.find_container(name)?.ok_or_else(|| Error::not_found("container", name))?;
         self.refresh(rec)
     }
 
@@ -275,7 +214,7 @@ impl Containers<'_> {
     fn refresh(&self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
         if rec.state == ContainerState::Running && !alive(&rec) {
             std::thread::sleep(Duration::from_millis(100));
-            if let Some(again) = self.engine.store.find_container(&rec.id)? {
+            if let Some(again) = self.core.store.find_container(&rec.id)? {
                 rec = again;
             }
             if rec.state == ContainerState::Running && !alive(&rec) {
@@ -284,7 +223,7 @@ impl Containers<'_> {
                 rec.finished = Some(now());
                 rec.pid = None;
                 rec.process = None;
-                self.engine.store.update_container(&rec)?;
+                self.core.store.update_container(&rec)?;
                 self.release_container(&rec.id);
             }
         }
@@ -315,8 +254,8 @@ impl Containers<'_> {
                 )));
             }
         }
-        let image_id = self.engine.resolve_image(image_name)?;
-        let (_, cfg) = self.engine.config_of(&image_id)?;
+        let image_id = self.core.resolve_image(image_name)?;
+        let (_, cfg) = self.core.config_of(&image_id)?;
         let os = cfg.os().to_string();
         if os != "linux" {
             return Err(Error::invalid(format!(
@@ -437,7 +376,7 @@ impl Containers<'_> {
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
         }
-        runtime::for_name(run.runtime.as_deref(), &self.engine.root.join("runtime"))?;
+        runtime::for_name(run.runtime.as_deref(), &self.core.root.join("runtime"))?;
         let mut rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -451,10 +390,10 @@ impl Containers<'_> {
             config: serde_json::to_string(&run).expect("config serializes"),
             process: None,
         };
-        self.engine.store.insert_container(&rec)?;
+        self.core.store.insert_container(&rec)?;
         for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
-            if let Err(e) = self.engine.volumes().ensure(&m.source, m.anonymous, "{}") {
-                let _ = self.engine.store.delete_container(&id);
+            if let Err(e) = self.volumes().ensure(&m.source, m.anonymous, "{}") {
+                let _ = self.core.store.delete_container(&id);
                 return Err(e);
             }
         }
@@ -462,7 +401,7 @@ impl Containers<'_> {
         let made = (|| -> Result<()> {
             fs::create_dir(&dir).at(&dir)?;
             fs::create_dir(dir.join("rootfs")).at(&dir)?;
-            match self.engine.driver() {
+            match self.core.driver() {
                 Driver::Overlay => {
                     fs::create_dir(dir.join("upper")).at(&dir)?;
                     fs::create_dir(dir.join("work")).at(&dir)?;
@@ -474,10 +413,14 @@ impl Containers<'_> {
                             (m.target.as_str(), is_file)
                         })
                         .collect();
-                    super::make_init_dir(&dir.join("init"), &points, &self.engine.image_lowers(&image_id)?)?;
+                    crate::layer::changes::make_init_dir(
+                        &dir.join("init"),
+                        &points,
+                        &self.layers().lowers(&image_id)?,
+                    )?;
                 }
                 Driver::Copy => {
-                    let lowers = self.engine.image_lowers(&image_id)?;
+                    let lowers = self.layers().lowers(&image_id)?;
                     if let Some(top) = lowers.first() {
                         crate::tree::copy_tree(top, &dir.join("rootfs"))?;
                     }
@@ -487,21 +430,21 @@ impl Containers<'_> {
         })();
         if let Err(e) = made {
             let _ = crate::tree::remove(&dir);
-            let _ = self.engine.store.delete_container(&id);
+            let _ = self.core.store.delete_container(&id);
             return Err(e);
         }
         rec.state = ContainerState::Created;
-        self.engine.store.update_container(&rec)?;
+        self.core.store.update_container(&rec)?;
         Ok(rec)
     }
 
     fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
         let dir = self.container_dir(&rec.id);
-        match self.engine.driver() {
+        match self.core.driver() {
             Driver::Copy => Ok(Vec::new()),
             Driver::Overlay => {
-                let layers = self.engine.image_lowers(&rec.image_id)?;
-                let overlay = crate::snapshot::Overlay::new(&self.engine.tmp);
+                let layers = self.layers().lowers(&rec.image_id)?;
+                let overlay = crate::snapshot::Overlay::new(&self.core.tmp);
                 let mut lowers = vec![dir.join("init")];
                 lowers.extend(overlay.lowers(&layers, 1)?);
                 Ok(vec![Mount::overlay(lowers, Some((dir.join("upper"), dir.join("work"))), dir.join("rootfs"))])
@@ -511,7 +454,7 @@ impl Containers<'_> {
 
     /// Unmount a container's root and forget its runtime state.
     fn release_container(&self, id: &str) {
-        if let Ok(Some(rec)) = self.engine.store.find_container(id) {
+        if let Ok(Some(rec)) = self.core.store.find_container(id) {
             if let Ok(rt) = self.runtime_of(&rec) {
                 let _ = rt.delete(id);
             }
@@ -525,7 +468,8 @@ impl Containers<'_> {
     /// Run a created (or exited) container in this process until it exits;
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
-    pub fn run(&self, name: &str, mut stdio: Stdio, interactive: bool) -> Result<(i32, Option<String>)> {
+    pub fn run(&self, name: &str, mut stdio: Stdio, attach: Attach) -> Result<(i32, Option<String>)> {
+        let interactive = attach.interactive;
         let mut rec = self.get(name)?;
         if rec.state == ContainerState::Running {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
@@ -536,7 +480,7 @@ impl Containers<'_> {
         let mounts = self.rootfs_mounts(&rec)?;
         mount::mount_all(&mounts)?;
         for m in &cfg.mounts {
-            if let Err(e) = self.engine.volumes().seed(m, &rootfs) {
+            if let Err(e) = self.volumes().seed(m, &rootfs) {
                 self.release_container(&rec.id);
                 return Err(e);
             }
@@ -576,7 +520,7 @@ impl Containers<'_> {
                 rec.state = ContainerState::Exited;
                 rec.exit_code = Some(code as i64);
                 rec.finished = Some(now());
-                self.engine.store.update_container(&rec)?;
+                self.core.store.update_container(&rec)?;
                 self.finish_auto_remove(&rec, &cfg);
                 return Ok((code, Some(msg)));
             }
@@ -588,10 +532,12 @@ impl Containers<'_> {
         };
         let console = if cfg.tty { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
-        let proxy = runtime::SignalProxy::install();
+        let proxy = attach.sig_proxy.then(runtime::SignalProxy::install);
         let pid = match self.runtime_of(&rec).and_then(|rt| rt.start(&rec.id, &bundle, stdio)) {
             Ok(pid) => {
-                proxy.forward_to(pid);
+                if let Some(p) = &proxy {
+                    p.forward_to(pid);
+                }
                 pid
             }
             Err(e) => {
@@ -608,22 +554,22 @@ impl Containers<'_> {
         rec.started = Some(now());
         rec.exit_code = None;
         rec.finished = None;
-        self.engine.store.update_container(&rec)?;
+        self.core.store.update_container(&rec)?;
         // While it runs, other commands (rmi, prune) must not wait for this one.
-        self.engine.unlock();
+        self.core.unlock();
         let code = runtime::wait(pid)?;
         drop(proxy);
         if let Some(t) = terminal {
             t.finish();
         }
         self.release_container(&rec.id);
-        if let Some(mut now_rec) = self.engine.store.find_container(&rec.id)? {
+        if let Some(mut now_rec) = self.core.store.find_container(&rec.id)? {
             now_rec.state = ContainerState::Exited;
             now_rec.pid = None;
             now_rec.process = None;
             now_rec.exit_code = Some(code as i64);
             now_rec.finished = Some(now());
-            self.engine.store.update_container(&now_rec)?;
+            self.core.store.update_container(&now_rec)?;
         }
         self.finish_auto_remove(&rec, &cfg);
         Ok((code, None))
@@ -662,7 +608,7 @@ impl Containers<'_> {
         let mut child = cmd.spawn().at(exe)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let r = self.engine.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
+            let r = self.core.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
             if r.state == ContainerState::Running || r.state == ContainerState::Exited {
                 return Ok(r);
             }
@@ -690,7 +636,9 @@ impl Containers<'_> {
             stderr: out.into(),
             console_socket: None,
         };
-        let (code, msg) = self.run(id, stdio, false)?;
+        // The monitor is the container's stand-in: a signal sent to it (a
+        // host's shutdown) reaches the container, which then exits and is recorded.
+        let (code, msg) = self.run(id, stdio, Attach { interactive: false, sig_proxy: true })?;
         if let Some(m) = msg {
             use std::io::Write;
             let _ = File::options().append(true).open(&log).and_then(|mut f| writeln!(f, "{m}"));
@@ -734,7 +682,7 @@ impl Containers<'_> {
             return Ok((code, Some(msg)));
         }
         let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
-        self.engine.unlock();
+        self.core.unlock();
         // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
         let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
@@ -769,7 +717,7 @@ impl Containers<'_> {
     /// Wait until a container has exited; its exit code.
     pub fn wait(&self, name: &str) -> Result<i64> {
         // Waiting only reads records: no store lock, so deletes elsewhere go on.
-        self.engine.unlock();
+        self.core.unlock();
         loop {
             let rec = self.get(name)?;
             if rec.state == ContainerState::Exited {
@@ -789,7 +737,7 @@ impl Containers<'_> {
             return Ok(());
         }
         let _ = self.kill(name, libc::SIGTERM);
-        self.engine.unlock();
+        self.core.unlock();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.get(&rec.id)?.state != ContainerState::Running {
@@ -803,7 +751,7 @@ impl Containers<'_> {
 
     fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
         match m.kind {
-            crate::volume::MountKind::Volume => self.engine.volumes().data_dir(&m.source),
+            crate::volume::MountKind::Volume => self.volumes().data_dir(&m.source),
             _ => PathBuf::from(&m.source),
         }
     }
@@ -814,8 +762,8 @@ impl Containers<'_> {
         let cfg = super::run_config(&rec)?;
         let removed = self.remove(&rec.id, force)?;
         for m in cfg.mounts.iter().filter(|m| m.anonymous && m.kind == crate::volume::MountKind::Volume) {
-            if self.engine.volumes().users(&m.source)?.is_empty() {
-                self.engine.volumes().remove(&m.source)?;
+            if self.volumes().users(&m.source)?.is_empty() {
+                self.volumes().remove(&m.source)?;
             }
         }
         Ok(removed)
@@ -839,7 +787,7 @@ impl Containers<'_> {
         }
         self.release_container(&rec.id);
         // Record first: a directory without a record is swept; a record without its directory would be broken.
-        self.engine.store.delete_container(&rec.id)?;
+        self.core.store.delete_container(&rec.id)?;
         crate::tree::remove(&self.container_dir(&rec.id))?;
         Ok(rec.name)
     }
@@ -847,7 +795,7 @@ impl Containers<'_> {
     /// `ps`: containers, newest first (only running unless `all`).
     pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
-        for rec in self.engine.store.containers()? {
+        for rec in self.core.store.containers()? {
             if rec.state == ContainerState::Incomplete {
                 continue;
             }
@@ -857,11 +805,11 @@ impl Containers<'_> {
             }
             let cfg = super::run_config(&rec)?;
             let image = self
-                .engine
+                .core
                 .store
                 .tags_of(&rec.image_id)?
                 .first()
-                .map(|t| crate::engine::display_tag(t))
+                .map(|t| crate::image::reference::display_tag(t))
                 .unwrap_or_else(|| rec.image_id.short().to_string());
             out.push(ContainerSummary {
                 id: rec.id,
@@ -908,10 +856,10 @@ impl Containers<'_> {
             "Image": rec.image_id.as_str(),
             "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove},
-            "GraphDriver": {"Name": self.engine.driver().to_string(), "Data": {
+            "GraphDriver": {"Name": self.core.driver().to_string(), "Data": {
                 "UpperDir": dir.join("upper").display().to_string(),
                 "MergedDir": dir.join("rootfs").display().to_string(),
-                "LowerDir": self.engine.image_lowers(&rec.image_id)?.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                "LowerDir": self.layers().lowers(&rec.image_id)?.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
             }},
             "LogPath": dir.join("container.log").display().to_string(),
         }))
@@ -927,7 +875,7 @@ impl Containers<'_> {
     fn changes_of(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<Change>)> {
         let cfg = super::run_config(&rec)?;
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
-        self.engine.layer_changes(&self.container_dir(&rec.id), &self.engine.image_lowers(&rec.image_id)?, &targets)
+        self.layers().changes(&self.container_dir(&rec.id), &self.layers().lowers(&rec.image_id)?, &targets)
     }
 
     /// `commit`: the container's changes become one new layer on top of its
@@ -942,50 +890,19 @@ impl Containers<'_> {
         let rec = self.get(name)?;
         let tag = reference.map(Reference::parse).transpose()?;
         // Check the --change instructions before any work is done.
-        let (mut probe, _) = self.engine.config_of(&rec.image_id)?;
+        let (mut probe, _) = self.core.config_of(&rec.image_id)?;
         crate::dockerfile::metadata::apply_changes(&mut probe, instructions)?;
         let (source, changes) = self.changes_of(&rec)?;
-        let base_layers = self.engine.store.image_layers(&rec.image_id)?;
-        let layer =
-            self.engine.layer_from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
-        let (mut config, _) = self.engine.config_of(&rec.image_id)?;
+        let base_layers = self.core.store.image_layers(&rec.image_id)?;
+        let layer = self.layers().from_changes(&source, &changes, &base_layers, &format!("commit of {}", rec.name))?;
+        let (mut config, _) = self.core.config_of(&rec.image_id)?;
         crate::dockerfile::metadata::apply_changes(&mut config, instructions)?;
         let entry = serde_json::json!({"created": image::format_time(now()), "created_by": format!("strata commit {}", rec.name),
             "comment": message.unwrap_or_default()});
         let mut layers = base_layers;
         layers.push(layer);
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
-        self.engine.store_image(config, &layers, Some(entry), &tags, now())
-    }
-}
-
-/// Files and directories the runtime creates in the container layer only
-/// as mount points (/proc, /dev, /sys, /etc/hostname, ...): not the
-/// container's own changes, so `diff` and `commit` leave them out.
-fn mount_point_artifact(kind: char, shown: &str, dir: &Path, driver: Driver, volumes: &[&str]) -> bool {
-    const POINTS: [&str; 9] = [
-        "/proc",
-        "/dev",
-        "/sys",
-        "/dev/pts",
-        "/dev/shm",
-        "/dev/mqueue",
-        "/etc/hostname",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-    ];
-    if kind != 'A' || !(POINTS.contains(&shown) || volumes.contains(&shown)) {
-        return false;
-    }
-    let src = match driver {
-        Driver::Overlay => dir.join("upper"),
-        Driver::Copy => dir.join("rootfs"),
-    };
-    let p = src.join(shown.trim_start_matches('/'));
-    match fs::symlink_metadata(&p) {
-        Ok(md) if md.is_dir() => fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false),
-        Ok(md) => md.len() == 0,
-        Err(_) => true,
+        self.images().store_image(config, &layers, Some(entry), &tags, now())
     }
 }
 

@@ -10,6 +10,7 @@
 //! xattr on a directory. [`DiffFormat`] says which shape a directory holds.
 
 mod apply;
+pub mod changes;
 mod compression;
 pub mod split;
 mod write;
@@ -22,14 +23,9 @@ pub use write::{source_date_epoch, write_diff, write_diff_split, WriteOptions};
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of the opaque-directory marker in a layer tar.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-/// The xattr overlayfs reads to make a directory opaque.
-pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-
-/// Whether an entry of an overlay-form directory is a whiteout (char device 0/0).
-pub fn is_whiteout_device(md: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    md.file_type().is_char_device() && md.rdev() == 0
-}
+// An overlay-form directory's own markers: defined with the tree
+// operations that merge such directories (tree sits below layer).
+pub use crate::tree::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
 
 /// How a directory records a layer's changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

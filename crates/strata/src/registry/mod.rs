@@ -35,11 +35,12 @@ use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
+use crate::core::Core;
 use crate::digest::{chain_ids, Digest};
-use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::archive::{ArchiveImage, ArchiveLayer};
 use crate::image::{self, Platform, Reference};
+use crate::images::Images;
 use crate::unpack::BlobFile;
 
 /// How to reach registries.
@@ -566,28 +567,26 @@ pub struct PullOptions {
 
 /// The registries service: images in (pull) and out (push) over the OCI
 /// distribution API; what arrives goes through the same ingest as `load`.
-pub struct Registries<'e> {
-    engine: &'e Engine,
+pub struct Registries<'c> {
+    core: &'c Core,
 }
 
-impl Engine {
-    /// The registries service.
-    pub fn registries(&self) -> Registries<'_> {
-        Registries { engine: self }
+impl<'c> Registries<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Registries { core }
     }
-}
 
-impl Registries<'_> {
     /// `pull`: bring an image in from its registry; returns the image ID.
     pub fn pull(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = self.pull_inner(name, opts, progress);
         if r.is_err() {
-            self.engine.roll_back();
+            self.core.roll_back();
         }
         r
     }
 
-    /// [`Engine::pull`] without the rollback (whose sweep would take a running
+    /// [`pull`](Self::pull) without the rollback (whose sweep would take a running
     /// build's own temp files): a build's base image.
     pub(crate) fn pull_inner(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
         let r = Reference::parse(name)?;
@@ -629,7 +628,7 @@ impl Registries<'_> {
         let mut layers = Vec::new();
         for (l, chain) in manifest.layers().iter().zip(&chains) {
             let d = image::digest_of(l)?;
-            if self.engine.store.layer(chain)?.is_some() {
+            if self.core.store.layer(chain)?.is_some() {
                 progress.event(&d, Event::Exists);
             }
             sizes.insert(d.to_string(), l.size());
@@ -643,9 +642,9 @@ impl Registries<'_> {
             Ok(Box::new(remote.open_blob(&r, &d, size, progress.clone())?))
         };
         let workers = if opts.registry.max_concurrent == 0 { 3 } else { opts.registry.max_concurrent };
-        let id = self.engine.ingest(img, &open, &shown, workers)?;
+        let id = Images::new(self.core).ingest(img, &open, &shown, workers)?;
         for l in manifest.layers() {
-            self.engine.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
+            self.core.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
         }
         Ok(id)
     }
@@ -659,13 +658,13 @@ impl Registries<'_> {
         opts: &RegistryOptions,
         progress: Arc<dyn Progress>,
     ) -> Result<Digest> {
-        let id = self.engine.resolve_image(name)?;
+        let id = self.core.resolve_image(name)?;
         let target = Reference::parse(dest.unwrap_or(name))?;
         let shown = target.to_string();
-        let rec = self.engine.image_record(&id)?;
-        let manifest_bytes = self.engine.content.read(&rec.manifest)?;
+        let rec = self.core.image_record(&id)?;
+        let manifest_bytes = self.core.content.read(&rec.manifest)?;
         let manifest = image::parse_manifest(&manifest_bytes, rec.manifest.as_str())?;
-        let records = self.engine.store.image_layers(&id)?;
+        let records = self.core.store.image_layers(&id)?;
         let remote = Remote::connect(&target, opts)?;
         let oref = remote.oci_ref(&target, None)?;
         let workers = if opts.max_concurrent == 0 { 3 } else { opts.max_concurrent };
@@ -676,21 +675,17 @@ impl Registries<'_> {
         for (i, l) in manifest.layers().iter().enumerate() {
             let d = image::digest_of(l)?;
             let size = l.size();
-            let source = self
-                .engine
-                .store
-                .blob_sources(&d, &target.registry)?
-                .into_iter()
-                .find(|repo| repo != &target.repository);
-            let blob = if self.engine.content.has(&d) {
-                PushBlob::Local(BlobFile::Plain(self.engine.content.path(&d)))
+            let source =
+                self.core.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
+            let blob = if self.core.content.has(&d) {
+                PushBlob::Local(BlobFile::Plain(self.core.content.path(&d)))
             } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
-                PushBlob::Local(BlobFile::of(&self.engine.layers_dir, &self.engine.content, rec))
+                PushBlob::Local(BlobFile::of(&self.core.layers_dir, &self.core.content, rec))
             } else {
                 // A pull that found this layer here under another blob left the registry's copy
                 // there: it is fetched back from where it came, only if the destination lacks it.
                 let from = self
-                    .engine
+                    .core
                     .store
                     .all_blob_sources(&d)?
                     .into_iter()
@@ -754,7 +749,7 @@ impl Registries<'_> {
                 Err(e) => return Err(registry_error(&shown, format!("upload task failed: {e}"))),
             }
         }
-        let config = self.engine.content.read(&id)?;
+        let config = self.core.content.read(&id)?;
         let explain = |e| explain(&shown, &target.registry, e);
         let cfg_exists = remote.rt.block_on(remote.client.blob_exists(&oref, id.as_str())).map_err(explain)?;
         if !cfg_exists {
@@ -772,7 +767,7 @@ impl Registries<'_> {
         remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
         // Every layer is in this repository now, for later mounts into others.
         for l in manifest.layers() {
-            self.engine.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
+            self.core.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
         }
         Ok(Digest::of(&manifest_bytes))
     }
