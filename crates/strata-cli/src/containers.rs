@@ -62,7 +62,15 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         entrypoint: a.entrypoint.clone(),
         cmd: a.command.clone(),
         hostname: a.hostname.clone(),
-        network: a.network.clone(),
+        networks: a.network.clone(),
+        network_aliases: a.network_alias.clone(),
+        ip: a.ip.clone(),
+        mac_address: a.mac_address.clone(),
+        publish: a.publish.clone(),
+        publish_all: a.publish_all,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        add_hosts: a.add_host.clone(),
         read_only: a.read_only,
         auto_remove: a.rm,
         memory: memory.map(|m| m as i64),
@@ -153,7 +161,7 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
                 let v = serde_json::json!({
                     "ID": id(&c.id), "Image": c.image, "Command": format!("\"{}\"", c.command),
                     "CreatedAt": strata::image::format_time(c.created), "RunningFor": human_duration(now - c.created),
-                    "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": "",
+                    "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": crate::network::ports_column(&c.ports),
                 });
                 println!("{v}");
             }
@@ -168,7 +176,7 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
                     format!("\"{cmd}\""),
                     human_duration(now - c.created),
                     status(c, now),
-                    String::new(),
+                    crate::network::ports_column(&c.ports),
                     c.name.clone(),
                 ]);
             }

@@ -5,6 +5,7 @@
 mod containers;
 mod format;
 mod images;
+mod network;
 mod registry;
 mod system;
 
@@ -97,6 +98,11 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List a container's published ports, or the host address of one.
+    Port(PortArgs),
     /// (internal) Watch a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor(ContainerArg),
@@ -264,6 +270,77 @@ pub(crate) enum VolumeCommand {
     Prune(PruneArgs),
 }
 
+#[derive(Subcommand)]
+pub(crate) enum NetworkCommand {
+    /// Create a network.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show networks' details as JSON.
+    Inspect(VolumeNames),
+    /// Remove networks (refused while a container is on one).
+    #[command(alias = "remove")]
+    Rm(VolumeNames),
+    /// Remove every user network no container is on.
+    Prune(PruneArgs),
+    /// Connect a container to a network.
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct NetworkCreateArgs {
+    /// Driver (bridge).
+    #[arg(short, long)]
+    pub(crate) driver: Option<String>,
+    /// Subnet in CIDR form.
+    #[arg(long)]
+    pub(crate) subnet: Option<String>,
+    /// Gateway address in the subnet.
+    #[arg(long)]
+    pub(crate) gateway: Option<String>,
+    /// No route out of the network.
+    #[arg(long)]
+    pub(crate) internal: bool,
+    /// Set a label (KEY=VALUE).
+    #[arg(long)]
+    pub(crate) label: Vec<String>,
+    /// Enable IPv6.
+    #[arg(long)]
+    pub(crate) ipv6: bool,
+    pub(crate) name: String,
+}
+
+#[derive(Args)]
+pub(crate) struct NetworkConnectArgs {
+    /// A DNS name for the container on this network.
+    #[arg(long)]
+    pub(crate) alias: Vec<String>,
+    /// IPv4 address on this network.
+    #[arg(long)]
+    pub(crate) ip: Option<String>,
+    pub(crate) network: String,
+    pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct NetworkDisconnectArgs {
+    /// Accepted for Docker's sake.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    pub(crate) network: String,
+    pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct PortArgs {
+    pub(crate) container: String,
+    /// PORT[/PROTO] to show.
+    pub(crate) port: Option<String>,
+}
+
 #[derive(Args)]
 pub(crate) struct VolumeCreateArgs {
     /// Set a label (KEY=VALUE).
@@ -339,9 +416,34 @@ pub(crate) struct RunArgs {
     /// Override the image's entrypoint.
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
-    /// Network: none (default: loopback only) or host.
+    /// Connect to a network (repeatable): a network's name or ID, bridge
+    /// (the default), none (loopback only), host, or container:NAME.
+    #[arg(long = "network", alias = "net")]
+    pub(crate) network: Vec<String>,
+    /// A DNS name for the container on user networks.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub(crate) network_alias: Vec<String>,
+    /// IPv4 address on the (first) network.
     #[arg(long)]
-    pub(crate) network: Option<String>,
+    pub(crate) ip: Option<String>,
+    /// MAC address on the (first) network.
+    #[arg(long = "mac-address")]
+    pub(crate) mac_address: Option<String>,
+    /// Publish a port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp], ranges A-B.
+    #[arg(short = 'p', long = "publish")]
+    pub(crate) publish: Vec<String>,
+    /// Publish every port the image exposes on a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub(crate) publish_all: bool,
+    /// A DNS server.
+    #[arg(long)]
+    pub(crate) dns: Vec<String>,
+    /// A DNS search domain.
+    #[arg(long = "dns-search")]
+    pub(crate) dns_search: Vec<String>,
+    /// Add a line to /etc/hosts (NAME:IP).
+    #[arg(long = "add-host")]
+    pub(crate) add_host: Vec<String>,
     /// Container hostname.
     #[arg(long)]
     pub(crate) hostname: Option<String>,
@@ -692,6 +794,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Wait(a) => containers::wait(&engine, a),
         Command::Exec(a) => containers::exec(&engine, a),
         Command::Volume(v) => containers::volume(&engine, v),
+        Command::Network(n) => network::network(&engine, n),
+        Command::Port(a) => network::port(&engine, a),
         Command::Diff(a) => containers::diff(&engine, a),
         Command::Commit(a) => containers::commit(&engine, a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),

@@ -59,8 +59,13 @@ fn a_database_from_before_schema_versions_is_migrated() {
     // The containers table as the first schema had it, and no version.
     sql(&db, "DROP TABLE containers; CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL REFERENCES images(id), created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'incomplete', pid INTEGER, exit_code INTEGER, started INTEGER, finished INTEGER, config TEXT NOT NULL DEFAULT '{}'); PRAGMA user_version = 0;");
     s.ok(&["ps", "-a"]);
-    assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(2,)]");
+    assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(3,)]");
     assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'process'"));
+    // v3: networks, containers' endpoints on them, and network setups to tear down.
+    let tables = sql(&db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    for t in ["'endpoints'", "'network_setups'", "'networks'"] {
+        assert!(tables.contains(t), "{t} in {tables}");
+    }
 }
 
 #[test]

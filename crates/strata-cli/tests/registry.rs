@@ -391,7 +391,7 @@ fn skopeo_push(archive: &Path, dest: &str) {
 #[test]
 fn pull_of_a_skopeo_push_matches_podman() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 3));
     skopeo_push(&a, &format!("{}/interop/app:1", reg.addr));
     let name = format!("{}/interop/app:1", reg.addr);
@@ -404,14 +404,14 @@ fn pull_of_a_skopeo_push_matches_podman() {
     let theirs = shape(&tree(Path::new(m.trim())));
     p.ok(&["image", "unmount", &name]);
     assert_eq!(shape(&s.image_tree(&name)), theirs, "same files as podman's pull");
-    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 3\n");
+    assert_eq!(ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/app/hello"]), "hello 3\n");
     assert!(s.tmp_entries().is_empty());
 }
 
 #[test]
 fn push_is_pulled_back_with_the_same_manifest_digest() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 5));
     ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
     let dest = format!("{}/pushed/app:1", reg.addr);
@@ -481,7 +481,7 @@ fn an_index_resolves_to_the_host_platform_or_the_one_asked_for() {
         "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}))
     .unwrap();
     reg.put_manifest(repo, "multi", "application/vnd.oci.image.index.v1+json", &index);
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let name = format!("{}/{repo}:multi", reg.addr);
     let marker = |s: &Strata| {
         let t = s.image_tree(&name);
@@ -496,7 +496,7 @@ fn an_index_resolves_to_the_host_platform_or_the_one_asked_for() {
     assert_eq!(marker(&s), sha256_hex(b"windows"));
     let insp: serde_json::Value = serde_json::from_str(&ok(&s, &["inspect", &name])).unwrap();
     assert_eq!(insp[0]["Os"], "windows");
-    let (code, _, err) = strata(&s, &["run", "--rm", &name]);
+    let (code, _, err) = strata(&s, &["run", "--network", "none", "--rm", &name]);
     assert_eq!(code, 125);
     assert!(err.contains("windows"), "{err}");
     let (code, _, err) = strata(&s, &["pull", "--platform", "linux/s390x", &name]);
@@ -507,7 +507,7 @@ fn an_index_resolves_to_the_host_platform_or_the_one_asked_for() {
 #[test]
 fn a_second_image_on_the_same_base_downloads_only_its_new_layers() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
     skopeo_push(&base, &format!("{}/shared/base:1", reg.addr));
     let app = s.write("app.tar", &three_layers("app:1", 7));
@@ -527,7 +527,7 @@ fn a_second_image_on_the_same_base_downloads_only_its_new_layers() {
 #[test]
 fn bytes_that_do_not_match_their_digest_are_rejected_and_nothing_is_stored() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 9));
     skopeo_push(&a, &format!("{}/bad/app:1", reg.addr));
     let proxy = Proxy::start(&reg.addr, Mode::Corrupt);
@@ -542,7 +542,7 @@ fn bytes_that_do_not_match_their_digest_are_rejected_and_nothing_is_stored() {
 #[test]
 fn a_dropped_connection_is_retried_and_the_pull_completes() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 11));
     skopeo_push(&a, &format!("{}/flaky/app:1", reg.addr));
     let proxy = Proxy::start(&reg.addr, Mode::DropFirst);
@@ -551,13 +551,13 @@ fn a_dropped_connection_is_retried_and_the_pull_completes() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("retrying"), "{err}");
     assert!(proxy.ranged() > 0, "the retry resumed with a Range request");
-    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 11\n");
+    assert_eq!(ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/app/hello"]), "hello 11\n");
 }
 
 #[test]
 fn busy_answers_are_retried() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 17));
     skopeo_push(&a, &format!("{}/busy/app:1", reg.addr));
     let proxy = Proxy::start(&reg.addr, Mode::BusyFirst);
@@ -567,13 +567,13 @@ fn busy_answers_are_retried() {
     let reqs = proxy.requests.lock().unwrap().clone();
     let manifest_gets = reqs.iter().filter(|(m, p, _)| m == "GET" && p.contains("/manifests/")).count();
     assert!(manifest_gets >= 2, "the manifest was asked for again after a 503: {reqs:?}");
-    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 17\n");
+    assert_eq!(ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/app/hello"]), "hello 17\n");
 }
 
 #[test]
 fn a_registry_that_refuses_monolithic_uploads_gets_chunks() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 19));
     ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
     let proxy = Proxy::start(&reg.addr, Mode::NoMonolithic);
@@ -587,7 +587,7 @@ fn a_registry_that_refuses_monolithic_uploads_gets_chunks() {
         .output()
         .unwrap();
     assert_eq!(format!("sha256:{}", sha256_hex(&raw.stdout)), out.trim());
-    let t = Strata::new("overlay");
+    let t = Strata::on_host_network("overlay");
     ok(&t, &["pull", "-q", &format!("{}/chunks/app:1", reg.addr)]);
     assert_eq!(t.image_id(&format!("{}/chunks/app:1", reg.addr)), s.image_id("app:1"));
 }
@@ -599,7 +599,7 @@ fn tls_and_basic_auth_work_after_login_and_fail_clearly_without() {
     let reg = Registry::start_with(true, Some(&htpasswd.stdout));
     let cas = reg.dir.path().join("cas");
     let cas = cas.to_str().unwrap();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let a = s.write("app.tar", &three_layers("app:1", 13));
     ok(&s, &["load", "-q", "-i", a.to_str().unwrap()]);
     let dest = format!("{}/private/app:1", reg.addr);
@@ -634,12 +634,12 @@ fn tls_and_basic_auth_work_after_login_and_fail_clearly_without() {
     let auth: serde_json::Value = serde_json::from_slice(&std::fs::read(s.path("auth.json")).unwrap()).unwrap();
     assert!(auth["auths"][&reg.addr]["auth"].is_string(), "{auth}");
     ok(&s, &["push", "-q", "--tls-verify=true", "--cert-dir", cas, "app:1", &dest]);
-    let t = Strata::new("overlay");
+    let t = Strata::on_host_network("overlay");
     std::fs::copy(s.path("auth.json"), t.path("auth.json")).unwrap();
     ok(&t, &["pull", "-q", "--tls-verify=true", "--cert-dir", cas, &dest]);
     assert_eq!(t.image_id(&dest), s.image_id("app:1"));
     // The loopback default: TLS is used (unverified, as Docker does for 127.0.0.0/8).
-    let u = Strata::new("overlay");
+    let u = Strata::on_host_network("overlay");
     std::fs::copy(s.path("auth.json"), u.path("auth.json")).unwrap();
     ok(&u, &["pull", "-q", &dest]);
     ok(&s, &["logout", &reg.addr]);
@@ -650,7 +650,7 @@ fn tls_and_basic_auth_work_after_login_and_fail_clearly_without() {
 #[test]
 fn a_pull_killed_at_several_points_leaves_a_consistent_store_and_the_next_completes() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let big: Vec<Vec<u8>> = (0..4u32)
         .map(|i| {
             let data: Vec<u8> =
@@ -695,7 +695,7 @@ fn a_pull_killed_at_several_points_leaves_a_consistent_store_and_the_next_comple
 #[test]
 fn build_pulls_its_base_and_adds_files_from_urls() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
     skopeo_push(&base, &format!("{}/lib/busybox:1", reg.addr));
     // Any blob the registry serves is a file at a URL.
@@ -713,7 +713,10 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("fetched over http"), "{out}");
     assert_eq!(
-        ok(&s, &["run", "--rm", "from-registry:1", "cat", "/fetched.txt", &format!("/dir/{digest}")]),
+        ok(
+            &s,
+            &["run", "--network", "none", "--rm", "from-registry:1", "cat", "/fetched.txt", &format!("/dir/{digest}")]
+        ),
         "fetched over http\nfetched over http\n"
     );
     let t = s.image_tree("from-registry:1");
@@ -738,7 +741,7 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
 #[test]
 fn an_image_loaded_from_an_archive_then_pulled_fetches_no_layer_blob() {
     let reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let app = s.write("app.tar", &three_layers("app:1", 11));
     skopeo_push(&app, &format!("{}/loaded/app:1", reg.addr));
     ok(&s, &["load", "-q", "-i", app.to_str().unwrap()]);
@@ -749,7 +752,10 @@ fn an_image_loaded_from_an_archive_then_pulled_fetches_no_layer_blob() {
     let gets = proxy.blob_gets();
     assert_eq!(gets.len(), 1, "the config only, no layer blob: {gets:?}");
     // The pulled name is usable, and pushing it elsewhere on the registry still works.
-    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/etc/passwd"]), String::from_utf8_lossy(PASSWD));
+    assert_eq!(
+        ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/etc/passwd"]),
+        String::from_utf8_lossy(PASSWD)
+    );
     ok(&s, &["push", "-q", &name, &format!("{}/copy/app:1", reg.addr)]);
 }
 
@@ -757,7 +763,7 @@ fn an_image_loaded_from_an_archive_then_pulled_fetches_no_layer_blob() {
 fn a_base_loaded_from_an_archive_is_not_fetched_again_by_a_pull_of_an_image_on_it() {
     let reg = Registry::start();
     let other_reg = Registry::start();
-    let s = Strata::new("overlay");
+    let s = Strata::on_host_network("overlay");
     let base = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
     let app = s.write("app.tar", &three_layers("app:1", 13));
     skopeo_push(&app, &format!("{}/stack/app:1", reg.addr));
@@ -768,18 +774,18 @@ fn a_base_loaded_from_an_archive_is_not_fetched_again_by_a_pull_of_an_image_on_i
     ok(&s, &["pull", "-q", &name]);
     let gets = proxy.blob_gets();
     assert_eq!(gets.len(), 3, "the config and the two new layers, not the base layer again: {gets:?}");
-    assert_eq!(ok(&s, &["run", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
+    assert_eq!(ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
     // Saved, it is a whole OCI layout (a manifest naming the blobs written).
     let out = s.path("app.oci.tar");
     ok(&s, &["save", "--format", "oci-archive", "-o", out.to_str().unwrap(), &name]);
-    let t = Strata::new("overlay");
+    let t = Strata::on_host_network("overlay");
     t.ok(&["load", "-q", "-i", out.to_str().unwrap()]);
-    assert_eq!(t.ok(&["run", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
+    assert_eq!(t.ok(&["run", "--network", "none", "--rm", &name, "cat", "/app/hello"]), "hello 13\n");
     // Pushed to another registry, the registry's base blob is fetched from where it came
     // and the pushed manifest is the one pulled, digest for digest.
     let dest = format!("{}/moved/app:1", other_reg.addr);
     let digest = ok(&s, &["push", "-q", &name, &dest]);
-    let back = Strata::new("overlay");
+    let back = Strata::on_host_network("overlay");
     let id = ok(&back, &["pull", "-q", &dest]);
     assert_eq!(id.trim(), s.image_id(&name));
     assert!(digest.trim().starts_with("sha256:"), "{digest}");

@@ -336,7 +336,8 @@ fn children_max_rss_kib() -> i64 {
 
 #[test]
 fn a_registry_that_never_stops_sending_fails_the_pull_within_a_memory_bound() {
-    let s = Strata::new("overlay");
+    // The registry listens on the host's loopback.
+    let s = Strata::on_host_network("overlay");
     let config = config_for(&TestImage::new("x", vec![LayerTar::new().dir("d").build()]));
     let reg = EndlessRegistry::start(config);
     let r = format!("127.0.0.1:{}/evil", reg.port);

@@ -51,7 +51,14 @@ pub struct Core {
     lock: File,
     /// Whether this process holds the lock exclusively (and has swept since).
     exclusive_held: AtomicBool,
+    /// What services above the core leave behind and sweep themselves
+    /// (network setups of containers that stopped unwatched): handed in by
+    /// the engine, so the core imports no service.
+    sweepers: &'static [Sweeper],
 }
+
+/// A service's part of the sweep, run while the lock is held exclusively.
+pub type Sweeper = fn(&Core) -> Result<()>;
 
 fn flock(f: &File, op: rustix::fs::FlockOperation) -> io::Result<()> {
     rustix::fs::flock(f.as_fd(), op).map_err(io::Error::from)
@@ -59,7 +66,7 @@ fn flock(f: &File, op: rustix::fs::FlockOperation) -> io::Result<()> {
 
 impl Core {
     /// Open (creating) a store.
-    pub fn open(opts: EngineOptions) -> Result<Self> {
+    pub fn open(opts: EngineOptions, sweepers: &'static [Sweeper]) -> Result<Self> {
         let root = opts.root;
         for d in ["", "tmp", "layers", "mounts", "containers", "runtime", "volumes"] {
             let p = root.join(d);
@@ -115,6 +122,7 @@ impl Core {
             store,
             lock,
             exclusive_held: AtomicBool::new(false),
+            sweepers,
         };
         // Alone on the store and something may have been left behind: sweep now.
         // (Not on every command: a sweep walks every layer and blob.)
@@ -174,6 +182,9 @@ impl Core {
     /// blobs no image references. Only called while holding the lock exclusively.
     fn sweep(&self) -> Result<()> {
         self.store.drop_dead_leases()?;
+        for s in self.sweepers {
+            s(self)?;
+        }
         // What a live process owns in tmp/ stays (a build waiting on its RUN holds
         // no lock). A killed build leaves its step's snapshot mounted: unmount first.
         let live = |p: &Path| {

@@ -85,7 +85,7 @@ pub struct DiskUsage {
 impl Engine {
     /// Open (creating) a store; sweeps it first if something may have been left behind.
     pub fn open(opts: EngineOptions) -> Result<Self> {
-        Ok(Engine { core: Core::open(opts)? })
+        Ok(Engine { core: Core::open(opts, &[crate::network::sweep])? })
     }
 
     /// The store root.
@@ -126,6 +126,11 @@ impl Engine {
     /// The volumes service.
     pub fn volumes(&self) -> Volumes<'_> {
         crate::container::volumes(&self.core)
+    }
+
+    /// The networks service.
+    pub fn networks(&self) -> crate::network::Networks<'_> {
+        crate::network::Networks::new(&self.core)
     }
 
     /// The builds service.

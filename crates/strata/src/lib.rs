@@ -21,6 +21,7 @@ pub mod image;
 pub mod images;
 pub mod layer;
 pub mod layers;
+pub mod network;
 pub mod registry;
 pub mod snapshot;
 pub mod store;

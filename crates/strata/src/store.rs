@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 /// The schema version this build writes (`PRAGMA user_version`); older
 /// databases are migrated when opened ([`Store::migrate`]).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The tables as the newest version has them; `CREATE ... IF NOT EXISTS`, so
 /// a new store gets them whole and an older one gains the new tables, while
@@ -96,6 +96,33 @@ CREATE TABLE IF NOT EXISTS volumes (
     anonymous   INTEGER NOT NULL DEFAULT 0,
     seeded      INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS networks (
+    name        TEXT PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,
+    interface   TEXT NOT NULL UNIQUE,
+    subnet      TEXT NOT NULL UNIQUE,
+    gateway     TEXT NOT NULL,
+    internal    INTEGER NOT NULL DEFAULT 0,
+    dns         INTEGER NOT NULL DEFAULT 1,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    created     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    network     TEXT NOT NULL REFERENCES networks(name),
+    ip          TEXT NOT NULL,
+    mac         TEXT,
+    aliases     TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (container_id, network),
+    UNIQUE (network, ip)
+);
+CREATE TABLE IF NOT EXISTS network_setups (
+    container_id TEXT PRIMARY KEY,
+    netns       TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT '{}'
+);
 "#;
 
 /// A named volume's record.
@@ -111,6 +138,89 @@ pub struct VolumeRecord {
     pub anonymous: bool,
     /// Its first use has happened (the image's content was copied in then, if any).
     pub seeded: bool,
+}
+
+/// A network (`network create`, or the default `bridge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRecord {
+    /// Name.
+    pub name: String,
+    /// 64 hex digits.
+    pub id: String,
+    /// `bridge`.
+    pub driver: String,
+    /// The host's bridge interface.
+    pub interface: String,
+    /// IPv4 subnet, CIDR.
+    pub subnet: String,
+    /// The bridge's address in it.
+    pub gateway: String,
+    /// No route out (`--internal`).
+    pub internal: bool,
+    /// Containers resolve each other's names (aardvark-dns on the gateway).
+    pub dns: bool,
+    /// Labels, JSON object.
+    pub labels: String,
+    /// Created (seconds since the epoch).
+    pub created: i64,
+}
+
+fn network_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRecord> {
+    Ok(NetworkRecord {
+        name: r.get(0)?,
+        id: r.get(1)?,
+        driver: r.get(2)?,
+        interface: r.get(3)?,
+        subnet: r.get(4)?,
+        gateway: r.get(5)?,
+        internal: r.get::<_, i64>(6)? != 0,
+        dns: r.get::<_, i64>(7)? != 0,
+        labels: r.get(8)?,
+        created: r.get(9)?,
+    })
+}
+
+const NETWORK_COLUMNS: &str = "name, id, driver, interface, subnet, gateway, internal, dns, labels, created";
+
+/// A container's place on a network: its address there, fixed when it is
+/// attached (create or `network connect`), and the names it answers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// Container ID.
+    pub container_id: String,
+    /// Network name.
+    pub network: String,
+    /// IPv4 address.
+    pub ip: String,
+    /// MAC address: asked for (`--mac-address`), or the one the last setup gave it.
+    pub mac: Option<String>,
+    /// DNS aliases (`--network-alias`, `connect --alias`), JSON array.
+    pub aliases: String,
+}
+
+fn endpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRecord> {
+    Ok(EndpointRecord {
+        container_id: r.get(0)?,
+        network: r.get(1)?,
+        ip: r.get(2)?,
+        mac: r.get(3)?,
+        aliases: r.get(4)?,
+    })
+}
+
+/// What a network setup made for a container, kept until it is torn down
+/// (by whoever sees the container stop, or a later sweep): the namespace's
+/// bind mount and the exact netavark options the setup was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSetup {
+    /// Container ID (no reference: a setup can outlive a record a crash removed).
+    pub container_id: String,
+    /// The namespace's bind mount.
+    pub netns: String,
+    /// netavark's options, JSON.
+    pub options: String,
+    /// netavark's answer, JSON (empty object until the setup succeeded).
+    pub status: String,
 }
 
 fn volume_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolumeRecord> {
@@ -592,6 +702,9 @@ impl Store {
         if owners.iter().any(|o| !owner_alive(o)) {
             return Ok(true);
         }
+        if !self.stale_network_setups()?.is_empty() {
+            return Ok(true);
+        }
         Ok(!self.unreferenced_layers()?.is_empty())
     }
 
@@ -760,6 +873,220 @@ impl Store {
     /// Delete a container record.
     pub fn delete_container(&self, id: &str) -> Result<()> {
         self.conn().execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Record a network; fails with `InUse` naming what is taken (name, subnet, interface).
+    pub fn insert_network(&self, n: &NetworkRecord) -> Result<()> {
+        let r = self.conn().execute(
+            &format!("INSERT INTO networks ({NETWORK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                n.name,
+                n.id,
+                n.driver,
+                n.interface,
+                n.subnet,
+                n.gateway,
+                n.internal as i64,
+                n.dns as i64,
+                n.labels,
+                n.created
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg))) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                let what = if msg.contains("networks.name") {
+                    format!("network {:?} already exists", n.name)
+                } else if msg.contains("networks.subnet") {
+                    format!("subnet {} is used by another network", n.subnet)
+                } else {
+                    format!("network {}: {msg}", n.name)
+                };
+                Err(Error::InUse(what))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A network by name.
+    pub fn network(&self, name: &str) -> Result<Option<NetworkRecord>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE name = ?1"), [name], network_from_row)
+            .optional()?)
+    }
+
+    /// Networks whose ID starts with `prefix`.
+    pub fn networks_by_id_prefix(&self, prefix: &str) -> Result<Vec<NetworkRecord>> {
+        let c = self.conn();
+        let mut st = c.prepare(&format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE substr(id, 1, ?2) = ?1"))?;
+        let rows =
+            st.query_map(params![prefix, prefix.len() as i64], network_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Every network, by name.
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>> {
+        let c = self.conn();
+        let mut st = c.prepare(&format!("SELECT {NETWORK_COLUMNS} FROM networks ORDER BY name"))?;
+        let rows = st.query_map([], network_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Remove a network record.
+    pub fn delete_network(&self, name: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM networks WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Attach a container to a network at the first free address `pick`
+    /// chooses from the addresses taken there, in one transaction (two
+    /// processes never get the same address). Returns the address.
+    pub fn insert_endpoint(
+        &self,
+        container_id: &str,
+        network: &str,
+        mac: Option<&str>,
+        aliases: &str,
+        pick: &dyn Fn(&[String]) -> Result<String>,
+    ) -> Result<String> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: Vec<String> = {
+            let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network = ?1")?;
+            let rows = st.query_map([network], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            rows
+        };
+        let ip = pick(&taken)?;
+        let r = tx.execute(
+            "INSERT INTO endpoints (container_id, network, ip, mac, aliases) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![container_id, network, ip, mac, aliases],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(Error::InUse(format!("the container is already on network {network}")));
+            }
+            r => r?,
+        };
+        tx.commit()?;
+        Ok(ip)
+    }
+
+    /// A container's endpoints, by network name.
+    pub fn endpoints_of(&self, container_id: &str) -> Result<Vec<EndpointRecord>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT container_id, network, ip, mac, aliases FROM endpoints WHERE container_id = ?1 ORDER BY network",
+        )?;
+        let rows = st.query_map([container_id], endpoint_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Every endpoint on a network.
+    pub fn endpoints_on(&self, network: &str) -> Result<Vec<EndpointRecord>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT container_id, network, ip, mac, aliases FROM endpoints WHERE network = ?1 ORDER BY container_id",
+        )?;
+        let rows = st.query_map([network], endpoint_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Note the MAC address a setup gave an endpoint.
+    pub fn set_endpoint_mac(&self, container_id: &str, network: &str, mac: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE endpoints SET mac = ?3 WHERE container_id = ?1 AND network = ?2",
+            params![container_id, network, mac],
+        )?;
+        Ok(())
+    }
+
+    /// Detach a container from a network.
+    pub fn delete_endpoint(&self, container_id: &str, network: &str) -> Result<bool> {
+        Ok(self.conn().execute(
+            "DELETE FROM endpoints WHERE container_id = ?1 AND network = ?2",
+            params![container_id, network],
+        )? == 1)
+    }
+
+    /// Record a setup before netavark is called (so a crash during it is torn down later).
+    pub fn put_network_setup(&self, s: &NetworkSetup) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO network_setups (container_id, netns, options, status) VALUES (?1, ?2, ?3, ?4)",
+            params![s.container_id, s.netns, s.options, s.status],
+        )?;
+        Ok(())
+    }
+
+    /// A container's network setup, if one is in place.
+    pub fn network_setup(&self, container_id: &str) -> Result<Option<NetworkSetup>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT container_id, netns, options, status FROM network_setups WHERE container_id = ?1",
+                [container_id],
+                |r| {
+                    Ok(NetworkSetup {
+                        container_id: r.get(0)?,
+                        netns: r.get(1)?,
+                        options: r.get(2)?,
+                        status: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every setup in place.
+    pub fn network_setups(&self) -> Result<Vec<NetworkSetup>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT container_id, netns, options, status FROM network_setups")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(NetworkSetup { container_id: r.get(0)?, netns: r.get(1)?, options: r.get(2)?, status: r.get(3)? })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Setups whose container is gone, not running, or running no more
+    /// (its process died while nobody watched it): to be torn down.
+    pub fn stale_network_setups(&self) -> Result<Vec<NetworkSetup>> {
+        let rows: Vec<(NetworkSetup, Option<String>, Option<String>)> = {
+            let c = self.conn();
+            let mut st = c.prepare(
+                "SELECT s.container_id, s.netns, s.options, s.status, c.state, c.process
+                   FROM network_setups s LEFT JOIN containers c ON c.id = s.container_id",
+            )?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        NetworkSetup {
+                            container_id: r.get(0)?,
+                            netns: r.get(1)?,
+                            options: r.get(2)?,
+                            status: r.get(3)?,
+                        },
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            rows
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|(_, state, process)| {
+                state.as_deref() != Some("running") || !process.as_deref().is_some_and(process_running)
+            })
+            .map(|(s, _, _)| s)
+            .collect())
+    }
+
+    /// A setup was torn down.
+    pub fn delete_network_setup(&self, container_id: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM network_setups WHERE container_id = ?1", [container_id])?;
         Ok(())
     }
 

@@ -18,16 +18,50 @@ pub fn sha256_hex(b: &[u8]) -> String {
 
 pub const DRIVERS: [&str; 2] = ["overlay", "copy"];
 
-/// A temp store and the binary.
+/// A temp store and the binary, run inside a network namespace of the
+/// test's own (containers go on strata's default bridge network: its
+/// bridge, veths and firewall rules live and die with that namespace, never
+/// on the host's).
 pub struct Strata {
     pub dir: tempfile::TempDir,
     pub driver: String,
+    /// The test's network namespace (a bind mount), unless on the host's.
+    pub netns: Option<PathBuf>,
 }
 
 impl Strata {
     pub fn new(driver: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("strata-test-").tempdir_in(test_tmp()).unwrap();
-        Strata { dir, driver: driver.to_string() }
+        let netns = dir.path().join("netns");
+        fs::write(&netns, b"").unwrap();
+        let made = Command::new("unshare").arg(format!("--net={}", netns.display())).arg("true").status().unwrap();
+        assert!(made.success(), "unshare --net");
+        let up = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success(), "lo up in the test's namespace");
+        Strata { dir, driver: driver.to_string(), netns: Some(netns) }
+    }
+
+    /// A store whose commands run in the host's network namespace (to reach
+    /// a registry on the host's loopback); its containers must not use a network.
+    pub fn on_host_network(driver: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("strata-test-").tempdir_in(test_tmp()).unwrap();
+        Strata { dir, driver: driver.to_string(), netns: None }
+    }
+
+    /// A command run inside the test's network namespace.
+    pub fn in_netns(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(n) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", n.display())).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -37,7 +71,8 @@ impl Strata {
     pub fn command(&self) -> Command {
         // STRATA_TEST_BIN runs the suite against another build (an older one, to see a test fail).
         let bin = std::env::var_os("STRATA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_strata").into());
-        let mut c = Command::new(bin);
+        // nsenter joins the namespace and execs: the child's pid is strata's.
+        let mut c = self.in_netns(&bin.to_string_lossy());
         c.arg("--root").arg(self.root()).arg("--storage-driver").arg(&self.driver);
         c.env_remove("STRATA_ROOT");
         c
@@ -139,6 +174,20 @@ impl Strata {
 
 impl Drop for Strata {
     fn drop(&mut self) {
+        // aardvark-dns, started by netavark for a network with DNS, outlives the
+        // commands that started it: stop any running in the test's namespace.
+        if let Some(ns) = &self.netns {
+            if let Ok(md) = fs::metadata(ns) {
+                use std::os::unix::fs::MetadataExt;
+                for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                    if fs::metadata(e.path().join("ns/net")).is_ok_and(|m| m.ino() == md.ino() && m.dev() == md.dev()) {
+                        // SAFETY: kill(2) on a process in the test's own namespace.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
         // Never leave a mount behind, even when a test failed midway.
         if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
             let root = self.root().display().to_string();
@@ -148,6 +197,9 @@ impl Drop for Strata {
             for t in targets {
                 let _ = Command::new("umount").arg("-l").arg(t).status();
             }
+        }
+        if let Some(ns) = &self.netns {
+            let _ = Command::new("umount").arg("-l").arg(ns).status();
         }
     }
 }
@@ -437,4 +489,16 @@ pub fn busybox_layer() -> Vec<u8> {
         t = t.symlink(&format!("bin/{c}"), "busybox");
     }
     t.file("etc/passwd", PASSWD).build()
+}
+
+/// Mounts under a store root (none may be left).
+pub fn mounts_under(s: &Strata) -> Vec<String> {
+    let root = s.root().display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&root))
+        .map(String::from)
+        .collect()
 }

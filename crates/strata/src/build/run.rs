@@ -177,8 +177,9 @@ impl Builder<'_> {
             return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
         }
         let bundle = snap.dir.path().to_path_buf();
-        spec::write_etc_files(&bundle, &cfg)?;
-        let netns = if cfg.network == "host" { None } else { Some(crate::container::netns::LoopbackNamespace::new()?) };
+        spec::write_etc_files(&bundle, &cfg, &spec::NetworkView::default())?;
+        let netns =
+            if cfg.network == "host" { None } else { Some(crate::network::namespace::LoopbackNamespace::new()?) };
         let ns_path = netns.as_ref().map(|n| n.path());
         let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref())?;
         let cfg_path = bundle.join("config.json");

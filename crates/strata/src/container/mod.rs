@@ -15,7 +15,6 @@
 //! a detached one is watched by a `strata` monitor process started for it,
 //! which records the exit code and cleans up.
 
-pub mod netns;
 mod ops;
 pub mod runtime;
 pub mod spec;

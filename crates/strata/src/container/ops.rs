@@ -18,6 +18,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Reference};
 use crate::images::Images;
 use crate::layers::Layers;
+use crate::network::netavark::PortMapping;
+use crate::network::{Networks, PortSpec};
 use crate::snapshot::{mount, Driver, Mount};
 use crate::store::{now, ContainerRecord, ContainerState};
 use crate::volume::{MountKind, Volumes};
@@ -39,8 +41,26 @@ pub struct CreateOptions {
     pub cmd: Vec<String>,
     /// `--hostname`.
     pub hostname: Option<String>,
-    /// `--network`: `none` (default) or `host`.
-    pub network: Option<String>,
+    /// `--network` (repeatable): a network's name or ID (`bridge`, the
+    /// default network, when none is given), or one of `none`, `host`,
+    /// `container:NAME`.
+    pub networks: Vec<String>,
+    /// `--network-alias`: DNS names on user networks besides its name.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: its address on the (first) network.
+    pub ip: Option<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `-p` specs.
+    pub publish: Vec<String>,
+    /// `-P`: publish every port the image EXPOSEs on a random host port.
+    pub publish_all: bool,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<String>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--rm`.
@@ -100,6 +120,8 @@ pub struct ContainerSummary {
     pub finished: Option<i64>,
     /// The init process while running.
     pub pid: Option<i64>,
+    /// Published ports while running (host ports as chosen).
+    pub ports: Vec<PortMapping>,
 }
 
 const NAME_WORDS: [&str; 16] = [
@@ -192,6 +214,119 @@ impl<'c> Containers<'c> {
     fn volumes(&self) -> Volumes<'c> {
         volumes(self.core)
     }
+
+    fn networks(&self) -> Networks<'c> {
+        Networks::new(self.core)
+    }
+
+    /// `--network` flags: the mode recorded in the run configuration
+    /// (`none`, `host`, `container:ID`, or the first network's name) and the
+    /// networks to attach to.
+    fn choose_networks(&self, o: &CreateOptions) -> Result<(String, Vec<crate::store::NetworkRecord>)> {
+        let wanted: Vec<&str> = if o.networks.is_empty() {
+            vec![crate::network::DEFAULT_NETWORK]
+        } else {
+            o.networks.iter().map(String::as_str).collect()
+        };
+        let special = |n: &str| n == "none" || n == "host" || n.starts_with("container:");
+        if let Some(s) = wanted.iter().find(|n| special(n)) {
+            if wanted.len() > 1 {
+                return Err(Error::invalid(format!("--network {s} cannot be combined with other networks")));
+            }
+            if o.ip.is_some() || o.mac_address.is_some() || !o.network_aliases.is_empty() {
+                return Err(Error::invalid(format!(
+                    "--ip, --mac-address and --network-alias need a network, not --network {s}"
+                )));
+            }
+            if let Some(other) = s.strip_prefix("container:") {
+                return Ok((format!("container:{}", self.get(other)?.id), Vec::new()));
+            }
+            return Ok((s.to_string(), Vec::new()));
+        }
+        let mut nets = Vec::new();
+        for n in wanted {
+            let rec = self.networks().get(n)?;
+            if nets.iter().any(|x: &crate::store::NetworkRecord| x.name == rec.name) {
+                return Err(Error::invalid(format!("network {} given twice", rec.name)));
+            }
+            nets.push(rec);
+        }
+        Ok((nets[0].name.clone(), nets))
+    }
+
+    /// Where a container's network comes from as it starts.
+    fn network_place(&self, rec: &ContainerRecord, cfg: &RunConfig) -> Result<NetworkPlace> {
+        Ok(match cfg.network.as_str() {
+            "host" => NetworkPlace::Host,
+            "none" => NetworkPlace::Loopback(crate::network::namespace::LoopbackNamespace::new()?),
+            mode => match mode.strip_prefix("container:") {
+                Some(other) => {
+                    let o = self.get(other)?;
+                    if o.state != ContainerState::Running {
+                        return Err(Error::invalid(format!(
+                            "--network container:{}: that container is not running",
+                            o.name
+                        )));
+                    }
+                    let path = match self.core.store.network_setup(&o.id)? {
+                        Some(s) => PathBuf::from(s.netns),
+                        None => PathBuf::from(format!("/proc/{}/ns/net", o.pid.unwrap_or(0))),
+                    };
+                    NetworkPlace::Joined(path)
+                }
+                None => {
+                    let (mappings, reservation) = crate::network::ports::reserve(&cfg.ports)?;
+                    let setup = self.networks().setup(
+                        &crate::network::Attachee { id: &rec.id, name: &rec.name },
+                        mappings,
+                        &cfg.dns,
+                    )?;
+                    NetworkPlace::Pinned { setup, _ports: reservation }
+                }
+            },
+        })
+    }
+}
+
+/// A starting container's network namespace and what keeps it.
+enum NetworkPlace {
+    /// The host's.
+    Host,
+    /// Its own, loopback only.
+    Loopback(crate::network::namespace::LoopbackNamespace),
+    /// Its own with interfaces on networks; the host ports held while it runs.
+    Pinned { setup: crate::network::Setup, _ports: crate::network::ports::Reservation },
+    /// Another container's.
+    Joined(PathBuf),
+}
+
+impl NetworkPlace {
+    fn path(&self) -> Option<PathBuf> {
+        match self {
+            NetworkPlace::Host => None,
+            NetworkPlace::Loopback(n) => Some(n.path()),
+            NetworkPlace::Pinned { setup, .. } => Some(setup.netns.clone()),
+            NetworkPlace::Joined(p) => Some(p.clone()),
+        }
+    }
+
+    /// What the container's /etc/hosts and /etc/resolv.conf say.
+    fn view(&self) -> spec::NetworkView {
+        let mut v = spec::NetworkView::default();
+        if let NetworkPlace::Pinned { setup: s, .. } = self {
+            for block in s.status.values() {
+                for iface in block.interfaces.iter().flat_map(|i| i.values()) {
+                    for a in iface.subnets.iter().flatten() {
+                        v.addresses.push(a.ipnet.split('/').next().unwrap_or_default().to_string());
+                    }
+                }
+                v.nameservers.extend(block.dns_server_ips.iter().flatten().cloned());
+            }
+            v.nameservers.dedup();
+            v.own_namespace = true;
+        }
+        v
+    }
 }
 
 impl Containers<'_> {
@@ -235,10 +370,6 @@ impl Containers<'_> {
         let env = check_env(&o.env)?;
         if let Some(u) = &o.user {
             spec::check_user_syntax(u)?;
-        }
-        let network = o.network.clone().unwrap_or_else(|| "none".into());
-        if network != "none" && network != "host" {
-            return Err(Error::invalid(format!("network {network:?} is not supported: use none or host")));
         }
         if let Some(n) = &o.name {
             if !valid_name(n) {
@@ -322,6 +453,42 @@ impl Containers<'_> {
                 return Err(Error::invalid(format!("duplicate mount point: {}", m.target)));
             }
         }
+        let (network, attach_to) = self.choose_networks(o)?;
+        let mut ports = Vec::new();
+        for p in &o.publish {
+            ports.push(crate::network::ports::parse(p)?);
+        }
+        if o.publish_all {
+            for e in ic.exposed_ports().clone().unwrap_or_default() {
+                let (port, proto) = e.split_once('/').unwrap_or((&e, "tcp"));
+                let spec = crate::network::ports::parse(&format!("{port}/{proto}"))
+                    .map_err(|err| Error::invalid(format!("image {image_name}: EXPOSE {e}: {err}")))?;
+                if !ports
+                    .iter()
+                    .any(|p: &PortSpec| p.container_port == spec.container_port && p.protocol == spec.protocol)
+                {
+                    ports.push(spec);
+                }
+            }
+        }
+        if !ports.is_empty() && attach_to.is_empty() {
+            return Err(Error::invalid(format!(
+                "conflicting options: ports cannot be published with --network {network}"
+            )));
+        }
+        // A host port something holds now is refused before anything is made.
+        let fixed: Vec<PortSpec> = ports.iter().filter(|p| p.host_port != 0).cloned().collect();
+        drop(crate::network::ports::reserve(&fixed)?);
+        for d in &o.dns {
+            d.parse::<std::net::IpAddr>()
+                .map_err(|_| Error::invalid(format!("invalid --dns {d:?}: want an IP address")))?;
+        }
+        for h in &o.add_hosts {
+            let ok = h.split_once(':').is_some_and(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+            if !ok {
+                return Err(Error::invalid(format!("invalid --add-host {h:?}: want NAME:IP")));
+            }
+        }
         let mut args: Vec<String> = match &o.entrypoint {
             Some(e) if e.is_empty() => Vec::new(),
             Some(e) => vec![e.clone()],
@@ -372,6 +539,10 @@ impl Containers<'_> {
             runtime: o.runtime.clone().filter(|r| r != "builtin"),
             tty: o.tty,
             mounts,
+            ports,
+            dns: o.dns.clone(),
+            dns_search: o.dns_search.clone(),
+            add_hosts: o.add_hosts.clone(),
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -391,6 +562,14 @@ impl Containers<'_> {
             process: None,
         };
         self.core.store.insert_container(&rec)?;
+        for (i, n) in attach_to.iter().enumerate() {
+            let ip = if i == 0 { o.ip.as_deref() } else { None };
+            let mac = if i == 0 { o.mac_address.as_deref() } else { None };
+            if let Err(e) = self.networks().attach(&id, n, ip, mac, &o.network_aliases) {
+                let _ = self.core.store.delete_container(&id);
+                return Err(e);
+            }
+        }
         for m in run.mounts.iter().filter(|m| m.kind == crate::volume::MountKind::Volume) {
             if let Err(e) = self.volumes().ensure(&m.source, m.anonymous, "{}") {
                 let _ = self.core.store.delete_container(&id);
@@ -454,6 +633,9 @@ impl Containers<'_> {
 
     /// Unmount a container's root and forget its runtime state.
     fn release_container(&self, id: &str) {
+        if let Err(e) = self.networks().teardown(id) {
+            tracing::warn!("tearing down the network of {id}: {e}");
+        }
         if let Ok(Some(rec)) = self.core.store.find_container(id) {
             if let Ok(rt) = self.runtime_of(&rec) {
                 let _ = rt.delete(id);
@@ -485,17 +667,14 @@ impl Containers<'_> {
                 return Err(e);
             }
         }
-        // Held until the runtime has joined it: the container's network, loopback up.
-        let netns = match cfg.network.as_str() {
-            "host" => None,
-            _ => match super::netns::LoopbackNamespace::new() {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    self.release_container(&rec.id);
-                    self.finish_auto_remove(&rec, &cfg);
-                    return Err(e);
-                }
-            },
+        // Held until the container exits: its namespace, the host ports it publishes.
+        let place = match self.network_place(&rec, &cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_container(&rec.id);
+                self.finish_auto_remove(&rec, &cfg);
+                return Err(e);
+            }
         };
         let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
             let root = crate::confined::Root::open(&rootfs)?;
@@ -504,10 +683,10 @@ impl Containers<'_> {
             if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &root, &cfg.workdir, &targets) {
                 return Ok(Err(failure));
             }
-            spec::write_etc_files(&dir, &cfg)?;
+            spec::write_etc_files(&dir, &cfg, &place.view())?;
             let volumes: Vec<(crate::volume::MountSpec, PathBuf)> =
                 cfg.mounts.iter().map(|m| (m.clone(), self.mount_source(m))).collect();
-            let ns_path = netns.as_ref().map(|n| n.path());
+            let ns_path = place.path();
             let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref())?;
             let path = dir.join("config.json");
             fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
@@ -561,6 +740,13 @@ impl Containers<'_> {
         drop(proxy);
         if let Some(t) = terminal {
             t.finish();
+        }
+        // The exit code first: a command that looks while the network is torn
+        // down finds the process gone and records this code, not an unknown one.
+        if let Some(mut now_rec) = self.core.store.find_container(&rec.id)? {
+            now_rec.exit_code = Some(code as i64);
+            now_rec.finished = Some(now());
+            self.core.store.update_container(&now_rec)?;
         }
         self.release_container(&rec.id);
         if let Some(mut now_rec) = self.core.store.find_container(&rec.id)? {
@@ -811,7 +997,9 @@ impl Containers<'_> {
                 .first()
                 .map(|t| crate::image::reference::display_tag(t))
                 .unwrap_or_else(|| rec.image_id.short().to_string());
+            let ports = if rec.state == ContainerState::Running { self.published(&rec.id)? } else { Vec::new() };
             out.push(ContainerSummary {
+                ports,
                 id: rec.id,
                 name: rec.name,
                 image,
@@ -855,7 +1043,9 @@ impl Containers<'_> {
             },
             "Image": rec.image_id.as_str(),
             "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname},
-            "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove},
+            "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
+                "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts},
+            "NetworkSettings": self.network_settings(&rec, &cfg)?,
             "GraphDriver": {"Name": self.core.driver().to_string(), "Data": {
                 "UpperDir": dir.join("upper").display().to_string(),
                 "MergedDir": dir.join("rootfs").display().to_string(),
@@ -863,6 +1053,113 @@ impl Containers<'_> {
             }},
             "LogPath": dir.join("container.log").display().to_string(),
         }))
+    }
+
+    /// The ports a running container publishes, host ports as chosen.
+    fn published(&self, id: &str) -> Result<Vec<PortMapping>> {
+        Ok(self.networks().current(id)?.map(|(o, _)| o.port_mappings).unwrap_or_default())
+    }
+
+    /// `port CONTAINER`: a running container's published ports.
+    pub fn ports(&self, name: &str) -> Result<Vec<PortMapping>> {
+        let rec = self.get(name)?;
+        if rec.state != ContainerState::Running {
+            return Ok(Vec::new());
+        }
+        self.published(&rec.id)
+    }
+
+    /// `inspect`'s `NetworkSettings`, in Docker's shape.
+    fn network_settings(&self, rec: &ContainerRecord, cfg: &RunConfig) -> Result<serde_json::Value> {
+        let running = rec.state == ContainerState::Running;
+        let mut ports = serde_json::Map::new();
+        for p in &cfg.ports {
+            for i in 0..p.range {
+                ports.insert(format!("{}/{}", p.container_port + i, p.protocol), serde_json::Value::Null);
+            }
+        }
+        if running {
+            for m in self.published(&rec.id)? {
+                let key = format!("{}/{}", m.container_port, m.protocol);
+                let ip = if m.host_ip.is_empty() { "0.0.0.0".to_string() } else { m.host_ip.clone() };
+                let entry = serde_json::json!({"HostIp": ip, "HostPort": m.host_port.to_string()});
+                match ports.get_mut(&key) {
+                    Some(serde_json::Value::Array(a)) => a.push(entry),
+                    _ => {
+                        ports.insert(key, serde_json::json!([entry]));
+                    }
+                }
+            }
+        }
+        let mut networks = serde_json::Map::new();
+        let mut first: Option<serde_json::Value> = None;
+        for e in self.networks().endpoints(&rec.id)? {
+            let n = self.networks().get(&e.network)?;
+            let prefix: u8 = n.subnet.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or(24);
+            let aliases: Vec<String> = serde_json::from_str(&e.aliases).unwrap_or_default();
+            let v = serde_json::json!({
+                "Aliases": aliases,
+                "NetworkID": n.id,
+                "Gateway": n.gateway,
+                "IPAddress": e.ip,
+                "IPPrefixLen": prefix,
+                "MacAddress": e.mac.clone().unwrap_or_default(),
+            });
+            first.get_or_insert_with(|| v.clone());
+            networks.insert(n.name.clone(), v);
+        }
+        let f = first.unwrap_or_else(|| serde_json::json!({}));
+        Ok(serde_json::json!({
+            "Ports": ports,
+            "SandboxKey": self.core.store.network_setup(&rec.id)?.map(|s| s.netns).unwrap_or_default(),
+            "IPAddress": f["IPAddress"].as_str().unwrap_or(""),
+            "IPPrefixLen": f["IPPrefixLen"].as_u64().unwrap_or(0),
+            "Gateway": f["Gateway"].as_str().unwrap_or(""),
+            "MacAddress": f["MacAddress"].as_str().unwrap_or(""),
+            "Networks": networks,
+        }))
+    }
+
+    /// `network connect`: put a container that is not running on another
+    /// network (its address there chosen now, its interface made at start).
+    pub fn connect(&self, network: &str, name: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
+        let rec = self.get(name)?;
+        let cfg = super::run_config(&rec)?;
+        if cfg.network == "host" || cfg.network == "none" || cfg.network.starts_with("container:") {
+            return Err(Error::invalid(format!(
+                "container {} uses --network {}: it cannot join networks",
+                rec.name, cfg.network
+            )));
+        }
+        if rec.state == ContainerState::Running {
+            return Err(Error::invalid(format!(
+                "container {} is running: connecting a running container is not supported yet; stop it first",
+                rec.name
+            )));
+        }
+        let n = self.networks().get(network)?;
+        self.networks().attach(&rec.id, &n, ip, None, aliases).map(drop)
+    }
+
+    /// `network disconnect`: take a container that is not running off a network.
+    pub fn disconnect(&self, network: &str, name: &str) -> Result<()> {
+        let rec = self.get(name)?;
+        if rec.state == ContainerState::Running {
+            return Err(Error::invalid(format!(
+                "container {} is running: disconnecting a running container is not supported yet; stop it first",
+                rec.name
+            )));
+        }
+        let n = self.networks().get(network)?;
+        if !self.networks().detach(&rec.id, &n.name)? {
+            return Err(Error::invalid(format!("container {} is not connected to network {}", rec.name, n.name)));
+        }
+        Ok(())
+    }
+
+    /// A container's name by ID (for network listings).
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        self.core.store.find_container(id).ok().flatten().map(|r| r.name)
     }
 
     /// `diff`: what the container changed, as A/C/D lines.

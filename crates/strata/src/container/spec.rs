@@ -24,7 +24,8 @@ pub struct RunConfig {
     pub user: String,
     /// Hostname.
     pub hostname: String,
-    /// `none` (own network namespace, loopback only) or `host`.
+    /// `none` (own network namespace, loopback only), `host`,
+    /// `container:ID`, or the name of the first network it is attached to.
     pub network: String,
     /// Mount the root file system read-only.
     pub read_only: bool,
@@ -48,6 +49,29 @@ pub struct RunConfig {
     /// Volumes, bind mounts and tmpfs mounts.
     #[serde(default)]
     pub mounts: Vec<crate::volume::MountSpec>,
+    /// Published ports (`-p`, `-P`); host port 0 is chosen at each start.
+    #[serde(default)]
+    pub ports: Vec<crate::network::PortSpec>,
+    /// `--dns` servers.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search` domains.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--add-host NAME:IP` entries.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+}
+
+/// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkView {
+    /// Its own network namespace with interfaces on networks.
+    pub own_namespace: bool,
+    /// Its addresses there (the first is its hostname's).
+    pub addresses: Vec<String>,
+    /// Name servers the setup provides (aardvark-dns on a network's gateway).
+    pub nameservers: Vec<String>,
 }
 
 /// Syscalls the default seccomp profile refuses with EPERM: Docker's
@@ -257,21 +281,38 @@ pub fn check_command(
 }
 
 /// Files the container sees at /etc/hostname, /etc/hosts, /etc/resolv.conf.
-pub fn write_etc_files(dir: &Path, cfg: &RunConfig) -> Result<()> {
+pub fn write_etc_files(dir: &Path, cfg: &RunConfig, net: &NetworkView) -> Result<()> {
     let write = |name: &str, body: String| fs::write(dir.join(name), body).at(dir.join(name));
     write("hostname", format!("{}\n", cfg.hostname))?;
-    write(
-        "hosts",
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", cfg.hostname),
-    )?;
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let own = net.addresses.first().map(String::as_str).unwrap_or("127.0.1.1");
+    let mut hosts =
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n", cfg.hostname);
+    for h in &cfg.add_hosts {
+        if let Some((name, ip)) = h.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    write("hosts", hosts)?;
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     // Loopback resolvers of the host mean nothing in the container's own network namespace.
-    let resolv: String = if cfg.network == "host" {
-        resolv
-    } else {
-        resolv.lines().filter(|l| !l.trim_start().starts_with("nameserver 127.")).map(|l| format!("{l}\n")).collect()
-    };
-    write("resolv.conf", resolv)
+    let mut resolv: Vec<String> = host
+        .lines()
+        .filter(|l| cfg.network == "host" || !l.trim_start().starts_with("nameserver 127."))
+        .filter(|l| !(l.trim_start().starts_with("nameserver") && (!cfg.dns.is_empty() || !net.nameservers.is_empty())))
+        .filter(|l| !(l.trim_start().starts_with("search") && !cfg.dns_search.is_empty()))
+        .map(str::to_string)
+        .collect();
+    if !cfg.dns_search.is_empty() {
+        resolv.push(format!("search {}", cfg.dns_search.join(" ")));
+    }
+    // On a network with DNS its server answers names and forwards the rest (to --dns when given).
+    let servers = if net.nameservers.is_empty() { &cfg.dns } else { &net.nameservers };
+    resolv.extend(servers.iter().map(|s| format!("nameserver {s}")));
+    // Docker's fallback when the host has only loopback resolvers, which the container cannot reach.
+    if cfg.network != "host" && !resolv.iter().any(|l| l.trim_start().starts_with("nameserver")) {
+        resolv.extend(["nameserver 8.8.8.8".to_string(), "nameserver 8.8.4.4".to_string()]);
+    }
+    write("resolv.conf", resolv.iter().map(|l| format!("{l}\n")).collect())
 }
 
 fn resources(cfg: &RunConfig) -> serde_json::Value {

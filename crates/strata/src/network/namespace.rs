@@ -1,16 +1,21 @@
-//! A container's own network namespace with its loopback interface up, as
-//! Docker gives `--network none`: made on a short-lived thread (a thread can
-//! unshare its network namespace alone), kept alive by a descriptor the
-//! runtime joins through `/proc/<pid>/fd/<n>` while it creates the container.
+//! Network namespaces strata makes for containers. `LoopbackNamespace`:
+//! one with only `lo` up (`--network none`, as Docker), made on a
+//! short-lived thread (a thread can unshare its network namespace alone)
+//! and kept alive by a descriptor the runtime joins through
+//! `/proc/<pid>/fd/<n>`. `Pinned`: one bind-mounted at a path under the
+//! store, for a container on a network, so that whoever tears the network
+//! down later (the container's waiter, `rm`, a sweep after a crash) can
+//! still hand it to netavark.
 //!
-//! Written by hand: bringing one interface up is two ioctls, and netavark
-//! (the networking issue's tool) does not handle `none`.
+//! Written by hand: bringing one interface up is two ioctls and pinning is
+//! one bind mount; netavark sets up interfaces in a namespace its caller
+//! provides and does not handle `none`.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// A network namespace holding only `lo`, up.
 pub struct LoopbackNamespace(OwnedFd);
@@ -35,6 +40,40 @@ impl LoopbackNamespace {
     /// The path a runtime opens to join it (valid while `self` lives, also in a forked child).
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.0.as_raw_fd()))
+    }
+}
+
+/// Make a namespace with `lo` up and pin it at `path` (a new file).
+pub fn create_pinned(path: &Path) -> Result<()> {
+    std::fs::File::options().write(true).create_new(true).open(path).at(path)?;
+    let target = path.to_path_buf();
+    let made = std::thread::spawn(move || -> std::io::Result<()> {
+        // SAFETY: unshare affects only this thread, which ends right after.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        loopback_up()?;
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &target).map_err(std::io::Error::from)
+    })
+    .join()
+    .map_err(|_| Error::Runtime("making a network namespace: the thread panicked".into()))?;
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(Error::Runtime(format!("making a network namespace at {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// Unpin a namespace made by [`create_pinned`] (it goes away with its last
+/// user); absent is fine.
+pub fn remove_pinned(path: &Path) -> Result<()> {
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(std::io::Error::from(e)).at(path),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(path),
+        _ => Ok(()),
     }
 }
 

@@ -1,0 +1,599 @@
+//! Networks: the default `bridge` (Docker's name; interface `strata0`, a
+//! private /16) and user networks (`network create`), recorded in the
+//! store with unique names, subnets and bridge interfaces; a container's
+//! endpoints (its address on each network, allocated here, and its DNS
+//! aliases); and the setup and teardown of a container's networking by
+//! netavark in a namespace pinned under `<root>/netns/`.
+//!
+//! ```text
+//! <root>/netns/<container-id>     the container's network namespace (a bind mount) while set up
+//! <root>/networks/netavark/       netavark's state (aardvark-dns's configuration) and its lock
+//! ```
+//!
+//! A setup is recorded (the exact options netavark was given) before
+//! netavark runs and dropped after its teardown, so a setup whose owner was
+//! killed is found and torn down by the next command that looks at the
+//! container or opens the store alone ([`sweep`]).
+
+pub mod namespace;
+pub mod netavark;
+pub mod ports;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::core::Core;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{now, EndpointRecord, NetworkRecord, NetworkSetup};
+use netavark::{Netavark, Options, PerNetwork, Status};
+pub use ports::PortSpec;
+
+/// The default network's name.
+pub const DEFAULT_NETWORK: &str = "bridge";
+const DEFAULT_INTERFACE: &str = "strata0";
+/// Where the default network's /16 is taken from (the first that no route
+/// or other network overlaps).
+const DEFAULT_POOL: [&str; 4] = ["10.87.0.0/16", "10.86.0.0/16", "10.85.0.0/16", "10.84.0.0/16"];
+/// User networks get a /24 from here.
+const USER_POOL: &str = "10.90.0.0/16";
+
+/// `network create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    /// Name.
+    pub name: String,
+    /// `-d`: only `bridge`.
+    pub driver: Option<String>,
+    /// `--subnet CIDR` (IPv4).
+    pub subnet: Option<String>,
+    /// `--gateway IP`.
+    pub gateway: Option<String>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label K=V`.
+    pub labels: Vec<String>,
+    /// `--ipv6`.
+    pub ipv6: bool,
+}
+
+/// A network as `network ls` lists it (the `host` and `none` modes too, as Docker).
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    /// ID (64 hex; `host` and `none` have fixed ones).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    /// `local`.
+    pub scope: &'static str,
+    /// Created (seconds since the epoch).
+    pub created: i64,
+    /// `--internal`.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container as a network setup sees it.
+#[derive(Debug, Clone)]
+pub struct Attachee<'a> {
+    /// Container ID.
+    pub id: &'a str,
+    /// Container name (its DNS name on user networks).
+    pub name: &'a str,
+}
+
+/// What a setup made.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The pinned namespace the runtime joins.
+    pub netns: PathBuf,
+    /// netavark's answer.
+    pub status: Status,
+    /// The ports published, host ports chosen.
+    pub ports: Vec<netavark::PortMapping>,
+}
+
+fn parse_labels(labels: &[String]) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// IPv4 routes of the caller's network namespace (`/proc/net/route`): a
+/// new network's subnet must not overlap one.
+fn host_routes() -> Vec<Ipv4Net> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(|v| Ipv4Addr::from(v.swap_bytes()));
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (dst, mask) = (hex(f.get(1)?)?, hex(f.get(7)?)?);
+            if dst.is_unspecified() {
+                return None; // the default route overlaps everything by definition
+            }
+            Ipv4Net::with_netmask(dst, mask).ok()
+        })
+        .collect()
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The networks service.
+pub struct Networks<'c> {
+    core: &'c Core,
+}
+
+impl<'c> Networks<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Networks { core }
+    }
+
+    fn netavark(&self) -> Netavark {
+        Netavark::new(&self.core.root.join("networks").join("netavark"))
+    }
+
+    fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.core.root.join("netns").join(container_id)
+    }
+
+    /// A subnet for a new network: `want`, checked, or the first free one of `pool`.
+    fn choose_subnet(&self, want: Option<&str>, pool: &[Ipv4Net]) -> Result<Ipv4Net> {
+        let taken: Vec<Ipv4Net> =
+            self.core.store.networks()?.iter().filter_map(|n| n.subnet.parse().ok()).chain(host_routes()).collect();
+        if let Some(w) = want {
+            let net: Ipv4Net = w
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid subnet {w:?}: want an IPv4 CIDR such as 10.91.0.0/24")))?;
+            if net.prefix_len() > 30 {
+                return Err(Error::invalid(format!("subnet {w}: too small for a gateway and a container")));
+            }
+            if net != net.trunc() {
+                return Err(Error::invalid(format!(
+                    "invalid subnet {w}: host bits set (the network is {})",
+                    net.trunc()
+                )));
+            }
+            if let Some(t) = taken.iter().find(|t| overlaps(t, &net)) {
+                return Err(Error::InUse(format!("subnet {net} overlaps {t}, which is in use")));
+            }
+            return Ok(net);
+        }
+        pool.iter()
+            .find(|c| !taken.iter().any(|t| overlaps(t, c)))
+            .copied()
+            .ok_or_else(|| Error::InUse("no free subnet left in strata's pools: give one with --subnet".into()))
+    }
+
+    fn free_interface(&self) -> Result<String> {
+        let used: HashSet<String> = self.core.store.networks()?.into_iter().map(|n| n.interface).collect();
+        Ok((1..).map(|i| format!("strata{i}")).find(|n| !used.contains(n)).expect("unbounded"))
+    }
+
+    /// `network create`.
+    pub fn create(&self, o: &CreateNetwork) -> Result<NetworkRecord> {
+        if let Some(d) = o.driver.as_deref().filter(|d| *d != "bridge") {
+            return Err(Error::invalid(format!("network driver {d:?} is not supported: only bridge")));
+        }
+        if o.ipv6 {
+            return Err(Error::invalid("--ipv6 networks are not supported yet"));
+        }
+        if !valid_name(&o.name) || ["host", "none", DEFAULT_NETWORK].contains(&o.name.as_str()) {
+            return Err(Error::invalid(format!(
+                "invalid network name {:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]*, and not bridge, host or none",
+                o.name
+            )));
+        }
+        if self.core.store.network(&o.name)?.is_some() {
+            return Err(Error::InUse(format!("network {:?} already exists", o.name)));
+        }
+        let pool: Ipv4Net = USER_POOL.parse().expect("constant");
+        let pool: Vec<Ipv4Net> = pool.subnets(24).expect("constant").collect();
+        let subnet = self.choose_subnet(o.subnet.as_deref(), &pool)?;
+        let gateway = match &o.gateway {
+            Some(g) => {
+                let ip: Ipv4Addr =
+                    g.parse().map_err(|_| Error::invalid(format!("invalid gateway {g:?}: want an IPv4 address")))?;
+                if !subnet.contains(&ip) || ip == subnet.network() || ip == subnet.broadcast() {
+                    return Err(Error::invalid(format!("gateway {ip} is not a host address of subnet {subnet}")));
+                }
+                ip
+            }
+            None => subnet.hosts().next().expect("prefix <= 30"),
+        };
+        let rec = NetworkRecord {
+            name: o.name.clone(),
+            id: crate::tmp::random_hex(32)?,
+            driver: "bridge".into(),
+            interface: self.free_interface()?,
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: o.internal,
+            dns: true,
+            labels: serde_json::to_string(&parse_labels(&o.labels)).expect("labels serialize"),
+            created: now(),
+        };
+        self.core.store.insert_network(&rec)?;
+        Ok(rec)
+    }
+
+    /// The default network, recorded on first use.
+    pub fn default_network(&self) -> Result<NetworkRecord> {
+        if let Some(n) = self.core.store.network(DEFAULT_NETWORK)? {
+            return Ok(n);
+        }
+        let pool: Vec<Ipv4Net> = DEFAULT_POOL.iter().map(|p| p.parse().expect("constant")).collect();
+        let subnet = self.choose_subnet(None, &pool)?;
+        let rec = NetworkRecord {
+            name: DEFAULT_NETWORK.into(),
+            id: crate::tmp::random_hex(32)?,
+            driver: "bridge".into(),
+            interface: DEFAULT_INTERFACE.into(),
+            subnet: subnet.to_string(),
+            gateway: subnet.hosts().next().expect("a /16").to_string(),
+            internal: false,
+            // Docker's default bridge resolves no container names.
+            dns: false,
+            labels: "{}".into(),
+            created: now(),
+        };
+        match self.core.store.insert_network(&rec) {
+            // Another process recorded it first.
+            Err(Error::InUse(_)) => {
+                self.core.store.network(DEFAULT_NETWORK)?.ok_or_else(|| Error::not_found("network", DEFAULT_NETWORK))
+            }
+            r => r.map(|()| rec),
+        }
+    }
+
+    /// A network by name, full ID or ID prefix (`bridge` is made if it is not yet).
+    pub fn get(&self, name: &str) -> Result<NetworkRecord> {
+        if name == DEFAULT_NETWORK {
+            return self.default_network();
+        }
+        if let Some(n) = self.core.store.network(name)? {
+            return Ok(n);
+        }
+        if !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found = self.core.store.networks_by_id_prefix(&name.to_ascii_lowercase())?;
+            match found.len() {
+                1 => return Ok(found.remove(0)),
+                0 => {}
+                _ => return Err(Error::invalid(format!("network ID prefix {name:?} is ambiguous"))),
+            }
+        }
+        Err(Error::not_found("network", name))
+    }
+
+    /// `network ls`: `bridge`, `host`, `none` and the user networks.
+    pub fn list(&self) -> Result<Vec<NetworkSummary>> {
+        let bridge = self.default_network()?;
+        let mut out = vec![summary(&bridge)];
+        for (name, driver, id) in [("host", "host", "host"), ("none", "null", "none")] {
+            out.push(NetworkSummary {
+                // Fixed per mode (Docker's are random per daemon; strata has none).
+                id: crate::digest::Digest::of(format!("strata network {id}").as_bytes()).hex().to_string(),
+                name: name.into(),
+                driver: driver.into(),
+                scope: "local",
+                created: bridge.created,
+                internal: false,
+                labels: BTreeMap::new(),
+            });
+        }
+        out.extend(self.core.store.networks()?.iter().filter(|n| n.name != DEFAULT_NETWORK).map(summary));
+        Ok(out)
+    }
+
+    /// `network inspect`, in Docker's shape; `names` maps container IDs to names.
+    pub fn inspect(&self, name: &str, names: &dyn Fn(&str) -> Option<String>) -> Result<serde_json::Value> {
+        let n = self.get(name)?;
+        let mut containers = serde_json::Map::new();
+        for e in self.core.store.endpoints_on(&n.name)? {
+            let prefix = n.subnet.split('/').nth(1).unwrap_or("24");
+            containers.insert(
+                e.container_id.clone(),
+                serde_json::json!({
+                    "Name": names(&e.container_id).unwrap_or_default(),
+                    "MacAddress": e.mac.clone().unwrap_or_default(),
+                    "IPv4Address": format!("{}/{prefix}", e.ip),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let labels: BTreeMap<String, String> = serde_json::from_str(&n.labels).unwrap_or_default();
+        Ok(serde_json::json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": crate::image::format_time(n.created),
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.interface},
+            "Labels": labels,
+        }))
+    }
+
+    /// `network rm`: refuses a network any container is on, naming them
+    /// (`names` maps container IDs to names), and the built-in ones.
+    pub fn remove(&self, name: &str, names: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+        if name == "host" || name == "none" || name == DEFAULT_NETWORK {
+            return Err(Error::invalid(format!("{name} is a pre-defined network and cannot be removed")));
+        }
+        self.core.exclusive()?;
+        let n = self.get(name)?;
+        let users = self.core.store.endpoints_on(&n.name)?;
+        if !users.is_empty() {
+            let names: Vec<String> =
+                users.iter().map(|e| names(&e.container_id).unwrap_or_else(|| e.container_id.clone())).collect();
+            return Err(Error::InUse(format!("network {} is in use by container(s) {}", n.name, names.join(", "))));
+        }
+        self.core.store.delete_network(&n.name)?;
+        Ok(n.name)
+    }
+
+    /// `network prune`: every user network no container is on.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        self.core.exclusive()?;
+        let mut removed = Vec::new();
+        for n in self.core.store.networks()? {
+            if n.name != DEFAULT_NETWORK && self.core.store.endpoints_on(&n.name)?.is_empty() {
+                self.core.store.delete_network(&n.name)?;
+                removed.push(n.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Put a container on a network: its address (`ip`, checked, or the
+    /// first free one), MAC and aliases recorded.
+    pub fn attach(
+        &self,
+        container_id: &str,
+        network: &NetworkRecord,
+        ip: Option<&str>,
+        mac: Option<&str>,
+        aliases: &[String],
+    ) -> Result<String> {
+        let subnet: Ipv4Net = network
+            .subnet
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("network {}: subnet {:?}", network.name, network.subnet)))?;
+        let gateway: Ipv4Addr = network.gateway.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let want = match ip {
+            Some(w) => {
+                let a: Ipv4Addr =
+                    w.parse().map_err(|_| Error::invalid(format!("invalid --ip {w:?}: want an IPv4 address")))?;
+                if !subnet.contains(&a) || a == subnet.network() || a == subnet.broadcast() || a == gateway {
+                    return Err(Error::invalid(format!(
+                        "--ip {a} is not a free host address of network {} ({subnet}, gateway {gateway})",
+                        network.name
+                    )));
+                }
+                Some(a)
+            }
+            None => None,
+        };
+        if let Some(m) = mac {
+            let ok =
+                m.split(':').count() == 6 && m.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "invalid --mac-address {m:?}: want six hex pairs like 02:42:ac:11:00:02"
+                )));
+            }
+        }
+        let aliases = serde_json::to_string(aliases).expect("aliases serialize");
+        let pick = |taken: &[String]| -> Result<String> {
+            let taken: HashSet<&str> = taken.iter().map(String::as_str).collect();
+            if let Some(a) = want {
+                if taken.contains(a.to_string().as_str()) {
+                    return Err(Error::InUse(format!("address {a} is already in use on network {}", network.name)));
+                }
+                return Ok(a.to_string());
+            }
+            subnet
+                .hosts()
+                .filter(|h| *h != gateway)
+                .map(|h| h.to_string())
+                .find(|h| !taken.contains(h.as_str()))
+                .ok_or_else(|| Error::InUse(format!("network {} has no free address left", network.name)))
+        };
+        self.core.store.insert_endpoint(container_id, &network.name, mac, &aliases, &pick)
+    }
+
+    /// Take a container off a network (its record only; a running
+    /// container's interface is torn down by [`disconnect_running`](Self::teardown)).
+    pub fn detach(&self, container_id: &str, network: &str) -> Result<bool> {
+        self.core.store.delete_endpoint(container_id, network)
+    }
+
+    /// A container's endpoints.
+    pub fn endpoints(&self, container_id: &str) -> Result<Vec<EndpointRecord>> {
+        self.core.store.endpoints_of(container_id)
+    }
+
+    /// Give a container its networks: a pinned namespace with an interface
+    /// on each network it is attached to, its ports published (`ports`,
+    /// host ports already reserved by the caller). Recorded before netavark
+    /// runs, torn down again if it fails.
+    pub fn setup(&self, c: &Attachee<'_>, ports: Vec<netavark::PortMapping>, dns_servers: &[String]) -> Result<Setup> {
+        let endpoints = self.core.store.endpoints_of(c.id)?;
+        let mut networks = BTreeMap::new();
+        let mut info = BTreeMap::new();
+        for (i, e) in endpoints.iter().enumerate() {
+            let n = self.get(&e.network)?;
+            let aliases: Vec<String> = serde_json::from_str(&e.aliases).unwrap_or_default();
+            networks.insert(
+                n.name.clone(),
+                PerNetwork {
+                    aliases: if n.dns { aliases } else { Vec::new() },
+                    interface_name: format!("eth{i}"),
+                    static_ips: vec![e.ip.clone()],
+                    static_mac: e.mac.clone(),
+                },
+            );
+            info.insert(n.name.clone(), netavark_network(&n));
+        }
+        let opts = Options {
+            container_id: c.id.to_string(),
+            container_name: c.name.to_string(),
+            port_mappings: ports.clone(),
+            networks,
+            network_info: info,
+            dns_servers: if dns_servers.is_empty() { None } else { Some(dns_servers.to_vec()) },
+        };
+        let dir = self.core.root.join("netns");
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let netns = self.netns_path(c.id);
+        let netavark = self.netavark();
+        let locked = netavark.lock()?;
+        // A setup left from a run whose waiter was killed: gone first.
+        if let Some(old) = self.core.store.network_setup(c.id)? {
+            teardown_locked(self.core, &locked, &old)?;
+        }
+        let options = serde_json::to_string(&opts).expect("options serialize");
+        let record = NetworkSetup {
+            container_id: c.id.to_string(),
+            netns: netns.display().to_string(),
+            options,
+            status: "{}".into(),
+        };
+        self.core.store.put_network_setup(&record)?;
+        let made = namespace::create_pinned(&netns).and_then(|()| locked.setup(&netns, &opts));
+        let status = match made {
+            Ok(s) => s,
+            Err(e) => {
+                if let Err(t) = teardown_locked(self.core, &locked, &record) {
+                    tracing::warn!("undoing a failed network setup of {}: {t}", c.id);
+                }
+                return Err(e);
+            }
+        };
+        for (net, block) in &status {
+            if let Some(iface) = block.interfaces.as_ref().and_then(|i| i.values().next()) {
+                self.core.store.set_endpoint_mac(c.id, net, &iface.mac_address)?;
+            }
+        }
+        self.core.store.put_network_setup(&NetworkSetup {
+            status: serde_json::to_string(&status).expect("status serializes"),
+            ..record.clone()
+        })?;
+        Ok(Setup { netns, status, ports })
+    }
+
+    /// The setup in place for a container, if any: what `inspect`, `port`
+    /// and `ps` show of a running container.
+    pub fn current(&self, container_id: &str) -> Result<Option<(Options, Status)>> {
+        let Some(s) = self.core.store.network_setup(container_id)? else { return Ok(None) };
+        let opts: Options = serde_json::from_str(&s.options)
+            .map_err(|e| Error::Corrupt(format!("network setup of {container_id}: {e}")))?;
+        let status: Status = serde_json::from_str(&s.status).unwrap_or_default();
+        Ok(Some((opts, status)))
+    }
+
+    /// Undo a container's setup, if it has one: netavark's teardown (when
+    /// the namespace still exists), the namespace unpinned, the record dropped.
+    pub fn teardown(&self, container_id: &str) -> Result<()> {
+        // Nothing set up (the common case for a container without networks): no lock taken.
+        if self.core.store.network_setup(container_id)?.is_none() {
+            return Ok(());
+        }
+        let netavark = self.netavark();
+        let locked = netavark.lock()?;
+        // Read again under the lock: the container's waiter and `rm -f` may both get here.
+        match self.core.store.network_setup(container_id)? {
+            Some(s) => teardown_locked(self.core, &locked, &s),
+            None => Ok(()),
+        }
+    }
+}
+
+fn teardown_locked(core: &Core, locked: &netavark::Locked<'_>, s: &NetworkSetup) -> Result<()> {
+    let netns = Path::new(&s.netns);
+    let opts: Options = serde_json::from_str(&s.options)
+        .map_err(|e| Error::Corrupt(format!("network setup of {}: {e}", s.container_id)))?;
+    if crate::snapshot::mount::is_mounted(netns) {
+        if let Err(e) = locked.teardown(netns, &opts) {
+            // A setup that failed halfway has less to tear down than its options say.
+            tracing::warn!("network teardown of {}: {e}", s.container_id);
+        }
+    }
+    namespace::remove_pinned(netns)?;
+    core.store.delete_network_setup(&s.container_id)
+}
+
+/// Tear down every setup whose container is gone or not running (its
+/// waiter was killed): run when the store is swept.
+pub fn sweep(core: &Core) -> Result<()> {
+    let netavark = Netavark::new(&core.root.join("networks").join("netavark"));
+    let stale = core.store.stale_network_setups()?;
+    if !stale.is_empty() {
+        let locked = netavark.lock()?;
+        for s in stale {
+            teardown_locked(core, &locked, &s)?;
+        }
+    }
+    // Namespaces pinned by a setup that was never recorded (killed in between).
+    let dir = core.root.join("netns");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let known: HashSet<String> = core.store.network_setups()?.into_iter().map(|s| s.container_id).collect();
+        for e in entries.flatten() {
+            if !known.contains(e.file_name().to_string_lossy().as_ref()) {
+                namespace::remove_pinned(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn netavark_network(n: &NetworkRecord) -> netavark::Network {
+    netavark::Network {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        driver: n.driver.clone(),
+        network_interface: n.interface.clone(),
+        subnets: vec![netavark::Subnet { subnet: n.subnet.clone(), gateway: n.gateway.clone() }],
+        ipv6_enabled: false,
+        internal: n.internal,
+        dns_enabled: n.dns,
+        ipam_options: BTreeMap::from([("driver".to_string(), "host-local".to_string())]),
+        options: BTreeMap::from([("isolate".to_string(), "true".to_string())]),
+    }
+}
+
+fn summary(n: &NetworkRecord) -> NetworkSummary {
+    NetworkSummary {
+        id: n.id.clone(),
+        name: n.name.clone(),
+        driver: n.driver.clone(),
+        scope: "local",
+        created: n.created,
+        internal: n.internal,
+        labels: serde_json::from_str(&n.labels).unwrap_or_default(),
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
