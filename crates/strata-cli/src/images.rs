@@ -33,6 +33,7 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         pull: a.pull,
         progress: crate::registry::progress(a.quiet),
         sig_proxy: true,
+        network: a.network,
     };
     let mut out = io::stdout();
     match engine.builds().build(&mut opts, &mut out) {

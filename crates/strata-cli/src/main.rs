@@ -198,6 +198,9 @@ struct BuildArgs {
     /// Name and optionally a tag (NAME[:TAG]); may be given more than once.
     #[arg(short, long = "tag")]
     tag: Vec<String>,
+    /// RUN steps' network: default (the bridge), host or none.
+    #[arg(long)]
+    network: Option<String>,
     /// The Dockerfile (default: CONTEXT/Dockerfile, then CONTEXT/Containerfile).
     #[arg(short, long)]
     file: Option<PathBuf>,

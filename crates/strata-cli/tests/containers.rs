@@ -472,28 +472,24 @@ fn terminal_with_t() {
     assert!(mounts_under(&s).is_empty());
 }
 
-#[test]
-fn attached_run_forwards_signals() {
-    let s = with_image("overlay");
-    let mut child = s
-        .command()
-        .args([
-            "run",
-            "--name",
-            "sig",
-            "app:1",
-            "sh",
-            "-c",
-            "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The trap is set before "ready" is printed: once it is read, INT is handled.
+/// An attached `run FLAGS app:1` whose command traps INT (exit 42), once it
+/// says it is ready: the trap is set before "ready" is printed.
+fn attached_until_ready(s: &Strata, flags: &[&str]) -> std::process::Child {
+    let mut args = vec!["run"];
+    args.extend(flags);
+    args.extend(["app:1", "sh", "-c", "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done"]);
+    let mut child = s.command().args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line, "ready\n");
+    child
+}
+
+#[test]
+fn attached_run_forwards_signals() {
+    let s = with_image("overlay");
+    let child = attached_until_ready(&s, &["--name", "sig"]);
     std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(42), "the CLI exits with the container's code");
@@ -506,25 +502,7 @@ fn attached_run_forwards_signals() {
 fn attached_run_with_sig_proxy_off_leaves_signals_to_the_cli() {
     use std::os::unix::process::ExitStatusExt;
     let s = with_image("overlay");
-    let mut child = s
-        .command()
-        .args([
-            "run",
-            "--sig-proxy=false",
-            "--name",
-            "nosig",
-            "app:1",
-            "sh",
-            "-c",
-            "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let mut child = attached_until_ready(&s, &["--sig-proxy=false", "--name", "nosig"]);
     std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGINT), "the CLI itself takes the signal: {status:?}");

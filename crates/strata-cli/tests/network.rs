@@ -384,3 +384,45 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     assert_eq!((s.ok(&["ps", "-aq"]), s.ok(&["network", "ls", "-q"]), network_state(&s)), before);
     s.ok(&["rm", "-f", "holder"]);
 }
+
+#[test]
+fn build_run_steps_use_the_default_bridge_unless_told_otherwise() {
+    let s = with_image();
+    // A link only the test's namespace (the build's host) has.
+    ip(&s, &["link", "add", "hostonly0", "type", "veth", "peer", "name", "hostonly1"]);
+    let ctx = s.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM net:1\n\
+         RUN ip -o -4 addr show > /bridge.txt\n\
+         RUN --network=none ip -o link show > /none.txt\n\
+         RUN --network=host ip -o link show > /host.txt\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "nets:1", ctx.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["network", "inspect", "bridge"])).unwrap();
+    let subnet = v[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_string();
+    let prefix = subnet.split('.').take(2).collect::<Vec<_>>().join(".");
+    let cat = |f: &str| s.ok(&["run", "--rm", "--network", "none", "nets:1", "cat", f]);
+    let bridge = cat("/bridge.txt");
+    assert!(
+        bridge.lines().any(|l| l.contains("eth0") && l.contains(&format!("inet {prefix}."))),
+        "{bridge} in {subnet}"
+    );
+    let none = cat("/none.txt");
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains(": lo:"), "{none}");
+    let host = cat("/host.txt");
+    assert!(host.contains("hostonly0"), "{host}");
+    // The whole build with --network none: no step gets an interface.
+    std::fs::write(ctx.join("Dockerfile"), "FROM net:1\nRUN ip -o link show > /links.txt\n").unwrap();
+    s.ok(&["build", "-q", "--network", "none", "-t", "sealed:1", ctx.to_str().unwrap()]);
+    let links = s.ok(&["run", "--rm", "--network", "none", "sealed:1", "cat", "/links.txt"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    // Nothing of the steps' networking is left.
+    let (links, _, dns, pinned) = network_state(&s);
+    let links: Vec<&str> = links.iter().map(|l| l.split('@').next().unwrap_or("")).collect();
+    assert_eq!(links, ["lo", "hostonly1", "hostonly0"], "{links:?}");
+    assert!(dns.is_empty() && pinned.is_empty(), "{dns:?} {pinned:?}");
+}

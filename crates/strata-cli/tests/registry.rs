@@ -709,7 +709,7 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
         format!("FROM {}/lib/busybox:1\nADD {url} /fetched.txt\nADD {url} /dir/\nRUN cat /fetched.txt\n", reg.addr),
     )
     .unwrap();
-    let (code, out, err) = strata(&s, &["build", "-t", "from-registry:1", ctx.to_str().unwrap()]);
+    let (code, out, err) = strata(&s, &["build", "--network", "none", "-t", "from-registry:1", ctx.to_str().unwrap()]);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("fetched over http"), "{out}");
     assert_eq!(
@@ -724,16 +724,16 @@ fn build_pulls_its_base_and_adds_files_from_urls() {
     // The base came from the registry and is now a local image too.
     assert!(ok(&s, &["images"]).contains(&format!("{}/lib/busybox", reg.addr)));
     // Unchanged URL content: the ADD steps are cached.
-    let (_, again, _) = strata(&s, &["build", "-t", "from-registry:1", ctx.to_str().unwrap()]);
+    let (_, again, _) = strata(&s, &["build", "--network", "none", "-t", "from-registry:1", ctx.to_str().unwrap()]);
     assert_eq!(again.matches("CACHED").count(), 3, "{again}");
     // --checksum: the right one passes, a wrong one stops the build naming the line.
     let good = format!("FROM {}/lib/busybox:1\nADD --checksum={digest} {url} /checked\n", reg.addr);
     std::fs::write(ctx.join("Dockerfile"), good).unwrap();
-    ok(&s, &["build", "-q", "-t", "checked:1", ctx.to_str().unwrap()]);
+    ok(&s, &["build", "--network", "none", "-q", "-t", "checked:1", ctx.to_str().unwrap()]);
     let wrong = format!("sha256:{}", "0".repeat(64));
     let bad = format!("FROM {}/lib/busybox:1\nADD --checksum={wrong} {url} /checked\n", reg.addr);
     std::fs::write(ctx.join("Dockerfile"), bad).unwrap();
-    let (code, _, err) = strata(&s, &["build", "-t", "checked:2", ctx.to_str().unwrap()]);
+    let (code, _, err) = strata(&s, &["build", "--network", "none", "-t", "checked:2", ctx.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("Dockerfile:2:") && err.contains("checksum mismatch"), "{err}");
 }

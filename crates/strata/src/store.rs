@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS networks (
     created     INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS endpoints (
-    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    container_id TEXT NOT NULL,
     network     TEXT NOT NULL REFERENCES networks(name),
     ip          TEXT NOT NULL,
     mac         TEXT,
@@ -121,7 +121,8 @@ CREATE TABLE IF NOT EXISTS network_setups (
     container_id TEXT PRIMARY KEY,
     netns       TEXT NOT NULL,
     options     TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT '{}'
+    status      TEXT NOT NULL DEFAULT '{}',
+    owner       TEXT
 );
 "#;
 
@@ -213,7 +214,7 @@ fn endpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRecord> 
 /// bind mount and the exact netavark options the setup was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSetup {
-    /// Container ID (no reference: a setup can outlive a record a crash removed).
+    /// Container (or build step) ID; no reference: a setup can outlive a record a crash removed.
     pub container_id: String,
     /// The namespace's bind mount.
     pub netns: String,
@@ -221,6 +222,19 @@ pub struct NetworkSetup {
     pub options: String,
     /// netavark's answer, JSON (empty object until the setup succeeded).
     pub status: String,
+    /// For a build step (no container record): the building process, whose
+    /// end makes the setup stale. None for a container's setup.
+    pub owner: Option<String>,
+}
+
+fn setup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkSetup> {
+    Ok(NetworkSetup {
+        container_id: r.get(0)?,
+        netns: r.get(1)?,
+        options: r.get(2)?,
+        status: r.get(3)?,
+        owner: r.get(4)?,
+    })
 }
 
 fn volume_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolumeRecord> {
@@ -872,7 +886,11 @@ impl Store {
 
     /// Delete a container record.
     pub fn delete_container(&self, id: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM endpoints WHERE container_id = ?1", [id])?;
+        tx.execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -1013,8 +1031,8 @@ impl Store {
     /// Record a setup before netavark is called (so a crash during it is torn down later).
     pub fn put_network_setup(&self, s: &NetworkSetup) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO network_setups (container_id, netns, options, status) VALUES (?1, ?2, ?3, ?4)",
-            params![s.container_id, s.netns, s.options, s.status],
+            "INSERT OR REPLACE INTO network_setups (container_id, netns, options, status, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.container_id, s.netns, s.options, s.status, s.owner],
         )?;
         Ok(())
     }
@@ -1024,16 +1042,9 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT container_id, netns, options, status FROM network_setups WHERE container_id = ?1",
+                "SELECT container_id, netns, options, status, owner FROM network_setups WHERE container_id = ?1",
                 [container_id],
-                |r| {
-                    Ok(NetworkSetup {
-                        container_id: r.get(0)?,
-                        netns: r.get(1)?,
-                        options: r.get(2)?,
-                        status: r.get(3)?,
-                    })
-                },
+                setup_from_row,
             )
             .optional()?)
     }
@@ -1041,52 +1052,58 @@ impl Store {
     /// Every setup in place.
     pub fn network_setups(&self) -> Result<Vec<NetworkSetup>> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT container_id, netns, options, status FROM network_setups")?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(NetworkSetup { container_id: r.get(0)?, netns: r.get(1)?, options: r.get(2)?, status: r.get(3)? })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare("SELECT container_id, netns, options, status, owner FROM network_setups")?;
+        let rows = st.query_map([], setup_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
-    /// Setups whose container is gone, not running, or running no more
-    /// (its process died while nobody watched it): to be torn down.
+    /// Setups to tear down: a container's whose container is gone, not
+    /// running, or running no more (its process died while nobody watched
+    /// it); a build step's whose build is gone.
     pub fn stale_network_setups(&self) -> Result<Vec<NetworkSetup>> {
         let rows: Vec<(NetworkSetup, Option<String>, Option<String>)> = {
             let c = self.conn();
             let mut st = c.prepare(
-                "SELECT s.container_id, s.netns, s.options, s.status, c.state, c.process
+                "SELECT s.container_id, s.netns, s.options, s.status, s.owner, c.state, c.process
                    FROM network_setups s LEFT JOIN containers c ON c.id = s.container_id",
             )?;
             let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        NetworkSetup {
-                            container_id: r.get(0)?,
-                            netns: r.get(1)?,
-                            options: r.get(2)?,
-                            status: r.get(3)?,
-                        },
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })?
+                .query_map([], |r| Ok((setup_from_row(r)?, r.get(5)?, r.get(6)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             rows
         };
         Ok(rows
             .into_iter()
-            .filter(|(_, state, process)| {
-                state.as_deref() != Some("running") || !process.as_deref().is_some_and(process_running)
+            .filter(|(s, state, process)| match &s.owner {
+                Some(owner) => !owner_alive(owner),
+                None => state.as_deref() != Some("running") || !process.as_deref().is_some_and(process_running),
             })
             .map(|(s, _, _)| s)
             .collect())
     }
 
-    /// A setup was torn down.
+    /// Endpoints of build steps whose setup never got recorded (the build
+    /// was killed in between): neither a container nor a setup knows them.
+    pub fn delete_orphan_endpoints(&self) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM endpoints WHERE container_id NOT IN (SELECT id FROM containers)
+                AND container_id NOT IN (SELECT container_id FROM network_setups)",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// A setup was torn down; a build step's endpoints (which have no
+    /// container record) go with it.
     pub fn delete_network_setup(&self, container_id: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM network_setups WHERE container_id = ?1", [container_id])?;
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM network_setups WHERE container_id = ?1", [container_id])?;
+        tx.execute(
+            "DELETE FROM endpoints WHERE container_id = ?1 AND container_id NOT IN (SELECT id FROM containers)",
+            [container_id],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 

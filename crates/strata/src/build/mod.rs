@@ -86,6 +86,8 @@ pub struct BuildOptions {
     /// runs (the CLI's Ctrl-C stops the step, and the build fails cleanly).
     /// Process-wide: a front end serving several builds at once leaves it off.
     pub sig_proxy: bool,
+    /// `--network`: RUN steps' network, `default` (the default bridge), `host` or `none`.
+    pub network: Option<String>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -688,6 +690,9 @@ impl<'c> Builds<'c> {
     /// `build`: run a Dockerfile on a context; progress lines go to `out`.
     /// Returns the image ID.
     pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
+        if let Some(n) = opts.network.as_deref().filter(|n| !matches!(*n, "default" | "bridge" | "host" | "none")) {
+            return Err(Error::invalid(format!("build --network {n:?}: want default, host or none")));
+        }
         let mut owned_context = None;
         let (context_dir, stdin_dockerfile) = match &mut opts.context {
             ContextSource::Dir(d) => {

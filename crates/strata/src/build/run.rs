@@ -162,9 +162,11 @@ impl Builder<'_> {
             workdir: workdir.clone(),
             user: state.cfg("User").as_str().unwrap_or_default().to_string(),
             hostname: id[..12].to_string(),
-            network: match r.network.as_deref() {
+            // RUN --network=none|host, else the build's --network, else the default bridge.
+            network: match r.network.as_deref().filter(|n| *n != "default").or(self.opts.network.as_deref()) {
                 Some("none") => "none".into(),
-                _ => "host".into(),
+                Some("host") => "host".into(),
+                _ => crate::network::DEFAULT_NETWORK.into(),
             },
             ..Default::default()
         };
@@ -177,10 +179,22 @@ impl Builder<'_> {
             return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
         }
         let bundle = snap.dir.path().to_path_buf();
-        spec::write_etc_files(&bundle, &cfg, &spec::NetworkView::default())?;
-        let netns =
-            if cfg.network == "host" { None } else { Some(crate::network::namespace::LoopbackNamespace::new()?) };
-        let ns_path = netns.as_ref().map(|n| n.path());
+        // Held until the step's command is done: its namespace (and, on the
+        // bridge, its setup, torn down when this is dropped).
+        let (netns, step_net, view) = match cfg.network.as_str() {
+            "host" => (None, None, spec::NetworkView::default()),
+            "none" => (Some(crate::network::namespace::LoopbackNamespace::new()?), None, spec::NetworkView::default()),
+            _ => {
+                let net = StepNetwork::set_up(self.core, &id).map_err(|e| self.err(line, e))?;
+                let view = spec::NetworkView::of(&net.setup);
+                (None, Some(net), view)
+            }
+        };
+        spec::write_etc_files(&bundle, &cfg, &view)?;
+        let ns_path = match &step_net {
+            Some(n) => Some(n.setup.netns.clone()),
+            None => netns.as_ref().map(|n| n.path()),
+        };
         let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref())?;
         let cfg_path = bundle.join("config.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
@@ -257,4 +271,37 @@ impl Builder<'_> {
 
 fn devnull() -> Result<OwnedFd> {
     Ok(File::open("/dev/null").at("/dev/null")?.into())
+}
+
+/// A RUN step's place on the default network: an endpoint and a setup
+/// owned by this build process (no container record), torn down on drop,
+/// or by a sweep if the build is killed.
+struct StepNetwork<'c> {
+    core: &'c crate::core::Core,
+    id: String,
+    setup: crate::network::Setup,
+}
+
+impl<'c> StepNetwork<'c> {
+    fn set_up(core: &'c crate::core::Core, id: &str) -> Result<Self> {
+        let networks = crate::network::Networks::new(core);
+        let net = networks.default_network()?;
+        networks.attach(id, &net, None, None, &[])?;
+        let attachee = crate::network::Attachee { id, name: &id[..12] };
+        match networks.setup(&attachee, Vec::new(), &[], Some(crate::store::this_owner())) {
+            Ok(setup) => Ok(StepNetwork { core, id: id.to_string(), setup }),
+            Err(e) => {
+                let _ = networks.detach(id, &net.name);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for StepNetwork<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = crate::network::Networks::new(self.core).teardown(&self.id) {
+            tracing::warn!("tearing down a build step's network: {e}");
+        }
+    }
 }

@@ -280,6 +280,7 @@ impl<'c> Containers<'c> {
                         &crate::network::Attachee { id: &rec.id, name: &rec.name },
                         mappings,
                         &cfg.dns,
+                        None,
                     )?;
                     NetworkPlace::Pinned { setup, _ports: reservation }
                 }
@@ -312,20 +313,10 @@ impl NetworkPlace {
 
     /// What the container's /etc/hosts and /etc/resolv.conf say.
     fn view(&self) -> spec::NetworkView {
-        let mut v = spec::NetworkView::default();
-        if let NetworkPlace::Pinned { setup: s, .. } = self {
-            for block in s.status.values() {
-                for iface in block.interfaces.iter().flat_map(|i| i.values()) {
-                    for a in iface.subnets.iter().flatten() {
-                        v.addresses.push(a.ipnet.split('/').next().unwrap_or_default().to_string());
-                    }
-                }
-                v.nameservers.extend(block.dns_server_ips.iter().flatten().cloned());
-            }
-            v.nameservers.dedup();
-            v.own_namespace = true;
+        match self {
+            NetworkPlace::Pinned { setup, .. } => spec::NetworkView::of(setup),
+            _ => spec::NetworkView::default(),
         }
-        v
     }
 }
 

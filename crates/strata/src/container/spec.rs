@@ -66,12 +66,27 @@ pub struct RunConfig {
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkView {
-    /// Its own network namespace with interfaces on networks.
-    pub own_namespace: bool,
     /// Its addresses there (the first is its hostname's).
     pub addresses: Vec<String>,
     /// Name servers the setup provides (aardvark-dns on a network's gateway).
     pub nameservers: Vec<String>,
+}
+
+impl NetworkView {
+    /// What a setup gave: the interfaces' addresses, the networks' DNS servers.
+    pub fn of(setup: &crate::network::Setup) -> Self {
+        let mut v = NetworkView::default();
+        for block in setup.status.values() {
+            for iface in block.interfaces.iter().flat_map(|i| i.values()) {
+                for a in iface.subnets.iter().flatten() {
+                    v.addresses.push(a.ipnet.split('/').next().unwrap_or_default().to_string());
+                }
+            }
+            v.nameservers.extend(block.dns_server_ips.iter().flatten().cloned());
+        }
+        v.nameservers.dedup();
+        v
+    }
 }
 
 /// Syscalls the default seccomp profile refuses with EPERM: Docker's

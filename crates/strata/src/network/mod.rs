@@ -434,8 +434,15 @@ impl<'c> Networks<'c> {
     /// Give a container its networks: a pinned namespace with an interface
     /// on each network it is attached to, its ports published (`ports`,
     /// host ports already reserved by the caller). Recorded before netavark
-    /// runs, torn down again if it fails.
-    pub fn setup(&self, c: &Attachee<'_>, ports: Vec<netavark::PortMapping>, dns_servers: &[String]) -> Result<Setup> {
+    /// runs, torn down again if it fails. `owner` is the building process
+    /// for a build step (which has no container record), None for a container.
+    pub fn setup(
+        &self,
+        c: &Attachee<'_>,
+        ports: Vec<netavark::PortMapping>,
+        dns_servers: &[String],
+        owner: Option<String>,
+    ) -> Result<Setup> {
         let endpoints = self.core.store.endpoints_of(c.id)?;
         let mut networks = BTreeMap::new();
         let mut info = BTreeMap::new();
@@ -476,6 +483,7 @@ impl<'c> Networks<'c> {
             netns: netns.display().to_string(),
             options,
             status: "{}".into(),
+            owner,
         };
         self.core.store.put_network_setup(&record)?;
         let made = namespace::create_pinned(&netns).and_then(|()| locked.setup(&netns, &opts));
@@ -552,6 +560,7 @@ pub fn sweep(core: &Core) -> Result<()> {
             teardown_locked(core, &locked, &s)?;
         }
     }
+    core.store.delete_orphan_endpoints()?;
     // Namespaces pinned by a setup that was never recorded (killed in between).
     let dir = core.root.join("netns");
     if let Ok(entries) = std::fs::read_dir(&dir) {
