@@ -298,9 +298,9 @@ pub(crate) struct NetworkCreateArgs {
     /// Driver (bridge).
     #[arg(short, long)]
     pub(crate) driver: Option<String>,
-    /// Subnet in CIDR form.
+    /// Subnet in CIDR form (one IPv4, and one IPv6 with --ipv6).
     #[arg(long)]
-    pub(crate) subnet: Option<String>,
+    pub(crate) subnet: Vec<String>,
     /// Gateway address in the subnet.
     #[arg(long)]
     pub(crate) gateway: Option<String>,
@@ -310,7 +310,7 @@ pub(crate) struct NetworkCreateArgs {
     /// Set a label (KEY=VALUE).
     #[arg(long)]
     pub(crate) label: Vec<String>,
-    /// Enable IPv6.
+    /// Give the network an IPv6 subnet too (a random unique-local /64 unless --subnet gives one).
     #[arg(long)]
     pub(crate) ipv6: bool,
     pub(crate) name: String,

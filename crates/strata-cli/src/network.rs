@@ -59,7 +59,7 @@ pub(crate) fn network(engine: &Engine, cmd: NetworkCommand) -> Result<ExitCode> 
             let n = engine.networks().create(&CreateNetwork {
                 name: a.name,
                 driver: a.driver,
-                subnet: a.subnet,
+                subnets: a.subnet,
                 gateway: a.gateway,
                 internal: a.internal,
                 labels: a.label,

@@ -426,3 +426,56 @@ fn build_run_steps_use_the_default_bridge_unless_told_otherwise() {
     assert_eq!(links, ["lo", "hostonly1", "hostonly0"], "{links:?}");
     assert!(dns.is_empty() && pinned.is_empty(), "{dns:?} {pinned:?}");
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container_and_share_another_s_network() {
+    let s = with_image();
+    s.ok(&["network", "create", "late"]);
+    s.ok(&["run", "-d", "--name", "web", "net:1", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    // Another container in web's namespace: web's server is on its loopback.
+    let local = fetch("http://127.0.0.1/");
+    let (code, out, err) = s.code(&["run", "--rm", "--network", "container:web", "net:1", "sh", "-c", &local]);
+    assert_eq!((code, out.as_str()), (0, "hello from web\n"), "{err}");
+    let web_by_name = fetch("http://web/");
+    let by_name = ["run", "--rm", "--network", "late", "net:1", "sh", "-c", web_by_name.as_str()];
+    assert_unreachable(&s, &by_name, "before connect");
+    s.ok(&["network", "connect", "--alias", "site", "late", "web"]);
+    let (code, out, err) = s.code(&by_name);
+    assert_eq!((code, out.as_str()), (0, "hello from web\n"), "after connect: {err}");
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "web"])).unwrap();
+    let nets = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert_eq!(nets.keys().collect::<Vec<_>>(), ["bridge", "late"], "{v}");
+    s.ok(&["network", "disconnect", "late", "web"]);
+    assert_unreachable(&s, &by_name, "after disconnect");
+    let (code, _, err) = s.code(&["network", "rm", "late"]);
+    assert_eq!(code, 0, "no container is on it any more: {err}");
+    s.ok(&["rm", "-f", "web"]);
+}
+
+#[test]
+fn an_ipv6_network_gives_containers_addresses_that_reach_each_other() {
+    let s = with_image();
+    s.ok(&["network", "create", "--ipv6", "--subnet", "fd12:3456:789a::/64", "six"]);
+    s.ok(&["run", "-d", "--name", "web6", "--network", "six", "net:1", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "web6"])).unwrap();
+    let net = &v[0]["NetworkSettings"]["Networks"]["six"];
+    let addr = net["GlobalIPv6Address"].as_str().unwrap().to_string();
+    assert_eq!((addr.as_str(), net["IPv6Gateway"].as_str()), ("fd12:3456:789a::2", Some("fd12:3456:789a::1")), "{v}");
+    let url = format!("http://[{addr}]/");
+    wait_for(&s, &url);
+    let by_v6 = fetch(&url);
+    let (code, out, err) = s.code(&["run", "--rm", "--network", "six", "net:1", "sh", "-c", &by_v6]);
+    assert_eq!((code, out.as_str()), (0, "hello from web\n"), "{err}");
+    let hosts = s.ok(&["run", "--rm", "--network", "six", "--hostname", "h6", "net:1", "cat", "/etc/hosts"]);
+    assert!(hosts.lines().any(|l| l.starts_with("fd12:3456:789a::") && l.ends_with("\th6")), "{hosts}");
+    for (args, needle) in [
+        (vec!["network", "create", "--subnet", "fd00:1::/64", "nov6"], "--ipv6"),
+        (vec!["network", "create", "--ipv6", "--subnet", "fd12:3456:789a::/80", "overlap6"], "overlaps"),
+        (vec!["network", "create", "--subnet", "10.130.0.0/24", "--subnet", "10.131.0.0/24", "two"], "at most one"),
+    ] {
+        let (code, _, err) = s.code(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?} names {needle:?}: {err}");
+    }
+    s.ok(&["rm", "-f", "web6"]);
+}

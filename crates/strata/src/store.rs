@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS networks (
     interface   TEXT NOT NULL UNIQUE,
     subnet      TEXT NOT NULL UNIQUE,
     gateway     TEXT NOT NULL,
+    subnet6     TEXT UNIQUE,
+    gateway6    TEXT,
     internal    INTEGER NOT NULL DEFAULT 0,
     dns         INTEGER NOT NULL DEFAULT 1,
     labels      TEXT NOT NULL DEFAULT '{}',
@@ -112,10 +114,12 @@ CREATE TABLE IF NOT EXISTS endpoints (
     container_id TEXT NOT NULL,
     network     TEXT NOT NULL REFERENCES networks(name),
     ip          TEXT NOT NULL,
+    ip6         TEXT,
     mac         TEXT,
     aliases     TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (container_id, network),
-    UNIQUE (network, ip)
+    UNIQUE (network, ip),
+    UNIQUE (network, ip6)
 );
 CREATE TABLE IF NOT EXISTS network_setups (
     container_id TEXT PRIMARY KEY,
@@ -156,6 +160,10 @@ pub struct NetworkRecord {
     pub subnet: String,
     /// The bridge's address in it.
     pub gateway: String,
+    /// IPv6 subnet, CIDR (`--ipv6`).
+    pub subnet6: Option<String>,
+    /// The bridge's IPv6 address.
+    pub gateway6: Option<String>,
     /// No route out (`--internal`).
     pub internal: bool,
     /// Containers resolve each other's names (aardvark-dns on the gateway).
@@ -178,10 +186,13 @@ fn network_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRecord> {
         dns: r.get::<_, i64>(7)? != 0,
         labels: r.get(8)?,
         created: r.get(9)?,
+        subnet6: r.get(10)?,
+        gateway6: r.get(11)?,
     })
 }
 
-const NETWORK_COLUMNS: &str = "name, id, driver, interface, subnet, gateway, internal, dns, labels, created";
+const NETWORK_COLUMNS: &str =
+    "name, id, driver, interface, subnet, gateway, internal, dns, labels, created, subnet6, gateway6";
 
 /// A container's place on a network: its address there, fixed when it is
 /// attached (create or `network connect`), and the names it answers to.
@@ -193,6 +204,8 @@ pub struct EndpointRecord {
     pub network: String,
     /// IPv4 address.
     pub ip: String,
+    /// IPv6 address, on a network with IPv6.
+    pub ip6: Option<String>,
     /// MAC address: asked for (`--mac-address`), or the one the last setup gave it.
     pub mac: Option<String>,
     /// DNS aliases (`--network-alias`, `connect --alias`), JSON array.
@@ -206,6 +219,7 @@ fn endpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRecord> 
         ip: r.get(2)?,
         mac: r.get(3)?,
         aliases: r.get(4)?,
+        ip6: r.get(5)?,
     })
 }
 
@@ -897,7 +911,9 @@ impl Store {
     /// Record a network; fails with `InUse` naming what is taken (name, subnet, interface).
     pub fn insert_network(&self, n: &NetworkRecord) -> Result<()> {
         let r = self.conn().execute(
-            &format!("INSERT INTO networks ({NETWORK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!(
+                "INSERT INTO networks ({NETWORK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
             params![
                 n.name,
                 n.id,
@@ -908,7 +924,9 @@ impl Store {
                 n.internal as i64,
                 n.dns as i64,
                 n.labels,
-                n.created
+                n.created,
+                n.subnet6,
+                n.gateway6
             ],
         );
         match r {
@@ -916,6 +934,8 @@ impl Store {
             Err(rusqlite::Error::SqliteFailure(e, Some(msg))) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 let what = if msg.contains("networks.name") {
                     format!("network {:?} already exists", n.name)
+                } else if msg.contains("networks.subnet6") {
+                    format!("subnet {} is used by another network", n.subnet6.as_deref().unwrap_or(""))
                 } else if msg.contains("networks.subnet") {
                     format!("subnet {} is used by another network", n.subnet)
                 } else {
@@ -967,19 +987,19 @@ impl Store {
         network: &str,
         mac: Option<&str>,
         aliases: &str,
-        pick: &dyn Fn(&[String]) -> Result<String>,
-    ) -> Result<String> {
+        pick: &dyn Fn(&[(String, Option<String>)]) -> Result<(String, Option<String>)>,
+    ) -> Result<(String, Option<String>)> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let taken: Vec<String> = {
-            let mut st = tx.prepare("SELECT ip FROM endpoints WHERE network = ?1")?;
-            let rows = st.query_map([network], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let taken: Vec<(String, Option<String>)> = {
+            let mut st = tx.prepare("SELECT ip, ip6 FROM endpoints WHERE network = ?1")?;
+            let rows = st.query_map([network], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
             rows
         };
         let ip = pick(&taken)?;
         let r = tx.execute(
-            "INSERT INTO endpoints (container_id, network, ip, mac, aliases) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![container_id, network, ip, mac, aliases],
+            "INSERT INTO endpoints (container_id, network, ip, ip6, mac, aliases) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![container_id, network, ip.0, ip.1, mac, aliases],
         );
         match r {
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -995,7 +1015,7 @@ impl Store {
     pub fn endpoints_of(&self, container_id: &str) -> Result<Vec<EndpointRecord>> {
         let c = self.conn();
         let mut st = c.prepare(
-            "SELECT container_id, network, ip, mac, aliases FROM endpoints WHERE container_id = ?1 ORDER BY network",
+            "SELECT container_id, network, ip, mac, aliases, ip6 FROM endpoints WHERE container_id = ?1 ORDER BY network",
         )?;
         let rows = st.query_map([container_id], endpoint_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
@@ -1005,7 +1025,7 @@ impl Store {
     pub fn endpoints_on(&self, network: &str) -> Result<Vec<EndpointRecord>> {
         let c = self.conn();
         let mut st = c.prepare(
-            "SELECT container_id, network, ip, mac, aliases FROM endpoints WHERE network = ?1 ORDER BY container_id",
+            "SELECT container_id, network, ip, mac, aliases, ip6 FROM endpoints WHERE network = ?1 ORDER BY container_id",
         )?;
         let rows = st.query_map([network], endpoint_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)

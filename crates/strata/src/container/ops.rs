@@ -1088,12 +1088,16 @@ impl Containers<'_> {
             let n = self.networks().get(&e.network)?;
             let prefix: u8 = n.subnet.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or(24);
             let aliases: Vec<String> = serde_json::from_str(&e.aliases).unwrap_or_default();
+            let prefix6: u8 = n.subnet6.as_deref().and_then(|s| s.split('/').nth(1)?.parse().ok()).unwrap_or(0);
             let v = serde_json::json!({
                 "Aliases": aliases,
                 "NetworkID": n.id,
                 "Gateway": n.gateway,
                 "IPAddress": e.ip,
                 "IPPrefixLen": prefix,
+                "IPv6Gateway": n.gateway6.clone().unwrap_or_default(),
+                "GlobalIPv6Address": e.ip6.clone().unwrap_or_default(),
+                "GlobalIPv6PrefixLen": if e.ip6.is_some() { prefix6 } else { 0 },
                 "MacAddress": e.mac.clone().unwrap_or_default(),
             });
             first.get_or_insert_with(|| v.clone());
@@ -1111,8 +1115,8 @@ impl Containers<'_> {
         }))
     }
 
-    /// `network connect`: put a container that is not running on another
-    /// network (its address there chosen now, its interface made at start).
+    /// `network connect`: put a container on another network (its address
+    /// there chosen now; its interface made now if it runs, else at start).
     pub fn connect(&self, network: &str, name: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
         let rec = self.get(name)?;
         let cfg = super::run_config(&rec)?;
@@ -1122,26 +1126,25 @@ impl Containers<'_> {
                 rec.name, cfg.network
             )));
         }
-        if rec.state == ContainerState::Running {
-            return Err(Error::invalid(format!(
-                "container {} is running: connecting a running container is not supported yet; stop it first",
-                rec.name
-            )));
-        }
         let n = self.networks().get(network)?;
-        self.networks().attach(&rec.id, &n, ip, None, aliases).map(drop)
+        self.networks().attach(&rec.id, &n, ip, None, aliases)?;
+        if rec.state == ContainerState::Running {
+            if let Err(e) = self.networks().extend(&rec.id, &n.name) {
+                let _ = self.networks().detach(&rec.id, &n.name);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
-    /// `network disconnect`: take a container that is not running off a network.
+    /// `network disconnect`: take a container off a network (a running one
+    /// loses its interface there; refused while it publishes ports).
     pub fn disconnect(&self, network: &str, name: &str) -> Result<()> {
         let rec = self.get(name)?;
-        if rec.state == ContainerState::Running {
-            return Err(Error::invalid(format!(
-                "container {} is running: disconnecting a running container is not supported yet; stop it first",
-                rec.name
-            )));
-        }
         let n = self.networks().get(network)?;
+        if rec.state == ContainerState::Running {
+            self.networks().shrink(&rec.id, &n.name)?;
+        }
         if !self.networks().detach(&rec.id, &n.name)? {
             return Err(Error::invalid(format!("container {} is not connected to network {}", rec.name, n.name)));
         }

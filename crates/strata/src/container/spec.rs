@@ -299,9 +299,12 @@ pub fn check_command(
 pub fn write_etc_files(dir: &Path, cfg: &RunConfig, net: &NetworkView) -> Result<()> {
     let write = |name: &str, body: String| fs::write(dir.join(name), body).at(dir.join(name));
     write("hostname", format!("{}\n", cfg.hostname))?;
-    let own = net.addresses.first().map(String::as_str).unwrap_or("127.0.1.1");
+    let own = net.addresses.iter().find(|a| !a.contains(':')).map(String::as_str).unwrap_or("127.0.1.1");
     let mut hosts =
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{}\n", cfg.hostname);
+    for a in net.addresses.iter().filter(|a| a.contains(':')) {
+        hosts.push_str(&format!("{a}\t{}\n", cfg.hostname));
+    }
     for h in &cfg.add_hosts {
         if let Some((name, ip)) = h.split_once(':') {
             hosts.push_str(&format!("{ip}\t{name}\n"));

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::core::Core;
@@ -48,9 +48,9 @@ pub struct CreateNetwork {
     pub name: String,
     /// `-d`: only `bridge`.
     pub driver: Option<String>,
-    /// `--subnet CIDR` (IPv4).
-    pub subnet: Option<String>,
-    /// `--gateway IP`.
+    /// `--subnet CIDR`, repeatable: at most one IPv4 and (with `--ipv6`) one IPv6 subnet.
+    pub subnets: Vec<String>,
+    /// `--gateway IP` (the IPv4 subnet's).
     pub gateway: Option<String>,
     /// `--internal`.
     pub internal: bool,
@@ -127,6 +127,11 @@ fn host_routes() -> Vec<Ipv4Net> {
         .collect()
 }
 
+/// A v6 subnet's gateway: its first address after the network's.
+fn gateway6_of(net: &Ipv6Net) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from(u128::from(net.network()) + 1)
+}
+
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -178,6 +183,43 @@ impl<'c> Networks<'c> {
             .ok_or_else(|| Error::InUse("no free subnet left in strata's pools: give one with --subnet".into()))
     }
 
+    /// An IPv6 subnet for a new network: `want`, checked, or a random
+    /// unique-local /64 (fd00::/8, as RFC 4193 asks and podman does).
+    fn choose_subnet6(&self, want: Option<&str>) -> Result<Ipv6Net> {
+        let taken: Vec<Ipv6Net> =
+            self.core.store.networks()?.iter().filter_map(|n| n.subnet6.as_deref()?.parse().ok()).collect();
+        let overlaps6 = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
+        if let Some(w) = want {
+            let net: Ipv6Net = w.parse().map_err(|_| {
+                Error::invalid(format!("invalid subnet {w:?}: want an IPv6 CIDR such as fd12:3456:789a::/64"))
+            })?;
+            if net.prefix_len() > 120 {
+                return Err(Error::invalid(format!("subnet {w}: too small for a gateway and a container")));
+            }
+            if net != net.trunc() {
+                return Err(Error::invalid(format!(
+                    "invalid subnet {w}: host bits set (the network is {})",
+                    net.trunc()
+                )));
+            }
+            if let Some(t) = taken.iter().find(|t| overlaps6(t, &net)) {
+                return Err(Error::InUse(format!("subnet {net} overlaps {t}, which is in use")));
+            }
+            return Ok(net);
+        }
+        for _ in 0..16 {
+            let r = hex::decode(crate::tmp::random_hex(5)?).expect("hex");
+            let mut b = [0u8; 16];
+            b[0] = 0xfd;
+            b[1..6].copy_from_slice(&r);
+            let net = Ipv6Net::new(std::net::Ipv6Addr::from(b), 64).expect("/64");
+            if !taken.iter().any(|t| overlaps6(t, &net)) {
+                return Ok(net);
+            }
+        }
+        Err(Error::InUse("no free IPv6 subnet found: give one with --subnet".into()))
+    }
+
     fn free_interface(&self) -> Result<String> {
         let used: HashSet<String> = self.core.store.networks()?.into_iter().map(|n| n.interface).collect();
         Ok((1..).map(|i| format!("strata{i}")).find(|n| !used.contains(n)).expect("unbounded"))
@@ -188,8 +230,12 @@ impl<'c> Networks<'c> {
         if let Some(d) = o.driver.as_deref().filter(|d| *d != "bridge") {
             return Err(Error::invalid(format!("network driver {d:?} is not supported: only bridge")));
         }
-        if o.ipv6 {
-            return Err(Error::invalid("--ipv6 networks are not supported yet"));
+        let (v6, v4): (Vec<&String>, Vec<&String>) = o.subnets.iter().partition(|s| s.contains(':'));
+        if v4.len() > 1 || v6.len() > 1 {
+            return Err(Error::invalid("give at most one IPv4 and one IPv6 --subnet"));
+        }
+        if !v6.is_empty() && !o.ipv6 {
+            return Err(Error::invalid(format!("subnet {} is IPv6: add --ipv6", v6[0])));
         }
         if !valid_name(&o.name) || ["host", "none", DEFAULT_NETWORK].contains(&o.name.as_str()) {
             return Err(Error::invalid(format!(
@@ -202,7 +248,8 @@ impl<'c> Networks<'c> {
         }
         let pool: Ipv4Net = USER_POOL.parse().expect("constant");
         let pool: Vec<Ipv4Net> = pool.subnets(24).expect("constant").collect();
-        let subnet = self.choose_subnet(o.subnet.as_deref(), &pool)?;
+        let subnet = self.choose_subnet(v4.first().map(|s| s.as_str()), &pool)?;
+        let subnet6 = if o.ipv6 { Some(self.choose_subnet6(v6.first().map(|s| s.as_str()))?) } else { None };
         let gateway = match &o.gateway {
             Some(g) => {
                 let ip: Ipv4Addr =
@@ -221,6 +268,8 @@ impl<'c> Networks<'c> {
             interface: self.free_interface()?,
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
+            subnet6: subnet6.map(|s| s.to_string()),
+            gateway6: subnet6.map(|s| gateway6_of(&s).to_string()),
             internal: o.internal,
             dns: true,
             labels: serde_json::to_string(&parse_labels(&o.labels)).expect("labels serialize"),
@@ -244,6 +293,8 @@ impl<'c> Networks<'c> {
             interface: DEFAULT_INTERFACE.into(),
             subnet: subnet.to_string(),
             gateway: subnet.hosts().next().expect("a /16").to_string(),
+            subnet6: None,
+            gateway6: None,
             internal: false,
             // Docker's default bridge resolves no container names.
             dns: false,
@@ -310,7 +361,7 @@ impl<'c> Networks<'c> {
                     "Name": names(&e.container_id).unwrap_or_default(),
                     "MacAddress": e.mac.clone().unwrap_or_default(),
                     "IPv4Address": format!("{}/{prefix}", e.ip),
-                    "IPv6Address": "",
+                    "IPv6Address": e.ip6.as_ref().map(|a| format!("{a}/{}", n.subnet6.as_deref().and_then(|s| s.split('/').nth(1)).unwrap_or("64"))).unwrap_or_default(),
                 }),
             );
         }
@@ -321,8 +372,11 @@ impl<'c> Networks<'c> {
             "Created": crate::image::format_time(n.created),
             "Scope": "local",
             "Driver": n.driver,
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "EnableIPv6": n.subnet6.is_some(),
+            "IPAM": {"Driver": "default", "Options": {}, "Config":
+                std::iter::once(serde_json::json!({"Subnet": n.subnet, "Gateway": n.gateway}))
+                    .chain(n.subnet6.iter().zip(&n.gateway6).map(|(s, g)| serde_json::json!({"Subnet": s, "Gateway": g})))
+                    .collect::<Vec<_>>()},
             "Internal": n.internal,
             "Attachable": false,
             "Ingress": false,
@@ -402,22 +456,40 @@ impl<'c> Networks<'c> {
             }
         }
         let aliases = serde_json::to_string(aliases).expect("aliases serialize");
-        let pick = |taken: &[String]| -> Result<String> {
-            let taken: HashSet<&str> = taken.iter().map(String::as_str).collect();
-            if let Some(a) = want {
-                if taken.contains(a.to_string().as_str()) {
+        let subnet6: Option<Ipv6Net> = network.subnet6.as_deref().and_then(|s| s.parse().ok());
+        let pick = |taken: &[(String, Option<String>)]| -> Result<(String, Option<String>)> {
+            let taken4: HashSet<&str> = taken.iter().map(|t| t.0.as_str()).collect();
+            let taken6: HashSet<&str> = taken.iter().filter_map(|t| t.1.as_deref()).collect();
+            let ip = match want {
+                Some(a) if taken4.contains(a.to_string().as_str()) => {
                     return Err(Error::InUse(format!("address {a} is already in use on network {}", network.name)));
                 }
-                return Ok(a.to_string());
-            }
-            subnet
-                .hosts()
-                .filter(|h| *h != gateway)
-                .map(|h| h.to_string())
-                .find(|h| !taken.contains(h.as_str()))
-                .ok_or_else(|| Error::InUse(format!("network {} has no free address left", network.name)))
+                Some(a) => a.to_string(),
+                None => subnet
+                    .hosts()
+                    .filter(|h| *h != gateway)
+                    .map(|h| h.to_string())
+                    .find(|h| !taken4.contains(h.as_str()))
+                    .ok_or_else(|| Error::InUse(format!("network {} has no free address left", network.name)))?,
+            };
+            // IPv6: the first free address after the gateway (::1), by counting up.
+            let ip6 = match &subnet6 {
+                None => None,
+                Some(net) => {
+                    let first = u128::from(gateway6_of(net)) + 1;
+                    let last = u128::from(net.broadcast());
+                    let found = (first..=last)
+                        .map(|a| std::net::Ipv6Addr::from(a).to_string())
+                        .find(|a| !taken6.contains(a.as_str()))
+                        .ok_or_else(|| {
+                            Error::InUse(format!("network {} has no free IPv6 address left", network.name))
+                        })?;
+                    Some(found)
+                }
+            };
+            Ok((ip, ip6))
         };
-        self.core.store.insert_endpoint(container_id, &network.name, mac, &aliases, &pick)
+        self.core.store.insert_endpoint(container_id, &network.name, mac, &aliases, &pick).map(|(ip, _)| ip)
     }
 
     /// Take a container off a network (its record only; a running
@@ -454,7 +526,7 @@ impl<'c> Networks<'c> {
                 PerNetwork {
                     aliases: if n.dns { aliases } else { Vec::new() },
                     interface_name: format!("eth{i}"),
-                    static_ips: vec![e.ip.clone()],
+                    static_ips: std::iter::once(e.ip.clone()).chain(e.ip6.clone()).collect(),
                     static_mac: e.mac.clone(),
                 },
             );
@@ -508,14 +580,99 @@ impl<'c> Networks<'c> {
         Ok(Setup { netns, status, ports })
     }
 
+    /// Give a running container an interface on `network` (its endpoint
+    /// recorded already): netavark sets up that one network in its namespace
+    /// and the setup's record grows by it. Published ports stay on the
+    /// networks the container started with.
+    pub fn extend(&self, container_id: &str, network: &str) -> Result<()> {
+        let netavark = self.netavark();
+        let locked = netavark.lock()?;
+        let rec = self
+            .core
+            .store
+            .network_setup(container_id)?
+            .ok_or_else(|| Error::invalid(format!("container {container_id} has no network set up")))?;
+        let (mut opts, mut status) = parse_setup(&rec)?;
+        let n = self.get(network)?;
+        let e = self
+            .core
+            .store
+            .endpoints_of(container_id)?
+            .into_iter()
+            .find(|e| e.network == n.name)
+            .ok_or_else(|| Error::not_found("endpoint", format!("{container_id} on {}", n.name)))?;
+        let used: HashSet<&str> = opts.networks.values().map(|p| p.interface_name.as_str()).collect();
+        let iface = (0..).map(|i| format!("eth{i}")).find(|i| !used.contains(i.as_str())).expect("unbounded");
+        let aliases: Vec<String> = serde_json::from_str(&e.aliases).unwrap_or_default();
+        let per = PerNetwork {
+            aliases: if n.dns { aliases } else { Vec::new() },
+            interface_name: iface,
+            static_ips: std::iter::once(e.ip.clone()).chain(e.ip6.clone()).collect(),
+            static_mac: e.mac.clone(),
+        };
+        let one = Options {
+            container_id: opts.container_id.clone(),
+            container_name: opts.container_name.clone(),
+            port_mappings: Vec::new(),
+            networks: BTreeMap::from([(n.name.clone(), per.clone())]),
+            network_info: BTreeMap::from([(n.name.clone(), netavark_network(&n))]),
+            dns_servers: opts.dns_servers.clone(),
+        };
+        let got = locked.setup(Path::new(&rec.netns), &one)?;
+        for (net, block) in &got {
+            if let Some(iface) = block.interfaces.as_ref().and_then(|i| i.values().next()) {
+                self.core.store.set_endpoint_mac(container_id, net, &iface.mac_address)?;
+            }
+        }
+        opts.networks.insert(n.name.clone(), per);
+        opts.network_info.insert(n.name.clone(), netavark_network(&n));
+        status.extend(got);
+        self.core.store.put_network_setup(&NetworkSetup {
+            options: serde_json::to_string(&opts).expect("options serialize"),
+            status: serde_json::to_string(&status).expect("status serializes"),
+            ..rec
+        })
+    }
+
+    /// Take a running container's interface on `network` away (netavark
+    /// tears that one network down); refused while it publishes ports,
+    /// whose rules name its address there.
+    pub fn shrink(&self, container_id: &str, network: &str) -> Result<()> {
+        let netavark = self.netavark();
+        let locked = netavark.lock()?;
+        let Some(rec) = self.core.store.network_setup(container_id)? else { return Ok(()) };
+        let (mut opts, mut status) = parse_setup(&rec)?;
+        if !opts.port_mappings.is_empty() {
+            return Err(Error::invalid(format!(
+                "container {} publishes ports: stop it before disconnecting it from {network}",
+                opts.container_name
+            )));
+        }
+        let (Some(per), Some(info)) = (opts.networks.remove(network), opts.network_info.remove(network)) else {
+            return Ok(());
+        };
+        let one = Options {
+            container_id: opts.container_id.clone(),
+            container_name: opts.container_name.clone(),
+            port_mappings: Vec::new(),
+            networks: BTreeMap::from([(network.to_string(), per)]),
+            network_info: BTreeMap::from([(network.to_string(), info)]),
+            dns_servers: opts.dns_servers.clone(),
+        };
+        locked.teardown(Path::new(&rec.netns), &one)?;
+        status.remove(network);
+        self.core.store.put_network_setup(&NetworkSetup {
+            options: serde_json::to_string(&opts).expect("options serialize"),
+            status: serde_json::to_string(&status).expect("status serializes"),
+            ..rec
+        })
+    }
+
     /// The setup in place for a container, if any: what `inspect`, `port`
     /// and `ps` show of a running container.
     pub fn current(&self, container_id: &str) -> Result<Option<(Options, Status)>> {
         let Some(s) = self.core.store.network_setup(container_id)? else { return Ok(None) };
-        let opts: Options = serde_json::from_str(&s.options)
-            .map_err(|e| Error::Corrupt(format!("network setup of {container_id}: {e}")))?;
-        let status: Status = serde_json::from_str(&s.status).unwrap_or_default();
-        Ok(Some((opts, status)))
+        parse_setup(&s).map(Some)
     }
 
     /// Undo a container's setup, if it has one: netavark's teardown (when
@@ -533,6 +690,13 @@ impl<'c> Networks<'c> {
             None => Ok(()),
         }
     }
+}
+
+fn parse_setup(s: &NetworkSetup) -> Result<(Options, Status)> {
+    let opts: Options = serde_json::from_str(&s.options)
+        .map_err(|e| Error::Corrupt(format!("network setup of {}: {e}", s.container_id)))?;
+    let status: Status = serde_json::from_str(&s.status).unwrap_or_default();
+    Ok((opts, status))
 }
 
 fn teardown_locked(core: &Core, locked: &netavark::Locked<'_>, s: &NetworkSetup) -> Result<()> {
@@ -580,8 +744,15 @@ fn netavark_network(n: &NetworkRecord) -> netavark::Network {
         id: n.id.clone(),
         driver: n.driver.clone(),
         network_interface: n.interface.clone(),
-        subnets: vec![netavark::Subnet { subnet: n.subnet.clone(), gateway: n.gateway.clone() }],
-        ipv6_enabled: false,
+        subnets: std::iter::once(netavark::Subnet { subnet: n.subnet.clone(), gateway: n.gateway.clone() })
+            .chain(
+                n.subnet6
+                    .iter()
+                    .zip(&n.gateway6)
+                    .map(|(s, g)| netavark::Subnet { subnet: s.clone(), gateway: g.clone() }),
+            )
+            .collect(),
+        ipv6_enabled: n.subnet6.is_some(),
         internal: n.internal,
         dns_enabled: n.dns,
         ipam_options: BTreeMap::from([("driver".to_string(), "host-local".to_string())]),
