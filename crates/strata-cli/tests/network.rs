@@ -287,13 +287,14 @@ fn network_state(s: &Strata) -> (Vec<String>, Vec<String>, Vec<String>, Vec<Stri
 #[test]
 fn nothing_is_left_after_rm_f_run_rm_or_a_killed_monitor() {
     let s = with_image();
+    let before_networks = network_state(&s);
     s.ok(&["network", "create", "named"]);
     // netavark keeps its shared chains (NETAVARK_FORWARD, the HOSTPORT ones) once made, as under
-    // podman: the baseline is taken after a first container came and went.
+    // podman, and a network in use keeps its bridge and rules (its anchor) until `network rm`, as
+    // Docker's: the baseline is taken after a first container on each network came and went.
     s.ok(&["run", "--rm", "-p", "8081:80", "net:1", "true"]);
+    s.ok(&["run", "--rm", "--network", "named", "-p", "8081:80", "net:1", "true"]);
     let baseline = network_state(&s);
-    assert!(baseline.0.iter().all(|l| l == "lo"), "{baseline:?}");
-    assert!(baseline.3.is_empty(), "{baseline:?}");
     let httpd = ["httpd", "-f", "-p", "80", "-h", "/www"];
 
     let mut args = vec!["run", "-d", "--name", "web-a", "--network", "named", "-p", "8080:80", "net:1"];
@@ -327,7 +328,23 @@ fn nothing_is_left_after_rm_f_run_rm_or_a_killed_monitor() {
     s.ok(&["ps", "-a"]);
     assert_eq!(network_state(&s), baseline, "after a killed monitor and the next command");
     s.ok(&["rm", "web-b"]);
+    // The last user gone, `network rm` takes the bridge, its rules, its DNS and its anchor.
+    let bridge = serde_json::from_str::<serde_json::Value>(&s.ok(&["network", "inspect", "named"])).unwrap()[0]
+        ["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(baseline.0.contains(&bridge), "{baseline:?}");
     s.ok(&["network", "rm", "named"]);
+    let after = network_state(&s);
+    assert!(!after.0.iter().any(|l| l == &bridge), "{after:?}");
+    assert!(!after.1.iter().any(|r| r.contains("10.90.0.")), "no rule of the network's subnet: {after:?}");
+    assert!(after.2.is_empty(), "no DNS entries: {after:?}");
+    // Pinned namespaces (by file name) and their mounts: the default network's anchor only.
+    let pinned: Vec<&String> = after.3.iter().filter(|p| !p.contains('/')).collect();
+    assert_eq!(pinned.len(), 1, "{after:?}");
+    assert!(after.3.iter().all(|p| p.ends_with(pinned[0].as_str())), "{after:?}");
+    assert_eq!(before_networks.0, ["lo"], "{before_networks:?}");
 }
 
 #[test]
@@ -390,6 +407,8 @@ fn build_run_steps_use_the_default_bridge_unless_told_otherwise() {
     let s = with_image();
     // A link only the test's namespace (the build's host) has.
     ip(&s, &["link", "add", "hostonly0", "type", "veth", "peer", "name", "hostonly1"]);
+    s.ok(&["run", "--rm", "net:1", "true"]);
+    let baseline = network_state(&s);
     let ctx = s.dir.path().join("ctx");
     std::fs::create_dir(&ctx).unwrap();
     std::fs::write(
@@ -421,10 +440,7 @@ fn build_run_steps_use_the_default_bridge_unless_told_otherwise() {
     let links = s.ok(&["run", "--rm", "--network", "none", "sealed:1", "cat", "/links.txt"]);
     assert_eq!(links.lines().count(), 1, "{links}");
     // Nothing of the steps' networking is left.
-    let (links, _, dns, pinned) = network_state(&s);
-    let links: Vec<&str> = links.iter().map(|l| l.split('@').next().unwrap_or("")).collect();
-    assert_eq!(links, ["lo", "hostonly1", "hostonly0"], "{links:?}");
-    assert!(dns.is_empty() && pinned.is_empty(), "{dns:?} {pinned:?}");
+    assert_eq!(network_state(&s), baseline);
 }
 
 #[test]

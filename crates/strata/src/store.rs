@@ -1081,24 +1081,27 @@ impl Store {
     /// running, or running no more (its process died while nobody watched
     /// it); a build step's whose build is gone.
     pub fn stale_network_setups(&self) -> Result<Vec<NetworkSetup>> {
-        let rows: Vec<(NetworkSetup, Option<String>, Option<String>)> = {
+        let rows: Vec<(NetworkSetup, Option<String>, Option<String>, i64)> = {
             let c = self.conn();
             let mut st = c.prepare(
-                "SELECT s.container_id, s.netns, s.options, s.status, s.owner, c.state, c.process
+                "SELECT s.container_id, s.netns, s.options, s.status, s.owner, c.state, c.process,
+                        (SELECT COUNT(*) FROM networks n WHERE 'network:' || n.name = s.owner)
                    FROM network_setups s LEFT JOIN containers c ON c.id = s.container_id",
             )?;
             let rows = st
-                .query_map([], |r| Ok((setup_from_row(r)?, r.get(5)?, r.get(6)?)))?
+                .query_map([], |r| Ok((setup_from_row(r)?, r.get(5)?, r.get(6)?, r.get(7)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             rows
         };
         Ok(rows
             .into_iter()
-            .filter(|(s, state, process)| match &s.owner {
+            .filter(|(s, state, process, network_exists)| match &s.owner {
+                // A network's anchor: stale once its network is gone.
+                Some(owner) if owner.starts_with("network:") => *network_exists == 0,
                 Some(owner) => !owner_alive(owner),
                 None => state.as_deref() != Some("running") || !process.as_deref().is_some_and(process_running),
             })
-            .map(|(s, _, _)| s)
+            .map(|(s, _, _, _)| s)
             .collect())
     }
 

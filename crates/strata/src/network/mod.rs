@@ -14,6 +14,15 @@
 //! netavark runs and dropped after its teardown, so a setup whose owner was
 //! killed is found and torn down by the next command that looks at the
 //! container or opens the store alone ([`sweep`]).
+//!
+//! A network in use keeps an **anchor**: a pinned namespace with one
+//! interface on its bridge, set up with the network's first container and
+//! torn down by `network rm`. netavark removes a bridge and the network's
+//! firewall rules when the last interface leaves it and makes them again
+//! for the next one (28 iptables processes, about 0.3 s here); with the
+//! anchor, the bridge and the network's rules live as long as the network
+//! (as Docker's bridges do) and a container's teardown removes only what
+//! is its own.
 
 pub mod namespace;
 pub mod netavark;
@@ -125,6 +134,11 @@ fn host_routes() -> Vec<Ipv4Net> {
             Ipv4Net::with_netmask(dst, mask).ok()
         })
         .collect()
+}
+
+/// The ID a network's anchor goes by in endpoints and setups.
+fn anchor_id(n: &NetworkRecord) -> String {
+    format!("network-{}", &n.id[..24])
 }
 
 /// A v6 subnet's gateway: its first address after the network's.
@@ -353,7 +367,7 @@ impl<'c> Networks<'c> {
     pub fn inspect(&self, name: &str, names: &dyn Fn(&str) -> Option<String>) -> Result<serde_json::Value> {
         let n = self.get(name)?;
         let mut containers = serde_json::Map::new();
-        for e in self.core.store.endpoints_on(&n.name)? {
+        for e in self.users(&n)? {
             let prefix = n.subnet.split('/').nth(1).unwrap_or("24");
             containers.insert(
                 e.container_id.clone(),
@@ -386,6 +400,67 @@ impl<'c> Networks<'c> {
         }))
     }
 
+    /// Containers (and build steps) on a network: every endpoint but its anchor's.
+    fn users(&self, n: &NetworkRecord) -> Result<Vec<EndpointRecord>> {
+        let anchor = anchor_id(n);
+        Ok(self.core.store.endpoints_on(&n.name)?.into_iter().filter(|e| e.container_id != anchor).collect())
+    }
+
+    /// Give a network its anchor if it has none (the netavark lock held).
+    fn ensure_anchor(&self, locked: &netavark::Locked<'_>, n: &NetworkRecord) -> Result<()> {
+        let id = anchor_id(n);
+        if self.core.store.network_setup(&id)?.is_some() {
+            return Ok(());
+        }
+        if !self.core.store.endpoints_of(&id)?.iter().any(|e| e.network == n.name) {
+            self.attach(&id, n, None, None, &[])?;
+        }
+        let e = self.core.store.endpoints_of(&id)?.into_iter().find(|e| e.network == n.name).expect("just attached");
+        let opts = Options {
+            container_id: id.clone(),
+            container_name: id.clone(),
+            port_mappings: Vec::new(),
+            networks: BTreeMap::from([(
+                n.name.clone(),
+                PerNetwork {
+                    aliases: Vec::new(),
+                    interface_name: "eth0".into(),
+                    static_ips: std::iter::once(e.ip.clone()).chain(e.ip6.clone()).collect(),
+                    static_mac: None,
+                },
+            )]),
+            network_info: BTreeMap::from([(n.name.clone(), netavark_network(n))]),
+            dns_servers: None,
+        };
+        let netns = self.netns_path(&id);
+        let record = NetworkSetup {
+            container_id: id.clone(),
+            netns: netns.display().to_string(),
+            options: serde_json::to_string(&opts).expect("options serialize"),
+            status: "{}".into(),
+            owner: Some(format!("network:{}", n.name)),
+        };
+        self.core.store.put_network_setup(&record)?;
+        if let Err(e) = namespace::create_pinned(&netns).and_then(|()| locked.setup(&netns, &opts).map(drop)) {
+            if let Err(t) = teardown_locked(self.core, locked, &record) {
+                tracing::warn!("undoing a failed anchor of network {}: {t}", n.name);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Tear a network's anchor down (before the network goes).
+    fn drop_anchor(&self, n: &NetworkRecord) -> Result<()> {
+        let netavark = self.netavark();
+        let locked = netavark.lock()?;
+        if let Some(s) = self.core.store.network_setup(&anchor_id(n))? {
+            teardown_locked(self.core, &locked, &s)?;
+        }
+        self.core.store.delete_endpoint(&anchor_id(n), &n.name)?;
+        Ok(())
+    }
+
     /// `network rm`: refuses a network any container is on, naming them
     /// (`names` maps container IDs to names), and the built-in ones.
     pub fn remove(&self, name: &str, names: &dyn Fn(&str) -> Option<String>) -> Result<String> {
@@ -394,12 +469,13 @@ impl<'c> Networks<'c> {
         }
         self.core.exclusive()?;
         let n = self.get(name)?;
-        let users = self.core.store.endpoints_on(&n.name)?;
+        let users = self.users(&n)?;
         if !users.is_empty() {
             let names: Vec<String> =
                 users.iter().map(|e| names(&e.container_id).unwrap_or_else(|| e.container_id.clone())).collect();
             return Err(Error::InUse(format!("network {} is in use by container(s) {}", n.name, names.join(", "))));
         }
+        self.drop_anchor(&n)?;
         self.core.store.delete_network(&n.name)?;
         Ok(n.name)
     }
@@ -409,7 +485,8 @@ impl<'c> Networks<'c> {
         self.core.exclusive()?;
         let mut removed = Vec::new();
         for n in self.core.store.networks()? {
-            if n.name != DEFAULT_NETWORK && self.core.store.endpoints_on(&n.name)?.is_empty() {
+            if n.name != DEFAULT_NETWORK && self.users(&n)?.is_empty() {
+                self.drop_anchor(&n)?;
                 self.core.store.delete_network(&n.name)?;
                 removed.push(n.name);
             }
@@ -549,6 +626,9 @@ impl<'c> Networks<'c> {
         if let Some(old) = self.core.store.network_setup(c.id)? {
             teardown_locked(self.core, &locked, &old)?;
         }
+        for e in &endpoints {
+            self.ensure_anchor(&locked, &self.get(&e.network)?)?;
+        }
         let options = serde_json::to_string(&opts).expect("options serialize");
         let record = NetworkSetup {
             container_id: c.id.to_string(),
@@ -601,6 +681,7 @@ impl<'c> Networks<'c> {
             .into_iter()
             .find(|e| e.network == n.name)
             .ok_or_else(|| Error::not_found("endpoint", format!("{container_id} on {}", n.name)))?;
+        self.ensure_anchor(&locked, &n)?;
         let used: HashSet<&str> = opts.networks.values().map(|p| p.interface_name.as_str()).collect();
         let iface = (0..).map(|i| format!("eth{i}")).find(|i| !used.contains(i.as_str())).expect("unbounded");
         let aliases: Vec<String> = serde_json::from_str(&e.aliases).unwrap_or_default();
