@@ -25,7 +25,7 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
 
 pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
     let what = match (system, a.all) {
-        (true, _) => "This will remove:\n  - all stopped containers\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
+        (true, _) => "This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
         (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
         (false, true) => "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?",
     };
@@ -37,6 +37,13 @@ pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitC
         println!("Deleted Containers:");
         for c in &report.containers {
             println!("{c}");
+        }
+        println!();
+    }
+    if !report.networks.is_empty() {
+        println!("Deleted Networks:");
+        for n in &report.networks {
+            println!("{n}");
         }
         println!();
     }

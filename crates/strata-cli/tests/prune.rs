@@ -60,3 +60,23 @@ fn image_prune_without_force_deletes_only_on_a_yes() {
     assert!(ok && out.contains("deleted"), "{out}");
     assert!(!s.ok(&["images", "-q", "--no-trunc"]).contains(&image), "a yes deletes: {out}");
 }
+
+#[test]
+fn system_prune_removes_the_networks_no_container_is_on() {
+    let s = setup();
+    for n in ["unused", "kept", "freed"] {
+        s.ok(&["network", "create", n]);
+    }
+    s.ok(&["run", "-d", "--name", "holder", "--network", "kept", "busybox", "sleep", "600"]);
+    // A stopped container goes first, and with it the last user of `freed`.
+    s.ok(&["create", "--name", "stopped", "--network", "freed", "busybox", "true"]);
+    let out = s.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Networks:\nfreed\nunused\n"), "{out}");
+    let left = s.ok(&["network", "ls", "--format", "json"]);
+    let names: Vec<String> = left
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["bridge", "host", "none", "kept"], "{left}");
+    s.ok(&["rm", "-f", "holder"]);
+}

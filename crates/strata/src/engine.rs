@@ -213,8 +213,10 @@ impl Engine {
     pub fn system_prune(&self, all: bool) -> Result<PruneReport> {
         self.core.exclusive()?;
         let (containers, container_bytes) = self.prune_containers()?;
+        let networks = self.networks().prune()?;
         let mut report = self.images().prune(all)?;
         report.containers = containers;
+        report.networks = networks;
         report.reclaimed += container_bytes + self.builds().prune_cache()?.1;
         Ok(report)
     }

@@ -67,6 +67,8 @@ pub enum Removal {
 pub struct PruneReport {
     /// Containers removed (`system prune`: the stopped ones).
     pub containers: Vec<String>,
+    /// Networks removed (`system prune`: user networks no container is on).
+    pub networks: Vec<String>,
     /// Images deleted.
     pub images: Vec<Digest>,
     /// Layers deleted.
