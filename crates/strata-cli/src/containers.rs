@@ -99,7 +99,17 @@ fn run_attached(engine: &Engine, id: &str, attach: Attach) -> Result<ExitCode> {
     Ok(ExitCode::from(code as u8))
 }
 
+/// The image `run`/`create` names, pulled as `--pull` says.
+fn image_for(engine: &Engine, a: &RunArgs) -> Result<()> {
+    let policy: strata::engine::PullPolicy = a.pull.parse()?;
+    let opts = strata::registry::PullOptions { platform: a.platform.clone(), registry: Default::default() };
+    let announce = |name: &str| eprintln!("Unable to find image '{name}' locally");
+    engine.image_for_run(&a.image, policy, &opts, crate::registry::progress(a.quiet), &announce)?;
+    Ok(())
+}
+
 pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
+    image_for(engine, &a)?;
     let o = options(&a)?;
     let rec = engine.containers().create(&a.image, &o)?;
     if a.detach {
@@ -112,6 +122,7 @@ pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
+    image_for(engine, &a)?;
     let o = options(&a)?;
     println!("{}", engine.containers().create(&a.image, &o)?.id);
     Ok(ExitCode::SUCCESS)

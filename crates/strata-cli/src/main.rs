@@ -459,6 +459,15 @@ pub(crate) struct RunArgs {
     /// Allocate a pseudo-terminal.
     #[arg(short, long)]
     pub(crate) tty: bool,
+    /// Pull the image: missing (when the store lacks it), always, or never.
+    #[arg(long, default_value = "missing")]
+    pub(crate) pull: String,
+    /// Platform of the image to pull (OS/ARCH[/VARIANT]).
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Suppress the pull's progress.
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
     /// Proxy received signals to the container (attached runs).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) sig_proxy: bool,

@@ -521,7 +521,7 @@ fn a_second_image_on_the_same_base_downloads_only_its_new_layers() {
     assert_eq!(second.len(), 3, "config and the two new layers only: {second:?}");
     // Pulling it again downloads nothing but the manifest.
     ok(&s, &["pull", "-q", &format!("{}/shared/app:1", proxy.addr)]);
-    assert_eq!(proxy.blob_gets().len(), first + 3 + 1, "only the config again");
+    assert_eq!(proxy.blob_gets().len(), first + 3, "no blob again: {:?}", proxy.blob_gets());
 }
 
 #[test]
@@ -789,4 +789,41 @@ fn a_base_loaded_from_an_archive_is_not_fetched_again_by_a_pull_of_an_image_on_i
     let id = ok(&back, &["pull", "-q", &dest]);
     assert_eq!(id.trim(), s.image_id(&name));
     assert!(digest.trim().starts_with("sha256:"), "{digest}");
+}
+
+#[test]
+fn run_pulls_a_missing_image_once_and_the_pull_policies_mean_what_they_say() {
+    let reg = Registry::start();
+    let s = Strata::on_host_network("overlay");
+    let top = LayerTar::new().file("hello.txt", b"pulled and run\n").build();
+    let app = s.write("app.tar", &docker_archive(&[TestImage::new("app:1", vec![busybox_layer(), top])]));
+    skopeo_push(&app, &format!("{}/auto/app:1", reg.addr));
+    let proxy = Proxy::start(&reg.addr, Mode::Pass);
+    let name = format!("{}/auto/app:1", proxy.addr);
+    let run =
+        |pull: &str| strata(&s, &["run", "--rm", "--network", "none", "--pull", pull, &name, "cat", "/hello.txt"]);
+    // never: the store lacks it, so nothing runs and nothing is fetched.
+    let (code, out, err) = run("never");
+    assert_eq!((code, out.as_str()), (125, ""), "{err}");
+    assert!(err.contains(&name) && err.contains("--pull never"), "{err}");
+    assert!(proxy.blob_gets().is_empty(), "{:?}", proxy.blob_gets());
+    // missing: pulled once (config and two layers), then run.
+    let (code, out, err) = run("missing");
+    assert_eq!((code, out.as_str()), (0, "pulled and run\n"), "{err}");
+    assert!(err.contains(&format!("Unable to find image '{name}' locally")), "{err}");
+    assert_eq!(proxy.blob_gets().len(), 3, "{:?}", proxy.blob_gets());
+    let (code, out, _) = run("missing");
+    assert_eq!((code, out.as_str()), (0, "pulled and run\n"));
+    // always: the manifest is asked for again, no blob is fetched when nothing changed.
+    let manifests = |p: &Proxy| {
+        p.requests.lock().unwrap().iter().filter(|(m, path, _)| m == "GET" && path.contains("/manifests/")).count()
+    };
+    let before = manifests(&proxy);
+    let (code, out, err) = run("always");
+    assert_eq!((code, out.as_str()), (0, "pulled and run\n"), "{err}");
+    assert_eq!(manifests(&proxy), before + 1);
+    assert_eq!(proxy.blob_gets().len(), 3, "no blob fetched again: {:?}", proxy.blob_gets());
+    let (code, _, err) = strata(&s, &["create", "--pull", "sometimes", &name]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("sometimes"), "{err}");
 }

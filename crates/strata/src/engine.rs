@@ -20,6 +20,29 @@ use crate::snapshot::Driver;
 use crate::store::ContainerState;
 use crate::volume::Volumes;
 
+/// When `run` and `create` pull their image (`--pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull when the store lacks it (Docker's default).
+    Missing,
+    /// Pull every time (only what changed is fetched).
+    Always,
+    /// Never pull.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(crate::Error::invalid(format!("invalid --pull {other:?}: want missing, always or never"))),
+        }
+    }
+}
+
 /// An open store and its services.
 pub struct Engine {
     core: Core,
@@ -106,6 +129,35 @@ impl Engine {
     /// Resolve a name (tag, full or short ID) to an image ID.
     pub fn resolve_image(&self, name: &str) -> Result<Digest> {
         self.core.resolve_image(name)
+    }
+
+    /// The image `run` or `create` names: from the store, or pulled as
+    /// `policy` says (`missing` tells `announce` first, as Docker prints
+    /// "Unable to find image ... locally").
+    pub fn image_for_run(
+        &self,
+        name: &str,
+        policy: PullPolicy,
+        opts: &crate::registry::PullOptions,
+        progress: std::sync::Arc<dyn crate::registry::Progress>,
+        announce: &dyn Fn(&str),
+    ) -> Result<Digest> {
+        let local = self.core.resolve_image(name);
+        match (policy, local) {
+            (PullPolicy::Never, r) => r.map_err(|e| match e {
+                crate::Error::NotFound { .. } => crate::Error::invalid(format!(
+                    "image {name} is not in the store, and --pull never forbids pulling it"
+                )),
+                e => e,
+            }),
+            (PullPolicy::Missing, Ok(id)) => Ok(id),
+            (PullPolicy::Missing, Err(crate::Error::NotFound { .. })) => {
+                announce(name);
+                self.registries().pull(name, opts, progress)
+            }
+            (PullPolicy::Missing, Err(e)) => Err(e),
+            (PullPolicy::Always, _) => self.registries().pull(name, opts, progress),
+        }
     }
 
     /// The images service.

@@ -614,7 +614,11 @@ impl<'c> Registries<'c> {
             }
         }
         let config_digest = image::digest_of(manifest.config())?;
-        let config = remote.blob_bytes(&r, &config_digest, manifest.config().size().max(0) as u64)?;
+        // A config the store has (the same image pulled before) is not fetched again.
+        let config = match self.core.content.has(&config_digest) {
+            true => self.core.content.read(&config_digest)?,
+            false => remote.blob_bytes(&r, &config_digest, manifest.config().size().max(0) as u64)?,
+        };
         let cfg = image::parse_config(&config, config_digest.as_str())?;
         let diff_ids = image::diff_ids(&cfg)?;
         if diff_ids.len() != manifest.layers().len() {
