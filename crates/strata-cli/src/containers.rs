@@ -71,6 +71,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
         add_hosts: a.add_host.clone(),
+        labels: a.label.clone(),
         read_only: a.read_only,
         auto_remove: a.rm,
         memory: memory.map(|m| m as i64),
@@ -157,7 +158,15 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
 }
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
-    let list = engine.containers().list(a.all)?;
+    let filters = strata::filter::Filters::parse(
+        &a.filter,
+        &["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "before", "since"],
+    )?;
+    let last = if a.latest { Some(1) } else { a.last };
+    let mut list = engine.containers().list_filtered(a.all || last.is_some(), &filters)?;
+    if let Some(n) = last {
+        list.truncate(n);
+    }
     let now = crate::now();
     let id = |full: &str| if a.no_trunc { full.to_string() } else { full[..12].to_string() };
     if a.quiet {
@@ -166,18 +175,25 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match a.format.as_str() {
-        "json" => {
-            for c in &list {
-                let v = serde_json::json!({
+    let rows = || -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|c| {
+                serde_json::json!({
                     "ID": id(&c.id), "Image": c.image, "Command": format!("\"{}\"", c.command),
                     "CreatedAt": strata::image::format_time(c.created), "RunningFor": human_duration(now - c.created),
                     "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": crate::network::ports_column(&c.ports),
-                });
-                println!("{v}");
-            }
+                    "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                    "Networks": c.networks.join(","), "Mounts": c.mounts.join(","),
+                })
+            })
+            .collect()
+    };
+    match crate::template::Format::parse(&a.format)? {
+        crate::template::Format::Json => rows().iter().for_each(|v| println!("{v}")),
+        crate::template::Format::Template(t) => {
+            t.print(&rows(), &[("ID", "CONTAINER ID"), ("RunningFor", "CREATED"), ("CreatedAt", "CREATED AT")])?
         }
-        "table" => {
+        crate::template::Format::Table => {
             let mut t = Table::new(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
             for c in &list {
                 let cmd = if a.no_trunc { c.command.clone() } else { truncate(&c.command, 20) };
@@ -193,7 +209,6 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
             }
             t.print();
         }
-        other => bail!("unknown format {other:?}: want table or json"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -360,7 +375,7 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     for n in &a.names {
         out.push(engine.containers().inspect(n)?);
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::template::print_inspect(&out, a.format.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -382,7 +397,7 @@ pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::template::print_inspect(&out, a.format.as_deref())?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -394,12 +409,14 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
             let vols = engine.volumes().list()?;
             if a.quiet {
                 vols.iter().for_each(|v| println!("{}", v.name));
-            } else if a.format == "json" {
-                for v in &vols {
-                    println!(
-                        "{}",
-                        serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": v.labels})
-                    );
+            } else if a.format != "table" {
+                let rows: Vec<serde_json::Value> = vols
+                    .iter()
+                    .map(|v| serde_json::json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": v.labels}))
+                    .collect();
+                match crate::template::Format::parse(&a.format)? {
+                    crate::template::Format::Template(t) => t.print(&rows, &[("Name", "VOLUME NAME")])?,
+                    _ => rows.iter().for_each(|r| println!("{r}")),
                 }
             } else {
                 let mut t = Table::new(&["DRIVER", "VOLUME NAME"]);
@@ -409,7 +426,8 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
         }
         V::Inspect(a) => {
             let v = a.names.iter().map(|n| engine.volumes().inspect(n)).collect::<strata::Result<Vec<_>>>()?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            let v: Vec<serde_json::Value> = v.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+            crate::template::print_inspect(&v, a.format.as_deref())?;
         }
         V::Rm(a) => {
             let mut failed = false;

@@ -106,10 +106,15 @@ pub(crate) fn short_id(id: &strata::Digest, no_trunc: bool) -> String {
 }
 
 pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
-    let images = match a.reference.as_deref() {
+    let filters = strata::filter::Filters::parse(&a.filter, &["dangling", "reference", "label", "before", "since"])?;
+    let mut images = match a.reference.as_deref() {
         Some(r) => engine.images().list_matching(r)?,
-        None => engine.images().list()?,
+        None => engine.images().list_filtered(&filters)?,
     };
+    if a.reference.is_some() && !filters.is_empty() {
+        let keep: Vec<strata::Digest> = engine.images().list_filtered(&filters)?.into_iter().map(|i| i.id).collect();
+        images.retain(|i| keep.contains(&i.id));
+    }
     let now = now();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -139,10 +144,10 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     if a.quiet {
         return Ok(ExitCode::SUCCESS);
     }
-    match a.format.as_str() {
-        "json" => {
-            for (repo, tag, img) in rows {
-                let v = serde_json::json!({
+    let values = || -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|(repo, tag, img)| {
+                serde_json::json!({
                     "Repository": repo,
                     "Tag": tag,
                     "ID": short_id(&img.id, a.no_trunc),
@@ -151,11 +156,16 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
                     "CreatedSince": human_duration(now - img.created),
                     "Size": human_size(img.size),
                     "VirtualSize": human_size(img.size),
-                });
-                println!("{v}");
-            }
+                })
+            })
+            .collect()
+    };
+    match crate::template::Format::parse(&a.format)? {
+        crate::template::Format::Json => values().iter().for_each(|v| println!("{v}")),
+        crate::template::Format::Template(t) => {
+            t.print(&values(), &[("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT")])?
         }
-        "table" => {
+        crate::template::Format::Table => {
             let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
             for (repo, tag, img) in rows {
                 t.row(vec![
@@ -168,7 +178,6 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
             }
             t.print();
         }
-        other => bail!("unknown format {other:?}: want table or json"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -195,7 +204,7 @@ pub(crate) fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::template::print_inspect(&out, a.format.as_deref())?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -211,21 +220,26 @@ pub(crate) fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match a.format.as_str() {
-        "json" => {
-            for r in &rows {
-                let v = serde_json::json!({
+    let values = || -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|r| {
+                serde_json::json!({
                     "ID": id_col(&r.id),
                     "CreatedAt": strata::image::format_time(r.created),
                     "CreatedSince": human_duration(now - r.created),
                     "CreatedBy": r.created_by,
                     "Size": human_size(r.size),
                     "Comment": r.comment,
-                });
-                println!("{v}");
-            }
+                })
+            })
+            .collect()
+    };
+    match crate::template::Format::parse(&a.format)? {
+        crate::template::Format::Json => values().iter().for_each(|v| println!("{v}")),
+        crate::template::Format::Template(t) => {
+            t.print(&values(), &[("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedBy", "CREATED BY")])?
         }
-        "table" => {
+        crate::template::Format::Table => {
             let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
             for r in &rows {
                 let by = if a.no_trunc { r.created_by.clone() } else { format::truncate(&r.created_by, 45) };
@@ -233,7 +247,6 @@ pub(crate) fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {
             }
             t.print();
         }
-        other => bail!("unknown format {other:?}: want table or json"),
     }
     Ok(ExitCode::SUCCESS)
 }

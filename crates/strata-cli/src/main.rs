@@ -8,6 +8,7 @@ mod images;
 mod network;
 mod registry;
 mod system;
+mod template;
 
 use std::io::{self};
 use std::path::PathBuf;
@@ -266,7 +267,7 @@ pub(crate) enum VolumeCommand {
     #[command(alias = "list")]
     Ls(VolumeLsArgs),
     /// Show volumes' details as JSON.
-    Inspect(VolumeNames),
+    Inspect(InspectArgs),
     /// Remove volumes (refused while a container uses one).
     Rm(VolumeRmArgs),
     /// Remove every volume no container uses.
@@ -281,7 +282,7 @@ pub(crate) enum NetworkCommand {
     #[command(alias = "list")]
     Ls(VolumeLsArgs),
     /// Show networks' details as JSON.
-    Inspect(VolumeNames),
+    Inspect(InspectArgs),
     /// Remove networks (refused while a container is on one).
     #[command(alias = "remove")]
     Rm(VolumeNames),
@@ -444,6 +445,9 @@ pub(crate) struct RunArgs {
     /// A DNS search domain.
     #[arg(long = "dns-search")]
     pub(crate) dns_search: Vec<String>,
+    /// Set a label (KEY=VALUE).
+    #[arg(short = 'l', long = "label")]
+    pub(crate) label: Vec<String>,
     /// Add a line to /etc/hosts (NAME:IP).
     #[arg(long = "add-host")]
     pub(crate) add_host: Vec<String>,
@@ -522,9 +526,18 @@ pub(crate) struct PsArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub(crate) no_trunc: bool,
-    /// Output format: table or json.
+    /// Output format: table, json or a Go template.
     #[arg(long, default_value = "table")]
     pub(crate) format: String,
+    /// Filter (KEY=VALUE: id, name, label, status, ancestor, exited, volume, network, before, since).
+    #[arg(short, long)]
+    pub(crate) filter: Vec<String>,
+    /// Show the N last created containers (all states).
+    #[arg(short = 'n', long)]
+    pub(crate) last: Option<usize>,
+    /// Show the latest created container (all states).
+    #[arg(short, long)]
+    pub(crate) latest: bool,
 }
 
 #[derive(Args)]
@@ -666,9 +679,12 @@ struct ImagesArgs {
     /// Don't truncate IDs.
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table or json.
+    /// Output format: table, json or a Go template.
     #[arg(long, default_value = "table")]
     format: String,
+    /// Filter (KEY=VALUE: dangling, reference, label, before, since).
+    #[arg(short, long)]
+    filter: Vec<String>,
     /// Only images matching this reference.
     reference: Option<String>,
 }
@@ -690,6 +706,9 @@ struct RmiArgs {
 
 #[derive(Args)]
 pub(crate) struct InspectArgs {
+    /// Format each object with a Go template (or json).
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
     #[arg(required = true)]
     pub(crate) names: Vec<String>,
 }

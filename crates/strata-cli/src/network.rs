@@ -71,22 +71,24 @@ pub(crate) fn network(engine: &Engine, cmd: NetworkCommand) -> Result<ExitCode> 
             let list = engine.networks().list()?;
             if a.quiet {
                 list.iter().for_each(|n| println!("{}", &n.id[..12]));
-            } else if a.format == "json" {
-                for n in &list {
-                    println!(
-                        "{}",
+            } else if a.format != "table" {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|n| {
                         serde_json::json!({"ID": &n.id[..12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
                             "CreatedAt": strata::image::format_time(n.created), "Internal": n.internal.to_string(), "Labels": n.labels})
-                    );
+                    })
+                    .collect();
+                match crate::template::Format::parse(&a.format)? {
+                    crate::template::Format::Template(t) => t.print(&rows, &[("ID", "NETWORK ID")])?,
+                    _ => rows.iter().for_each(|r| println!("{r}")),
                 }
-            } else if a.format == "table" {
+            } else {
                 let mut t = Table::new(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
                 list.iter().for_each(|n| {
                     t.row(vec![n.id[..12].to_string(), n.name.clone(), n.driver.clone(), n.scope.into()])
                 });
                 t.print();
-            } else {
-                bail!("unknown format {:?}: want table or json", a.format);
             }
         }
         NetworkCommand::Inspect(a) => {
@@ -94,7 +96,7 @@ pub(crate) fn network(engine: &Engine, cmd: NetworkCommand) -> Result<ExitCode> 
             for n in &a.names {
                 out.push(engine.networks().inspect(n, &names)?);
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::template::print_inspect(&out, a.format.as_deref())?;
         }
         NetworkCommand::Rm(a) => {
             let mut failed = false;

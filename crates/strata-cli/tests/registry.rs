@@ -750,7 +750,7 @@ fn an_image_loaded_from_an_archive_then_pulled_fetches_no_layer_blob() {
     let id = ok(&s, &["pull", "-q", &name]);
     assert_eq!(id.trim(), s.image_id("app:1"), "the same image");
     let gets = proxy.blob_gets();
-    assert_eq!(gets.len(), 1, "the config only, no layer blob: {gets:?}");
+    assert!(gets.is_empty(), "no blob: the layers and the config are in the store already: {gets:?}");
     // The pulled name is usable, and pushing it elsewhere on the registry still works.
     assert_eq!(
         ok(&s, &["run", "--network", "none", "--rm", &name, "cat", "/etc/passwd"]),

@@ -443,6 +443,65 @@ impl<'c> Images<'c> {
         Ok(out)
     }
 
+    /// `images --filter`: Docker's keys (dangling, reference, label,
+    /// before, since); `reference` patterns match `NAME[:TAG]` as shown.
+    pub fn list_filtered(&self, filters: &crate::filter::Filters) -> Result<Vec<ImageSummary>> {
+        let mut out = self.list()?;
+        if filters.is_empty() {
+            return Ok(out);
+        }
+        let created_of =
+            |name: &str| -> Result<i64> { Ok(self.core.image_record(&self.core.resolve_image(name)?)?.created) };
+        let mut before = None;
+        for v in filters.values("before") {
+            before = Some(created_of(v)?);
+        }
+        let mut since = None;
+        for v in filters.values("since") {
+            since = Some(created_of(v)?);
+        }
+        for d in filters.values("dangling") {
+            if d != "true" && d != "false" {
+                return Err(Error::invalid(format!("invalid filter 'dangling={d}': want true or false")));
+            }
+        }
+        let want_labels = !filters.values("label").is_empty();
+        let mut kept = Vec::new();
+        for mut img in out.drain(..) {
+            let labels: std::collections::BTreeMap<String, String> = if want_labels {
+                self.core
+                    .config_of(&img.id)?
+                    .1
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.labels().clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            } else {
+                Default::default()
+            };
+            if !filters.values("reference").is_empty() {
+                img.tags.retain(|t| {
+                    let shown = display_tag(t);
+                    let (name, _) = split_tag(&shown);
+                    filters.any("reference", |p| crate::filter::glob(p, &shown) || crate::filter::glob(p, name))
+                });
+                if img.tags.is_empty() {
+                    continue;
+                }
+            }
+            let ok = filters.any("dangling", |v| (v == "true") == img.tags.is_empty())
+                && filters.any("label", |v| crate::filter::label_matches(&labels, v))
+                && before.is_none_or(|t| img.created < t)
+                && since.is_none_or(|t| img.created > t);
+            if ok {
+                kept.push(img);
+            }
+        }
+        Ok(kept)
+    }
+
     /// `images REFERENCE`: the images with a tag in REFERENCE's repository
     /// (and, when REFERENCE names a tag, that tag), each listing only the
     /// tags that match, as Docker's.

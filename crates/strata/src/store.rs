@@ -876,7 +876,8 @@ impl Store {
     /// Every container, newest first.
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
         let c = self.conn();
-        let mut st = c.prepare(&format!("SELECT {CONTAINER_COLS} FROM containers ORDER BY created DESC, id"))?;
+        let mut st =
+            c.prepare(&format!("SELECT {CONTAINER_COLS} FROM containers ORDER BY created DESC, rowid DESC"))?;
         let rows = st.query_map([], container_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

@@ -61,6 +61,8 @@ pub struct CreateOptions {
     pub dns_search: Vec<String>,
     /// `--add-host NAME:IP`.
     pub add_hosts: Vec<String>,
+    /// `--label`/`-l KEY=VALUE`.
+    pub labels: Vec<String>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--rm`.
@@ -122,6 +124,12 @@ pub struct ContainerSummary {
     pub pid: Option<i64>,
     /// Published ports while running (host ports as chosen).
     pub ports: Vec<PortMapping>,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Networks it is on (`none`/`host`/`container:ID` for those modes).
+    pub networks: Vec<String>,
+    /// Volumes (their names) and bind sources it mounts.
+    pub mounts: Vec<String>,
 }
 
 const NAME_WORDS: [&str; 16] = [
@@ -534,6 +542,15 @@ impl Containers<'_> {
             dns: o.dns.clone(),
             dns_search: o.dns_search.clone(),
             add_hosts: o.add_hosts.clone(),
+            labels: {
+                let mut l: std::collections::BTreeMap<String, String> =
+                    ic.labels().clone().unwrap_or_default().into_iter().collect();
+                for kv in &o.labels {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    l.insert(k.to_string(), v.to_string());
+                }
+                l
+            },
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -989,8 +1006,16 @@ impl Containers<'_> {
                 .map(|t| crate::image::reference::display_tag(t))
                 .unwrap_or_else(|| rec.image_id.short().to_string());
             let ports = if rec.state == ContainerState::Running { self.published(&rec.id)? } else { Vec::new() };
+            let mut networks: Vec<String> =
+                self.networks().endpoints(&rec.id)?.into_iter().map(|e| e.network).collect();
+            if networks.is_empty() {
+                networks.push(cfg.network.clone());
+            }
             out.push(ContainerSummary {
                 ports,
+                labels: cfg.labels.clone(),
+                networks,
+                mounts: cfg.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs).map(|m| m.source.clone()).collect(),
                 id: rec.id,
                 name: rec.name,
                 image,
@@ -1005,6 +1030,60 @@ impl Containers<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `ps --filter`: Docker's keys (id, name, label, status, ancestor,
+    /// exited, volume, network, before, since); a `status` or `exited`
+    /// filter lists stopped containers without `all`, as Docker's does.
+    pub fn list_filtered(&self, all: bool, filters: &crate::filter::Filters) -> Result<Vec<ContainerSummary>> {
+        let all = all || !filters.values("status").is_empty() || !filters.values("exited").is_empty();
+        let list = self.list(all)?;
+        if filters.is_empty() {
+            return Ok(list);
+        }
+        // Creation order (newest first), exact even within one second.
+        let order: Vec<String> = self.core.store.containers()?.into_iter().map(|r| r.id).collect();
+        let rank = |id: &str| order.iter().position(|o| o == id);
+        let rank_of = |name: &str| -> Result<Option<usize>> { Ok(rank(&self.get(name)?.id)) };
+        let mut before = None;
+        for v in filters.values("before") {
+            before = rank_of(v)?;
+        }
+        let mut since = None;
+        for v in filters.values("since") {
+            since = rank_of(v)?;
+        }
+        let mut ancestors = Vec::new();
+        for v in filters.values("ancestor") {
+            ancestors.push(self.core.resolve_image(v)?);
+        }
+        let status_name = |c: &ContainerSummary| match c.state {
+            ContainerState::Running => "running",
+            ContainerState::Exited => "exited",
+            ContainerState::Created | ContainerState::Incomplete => "created",
+        };
+        for s in filters.values("status") {
+            if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s.as_str()) {
+                return Err(Error::invalid(format!("invalid filter 'status={s}'")));
+            }
+        }
+        Ok(list
+            .into_iter()
+            .filter(|c| {
+                filters.any("id", |v| c.id.starts_with(v))
+                    && filters.any("name", |v| c.name.contains(v))
+                    && filters.any("label", |v| crate::filter::label_matches(&c.labels, v))
+                    && filters.any("status", |v| v == status_name(c))
+                    && filters.any("ancestor", |_| ancestors.contains(&c.image_id))
+                    && filters.any("exited", |v| {
+                        c.state == ContainerState::Exited && c.exit_code.map(|e| e.to_string()).as_deref() == Some(v)
+                    })
+                    && filters.any("volume", |v| c.mounts.iter().any(|m| m == v))
+                    && filters.any("network", |v| c.networks.iter().any(|n| n == v))
+                    && before.is_none_or(|b| rank(&c.id).is_some_and(|r| r > b))
+                    && since.is_none_or(|s| rank(&c.id).is_some_and(|r| r < s))
+            })
+            .collect())
     }
 
     /// The log file of a container.
@@ -1033,7 +1112,8 @@ impl Containers<'_> {
                 "FinishedAt": rec.finished.map(image::format_time),
             },
             "Image": rec.image_id.as_str(),
-            "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname},
+            "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname,
+                "Labels": cfg.labels, "Image": rec.image_id.as_str()},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
                 "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts},
             "NetworkSettings": self.network_settings(&rec, &cfg)?,

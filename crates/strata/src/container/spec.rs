@@ -61,6 +61,9 @@ pub struct RunConfig {
     /// `--add-host NAME:IP` entries.
     #[serde(default)]
     pub add_hosts: Vec<String>,
+    /// Labels: the image's, then `--label`/`-l` over them.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.

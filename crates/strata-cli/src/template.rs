@@ -1,0 +1,274 @@
+//! `--format` templates as Docker has them: Go's text/template (by the
+//! `gtmpl` crate) over the same fields Docker's JSON output uses, with
+//! Docker's extra functions (`json`, `join`, `split`, `upper`, `lower`,
+//! `title`, `truncate`, `pad`), `\t` and `\n` escapes, and the `table`
+//! prefix (a header row of the fields' names, columns aligned as Docker's
+//! tabwriter does).
+//!
+//! The functions are written here because they are Docker's, not Go's:
+//! gtmpl has Go's builtins only.
+
+use anyhow::{anyhow, bail, Result};
+use gtmpl::{Context, FuncError, Template as Gtmpl, Value};
+
+/// A parsed `--format`.
+pub(crate) struct Template {
+    inner: Gtmpl,
+    source: String,
+    table: bool,
+}
+
+fn to_gtmpl(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::from(i),
+            (_, Some(u), _) => Value::from(u),
+            (_, _, Some(f)) => Value::from(f),
+            _ => Value::Nil,
+        },
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(to_gtmpl).collect()),
+        // Objects, as Go structs: a field that is not there is an error, not "<no value>".
+        serde_json::Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), to_gtmpl(v))).collect()),
+    }
+}
+
+fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::NoValue | Value::Nil | Value::Function(_) => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Number(n) => {
+            let text = n.to_string();
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        }
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Value::Object(o) | Value::Map(o) => {
+            let sorted: std::collections::BTreeMap<&String, serde_json::Value> =
+                o.iter().map(|(k, v)| (k, to_json(v))).collect();
+            serde_json::to_value(sorted).unwrap_or_default()
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn one<'a>(name: &str, args: &'a [Value]) -> Result<&'a Value, FuncError> {
+    args.first().ok_or_else(|| FuncError::ExactlyXArgs(name.into(), 1))
+}
+
+fn json(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(serde_json::to_string(&to_json(one("json", args)?)).unwrap_or_default()))
+}
+
+fn upper(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(text(one("upper", args)?).to_uppercase()))
+}
+
+fn lower(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(text(one("lower", args)?).to_lowercase()))
+}
+
+fn title(args: &[Value]) -> Result<Value, FuncError> {
+    let s = text(one("title", args)?);
+    let mut out = String::new();
+    let mut start = true;
+    for c in s.chars() {
+        if start && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        start = !c.is_alphanumeric();
+    }
+    Ok(Value::String(out))
+}
+
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    let (Some(Value::Array(items)), Some(sep)) = (args.first(), args.get(1)) else {
+        return Err(FuncError::Generic("join wants a list and a separator".into()));
+    };
+    Ok(Value::String(items.iter().map(text).collect::<Vec<_>>().join(&text(sep))))
+}
+
+fn split(args: &[Value]) -> Result<Value, FuncError> {
+    let (Some(s), Some(sep)) = (args.first(), args.get(1)) else {
+        return Err(FuncError::ExactlyXArgs("split".into(), 2));
+    };
+    Ok(Value::Array(text(s).split(text(sep).as_str()).map(|p| Value::String(p.to_string())).collect()))
+}
+
+fn truncate(args: &[Value]) -> Result<Value, FuncError> {
+    let (Some(s), Some(n)) = (args.first(), args.get(1)) else {
+        return Err(FuncError::ExactlyXArgs("truncate".into(), 2));
+    };
+    let n: usize = text(n).parse().map_err(|_| FuncError::Generic("truncate wants a length".into()))?;
+    Ok(Value::String(text(s).chars().take(n).collect()))
+}
+
+fn pad(args: &[Value]) -> Result<Value, FuncError> {
+    let (Some(s), Some(l), Some(r)) = (args.first(), args.get(1), args.get(2)) else {
+        return Err(FuncError::ExactlyXArgs("pad".into(), 3));
+    };
+    let n = |v: &Value| text(v).parse::<usize>().unwrap_or(0);
+    Ok(Value::String(format!("{}{}{}", " ".repeat(n(l)), text(s), " ".repeat(n(r)))))
+}
+
+impl Template {
+    /// Parse a `--format` value that is neither `json` nor `table` alone.
+    pub(crate) fn parse(format: &str) -> Result<Self> {
+        let (table, body) = match format.strip_prefix("table") {
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
+            _ => (false, format),
+        };
+        let source = body.replace("\\t", "\t").replace("\\n", "\n");
+        let mut inner = Gtmpl::default();
+        for (name, f) in [
+            ("json", json as gtmpl::Func),
+            ("upper", upper),
+            ("lower", lower),
+            ("title", title),
+            ("join", join),
+            ("split", split),
+            ("truncate", truncate),
+            ("pad", pad),
+        ] {
+            inner.add_func(name, f);
+        }
+        inner.parse(&source).map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
+        Ok(Template { inner, source, table })
+    }
+
+    /// One value rendered.
+    pub(crate) fn render(&self, v: &serde_json::Value) -> Result<String> {
+        self.inner.render(&Context::from(to_gtmpl(v))).map_err(|e| {
+            // gtmpl names the missing field, then prints the whole object: keep the name.
+            let msg = e.to_string();
+            let msg = msg.split(" for {").next().unwrap_or(&msg).to_string();
+            anyhow!("--format {:?}: {msg}", self.source)
+        })
+    }
+
+    /// Print one line per value; with `table`, a header row first
+    /// (`headers` maps field names to Docker's column titles) and aligned columns.
+    pub(crate) fn print(&self, values: &[serde_json::Value], headers: &[(&str, &str)]) -> Result<()> {
+        let mut lines = Vec::new();
+        for v in values {
+            lines.push(self.render(v)?);
+        }
+        if !self.table {
+            for l in lines {
+                println!("{l}");
+            }
+            return Ok(());
+        }
+        let header = header_of(&self.source, headers);
+        let rows: Vec<Vec<String>> =
+            std::iter::once(header).chain(lines).map(|l| l.split('\t').map(str::to_string).collect()).collect();
+        print!("{}", align(&rows));
+        Ok(())
+    }
+}
+
+/// The header row of a table format: each `{{.Field}}` becomes its title.
+fn header_of(source: &str, headers: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else { break };
+        let action = rest[start + 2..start + end].trim();
+        let field = action.strip_prefix('.').unwrap_or(action);
+        let title = headers
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_else(|| field.to_ascii_uppercase());
+        out.push_str(&title);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Columns as Docker's tabwriter sets them (minimum width 10, padding 3).
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 < r.len() {
+                let w = (widths[c] + 3).max(10);
+                out.push_str(&format!("{cell:<w$}"));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `--format` as the listing commands take it: `table` (the default
+/// table), `json` (one object per line), or a template.
+pub(crate) enum Format {
+    /// The command's own table.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// A template.
+    Template(Template),
+}
+
+impl Format {
+    pub(crate) fn parse(format: &str) -> Result<Self> {
+        match format {
+            "" | "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            t if t.contains("{{") => Ok(Format::Template(Template::parse(t)?)),
+            other => bail!("unknown format {other:?}: want table, json or a Go template"),
+        }
+    }
+}
+
+/// `inspect`'s output: a JSON array, or each object through `--format`.
+pub(crate) fn print_inspect(values: &[serde_json::Value], format: Option<&str>) -> Result<()> {
+    match format {
+        None | Some("") => println!("{}", serde_json::to_string_pretty(values)?),
+        Some("json") => values.iter().for_each(|v| println!("{v}")),
+        Some(t) => {
+            let t = Template::parse(t)?;
+            for v in values {
+                println!("{}", t.render(v)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_functions_and_tables_render_as_docker_s() {
+        let v = serde_json::json!({"ID": "abc", "Names": "web", "Labels": {"a": "1"}, "Ports": ["80", "443"]});
+        let r = |f: &str| Template::parse(f).unwrap().render(&v).unwrap();
+        assert_eq!(r("{{.ID}}\\t{{.Names}}"), "abc\tweb");
+        assert_eq!(r("{{json .Labels}}"), r#"{"a":"1"}"#);
+        assert_eq!(r("{{join .Ports \",\"}}"), "80,443");
+        assert_eq!(r("{{upper .Names}} {{index .Labels \"a\"}} {{range .Ports}}[{{.}}]{{end}}"), "WEB 1 [80][443]");
+        assert_eq!(header_of("{{.ID}}\t{{.Names}}", &[("ID", "CONTAINER ID")]), "CONTAINER ID\tNAMES");
+        assert!(Template::parse("{{").is_err());
+        assert!(Template::parse("{{.Nope}}").unwrap().render(&v).is_err());
+    }
+}
