@@ -275,6 +275,15 @@ pub fn stop(engine: &Engine, a: StopArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the strata binary")?;
+    for c in &a.containers {
+        engine.containers().restart(c, Duration::from_secs(a.time), &exe, global)?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn signal_number(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return Ok(n);

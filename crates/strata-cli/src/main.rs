@@ -3,6 +3,7 @@
 //! Docker's exit codes (1 for a failed command, 125 for bad usage).
 
 mod containers;
+mod copy;
 mod format;
 mod images;
 mod network;
@@ -104,6 +105,14 @@ enum Command {
     Network(NetworkCommand),
     /// List a container's published ports, or the host address of one.
     Port(PortArgs),
+    /// Copy files between a container and the host (or a tar stream: -).
+    Cp(CpArgs),
+    /// Write a container's file system as a tar archive.
+    Export(ExportArgs),
+    /// Restart containers.
+    Restart(StopArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
     /// (internal) Watch a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor(ContainerArg),
@@ -336,6 +345,34 @@ pub(crate) struct NetworkDisconnectArgs {
     pub(crate) force: bool,
     pub(crate) network: String,
     pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct CpArgs {
+    /// Keep owners (uid/gid) of what is copied in.
+    #[arg(short, long)]
+    pub(crate) archive: bool,
+    /// Follow a symbolic link given as SRC.
+    #[arg(short = 'L', long)]
+    pub(crate) follow_link: bool,
+    /// CONTAINER:PATH, a local path, or - (a tar stream on stdin).
+    pub(crate) src: String,
+    /// CONTAINER:PATH, a local path, or - (a tar stream on stdout).
+    pub(crate) dest: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RenameArgs {
+    pub(crate) container: String,
+    pub(crate) new_name: String,
 }
 
 #[derive(Args)]
@@ -827,6 +864,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Volume(v) => containers::volume(&engine, v),
         Command::Network(n) => network::network(&engine, n),
         Command::Port(a) => network::port(&engine, a),
+        Command::Cp(a) => copy::cp(&engine, a),
+        Command::Export(a) => copy::export(&engine, a),
+        Command::Restart(a) => containers::restart(&engine, a, &global),
+        Command::Rename(a) => {
+            engine.containers().rename(&a.container, &a.new_name)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff(a) => containers::diff(&engine, a),
         Command::Commit(a) => containers::commit(&engine, a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),

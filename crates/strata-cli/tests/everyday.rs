@@ -89,3 +89,108 @@ fn ps_and_images_filters_select_by_docker_s_keys() {
     assert!(err.contains("maybe"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(bytes);
+    ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+}
+
+#[test]
+fn cp_copies_both_ways_by_docker_s_rules_and_stays_inside_the_container() {
+    let s = with_containers();
+    let host = s.dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    // Out: a file under a new name, a directory into an existing one, a directory's contents.
+    s.ok(&["cp", "three:/srv/data.txt", host.join("copy.txt").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.join("copy.txt")).unwrap(), "in the image\n");
+    s.ok(&["cp", "three:/srv", host.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.join("srv/data.txt")).unwrap(), "in the image\n");
+    std::fs::create_dir(host.join("contents")).unwrap();
+    s.ok(&["cp", "three:/srv/.", host.join("contents").to_str().unwrap()]);
+    assert!(host.join("contents/data.txt").is_file());
+    // Out as a tar stream.
+    let o = s.command().args(["cp", "three:/srv", "-"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tar_names(&o.stdout), ["srv/", "srv/data.txt"]);
+    // In: a file into a directory, under a new name, into a stopped container.
+    std::fs::write(host.join("new.txt"), b"from the host\n").unwrap();
+    s.ok(&["cp", host.join("new.txt").to_str().unwrap(), "three:/srv/"]);
+    assert_eq!(s.ok(&["exec", "three", "cat", "/srv/new.txt"]), "from the host\n");
+    s.ok(&["cp", host.join("new.txt").to_str().unwrap(), "three:/srv/renamed.txt"]);
+    assert_eq!(s.ok(&["exec", "three", "cat", "/srv/renamed.txt"]), "from the host\n");
+    s.ok(&["cp", host.join("srv").to_str().unwrap(), "one:/tmp"]);
+    s.ok(&["start", "-a", "one"]);
+    assert!(s.ok(&["diff", "one"]).lines().any(|l| l == "A /tmp/srv/data.txt"), "{}", s.ok(&["diff", "one"]));
+    // Errors name what is wrong and change nothing.
+    let (code, _, err) = s.code(&["cp", "nosuch:/srv", host.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nosuch"), "{err}");
+    let (code, _, err) = s.code(&["cp", "three:/no/such/file", host.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/no/such/file"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}
+
+#[test]
+fn cp_through_a_container_symlink_never_reaches_the_host() {
+    let s = Strata::new("overlay");
+    // A host directory of the test's, and an image whose links point at it by its host path.
+    let host = s.dir.path().join("hostside");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("secret"), b"host secret\n").unwrap();
+    let h = host.to_str().unwrap().trim_start_matches('/');
+    // The same path exists inside the image too, so the links resolve there (inside) and a copy
+    // that followed them on the host instead would land in the test's directory.
+    let mut layer = LayerTar::new();
+    let mut prefix = String::new();
+    for part in h.split('/') {
+        prefix = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+        layer = layer.dir(&prefix);
+    }
+    let top = layer
+        .symlink("out", &format!("/{h}"))
+        .symlink("up", &format!("../../../../../../{h}"))
+        .symlink("shadow", "/etc/shadow")
+        .build();
+    let a = s.write("evil.tar", &docker_archive(&[TestImage::new("evil:1", vec![busybox_layer(), top])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    s.ok(&["create", "--network", "none", "--name", "ev", "evil:1", "true"]);
+    let local = s.dir.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(local.join("drop.txt"), b"dropped\n").unwrap();
+    for dest in ["ev:/out/", "ev:/up/", "ev:/out/drop.txt"] {
+        let (code, _, _) = s.code(&["cp", local.join("drop.txt").to_str().unwrap(), dest]);
+        assert!(!host.join("drop.txt").exists(), "{dest} wrote on the host (exit {code})");
+    }
+    for src in ["ev:/out/secret", "ev:/up/secret", "ev:/shadow"] {
+        let o = s.command().args(["cp", "-L", src, "-"]).output().unwrap();
+        let got = String::from_utf8_lossy(&o.stdout);
+        assert!(!got.contains("host secret") && !got.contains("root:"), "{src} read the host: {got}");
+    }
+}
+
+#[test]
+fn export_restart_and_rename() {
+    let s = with_containers();
+    s.ok(&["exec", "three", "sh", "-c", "echo mine > /srv/own.txt"]);
+    let o = s.command().args(["export", "three"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = tar_names(&o.stdout);
+    for want in ["srv/data.txt", "srv/own.txt", "bin/busybox", "etc/passwd"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let out = s.dir.path().join("three.tar");
+    s.ok(&["export", "-o", out.to_str().unwrap(), "two"]);
+    assert!(tar_names(&std::fs::read(&out).unwrap()).iter().any(|n| n == "srv/data.txt"));
+    let pid = |s: &Strata| s.ok(&["inspect", "-f", "{{.State.Pid}}", "three"]).trim().to_string();
+    let before = pid(&s);
+    s.ok(&["restart", "-t", "1", "three"]);
+    assert_eq!(s.ok(&["inspect", "-f", "{{.State.Status}}", "three"]), "running\n");
+    assert_ne!(pid(&s), before, "a new process");
+    s.ok(&["rename", "three", "third"]);
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "third\n");
+    let (code, _, err) = s.code(&["rename", "third", "one"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("one"), "{err}");
+    s.ok(&["rm", "-f", "third"]);
+}

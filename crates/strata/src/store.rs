@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS containers (
     started     INTEGER,
     finished    INTEGER,
     config      TEXT NOT NULL DEFAULT '{}',
-    process     TEXT
+    process     TEXT,
+    waiter      TEXT
 );
 CREATE TABLE IF NOT EXISTS build_cache (
     key         TEXT PRIMARY KEY,
@@ -372,9 +373,14 @@ pub struct ContainerRecord {
     /// [`this_owner`]): a pid the kernel has since given to another process
     /// does not match it.
     pub process: Option<String>,
+    /// The process that waits on the running container (the attached CLI or
+    /// its monitor): it records the exit and cleans up, so nobody else
+    /// takes that over while it lives.
+    pub waiter: Option<String>,
 }
 
-const CONTAINER_COLS: &str = "id, name, image_id, created, state, pid, exit_code, started, finished, config, process";
+const CONTAINER_COLS: &str =
+    "id, name, image_id, created, state, pid, exit_code, started, finished, config, process, waiter";
 
 fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
     Ok(ContainerRecord {
@@ -391,6 +397,7 @@ fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord
         finished: r.get(8)?,
         config: r.get(9)?,
         process: r.get(10)?,
+        waiter: r.get(11)?,
     })
 }
 
@@ -534,6 +541,8 @@ impl Store {
             let step = match next {
                 // Containers record their process identity (pid reuse).
                 2 if !has_column("containers", "process")? => "ALTER TABLE containers ADD COLUMN process TEXT;",
+                // Containers record the process that waits on them (it records the exit and cleans up).
+                3 if !has_column("containers", "waiter")? => "ALTER TABLE containers ADD COLUMN waiter TEXT;",
                 _ => "",
             };
             conn.execute_batch(&format!("BEGIN IMMEDIATE; {step} PRAGMA user_version = {next}; COMMIT;"))?;
@@ -841,7 +850,9 @@ impl Store {
     /// Insert a container record (state `incomplete` until its layer is ready).
     pub fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
         let r = self.conn().execute(
-            &format!("INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            &format!(
+                "INSERT INTO containers ({CONTAINER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
             params![
                 c.id,
                 c.name,
@@ -853,7 +864,8 @@ impl Store {
                 c.started,
                 c.finished,
                 c.config,
-                c.process
+                c.process,
+                c.waiter
             ],
         );
         match r {
@@ -867,10 +879,20 @@ impl Store {
     /// Update a container's state fields.
     pub fn update_container(&self, c: &ContainerRecord) -> Result<()> {
         self.conn().execute(
-            "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6, process = ?7 WHERE id = ?1",
-            params![c.id, c.state.as_str(), c.pid, c.exit_code, c.started, c.finished, c.process],
+            "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4, started = ?5, finished = ?6, process = ?7, waiter = ?8 WHERE id = ?1",
+            params![c.id, c.state.as_str(), c.pid, c.exit_code, c.started, c.finished, c.process, c.waiter],
         )?;
         Ok(())
+    }
+
+    /// Give a container a new name; `InUse` when another has it.
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        match self.conn().execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id, name]) {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(Error::InUse(format!("the container name {name:?} is already in use")))
+            }
+            r => r.map(drop).map_err(Into::into),
+        }
     }
 
     /// Every container, newest first.

@@ -15,6 +15,7 @@
 //! a detached one is watched by a `strata` monitor process started for it,
 //! which records the exit code and cleans up.
 
+pub mod copy;
 mod ops;
 pub mod runtime;
 pub mod spec;

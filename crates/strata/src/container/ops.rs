@@ -346,12 +346,14 @@ impl Containers<'_> {
 
     /// A running container whose process is gone (its watcher died too) is exited.
     fn refresh(&self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
-        if rec.state == ContainerState::Running && !alive(&rec) {
+        // Its waiter lives: it is recording the exit and cleaning up right now.
+        let waited = |r: &ContainerRecord| r.waiter.as_deref().is_some_and(crate::store::owner_alive);
+        if rec.state == ContainerState::Running && !alive(&rec) && !waited(&rec) {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(again) = self.core.store.find_container(&rec.id)? {
                 rec = again;
             }
-            if rec.state == ContainerState::Running && !alive(&rec) {
+            if rec.state == ContainerState::Running && !alive(&rec) && !waited(&rec) {
                 rec.state = ContainerState::Exited;
                 rec.exit_code = rec.exit_code.or(Some(255));
                 rec.finished = Some(now());
@@ -568,6 +570,7 @@ impl Containers<'_> {
             finished: None,
             config: serde_json::to_string(&run).expect("config serializes"),
             process: None,
+            waiter: None,
         };
         self.core.store.insert_container(&rec)?;
         for (i, n) in attach_to.iter().enumerate() {
@@ -623,6 +626,21 @@ impl Containers<'_> {
         rec.state = ContainerState::Created;
         self.core.store.update_container(&rec)?;
         Ok(rec)
+    }
+
+    /// A container's root directory (its overlay mount point, or the full copy).
+    pub(super) fn rootfs_of(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    /// The mounts that make a container's root (none with the copy driver).
+    pub(super) fn root_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
+        self.rootfs_mounts(rec)
+    }
+
+    /// Where a volume or bind mount's data is on the host.
+    pub(super) fn mount_source_of(&self, m: &crate::volume::MountSpec) -> PathBuf {
+        self.mount_source(m)
     }
 
     fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
@@ -738,6 +756,7 @@ impl Containers<'_> {
         rec.state = ContainerState::Running;
         rec.pid = Some(pid as i64);
         rec.process = crate::store::process_owner(pid as u32);
+        rec.waiter = Some(crate::store::this_owner());
         rec.started = Some(now());
         rec.exit_code = None;
         rec.finished = None;
@@ -761,6 +780,7 @@ impl Containers<'_> {
             now_rec.state = ContainerState::Exited;
             now_rec.pid = None;
             now_rec.process = None;
+            now_rec.waiter = None;
             now_rec.exit_code = Some(code as i64);
             now_rec.finished = Some(now());
             self.core.store.update_container(&now_rec)?;
@@ -803,10 +823,16 @@ impl Containers<'_> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.core.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
-            if r.state == ContainerState::Running || r.state == ContainerState::Exited {
+            if r.state == ContainerState::Running {
                 return Ok(r);
             }
+            // The monitor is done: the container ran and exited already (an
+            // exited container's earlier exit does not count before this).
             if let Ok(Some(status)) = child.try_wait() {
+                let r = self.core.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
+                if r.state == ContainerState::Exited && r.started.is_some() && r.finished >= rec.finished {
+                    return Ok(r);
+                }
                 return Err(Error::Runtime(format!(
                     "container {} failed to start (monitor exited with {status}); see `strata logs {}`",
                     r.name, r.name
@@ -922,6 +948,30 @@ impl Containers<'_> {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `rename`: a container's new name (the old one is free again).
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        if !valid_name(new_name) {
+            return Err(Error::invalid(format!(
+                "invalid container name {new_name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let rec = self.get(name)?;
+        self.core.store.rename_container(&rec.id, new_name)
+    }
+
+    /// `restart`: stop (as `stop -t` does) if running, then start detached.
+    pub fn restart(
+        &self,
+        name: &str,
+        timeout: Duration,
+        exe: &Path,
+        global_args: &[String],
+    ) -> Result<ContainerRecord> {
+        let rec = self.get(name)?;
+        self.stop(&rec.id, timeout)?;
+        self.start_detached(&rec.id, exe, global_args)
     }
 
     /// `stop`: SIGTERM, then SIGKILL after `timeout`.
