@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::core::Core;
@@ -136,6 +136,27 @@ fn host_routes() -> Vec<Ipv4Net> {
         .collect()
 }
 
+/// A `--subnet` as given: of the family asked for, room for a gateway and a
+/// container, no host bits set, overlapping none of `taken`.
+fn checked_subnet(w: &str, v6: bool, taken: &[IpNet]) -> Result<IpNet> {
+    let (family, example) = if v6 { ("IPv6", "fd12:3456:789a::/64") } else { ("IPv4", "10.91.0.0/24") };
+    let net: IpNet = w
+        .parse()
+        .ok()
+        .filter(|n: &IpNet| matches!(n, IpNet::V6(_)) == v6)
+        .ok_or_else(|| Error::invalid(format!("invalid subnet {w:?}: want an {family} CIDR such as {example}")))?;
+    if net.prefix_len() + 2 > net.max_prefix_len() {
+        return Err(Error::invalid(format!("subnet {w}: too small for a gateway and a container")));
+    }
+    if net != net.trunc() {
+        return Err(Error::invalid(format!("invalid subnet {w}: host bits set (the network is {})", net.trunc())));
+    }
+    if let Some(t) = taken.iter().find(|t| t.contains(&net.network()) || net.contains(&t.network())) {
+        return Err(Error::InUse(format!("subnet {net} overlaps {t}, which is in use")));
+    }
+    Ok(net)
+}
+
 /// The ID a network's anchor goes by in endpoints and setups.
 fn anchor_id(n: &NetworkRecord) -> String {
     format!("network-{}", &n.id[..24])
@@ -174,22 +195,11 @@ impl<'c> Networks<'c> {
         let taken: Vec<Ipv4Net> =
             self.core.store.networks()?.iter().filter_map(|n| n.subnet.parse().ok()).chain(host_routes()).collect();
         if let Some(w) = want {
-            let net: Ipv4Net = w
-                .parse()
-                .map_err(|_| Error::invalid(format!("invalid subnet {w:?}: want an IPv4 CIDR such as 10.91.0.0/24")))?;
-            if net.prefix_len() > 30 {
-                return Err(Error::invalid(format!("subnet {w}: too small for a gateway and a container")));
-            }
-            if net != net.trunc() {
-                return Err(Error::invalid(format!(
-                    "invalid subnet {w}: host bits set (the network is {})",
-                    net.trunc()
-                )));
-            }
-            if let Some(t) = taken.iter().find(|t| overlaps(t, &net)) {
-                return Err(Error::InUse(format!("subnet {net} overlaps {t}, which is in use")));
-            }
-            return Ok(net);
+            let taken: Vec<IpNet> = taken.iter().map(|t| IpNet::V4(*t)).collect();
+            return match checked_subnet(w, false, &taken)? {
+                IpNet::V4(n) => Ok(n),
+                IpNet::V6(_) => unreachable!("checked as IPv4"),
+            };
         }
         pool.iter()
             .find(|c| !taken.iter().any(|t| overlaps(t, c)))
@@ -204,22 +214,11 @@ impl<'c> Networks<'c> {
             self.core.store.networks()?.iter().filter_map(|n| n.subnet6.as_deref()?.parse().ok()).collect();
         let overlaps6 = |a: &Ipv6Net, b: &Ipv6Net| a.contains(&b.network()) || b.contains(&a.network());
         if let Some(w) = want {
-            let net: Ipv6Net = w.parse().map_err(|_| {
-                Error::invalid(format!("invalid subnet {w:?}: want an IPv6 CIDR such as fd12:3456:789a::/64"))
-            })?;
-            if net.prefix_len() > 120 {
-                return Err(Error::invalid(format!("subnet {w}: too small for a gateway and a container")));
-            }
-            if net != net.trunc() {
-                return Err(Error::invalid(format!(
-                    "invalid subnet {w}: host bits set (the network is {})",
-                    net.trunc()
-                )));
-            }
-            if let Some(t) = taken.iter().find(|t| overlaps6(t, &net)) {
-                return Err(Error::InUse(format!("subnet {net} overlaps {t}, which is in use")));
-            }
-            return Ok(net);
+            let taken: Vec<IpNet> = taken.iter().map(|t| IpNet::V6(*t)).collect();
+            return match checked_subnet(w, true, &taken)? {
+                IpNet::V6(n) => Ok(n),
+                IpNet::V4(_) => unreachable!("checked as IPv6"),
+            };
         }
         for _ in 0..16 {
             let r = hex::decode(crate::tmp::random_hex(5)?).expect("hex");
