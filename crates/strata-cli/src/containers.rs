@@ -1,6 +1,6 @@
 //! The container commands: flags to engine calls, Docker's output and exit codes.
 
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -213,32 +213,108 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A `--since`/`--until` value as nanoseconds since the epoch: RFC 3339,
+/// Unix seconds (with a fraction), or a duration before now (`10m`, `1h30m`, `45s`).
+fn log_time(s: &str) -> Result<i128> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp_nanos());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i128);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' if !num.is_empty() => {
+                let n: f64 = num.parse().with_context(|| format!("invalid time {s:?}"))?;
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                num.clear();
+            }
+            _ => bail!("invalid time {s:?}: want RFC 3339, Unix seconds, or a duration like 10m"),
+        }
+    }
+    if !num.is_empty() || s.is_empty() {
+        bail!("invalid time {s:?}: want RFC 3339, Unix seconds, or a duration like 10m");
+    }
+    Ok(time::OffsetDateTime::now_utc().unix_timestamp_nanos() - (total * 1e9) as i128)
+}
+
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
+    use strata::container::logs::{Record, Stream};
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(n.parse().with_context(|| format!("invalid --tail {n:?}: want a number or all"))?),
+    };
+    let since = a.since.as_deref().map(log_time).transpose()?;
+    let until = a.until.as_deref().map(log_time).transpose()?;
     let path = engine.containers().log_path(&a.container)?;
-    let mut f = match std::fs::File::open(&path) {
+    let f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !a.follow => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
     // Reading (and following) a log needs no store lock: deletes elsewhere must not wait on it.
     engine.unlock();
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let mut buf = vec![0u8; 64 * 1024];
+    let (stdout, stderr) = (io::stdout(), io::stderr());
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let mut show = |r: &Record| -> Result<()> {
+        let t = r.nanos();
+        if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
+            return Ok(());
+        }
+        let w: &mut dyn Write = if r.stream == Stream::Stderr { &mut err } else { &mut out };
+        if a.timestamps {
+            write!(w, "{} ", r.time)?;
+        }
+        w.write_all(r.log.as_bytes())?;
+        if a.follow {
+            w.flush()?;
+        }
+        Ok(())
+    };
+    let mut reader = io::BufReader::new(f);
+    // What is there now: all of it, or the last --tail lines.
+    let mut lines = Vec::new();
+    let mut partial = String::new();
     loop {
-        let n = f.read(&mut buf)?;
-        if n > 0 {
-            out.write_all(&buf[..n])?;
+        let mut line = String::new();
+        if io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+            break;
+        }
+        if !line.ends_with('\n') {
+            partial = line; // being written: read again when following
+            break;
+        }
+        lines.push(line);
+    }
+    let skip = tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
+    for l in &lines[skip..] {
+        show(&Record::parse(l.trim_end_matches('\n')))?;
+    }
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        let mut line = std::mem::take(&mut partial);
+        let n = io::BufRead::read_line(&mut reader, &mut line)?;
+        if line.ends_with('\n') {
+            show(&Record::parse(line.trim_end_matches('\n')))?;
             continue;
         }
-        out.flush()?;
-        if !a.follow || engine.containers().get(&a.container)?.state != ContainerState::Running {
-            // One last read: output written just before the exit.
-            let pos = f.stream_position()?;
-            let mut rest = Vec::new();
-            f.seek(io::SeekFrom::Start(pos))?;
-            f.read_to_end(&mut rest)?;
-            out.write_all(&rest)?;
+        partial = line;
+        if n == 0 && engine.containers().get(&a.container)?.state != ContainerState::Running {
+            // One last read: lines written just before the exit.
+            let mut rest = String::new();
+            io::Read::read_to_string(&mut reader, &mut rest)?;
+            for l in (partial + &rest).lines() {
+                show(&Record::parse(l))?;
+            }
             break;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -582,6 +582,18 @@ pub(crate) struct LogsArgs {
     /// Keep following the output.
     #[arg(short, long)]
     pub(crate) follow: bool,
+    /// Only the last N lines ("all" for every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub(crate) tail: String,
+    /// Only lines since this time (RFC 3339, Unix seconds, or a duration ago: 10m, 2h).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Only lines before this time (same forms as --since).
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Show each line's time.
+    #[arg(short, long)]
+    pub(crate) timestamps: bool,
     pub(crate) container: String,
 }
 

@@ -194,3 +194,48 @@ fn export_restart_and_rename() {
     assert!(err.contains("one"), "{err}");
     s.ok(&["rm", "-f", "third"]);
 }
+
+#[test]
+fn logs_keep_stdout_and_stderr_apart_with_tail_times_and_ranges() {
+    let s = with_containers();
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "talk",
+        "app:1",
+        "sh",
+        "-c",
+        "echo out1; echo err1 >&2; echo out2; echo err2 >&2",
+    ]);
+    assert_eq!(s.ok(&["wait", "talk"]).trim(), "0");
+    let o = s.command().args(["logs", "talk"]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out1\nout2\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err1\nerr2\n");
+    // --tail counts lines of both streams (whose relative order is the copiers', as Docker's).
+    let o = s.command().args(["logs", "--tail", "1", "talk"]).output().unwrap();
+    let last = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(last == "out2\n" || last == "err2\n", "{last:?}");
+    s.ok(&["run", "-d", "--network", "none", "--name", "plain", "app:1", "sh", "-c", "echo a; echo b; echo c"]);
+    assert_eq!(s.ok(&["wait", "plain"]).trim(), "0");
+    assert_eq!(s.ok(&["logs", "-n", "2", "plain"]), "b\nc\n");
+    let t = s.ok(&["logs", "-t", "--tail", "2", "plain"]);
+    let line = t.lines().next().unwrap_or_default();
+    let (stamp, text) = line.split_once(' ').unwrap();
+    assert_eq!(text, "b", "{t}");
+    assert!(
+        stamp.len() == 30 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "RFC 3339 with nanoseconds: {stamp}"
+    );
+    // Ranges: every line is after an hour ago, none before 2000.
+    assert_eq!(s.ok(&["logs", "--since", "1h", "talk"]), "out1\nout2\n");
+    assert_eq!(s.ok(&["logs", "--until", "2000-01-01T00:00:00Z", "talk"]), "");
+    assert_eq!(s.ok(&["logs", "--since", stamp, "plain"]), "b\nc\n");
+    let (code, _, err) = s.code(&["logs", "--since", "yesterday", "talk"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("yesterday"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

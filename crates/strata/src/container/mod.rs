@@ -16,6 +16,7 @@
 //! which records the exit code and cleans up.
 
 pub mod copy;
+pub mod logs;
 mod ops;
 pub mod runtime;
 pub mod spec;

@@ -848,20 +848,33 @@ impl Containers<'_> {
     /// The monitor's side of [`Engine::start_detached`]: run with output to
     /// the log, record the exit.
     pub fn monitor(&self, id: &str) -> Result<i32> {
+        use super::logs::{self, Stream};
         let log = self.container_dir(id).join("container.log");
-        let out = File::options().create(true).append(true).open(&log).at(&log)?;
+        let out =
+            std::sync::Arc::new(std::sync::Mutex::new(File::options().create(true).append(true).open(&log).at(&log)?));
+        // The container writes into two pipes; a record per line goes to the log.
+        let pipe = || io::pipe().map_err(|e| Error::Runtime(format!("making a pipe for {id}'s output: {e}")));
+        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
+        let copiers = [
+            logs::copy_lines(out_r, Stream::Stdout, out.clone()),
+            logs::copy_lines(err_r, Stream::Stderr, out.clone()),
+        ];
         let stdio = Stdio {
             stdin: File::open("/dev/null").at("/dev/null")?.into(),
-            stdout: out.try_clone().at(&log)?.into(),
-            stderr: out.into(),
+            stdout: out_w.into(),
+            stderr: err_w.into(),
             console_socket: None,
         };
         // The monitor is the container's stand-in: a signal sent to it (a
         // host's shutdown) reaches the container, which then exits and is recorded.
-        let (code, msg) = self.run(id, stdio, Attach { interactive: false, sig_proxy: true })?;
+        // Its pipes' write ends went to the container: the copiers end with it.
+        let ran = self.run(id, stdio, Attach { interactive: false, sig_proxy: true });
+        for c in copiers {
+            let _ = c.join();
+        }
+        let (code, msg) = ran?;
         if let Some(m) = msg {
-            use std::io::Write;
-            let _ = File::options().append(true).open(&log).and_then(|mut f| writeln!(f, "{m}"));
+            logs::append(&out, Stream::Stderr, format!("{m}\n").as_bytes());
         }
         Ok(code)
     }
