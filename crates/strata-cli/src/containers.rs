@@ -351,6 +351,30 @@ pub fn stop(engine: &Engine, a: StopArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `top`: the host's `ps` (with the given options, `-ef` by default), only
+/// the rows of the container's processes, found by the PID column.
+pub fn top(engine: &Engine, a: crate::TopArgs) -> Result<ExitCode> {
+    let pids = engine.containers().pids(&a.container)?;
+    let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args.clone() };
+    let o = std::process::Command::new("ps").args(&args).output().context("running ps")?;
+    if !o.status.success() {
+        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
+        bail!("ps {} shows no PID column", args.join(" "));
+    };
+    println!("{header}");
+    for l in lines {
+        if l.split_whitespace().nth(col).and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {

@@ -113,6 +113,12 @@ enum Command {
     Restart(StopArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// List a running container's processes (ps options after the name; default -ef).
+    Top(TopArgs),
+    /// Show what this strata is and holds.
+    Info(FormatArg),
+    /// Show strata's version.
+    Version(FormatArg),
     /// (internal) Watch a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor(ContainerArg),
@@ -367,6 +373,21 @@ pub(crate) struct ExportArgs {
     #[arg(short, long)]
     pub(crate) output: Option<PathBuf>,
     pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct TopArgs {
+    pub(crate) container: String,
+    /// ps options (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) ps_args: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct FormatArg {
+    /// Format with a Go template (or json).
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
 }
 
 #[derive(Args)]
@@ -879,6 +900,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cp(a) => copy::cp(&engine, a),
         Command::Export(a) => copy::export(&engine, a),
         Command::Restart(a) => containers::restart(&engine, a, &global),
+        Command::Top(a) => containers::top(&engine, a),
+        Command::Info(a) => system::info(&engine, a),
+        Command::Version(a) => system::version(a),
         Command::Rename(a) => {
             engine.containers().rename(&a.container, &a.new_name)?;
             Ok(ExitCode::SUCCESS)

@@ -140,3 +140,64 @@ pub(crate) fn df(engine: &Engine, a: DfArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub(crate) fn info(engine: &Engine, a: crate::FormatArg) -> Result<ExitCode> {
+    let v = engine.info()?;
+    match a.format.as_deref() {
+        Some("json") => println!("{v}"),
+        Some(t) => println!("{}", crate::template::Template::parse(t)?.render(&v)?),
+        None => {
+            for (k, label) in [
+                ("ServerVersion", "Server Version"),
+                ("Containers", "Containers"),
+                ("ContainersRunning", " Running"),
+                ("ContainersStopped", " Stopped"),
+                ("Images", "Images"),
+                ("Driver", "Storage Driver"),
+                ("DockerRootDir", "Root Dir"),
+                ("CgroupVersion", "Cgroup Version"),
+                ("DefaultRuntime", "Default Runtime"),
+                ("KernelVersion", "Kernel Version"),
+                ("OperatingSystem", "Operating System"),
+                ("Architecture", "Architecture"),
+                ("NCPU", "CPUs"),
+                ("MemTotal", "Total Memory"),
+                ("Name", "Name"),
+            ] {
+                let val = &v[k];
+                let shown = match (k, val) {
+                    ("MemTotal", serde_json::Value::Number(n)) => human_size(n.as_u64().unwrap_or(0)),
+                    (_, serde_json::Value::String(s)) => s.clone(),
+                    (_, other) => other.to_string(),
+                };
+                println!("{label}: {shown}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn version(a: crate::FormatArg) -> Result<ExitCode> {
+    let v = serde_json::json!({
+        "Client": {"Version": env!("CARGO_PKG_VERSION"), "Os": std::env::consts::OS, "Arch": std::env::consts::ARCH},
+        "Server": {"Version": env!("CARGO_PKG_VERSION"), "Os": std::env::consts::OS, "Arch": std::env::consts::ARCH,
+                   "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {"daemonless": "true"}}]},
+    });
+    match a.format.as_deref() {
+        Some("json") => println!("{v}"),
+        Some(t) => println!("{}", crate::template::Template::parse(t)?.render(&v)?),
+        None => {
+            println!(
+                "Client:\n Version:\t{}\n OS/Arch:\t{}/{}",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+            println!(
+                "\nServer: strata (daemonless: the engine is this binary)\n Version:\t{}",
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

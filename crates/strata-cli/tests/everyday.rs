@@ -239,3 +239,34 @@ fn logs_keep_stdout_and_stderr_apart_with_tail_times_and_ranges() {
     assert!(err.contains("yesterday"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn top_lists_the_container_s_processes_and_info_and_version_describe_strata() {
+    let s = with_containers();
+    // A second process in the container, left running by the exec's shell.
+    s.ok(&["exec", "three", "sh", "-c", "sleep 999 >/dev/null 2>&1 &"]);
+    let top = s.ok(&["top", "three"]);
+    let mut lines = top.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert!(header.contains(&"PID") && header.contains(&"CMD"), "{top}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|l| l.ends_with("sleep 1000")), "{top}");
+    assert!(rows.iter().any(|l| l.ends_with("sleep 999")), "{top}");
+    assert!(!rows.iter().any(|l| l.contains("strata")), "only the container's processes: {top}");
+    let pid_only = s.ok(&["top", "three", "-o", "pid,comm"]);
+    assert!(pid_only.lines().skip(1).all(|l| l.trim_end().ends_with("sleep")), "{pid_only}");
+    let (code, _, err) = s.code(&["top", "one"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("one") && err.contains("not running"), "{err}");
+    assert_eq!(
+        s.ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.Images}} {{.Driver}}"]),
+        "3 1 1 overlay\n"
+    );
+    let info = s.ok(&["info"]);
+    assert!(
+        info.contains("Storage Driver: overlay") && info.contains(&format!("Root Dir: {}", s.root().display())),
+        "{info}"
+    );
+    assert_eq!(s.ok(&["version", "--format", "{{.Client.Version}}"]).trim(), env!("CARGO_PKG_VERSION"));
+    s.ok(&["rm", "-f", "three"]);
+}

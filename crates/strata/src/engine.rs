@@ -195,6 +195,49 @@ impl Engine {
         Registries::new(&self.core)
     }
 
+    /// `info`: what this engine is and holds, in Docker's field names.
+    pub fn info(&self) -> Result<serde_json::Value> {
+        let containers = self.containers().list(true)?;
+        let running = containers.iter().filter(|c| c.state == ContainerState::Running).count();
+        let exited = containers.len() - running;
+        let uname = rustix::system::uname();
+        let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
+        let mem_total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map(|kib| kib * 1024)
+            .unwrap_or(0);
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            })
+            .unwrap_or_default();
+        Ok(serde_json::json!({
+            "ID": "",
+            "Containers": containers.len(),
+            "ContainersRunning": running,
+            "ContainersPaused": 0,
+            "ContainersStopped": exited,
+            "Images": self.images().list()?.len(),
+            "Driver": self.driver().to_string(),
+            "DockerRootDir": self.root().display().to_string(),
+            "CgroupVersion": cgroup_version,
+            "KernelVersion": uname.release().to_string_lossy(),
+            "OperatingSystem": os,
+            "OSType": "linux",
+            "Architecture": uname.machine().to_string_lossy(),
+            "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "MemTotal": mem_total,
+            "Runtimes": {"strata": {"path": "built-in (libcontainer)"}, "runc": {"path": "runc"}, "crun": {"path": "crun"}},
+            "DefaultRuntime": "strata",
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Name": uname.nodename().to_string_lossy(),
+        }))
+    }
+
     /// `system df`.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let counts = self.core.store.layer_use_counts()?;

@@ -963,6 +963,26 @@ impl Containers<'_> {
         }
     }
 
+    /// `top`: the host PIDs of a running container's processes (every
+    /// process in its PID namespace), init first.
+    pub fn pids(&self, name: &str) -> Result<Vec<u32>> {
+        let rec = self.get(name)?;
+        let Some(init) = rec.pid.filter(|_| rec.state == ContainerState::Running) else {
+            return Err(Error::invalid(format!("container {} is not running", rec.name)));
+        };
+        let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let want =
+            ns(&init.to_string()).ok_or_else(|| Error::invalid(format!("container {} is not running", rec.name)))?;
+        let mut pids: Vec<u32> = fs::read_dir("/proc")
+            .at("/proc")?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| ns(&p.to_string()).as_ref() == Some(&want))
+            .collect();
+        pids.sort_by_key(|p| (*p != init as u32, *p));
+        Ok(pids)
+    }
+
     /// `rename`: a container's new name (the old one is free again).
     pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
         if !valid_name(new_name) {
