@@ -147,7 +147,12 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
 fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
     match c.state {
         ContainerState::Running => {
-            format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago"))
+            let up = format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago"));
+            if c.paused {
+                format!("{up} (Paused)")
+            } else {
+                up
+            }
         }
         ContainerState::Exited => {
             format!("Exited ({}) {}", c.exit_code.unwrap_or(0), human_duration(now - c.finished.unwrap_or(now)))

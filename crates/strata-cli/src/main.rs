@@ -113,6 +113,10 @@ enum Command {
     Restart(StopArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Freeze the processes of running containers.
+    Pause(NamesArg),
+    /// Thaw paused containers.
+    Unpause(NamesArg),
     /// List a running container's processes (ps options after the name; default -ef).
     Top(TopArgs),
     /// Show what this strata is and holds.
@@ -901,6 +905,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => copy::export(&engine, a),
         Command::Restart(a) => containers::restart(&engine, a, &global),
         Command::Top(a) => containers::top(&engine, a),
+        Command::Pause(a) => {
+            for c in &a.containers {
+                engine.containers().pause(c)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unpause(a) => {
+            for c in &a.containers {
+                engine.containers().unpause(c)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Info(a) => system::info(&engine, a),
         Command::Version(a) => system::version(a),
         Command::Rename(a) => {

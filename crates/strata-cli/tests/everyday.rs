@@ -270,3 +270,54 @@ fn top_lists_the_container_s_processes_and_info_and_version_describe_strata() {
     assert_eq!(s.ok(&["version", "--format", "{{.Client.Version}}"]).trim(), env!("CARGO_PKG_VERSION"));
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn pause_freezes_the_container_s_processes_and_unpause_thaws_them() {
+    let s = with_containers();
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "counter",
+        "app:1",
+        "sh",
+        "-c",
+        "i=0; while true; i=$((i+1)); do echo $i > /srv/n; sleep 0.05; done",
+    ]);
+    let read = |s: &Strata| -> u64 {
+        let o = s.command().args(["cp", "counter:/srv/n", "-"]).output().unwrap();
+        let mut ar = tar::Archive::new(&o.stdout[..]);
+        let mut text = String::new();
+        if let Some(Ok(mut e)) = ar.entries().unwrap().next() {
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        }
+        text.trim().parse().unwrap_or(0)
+    };
+    let counting = |s: &Strata| {
+        let first = read(s);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while read(s) == first {
+            assert!(std::time::Instant::now() < deadline, "the counter does not move");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    counting(&s);
+    s.ok(&["pause", "counter"]);
+    assert_eq!(s.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "counter"]), "paused true\n");
+    assert!(s.ok(&["ps", "--format", "{{.Status}}"]).lines().any(|l| l.ends_with("(Paused)")));
+    // Frozen: the counter stays where it is over half a second (ten of its steps).
+    let frozen = read(&s);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(read(&s), frozen);
+    let (code, _, err) = s.code(&["pause", "counter"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already paused"), "{err}");
+    s.ok(&["unpause", "counter"]);
+    counting(&s);
+    // A paused container can be removed by force.
+    s.ok(&["pause", "counter"]);
+    s.ok(&["rm", "-f", "counter", "three"]);
+    assert_eq!(s.ok(&["ps", "-q"]), "");
+}

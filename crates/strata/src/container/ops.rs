@@ -124,6 +124,8 @@ pub struct ContainerSummary {
     pub pid: Option<i64>,
     /// Published ports while running (host ports as chosen).
     pub ports: Vec<PortMapping>,
+    /// Running but frozen (`pause`).
+    pub paused: bool,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
     /// Networks it is on (`none`/`host`/`container:ID` for those modes).
@@ -931,6 +933,10 @@ impl Containers<'_> {
     /// Send a signal to a running container's process.
     pub fn kill(&self, name: &str, signal: i32) -> Result<ContainerRecord> {
         let rec = self.get(name)?;
+        // A frozen process takes no signal: thaw it first (kill, stop and rm -f of a paused container work, as Docker's).
+        if self.is_paused(&rec) {
+            self.runtime_of(&rec)?.resume(&rec.id)?;
+        }
         match rec.pid.filter(|_| rec.state == ContainerState::Running) {
             Some(pid) => {
                 // SAFETY: kill(2) with a pid and signal number; no memory involved.
@@ -981,6 +987,37 @@ impl Containers<'_> {
             .collect();
         pids.sort_by_key(|p| (*p != init as u32, *p));
         Ok(pids)
+    }
+
+    /// `pause`: freeze a running container's processes.
+    pub fn pause(&self, name: &str) -> Result<()> {
+        let rec = self.running(name)?;
+        if self.runtime_of(&rec)?.paused(&rec.id) {
+            return Err(Error::invalid(format!("container {} is already paused", rec.name)));
+        }
+        self.runtime_of(&rec)?.pause(&rec.id)
+    }
+
+    /// `unpause`: thaw a paused container.
+    pub fn unpause(&self, name: &str) -> Result<()> {
+        let rec = self.running(name)?;
+        if !self.runtime_of(&rec)?.paused(&rec.id) {
+            return Err(Error::invalid(format!("container {} is not paused", rec.name)));
+        }
+        self.runtime_of(&rec)?.resume(&rec.id)
+    }
+
+    fn running(&self, name: &str) -> Result<ContainerRecord> {
+        let rec = self.get(name)?;
+        if rec.state != ContainerState::Running {
+            return Err(Error::invalid(format!("container {} is not running", rec.name)));
+        }
+        Ok(rec)
+    }
+
+    /// Whether a container's processes are frozen.
+    fn is_paused(&self, rec: &ContainerRecord) -> bool {
+        rec.state == ContainerState::Running && self.runtime_of(rec).is_ok_and(|rt| rt.paused(&rec.id))
     }
 
     /// `rename`: a container's new name (the old one is free again).
@@ -1096,6 +1133,7 @@ impl Containers<'_> {
             }
             out.push(ContainerSummary {
                 ports,
+                paused: self.is_paused(&rec),
                 labels: cfg.labels.clone(),
                 networks,
                 mounts: cfg.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs).map(|m| m.source.clone()).collect(),
@@ -1187,8 +1225,9 @@ impl Containers<'_> {
             "Path": cfg.args.first(),
             "Args": cfg.args.get(1..).unwrap_or_default(),
             "State": {
-                "Status": rec.state,
+                "Status": if self.is_paused(&rec) { serde_json::json!("paused") } else { serde_json::json!(rec.state) },
                 "Running": rec.state == ContainerState::Running,
+                "Paused": self.is_paused(&rec),
                 "Pid": rec.pid.unwrap_or(0),
                 "ExitCode": rec.exit_code.unwrap_or(0),
                 "StartedAt": rec.started.map(image::format_time),

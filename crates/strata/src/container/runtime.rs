@@ -31,6 +31,12 @@ pub trait Runtime {
     fn exec(&self, id: &str, process: &ExecProcess, stdio: Stdio) -> Result<i32>;
     /// Forget a container whose process is gone (state, cgroups).
     fn delete(&self, id: &str) -> Result<()>;
+    /// Freeze every process of a running container (cgroup freezer).
+    fn pause(&self, id: &str) -> Result<()>;
+    /// Thaw a paused container.
+    fn resume(&self, id: &str) -> Result<()>;
+    /// Whether the container is paused now.
+    fn paused(&self, id: &str) -> bool;
 }
 
 /// A process to start in a running container.
@@ -128,6 +134,19 @@ impl Runtime for BuiltIn {
             Ok(mut c) => c.delete(true).map_err(lc),
             Err(_) => crate::tree::remove(&dir),
         }
+    }
+
+    fn pause(&self, id: &str) -> Result<()> {
+        libcontainer::container::Container::load(self.state_root.join(id)).and_then(|mut c| c.pause()).map_err(lc)
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        libcontainer::container::Container::load(self.state_root.join(id)).and_then(|mut c| c.resume()).map_err(lc)
+    }
+
+    fn paused(&self, id: &str) -> bool {
+        libcontainer::container::Container::load(self.state_root.join(id))
+            .is_ok_and(|c| c.status() == libcontainer::container::ContainerStatus::Paused)
     }
 }
 
@@ -267,6 +286,25 @@ impl Runtime for External {
             .stderr(std::process::Stdio::from(stdio.stderr));
         let child = c.spawn().map_err(|e| Error::Runtime(format!("{} exec: {e}", self.binary.display())))?;
         Ok(child.id() as i32)
+    }
+
+    fn pause(&self, id: &str) -> Result<()> {
+        let out = self.cmd().args(["pause", id]).output();
+        self.check("pause", out)
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        let out = self.cmd().args(["resume", id]).output();
+        self.check("resume", out)
+    }
+
+    fn paused(&self, id: &str) -> bool {
+        self.cmd()
+            .args(["state", id])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .is_some_and(|v| v["status"] == "paused")
     }
 
     fn delete(&self, id: &str) -> Result<()> {
