@@ -9,7 +9,7 @@ use strata::container::{inherit_stdio, Attach, CreateOptions};
 use strata::store::ContainerState;
 use strata::Engine;
 
-use crate::format::{human_duration, truncate, Table};
+use crate::format::{human_duration, human_size, truncate, Table};
 use crate::{
     CommitArgs, ContainerArg, InspectArgs, KillArgs, LogsArgs, NamesArg, PruneArgs, PsArgs, RmArgs, RunArgs, StartArgs,
     StopArgs,
@@ -378,6 +378,118 @@ pub fn top(engine: &Engine, a: crate::TopArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes in binary units, as Docker shows memory (`49.5MiB`).
+fn binary_size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    // Four significant digits, as Go's %.4g in Docker's units.BytesSize.
+    let decimals = if v >= 1000.0 {
+        0
+    } else if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let text = format!("{v:.decimals$}");
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    text + units[i]
+}
+
+/// `stats`: two samples half a second apart give the CPU percentage; without
+/// `--no-stream`, a table every second until interrupted.
+pub fn stats(engine: &Engine, a: crate::StatsArgs) -> Result<ExitCode> {
+    let names = |engine: &Engine| -> Result<Vec<String>> {
+        Ok(if a.containers.is_empty() {
+            engine.containers().list(false)?.into_iter().map(|c| c.id).collect()
+        } else {
+            a.containers.clone()
+        })
+    };
+    let template = match a.format.as_deref() {
+        None | Some("table") => None,
+        Some(f) => Some(crate::template::Format::parse(f)?),
+    };
+    engine.unlock();
+    let interval = Duration::from_millis(500);
+    loop {
+        let ids = names(engine)?;
+        let first: Vec<_> = ids.iter().map(|n| engine.containers().stats(n)).collect::<strata::Result<_>>()?;
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(interval);
+        let mut rows = Vec::new();
+        for (before, n) in first.iter().zip(&ids) {
+            let now = engine.containers().stats(n)?;
+            let wall = t0.elapsed().as_nanos().max(1) as f64;
+            let cpu = (now.cpu_ns.saturating_sub(before.cpu_ns)) as f64 / wall * 100.0;
+            let mem_pct = if now.memory_limit > 0 { now.memory as f64 / now.memory_limit as f64 * 100.0 } else { 0.0 };
+            rows.push(serde_json::json!({
+                "ID": &now.id[..12], "Container": n, "Name": now.name,
+                "CPUPerc": format!("{cpu:.2}%"),
+                "MemUsage": format!("{} / {}", binary_size(now.memory), binary_size(now.memory_limit)),
+                "MemPerc": format!("{mem_pct:.2}%"),
+                "NetIO": format!("{} / {}", human_size(now.net_rx), human_size(now.net_tx)),
+                "BlockIO": format!("{} / {}", human_size(now.block_read), human_size(now.block_write)),
+                "PIDs": now.pids.to_string(),
+            }));
+        }
+        if !a.no_stream && io::IsTerminal::is_terminal(&io::stdout()) {
+            print!("\x1b[2J\x1b[H");
+        }
+        match &template {
+            Some(crate::template::Format::Json) => rows.iter().for_each(|r| println!("{r}")),
+            Some(crate::template::Format::Template(t)) => t.print(
+                &rows,
+                &[
+                    ("ID", "CONTAINER ID"),
+                    ("CPUPerc", "CPU %"),
+                    ("MemUsage", "MEM USAGE / LIMIT"),
+                    ("MemPerc", "MEM %"),
+                    ("NetIO", "NET I/O"),
+                    ("BlockIO", "BLOCK I/O"),
+                ],
+            )?,
+            _ => {
+                let mut t = Table::new(&[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "NET I/O",
+                    "BLOCK I/O",
+                    "PIDS",
+                ]);
+                for r in &rows {
+                    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                    t.row(vec![
+                        s("ID"),
+                        s("Name"),
+                        s("CPUPerc"),
+                        s("MemUsage"),
+                        s("MemPerc"),
+                        s("NetIO"),
+                        s("BlockIO"),
+                        s("PIDs"),
+                    ]);
+                }
+                t.print();
+            }
+        }
+        if a.no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        io::stdout().flush()?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCode> {

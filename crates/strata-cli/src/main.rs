@@ -113,6 +113,8 @@ enum Command {
     Restart(StopArgs),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Show running containers' resource use (CPU, memory, PIDs, network and block I/O).
+    Stats(StatsArgs),
     /// Freeze the processes of running containers.
     Pause(NamesArg),
     /// Thaw paused containers.
@@ -377,6 +379,18 @@ pub(crate) struct ExportArgs {
     #[arg(short, long)]
     pub(crate) output: Option<PathBuf>,
     pub(crate) container: String,
+}
+
+#[derive(Args)]
+pub(crate) struct StatsArgs {
+    /// One sample, then exit.
+    #[arg(long)]
+    pub(crate) no_stream: bool,
+    /// Format with a Go template (or json).
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+    /// Containers (default: every running one).
+    pub(crate) containers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -905,6 +919,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => copy::export(&engine, a),
         Command::Restart(a) => containers::restart(&engine, a, &global),
         Command::Top(a) => containers::top(&engine, a),
+        Command::Stats(a) => containers::stats(&engine, a),
         Command::Pause(a) => {
             for c in &a.containers {
                 engine.containers().pause(c)?;

@@ -321,3 +321,40 @@ fn pause_freezes_the_container_s_processes_and_unpause_thaws_them() {
     s.ok(&["rm", "-f", "counter", "three"]);
     assert_eq!(s.ok(&["ps", "-q"]), "");
 }
+
+#[test]
+fn stats_show_a_container_s_memory_and_processes() {
+    let s = with_containers();
+    // 50 MB in a tmpfs the container fills (tmpfs pages count as its memory), then ready.
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "hog",
+        "--mount",
+        "type=tmpfs,target=/fill",
+        "app:1",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/fill/x bs=1M count=50 2>/dev/null; echo ready > /srv/ready; sleep 1000",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !s.command().args(["cp", "hog:/srv/ready", "-"]).output().unwrap().status.success() {
+        assert!(std::time::Instant::now() < deadline, "hog never got ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = s.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "hog"]);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f[0], "hog", "{out}");
+    let mib: f64 = f[1].strip_suffix("MiB").unwrap_or_else(|| panic!("MiB in {out}")).parse().unwrap();
+    assert!((45.0..80.0).contains(&mib), "about 50 MiB: {out}");
+    assert_eq!(f.last(), Some(&"1"), "sleep (sh execs it as its last command): {out}");
+    let table = s.ok(&["stats", "--no-stream"]);
+    assert!(table.starts_with("CONTAINER ID") && table.contains("hog") && table.contains("three"), "{table}");
+    let (code, _, err) = s.code(&["stats", "--no-stream", "one"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not running"), "{err}");
+    s.ok(&["rm", "-f", "hog", "three"]);
+}

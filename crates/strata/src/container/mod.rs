@@ -20,6 +20,7 @@ pub mod logs;
 mod ops;
 pub mod runtime;
 pub mod spec;
+pub mod stats;
 pub mod tty;
 
 pub use ops::{inherit_stdio, volumes, Attach, ContainerSummary, Containers, CreateOptions};
