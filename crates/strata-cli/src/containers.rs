@@ -11,8 +11,7 @@ use strata::Engine;
 
 use crate::format::{human_duration, human_size, truncate, Table};
 use crate::{
-    CommitArgs, ContainerArg, InspectArgs, KillArgs, LogsArgs, NamesArg, PruneArgs, PsArgs, RmArgs, RunArgs, StartArgs,
-    StopArgs,
+    CommitArgs, ContainerArg, InspectArgs, KillArgs, LogsArgs, PruneArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs,
 };
 
 /// Docker's size syntax for --memory: a number with an optional b/k/m/g suffix.
@@ -492,6 +491,22 @@ pub fn stats(engine: &Engine, a: crate::StatsArgs) -> Result<ExitCode> {
     }
 }
 
+pub fn update(engine: &Engine, a: crate::UpdateArgs) -> Result<ExitCode> {
+    let limits = strata::container::stats::Limits {
+        memory: a.memory.as_deref().map(parse_memory).transpose()?.map(|m| m as i64),
+        cpus: a.cpus,
+        pids: a.pids_limit,
+    };
+    if limits.memory.is_none() && limits.cpus.is_none() && limits.pids.is_none() {
+        bail!("update needs --memory, --cpus or --pids-limit");
+    }
+    for c in &a.containers {
+        engine.containers().update(c, &limits)?;
+        println!("{c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {
@@ -551,9 +566,9 @@ pub fn rm(engine: &Engine, a: RmArgs) -> Result<ExitCode> {
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-pub fn wait(engine: &Engine, a: NamesArg) -> Result<ExitCode> {
+pub fn wait(engine: &Engine, a: crate::WaitArgs) -> Result<ExitCode> {
     for c in &a.containers {
-        println!("{}", engine.containers().wait(c)?);
+        println!("{}", engine.containers().wait_for(c, &a.condition)?);
     }
     Ok(ExitCode::SUCCESS)
 }

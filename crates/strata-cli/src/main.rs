@@ -86,7 +86,7 @@ enum Command {
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// Wait for containers to exit and print their exit codes.
-    Wait(NamesArg),
+    Wait(WaitArgs),
     /// Show what a container changed in its layer.
     Diff(ContainerArg),
     /// Make a new image from a container's changes.
@@ -115,6 +115,8 @@ enum Command {
     Rename(RenameArgs),
     /// Show running containers' resource use (CPU, memory, PIDs, network and block I/O).
     Stats(StatsArgs),
+    /// Change containers' limits (memory, CPUs, processes), running or not.
+    Update(UpdateArgs),
     /// Freeze the processes of running containers.
     Pause(NamesArg),
     /// Thaw paused containers.
@@ -390,6 +392,30 @@ pub(crate) struct StatsArgs {
     #[arg(long)]
     pub(crate) format: Option<String>,
     /// Containers (default: every running one).
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct UpdateArgs {
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short, long)]
+    pub(crate) memory: Option<String>,
+    /// CPUs (e.g. 1.5).
+    #[arg(long)]
+    pub(crate) cpus: Option<f64>,
+    /// Process limit (0 or -1: none).
+    #[arg(long)]
+    pub(crate) pids_limit: Option<i64>,
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct WaitArgs {
+    /// not-running (default), next-exit or removed.
+    #[arg(long, default_value = "not-running")]
+    pub(crate) condition: String,
+    #[arg(required = true)]
     pub(crate) containers: Vec<String>,
 }
 
@@ -920,6 +946,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restart(a) => containers::restart(&engine, a, &global),
         Command::Top(a) => containers::top(&engine, a),
         Command::Stats(a) => containers::stats(&engine, a),
+        Command::Update(a) => containers::update(&engine, a),
         Command::Pause(a) => {
             for c in &a.containers {
                 engine.containers().pause(c)?;

@@ -358,3 +358,26 @@ fn stats_show_a_container_s_memory_and_processes() {
     assert!(err.contains("not running"), "{err}");
     s.ok(&["rm", "-f", "hog", "three"]);
 }
+
+#[test]
+fn update_changes_a_running_container_s_limits_and_keeps_them() {
+    let s = with_containers();
+    s.ok(&["update", "--memory", "64m", "--pids-limit", "50", "three"]);
+    // What the container's own cgroup says (v1 memory controller, or v2).
+    let id = s.ok(&["inspect", "-f", "{{.Id}}", "three"]).trim().to_string();
+    let read = |controller: &str, v1: &str, v2: &str| {
+        std::fs::read_to_string(cgroup_file(controller, &id, v1, v2)).unwrap().trim().to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes", "memory.max"), (64 * 1024 * 1024).to_string());
+    assert_eq!(read("pids", "pids.max", "pids.max"), "50");
+    s.ok(&["restart", "-t", "1", "three"]);
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes", "memory.max"),
+        (64 * 1024 * 1024).to_string(),
+        "kept across a restart"
+    );
+    let (code, _, err) = s.code(&["update", "--memory", "lots", "three"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("lots"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

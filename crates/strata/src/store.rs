@@ -885,6 +885,12 @@ impl Store {
         Ok(())
     }
 
+    /// Replace a container's run configuration (`update`).
+    pub fn set_container_config(&self, id: &str, config: &str) -> Result<()> {
+        self.conn().execute("UPDATE containers SET config = ?2 WHERE id = ?1", params![id, config])?;
+        Ok(())
+    }
+
     /// Give a container a new name; `InUse` when another has it.
     pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
         match self.conn().execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id, name]) {

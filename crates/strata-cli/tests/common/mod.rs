@@ -505,3 +505,26 @@ pub fn mounts_under(s: &Strata) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// The file of `v1`/`v2` name for a container's cgroup, found from how this
+/// host mounts cgroups (`/proc/self/mountinfo`): a v1 controller hierarchy
+/// when the controller has one (hybrid hosts, which libcontainer uses v1
+/// on), else the unified (v2) hierarchy.
+pub fn cgroup_file(controller: &str, id: &str, v1: &str, v2: &str) -> std::path::PathBuf {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut unified = None;
+    for l in info.lines() {
+        let (pre, post) = l.split_once(" - ").unwrap();
+        let mount = pre.split(' ').nth(4).unwrap();
+        let mut post = post.split(' ');
+        let fstype = post.next().unwrap();
+        let opts = post.nth(1).unwrap_or("");
+        if fstype == "cgroup" && opts.split(',').any(|o| o == controller) {
+            return std::path::Path::new(mount).join("strata").join(id).join(v1);
+        }
+        if fstype == "cgroup2" {
+            unified = Some(mount.to_string());
+        }
+    }
+    std::path::Path::new(&unified.expect("a cgroup hierarchy")).join("strata").join(id).join(v2)
+}

@@ -630,6 +630,11 @@ impl Containers<'_> {
         Ok(rec)
     }
 
+    /// Keep a changed run configuration in the record.
+    pub(super) fn set_run_config(&self, rec: &ContainerRecord, cfg: &RunConfig) -> Result<()> {
+        self.core.store.set_container_config(&rec.id, &serde_json::to_string(cfg).expect("config serializes"))
+    }
+
     /// A container's root directory (its overlay mount point, or the full copy).
     pub(super) fn rootfs_of(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("rootfs")
@@ -1018,6 +1023,46 @@ impl Containers<'_> {
     /// Whether a container's processes are frozen.
     fn is_paused(&self, rec: &ContainerRecord) -> bool {
         rec.state == ContainerState::Running && self.runtime_of(rec).is_ok_and(|rt| rt.paused(&rec.id))
+    }
+
+    /// `wait --condition`: `not-running` (as `wait`), `next-exit` (the exit
+    /// after the next start, or the current run's), or `removed` (until its
+    /// record is gone; the last exit code seen). Returns the exit code.
+    pub fn wait_for(&self, name: &str, condition: &str) -> Result<i64> {
+        match condition {
+            "not-running" | "" => self.wait(name),
+            "next-exit" => {
+                let rec = self.get(name)?;
+                self.core.unlock();
+                let mut was_running = rec.state == ContainerState::Running;
+                loop {
+                    let now = self.get(&rec.id)?;
+                    match now.state {
+                        ContainerState::Running => was_running = true,
+                        ContainerState::Exited if was_running || now.finished > rec.finished => {
+                            return Ok(now.exit_code.unwrap_or(0))
+                        }
+                        _ => {}
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            "removed" => {
+                let rec = self.get(name)?;
+                self.core.unlock();
+                let mut code = rec.exit_code.unwrap_or(0);
+                loop {
+                    match self.core.store.find_container(&rec.id)? {
+                        None => return Ok(code),
+                        Some(r) => code = r.exit_code.unwrap_or(code),
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            other => {
+                Err(Error::invalid(format!("invalid --condition {other:?}: want not-running, next-exit or removed")))
+            }
+        }
     }
 
     /// `rename`: a container's new name (the old one is free again).

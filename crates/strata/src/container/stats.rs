@@ -1,9 +1,10 @@
-//! `stats`: a running container's resource use, read where the kernel
+//! `stats` and `update`: a running container's resource use, read where the kernel
 //! keeps it: its cgroup (found from `/proc/<pid>/cgroup`, v1 controllers or
 //! the v2 unified hierarchy, mounted where `/proc/self/mountinfo` says) for
 //! CPU time, memory, PIDs and block I/O, and its network namespace's
 //! `/proc/<pid>/net/dev` for network I/O. One call is one sample; a CPU
-//! percentage needs two (the front end takes them).
+//! percentage needs two (the front end takes them). `update` writes new
+//! limits into the same cgroup files and the container's record.
 
 use std::fs;
 use std::path::PathBuf;
@@ -52,7 +53,7 @@ fn cgroup_mounts() -> Vec<(String, PathBuf)> {
             "cgroup2" => out.push((String::new(), PathBuf::from(mount_point))),
             "cgroup" => {
                 for o in opts.split(',') {
-                    if ["memory", "cpuacct", "pids", "blkio"].contains(&o) {
+                    if ["memory", "cpu", "cpuacct", "pids", "blkio"].contains(&o) {
                         out.push((o.to_string(), PathBuf::from(mount_point)));
                     }
                 }
@@ -71,18 +72,18 @@ fn stat_field(p: PathBuf, key: &str) -> Option<u64> {
     fs::read_to_string(p).ok()?.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-impl Containers<'_> {
-    /// One sample of a running container's resource use.
-    pub fn stats(&self, name: &str) -> Result<Sample> {
-        let rec = self.get(name)?;
-        let pid = rec
-            .pid
-            .filter(|_| rec.state == ContainerState::Running)
-            .ok_or_else(|| Error::invalid(format!("container {} is not running", rec.name)))?;
+/// A process's cgroup directory for a v1 controller ("" for the v2 hierarchy).
+struct Cgroups {
+    paths: Vec<(String, String)>,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+impl Cgroups {
+    fn of(pid: i64, name: &str) -> Result<Self> {
         let groups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|e| Error::invalid(format!("container {} is not running ({e})", rec.name)))?;
+            .map_err(|e| Error::invalid(format!("container {name} is not running ({e})")))?;
         // controller (or "" for v2) -> path inside its hierarchy
-        let mut paths: Vec<(String, String)> = Vec::new();
+        let mut paths = Vec::new();
         for l in groups.lines() {
             let mut f = l.splitn(3, ':');
             let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
@@ -90,12 +91,80 @@ impl Containers<'_> {
                 paths.push((c.to_string(), path.to_string()));
             }
         }
-        let mounts = cgroup_mounts();
-        let dir = |ctrl: &str| -> Option<PathBuf> {
-            let (_, mp) = mounts.iter().find(|(c, _)| c == ctrl)?;
-            let (_, p) = paths.iter().find(|(c, _)| c == ctrl)?;
-            Some(mp.join(p.trim_start_matches('/')))
-        };
+        Ok(Cgroups { paths, mounts: cgroup_mounts() })
+    }
+
+    fn dir(&self, ctrl: &str) -> Option<PathBuf> {
+        let (_, mp) = self.mounts.iter().find(|(c, _)| c == ctrl)?;
+        let (_, p) = self.paths.iter().find(|(c, _)| c == ctrl)?;
+        Some(mp.join(p.trim_start_matches('/')))
+    }
+}
+
+/// New limits (`update`); None leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// `--memory`, bytes.
+    pub memory: Option<i64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--pids-limit` (0 or less: none).
+    pub pids: Option<i64>,
+}
+
+fn write_limit(p: PathBuf, value: &str) -> Result<()> {
+    fs::write(&p, value).map_err(|e| Error::invalid(format!("setting {} to {value}: {e}", p.display())))
+}
+
+impl Containers<'_> {
+    /// `update`: new limits for a container, kept in its record (so later
+    /// starts have them) and, while it runs, written into its cgroup.
+    pub fn update(&self, name: &str, limits: &Limits) -> Result<()> {
+        let rec = self.get(name)?;
+        let mut cfg = super::run_config(&rec)?;
+        if let Some(m) = limits.memory {
+            cfg.memory = Some(m);
+        }
+        if let Some(c) = limits.cpus {
+            cfg.cpu_quota = Some((c * 100_000.0) as i64);
+        }
+        if let Some(p) = limits.pids {
+            cfg.pids_limit = Some(p).filter(|p| *p > 0);
+        }
+        if let Some(pid) = rec.pid.filter(|_| rec.state == ContainerState::Running) {
+            let cg = Cgroups::of(pid, &rec.name)?;
+            if let Some(m) = limits.memory {
+                match cg.dir("memory") {
+                    Some(d) => write_limit(d.join("memory.limit_in_bytes"), &m.to_string())?,
+                    None => write_limit(cg.dir("").unwrap_or_default().join("memory.max"), &m.to_string())?,
+                }
+            }
+            if let Some(q) = limits.cpus.map(|c| (c * 100_000.0) as i64) {
+                match cg.dir("cpu") {
+                    Some(d) => {
+                        write_limit(d.join("cpu.cfs_period_us"), "100000")?;
+                        write_limit(d.join("cpu.cfs_quota_us"), &q.to_string())?
+                    }
+                    None => write_limit(cg.dir("").unwrap_or_default().join("cpu.max"), &format!("{q} 100000"))?,
+                }
+            }
+            if let Some(p) = limits.pids {
+                let v = if p > 0 { p.to_string() } else { "max".into() };
+                write_limit(cg.dir("pids").or_else(|| cg.dir("")).unwrap_or_default().join("pids.max"), &v)?;
+            }
+        }
+        self.set_run_config(&rec, &cfg)
+    }
+
+    /// One sample of a running container's resource use.
+    pub fn stats(&self, name: &str) -> Result<Sample> {
+        let rec = self.get(name)?;
+        let pid = rec
+            .pid
+            .filter(|_| rec.state == ContainerState::Running)
+            .ok_or_else(|| Error::invalid(format!("container {} is not running", rec.name)))?;
+        let cg = Cgroups::of(pid, &rec.name)?;
+        let dir = |ctrl: &str| cg.dir(ctrl);
         let mut s = Sample { id: rec.id.clone(), name: rec.name.clone(), ..Default::default() };
         let host_mem = fs::read_to_string("/proc/meminfo")
             .ok()
