@@ -219,7 +219,7 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
 
 /// A `--since`/`--until` value as nanoseconds since the epoch: RFC 3339,
 /// Unix seconds (with a fraction), or a duration before now (`10m`, `1h30m`, `45s`).
-fn log_time(s: &str) -> Result<i128> {
+pub(crate) fn log_time(s: &str) -> Result<i128> {
     if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return Ok(t.unix_timestamp_nanos());
     }

@@ -123,6 +123,8 @@ enum Command {
     Unpause(NamesArg),
     /// List a running container's processes (ps options after the name; default -ef).
     Top(TopArgs),
+    /// Show events (container, image, network), then follow new ones until --until.
+    Events(EventsArgs),
     /// Show what this strata is and holds.
     Info(FormatArg),
     /// Show strata's version.
@@ -425,6 +427,22 @@ pub(crate) struct TopArgs {
     /// ps options (default -ef).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) ps_args: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct EventsArgs {
+    /// Events since this time (RFC 3339, Unix seconds, or a duration ago: 10m).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Events until this time; without it, events are followed until interrupted.
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Filter (KEY=VALUE: type, event, container, image, network).
+    #[arg(short, long)]
+    pub(crate) filter: Vec<String>,
+    /// Format each event with a Go template (or json).
+    #[arg(long)]
+    pub(crate) format: Option<String>,
 }
 
 #[derive(Args)]
@@ -962,6 +980,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Info(a) => system::info(&engine, a),
+        Command::Events(a) => system::events(&engine, a),
         Command::Version(a) => system::version(a),
         Command::Rename(a) => {
             engine.containers().rename(&a.container, &a.new_name)?;

@@ -201,3 +201,60 @@ pub(crate) fn version(a: crate::FormatArg) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `events`: the recorded events in the range, then new ones as they come
+/// (until `--until`, or until interrupted).
+pub(crate) fn events(engine: &Engine, a: crate::EventsArgs) -> Result<ExitCode> {
+    let since = a.since.as_deref().map(crate::containers::log_time).transpose()?;
+    let until = a.until.as_deref().map(crate::containers::log_time).transpose()?;
+    let filters = strata::filter::Filters::parse(&a.filter, &["type", "event", "container", "image", "network"])?;
+    let template = match a.format.as_deref() {
+        None => None,
+        Some(f) => Some(crate::template::Format::parse(f)?),
+    };
+    engine.unlock();
+    let mut last = 0;
+    let mut out = io::stdout().lock();
+    loop {
+        for e in engine.events_since(last)? {
+            last = e.seq;
+            if since.is_some_and(|s| e.time < s) || until.is_some_and(|u| e.time > u) {
+                continue;
+            }
+            let name = e.attributes.get("name").cloned().unwrap_or_default();
+            let ok = filters.any("type", |v| v == e.kind)
+                && filters.any("event", |v| v == e.action)
+                && filters.any("container", |v| e.kind == "container" && (e.id.starts_with(v) || name == v))
+                && filters.any("image", |v| e.kind == "image" && (e.id.starts_with(v) || name == v))
+                && filters.any("network", |v| e.kind == "network" && (e.id.starts_with(v) || name == v));
+            if !ok {
+                continue;
+            }
+            let secs = (e.time / 1_000_000_000) as i64;
+            let stamp = format!(
+                "{}.{:09}Z",
+                strata::image::format_time(secs).trim_end_matches('Z'),
+                (e.time % 1_000_000_000) as u32
+            );
+            let v = serde_json::json!({
+                "Type": e.kind, "Action": e.action, "status": e.action, "id": e.id,
+                "Actor": {"ID": e.id, "Attributes": e.attributes},
+                "scope": "local", "time": secs, "timeNano": e.time as i64,
+            });
+            match &template {
+                Some(crate::template::Format::Json) => writeln!(out, "{v}")?,
+                Some(crate::template::Format::Template(t)) => writeln!(out, "{}", t.render(&v)?)?,
+                _ => {
+                    let attrs: Vec<String> = e.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    writeln!(out, "{stamp} {} {} {} ({})", e.kind, e.action, e.id, attrs.join(", "))?;
+                }
+            }
+        }
+        out.flush()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        if until.is_some_and(|u| now > u) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

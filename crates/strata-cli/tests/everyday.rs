@@ -381,3 +381,54 @@ fn update_changes_a_running_container_s_limits_and_keeps_them() {
     assert!(err.contains("lots"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn events_show_what_happened_in_order_within_a_time_range() {
+    let s = with_containers();
+    let start = s.ok(&["run", "--rm", "--network", "none", "--name", "brief", "app:1", "true"]);
+    assert_eq!(start, "");
+    s.ok(&["tag", "app:1", "app:2"]);
+    s.ok(&["rmi", "app:2"]);
+    let until = "0s"; // now: what happened so far, then stop
+    let all = s.ok(&["events", "--until", until, "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"]);
+    let lines: Vec<&str> = all.lines().collect();
+    let brief: Vec<&str> = lines.iter().filter(|l| l.ends_with(" brief")).copied().collect();
+    assert_eq!(
+        brief,
+        ["container create brief", "container start brief", "container die brief", "container destroy brief"],
+        "{all}"
+    );
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap_or_else(|| panic!("{l} in {all}"));
+    assert!(
+        pos("container destroy brief") < pos("image tag app:2") && pos("image tag app:2") < pos("image untag app:2"),
+        "{all}"
+    );
+    // Filters and ranges.
+    let tags = s.ok(&[
+        "events",
+        "--until",
+        until,
+        "--filter",
+        "event=tag",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(tags, "tag app:2\n");
+    let died = s.ok(&[
+        "events",
+        "--until",
+        until,
+        "--filter",
+        "container=two",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    assert_eq!(died, "3\n");
+    assert_eq!(s.ok(&["events", "--since", "2000-01-01T00:00:00Z", "--until", "2000-01-02T00:00:00Z"]), "");
+    let (code, _, err) = s.code(&["events", "--until", until, "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("colour"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

@@ -195,6 +195,11 @@ impl Engine {
         Registries::new(&self.core)
     }
 
+    /// Events recorded after sequence number `after`, oldest first.
+    pub fn events_since(&self, after: i64) -> Result<Vec<crate::events::Event>> {
+        crate::events::since(&self.core, after)
+    }
+
     /// `info`: what this engine is and holds, in Docker's field names.
     pub fn info(&self) -> Result<serde_json::Value> {
         let containers = self.containers().list(true)?;

@@ -585,7 +585,9 @@ impl<'c> Images<'c> {
         if r.digest.is_some() {
             return Err(Error::invalid(format!("refusing to create a tag with a digest reference: {target}")));
         }
-        self.core.store.set_tag(&r.to_string(), &id)
+        self.core.store.set_tag(&r.to_string(), &id)?;
+        crate::events::record(self.core, "image", "tag", id.as_str(), &[("name", &display_tag(&r.to_string()))]);
+        Ok(())
     }
 
     /// `rmi`: untag, and delete images left without tags, then every layer
@@ -596,7 +598,17 @@ impl<'c> Images<'c> {
         let mut first_err = None;
         for name in names {
             match self.remove_one(name, force) {
-                Ok(mut r) => out.append(&mut r),
+                Ok(mut r) => {
+                    for x in &r {
+                        match x {
+                            Removal::Untagged(t) => {
+                                crate::events::record(self.core, "image", "untag", t, &[("name", t)])
+                            }
+                            Removal::Deleted(d) => crate::events::record(self.core, "image", "delete", d.as_str(), &[]),
+                        }
+                    }
+                    out.append(&mut r)
+                }
                 Err(e) => {
                     if first_err.is_none() {
                         first_err = Some(e);

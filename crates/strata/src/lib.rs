@@ -17,6 +17,7 @@ pub mod digest;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod image;
 pub mod images;

@@ -122,6 +122,14 @@ CREATE TABLE IF NOT EXISTS endpoints (
     UNIQUE (network, ip),
     UNIQUE (network, ip6)
 );
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    attributes  TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS network_setups (
     container_id TEXT PRIMARY KEY,
     netns       TEXT NOT NULL,
@@ -883,6 +891,29 @@ impl Store {
             params![c.id, c.state.as_str(), c.pid, c.exit_code, c.started, c.finished, c.process, c.waiter],
         )?;
         Ok(())
+    }
+
+    /// Record an event, keeping the newest 10,000.
+    pub fn add_event(&self, time: i128, kind: &str, action: &str, object: &str, attributes: &str) -> Result<()> {
+        let c = self.conn();
+        c.execute(
+            "INSERT INTO events (time, kind, action, object, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![time as i64, kind, action, object, attributes],
+        )?;
+        c.execute("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - 10000", [])?;
+        Ok(())
+    }
+
+    /// Events after sequence number `after`: (seq, time, kind, action, object, attributes).
+    #[allow(clippy::type_complexity)]
+    pub fn events_after(&self, after: i64) -> Result<Vec<(i64, i64, String, String, String, String)>> {
+        let c = self.conn();
+        let mut st =
+            c.prepare("SELECT seq, time, kind, action, object, attributes FROM events WHERE seq > ?1 ORDER BY seq")?;
+        let rows = st
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// Replace a container's run configuration (`update`).

@@ -627,6 +627,7 @@ impl Containers<'_> {
         }
         rec.state = ContainerState::Created;
         self.core.store.update_container(&rec)?;
+        crate::events::record(self.core, "container", "create", &rec.id, &[("name", &rec.name), ("image", image_name)]);
         Ok(rec)
     }
 
@@ -768,9 +769,17 @@ impl Containers<'_> {
         rec.exit_code = None;
         rec.finished = None;
         self.core.store.update_container(&rec)?;
+        crate::events::record(self.core, "container", "start", &rec.id, &[("name", &rec.name)]);
         // While it runs, other commands (rmi, prune) must not wait for this one.
         self.core.unlock();
         let code = runtime::wait(pid)?;
+        crate::events::record(
+            self.core,
+            "container",
+            "die",
+            &rec.id,
+            &[("name", &rec.name), ("exitCode", &code.to_string())],
+        );
         drop(proxy);
         if let Some(t) = terminal {
             t.finish();
@@ -1000,7 +1009,9 @@ impl Containers<'_> {
         if self.runtime_of(&rec)?.paused(&rec.id) {
             return Err(Error::invalid(format!("container {} is already paused", rec.name)));
         }
-        self.runtime_of(&rec)?.pause(&rec.id)
+        self.runtime_of(&rec)?.pause(&rec.id)?;
+        crate::events::record(self.core, "container", "pause", &rec.id, &[("name", &rec.name)]);
+        Ok(())
     }
 
     /// `unpause`: thaw a paused container.
@@ -1009,7 +1020,9 @@ impl Containers<'_> {
         if !self.runtime_of(&rec)?.paused(&rec.id) {
             return Err(Error::invalid(format!("container {} is not paused", rec.name)));
         }
-        self.runtime_of(&rec)?.resume(&rec.id)
+        self.runtime_of(&rec)?.resume(&rec.id)?;
+        crate::events::record(self.core, "container", "unpause", &rec.id, &[("name", &rec.name)]);
+        Ok(())
     }
 
     fn running(&self, name: &str) -> Result<ContainerRecord> {
@@ -1073,7 +1086,9 @@ impl Containers<'_> {
             )));
         }
         let rec = self.get(name)?;
-        self.core.store.rename_container(&rec.id, new_name)
+        self.core.store.rename_container(&rec.id, new_name)?;
+        crate::events::record(self.core, "container", "rename", &rec.id, &[("name", new_name), ("oldName", &rec.name)]);
+        Ok(())
     }
 
     /// `restart`: stop (as `stop -t` does) if running, then start detached.
@@ -1147,6 +1162,7 @@ impl Containers<'_> {
         self.release_container(&rec.id);
         // Record first: a directory without a record is swept; a record without its directory would be broken.
         self.core.store.delete_container(&rec.id)?;
+        crate::events::record(self.core, "container", "destroy", &rec.id, &[("name", &rec.name)]);
         crate::tree::remove(&self.container_dir(&rec.id))?;
         Ok(rec.name)
     }

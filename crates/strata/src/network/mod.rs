@@ -289,6 +289,7 @@ impl<'c> Networks<'c> {
             created: now(),
         };
         self.core.store.insert_network(&rec)?;
+        crate::events::record(self.core, "network", "create", &rec.id, &[("name", &rec.name), ("type", "bridge")]);
         Ok(rec)
     }
 
@@ -476,6 +477,7 @@ impl<'c> Networks<'c> {
         }
         self.drop_anchor(&n)?;
         self.core.store.delete_network(&n.name)?;
+        crate::events::record(self.core, "network", "destroy", &n.id, &[("name", &n.name)]);
         Ok(n.name)
     }
 

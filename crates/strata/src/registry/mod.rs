@@ -583,6 +583,9 @@ impl<'c> Registries<'c> {
         if r.is_err() {
             self.core.roll_back();
         }
+        if let Ok(id) = &r {
+            crate::events::record(self.core, "image", "pull", id.as_str(), &[("name", name)]);
+        }
         r
     }
 
