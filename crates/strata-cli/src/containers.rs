@@ -179,10 +179,22 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Sizes only when asked: they walk each container's layer.
+    let mut sizes = std::collections::HashMap::new();
+    if a.size {
+        for c in &list {
+            let (own, virt) = engine.containers().sizes(&c.id)?;
+            sizes.insert(
+                c.id.clone(),
+                format!("{} (virtual {})", crate::format::human_size(own), crate::format::human_size(virt)),
+            );
+        }
+    }
     let rows = || -> Vec<serde_json::Value> {
         list.iter()
             .map(|c| {
                 serde_json::json!({
+                    "Size": sizes.get(&c.id).cloned().unwrap_or_default(),
                     "ID": id(&c.id), "Image": c.image, "Command": format!("\"{}\"", c.command),
                     "CreatedAt": strata::image::format_time(c.created), "RunningFor": human_duration(now - c.created),
                     "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": crate::network::ports_column(&c.ports),
@@ -198,10 +210,14 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
             t.print(&rows(), &[("ID", "CONTAINER ID"), ("RunningFor", "CREATED"), ("CreatedAt", "CREATED AT")])?
         }
         crate::template::Format::Table => {
-            let mut t = Table::new(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
+            let mut cols = vec!["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+            if a.size {
+                cols.push("SIZE");
+            }
+            let mut t = Table::new(&cols);
             for c in &list {
                 let cmd = if a.no_trunc { c.command.clone() } else { truncate(&c.command, 20) };
-                t.row(vec![
+                let mut row = vec![
                     id(&c.id),
                     c.image.clone(),
                     format!("\"{cmd}\""),
@@ -209,7 +225,11 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
                     status(c, now),
                     crate::network::ports_column(&c.ports),
                     c.name.clone(),
-                ]);
+                ];
+                if a.size {
+                    row.push(sizes.get(&c.id).cloned().unwrap_or_default());
+                }
+                t.row(row);
             }
             t.print();
         }

@@ -658,6 +658,9 @@ pub(crate) struct PsArgs {
     /// Show the latest created container (all states).
     #[arg(short, long)]
     pub(crate) latest: bool,
+    /// Show sizes: the container's own layer, and with its image (virtual).
+    #[arg(short, long)]
+    pub(crate) size: bool,
 }
 
 #[derive(Args)]

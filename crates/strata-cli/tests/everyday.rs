@@ -432,3 +432,29 @@ fn events_show_what_happened_in_order_within_a_time_range() {
     assert!(err.contains("colour"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn ps_size_shows_the_container_s_own_layer_and_the_virtual_total() {
+    let s = with_containers();
+    let (code, _, err) = s.code(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "sized",
+        "app:1",
+        "dd",
+        "if=/dev/zero",
+        "of=/srv/f",
+        "bs=1000",
+        "count=5",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sizes = s.ok(&["ps", "-a", "-s", "--filter", "name=sized", "--format", "{{.Size}}"]);
+    assert!(sizes.starts_with("5kB (virtual ") && sizes.trim_end().ends_with("MB)"), "{sizes}");
+    let unchanged = s.ok(&["ps", "-a", "-s", "--filter", "name=one", "--format", "{{.Size}}"]);
+    assert!(unchanged.starts_with("0B (virtual "), "{unchanged}");
+    let table = s.ok(&["ps", "-a", "-s"]);
+    assert!(table.lines().next().unwrap().trim_end().ends_with("SIZE"), "{table}");
+    s.ok(&["rm", "-f", "three"]);
+}

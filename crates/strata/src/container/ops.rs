@@ -1003,6 +1003,19 @@ impl Containers<'_> {
         Ok(pids)
     }
 
+    /// `ps -s`: bytes the container's own layer holds, and with its image's layers.
+    pub fn sizes(&self, name: &str) -> Result<(u64, u64)> {
+        let rec = self.get(name)?;
+        let image: u64 = self.core.store.image_layers(&rec.image_id)?.iter().map(|l| l.size).sum();
+        let dir = self.container_dir(&rec.id);
+        let own = match self.core.driver() {
+            Driver::Overlay => crate::tree::usage(&dir.join("upper"))?,
+            // A full copy: what it holds beyond the image.
+            Driver::Copy => crate::tree::usage(&dir.join("rootfs"))?.saturating_sub(image),
+        };
+        Ok((own, own + image))
+    }
+
     /// `pause`: freeze a running container's processes.
     pub fn pause(&self, name: &str) -> Result<()> {
         let rec = self.running(name)?;
