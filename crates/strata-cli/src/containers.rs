@@ -667,7 +667,8 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
     match cmd {
         V::Create(a) => println!("{}", engine.volumes().create(a.name.as_deref(), &a.label, &a.opt)?),
         V::Ls(a) => {
-            let vols = engine.volumes().list()?;
+            let filters = strata::filter::Filters::parse(&a.filter, &["dangling", "name", "label", "driver"])?;
+            let vols = engine.volumes().list_filtered(&filters)?;
             if a.quiet {
                 vols.iter().for_each(|v| println!("{}", v.name));
             } else if a.format != "table" {

@@ -481,9 +481,12 @@ pub(crate) struct VolumeLsArgs {
     /// Only show names.
     #[arg(short, long)]
     pub(crate) quiet: bool,
-    /// Output format: table or json.
+    /// Output format: table, json or a Go template.
     #[arg(long, default_value = "table")]
     pub(crate) format: String,
+    /// Filter (KEY=VALUE; volumes: dangling, name, label, driver; networks: name, id, driver, label, type).
+    #[arg(short, long)]
+    pub(crate) filter: Vec<String>,
 }
 
 #[derive(Args)]

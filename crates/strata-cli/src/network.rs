@@ -68,7 +68,8 @@ pub(crate) fn network(engine: &Engine, cmd: NetworkCommand) -> Result<ExitCode> 
             println!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
-            let list = engine.networks().list()?;
+            let filters = strata::filter::Filters::parse(&a.filter, &["name", "id", "driver", "label", "type"])?;
+            let list = engine.networks().list_filtered(&filters)?;
             if a.quiet {
                 list.iter().for_each(|n| println!("{}", &n.id[..12]));
             } else if a.format != "table" {

@@ -458,3 +458,26 @@ fn ps_size_shows_the_container_s_own_layer_and_the_virtual_total() {
     assert!(table.lines().next().unwrap().trim_end().ends_with("SIZE"), "{table}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn volume_and_network_listings_filter_by_docker_s_keys() {
+    let s = with_containers();
+    s.ok(&["volume", "create", "--label", "keep=yes", "kept"]);
+    s.ok(&["volume", "create", "loose"]);
+    s.ok(&["create", "--network", "none", "--name", "user", "-v", "kept:/data", "app:1", "true"]);
+    let vols = |f: &str| s.ok(&["volume", "ls", "-q", "--filter", f]);
+    assert_eq!(vols("dangling=true"), "loose\n");
+    assert_eq!(vols("dangling=false"), "kept\n");
+    assert_eq!(vols("label=keep=yes"), "kept\n");
+    assert_eq!(vols("name=oo"), "loose\n");
+    s.ok(&["network", "create", "--label", "team=a", "custom"]);
+    let nets = |f: &str| s.ok(&["network", "ls", "--format", "{{.Name}}", "--filter", f]);
+    assert_eq!(nets("type=custom"), "custom\n");
+    assert_eq!(nets("type=builtin"), "bridge\nhost\nnone\n");
+    assert_eq!(nets("label=team=a"), "custom\n");
+    assert_eq!(nets("driver=null"), "none\n");
+    let (code, _, err) = s.code(&["volume", "ls", "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("colour"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

@@ -240,6 +240,23 @@ impl<'c> Volumes<'c> {
         Ok(self.core.store.volumes()?.iter().map(|v| self.info(v)).collect())
     }
 
+    /// `volume ls --filter`: dangling (no container uses it), name
+    /// (substring), label, driver.
+    pub fn list_filtered(&self, filters: &crate::filter::Filters) -> Result<Vec<VolumeInfo>> {
+        let mut out = Vec::new();
+        for v in self.list()? {
+            let dangling = if filters.values("dangling").is_empty() { false } else { self.users(&v.name)?.is_empty() };
+            let ok = filters.any("dangling", |d| (d == "true" || d == "1") == dangling)
+                && filters.any("name", |n| v.name.contains(n))
+                && filters.any("label", |l| crate::filter::label_matches(&v.labels, l))
+                && filters.any("driver", |d| d == v.driver);
+            if ok {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
     /// `volume inspect`.
     pub fn inspect(&self, name: &str) -> Result<VolumeInfo> {
         let v = self.core.store.volume(name)?.ok_or_else(|| Error::not_found("volume", name))?;

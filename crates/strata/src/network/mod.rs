@@ -363,6 +363,22 @@ impl<'c> Networks<'c> {
         Ok(out)
     }
 
+    /// `network ls --filter`: name (substring), id (prefix), driver, label, type (builtin/custom).
+    pub fn list_filtered(&self, filters: &crate::filter::Filters) -> Result<Vec<NetworkSummary>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|n| {
+                let builtin = ["bridge", "host", "none"].contains(&n.name.as_str());
+                filters.any("name", |v| n.name.contains(v))
+                    && filters.any("id", |v| n.id.starts_with(v))
+                    && filters.any("driver", |v| v == n.driver)
+                    && filters.any("label", |v| crate::filter::label_matches(&n.labels, v))
+                    && filters.any("type", |v| (v == "builtin") == builtin)
+            })
+            .collect())
+    }
+
     /// `network inspect`, in Docker's shape; `names` maps container IDs to names.
     pub fn inspect(&self, name: &str, names: &dyn Fn(&str) -> Option<String>) -> Result<serde_json::Value> {
         let n = self.get(name)?;
