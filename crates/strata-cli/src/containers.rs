@@ -237,36 +237,9 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A `--since`/`--until` value as nanoseconds since the epoch: RFC 3339,
-/// Unix seconds (with a fraction), or a duration before now (`10m`, `1h30m`, `45s`).
+/// A `--since`/`--until` value as nanoseconds since the epoch (the library's rule).
 pub(crate) fn log_time(s: &str) -> Result<i128> {
-    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.unix_timestamp_nanos());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i128);
-    }
-    let mut total = 0f64;
-    let mut num = String::new();
-    for c in s.chars() {
-        match c {
-            '0'..='9' | '.' => num.push(c),
-            'h' | 'm' | 's' if !num.is_empty() => {
-                let n: f64 = num.parse().with_context(|| format!("invalid time {s:?}"))?;
-                total += n * match c {
-                    'h' => 3600.0,
-                    'm' => 60.0,
-                    _ => 1.0,
-                };
-                num.clear();
-            }
-            _ => bail!("invalid time {s:?}: want RFC 3339, Unix seconds, or a duration like 10m"),
-        }
-    }
-    if !num.is_empty() || s.is_empty() {
-        bail!("invalid time {s:?}: want RFC 3339, Unix seconds, or a duration like 10m");
-    }
-    Ok(time::OffsetDateTime::now_utc().unix_timestamp_nanos() - (total * 1e9) as i128)
+    Ok(strata::filter::parse_time(s)?)
 }
 
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
@@ -613,6 +586,7 @@ pub fn commit(engine: &Engine, a: CommitArgs) -> Result<ExitCode> {
 }
 
 pub fn prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
+    let filters = strata::filter::Filters::parse(&a.filter, &["until", "label"])?;
     if !a.force
         && !crate::system::confirm(
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
@@ -620,7 +594,7 @@ pub fn prune(engine: &Engine, a: PruneArgs) -> Result<ExitCode> {
     {
         return Ok(ExitCode::SUCCESS);
     }
-    let (removed, bytes) = engine.prune_containers()?;
+    let (removed, bytes) = engine.prune_containers(&filters)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
     }
@@ -707,10 +681,11 @@ pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {
             }
         }
         V::Prune(a) => {
+            let filters = strata::filter::Filters::parse(&a.filter, &["label"])?;
             if !a.force && !crate::system::confirm("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue?")? {
                 return Ok(ExitCode::SUCCESS);
             }
-            let (removed, bytes) = engine.volumes().prune()?;
+            let (removed, bytes) = engine.volumes().prune(&filters)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 removed.iter().for_each(|n| println!("{n}"));

@@ -873,6 +873,9 @@ pub(crate) struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Only what matches (until=TIME, label=KEY[=VALUE]).
+    #[arg(long)]
+    pub(crate) filter: Vec<String>,
 }
 
 #[derive(Args)]

@@ -24,6 +24,7 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
 }
 
 pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitCode> {
+    let filters = strata::filter::Filters::parse(&a.filter, &["until", "label"])?;
     let what = match (system, a.all) {
         (true, _) => "This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - all build cache\n  - unused layers and blobs\nAre you sure you want to continue?",
         (false, false) => "WARNING! This will remove all dangling images.\nAre you sure you want to continue?",
@@ -32,7 +33,7 @@ pub(crate) fn prune(engine: &Engine, a: PruneArgs, system: bool) -> Result<ExitC
     if !a.force && !confirm(what)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = if system { engine.system_prune(a.all)? } else { engine.images().prune(a.all)? };
+    let report = if system { engine.system_prune(a.all, &filters)? } else { engine.images().prune(a.all, &filters)? };
     if !report.containers.is_empty() {
         println!("Deleted Containers:");
         for c in &report.containers {

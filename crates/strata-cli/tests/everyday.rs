@@ -481,3 +481,23 @@ fn volume_and_network_listings_filter_by_docker_s_keys() {
     assert!(err.contains("colour"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn prune_filters_remove_only_what_matches() {
+    let s = with_containers();
+    // Nothing was created before 2000.
+    let out = s.ok(&["container", "prune", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    assert!(!out.contains("Deleted"), "{out}");
+    assert_eq!(s.ok(&["ps", "-aq"]).lines().count(), 3);
+    // Only the stopped container labelled tier=db.
+    s.ok(&["container", "prune", "-f", "--filter", "label=tier=db"]);
+    assert_eq!(names(&s.ok(&["ps", "-a", "--format", "{{.Names}}"])), ["three", "one"]);
+    s.ok(&["volume", "create", "--label", "scratch=1", "v1"]);
+    s.ok(&["volume", "create", "v2"]);
+    s.ok(&["volume", "prune", "-f", "--filter", "label=scratch"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "v2\n");
+    let (code, _, err) = s.code(&["image", "prune", "-f", "--filter", "until=someday"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("someday"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

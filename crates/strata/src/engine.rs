@@ -310,11 +310,11 @@ impl Engine {
     /// `system prune`: stopped containers, then the images nothing uses any
     /// more (dangling ones, or with `all` every image no container uses),
     /// then the build cache and what only it kept.
-    pub fn system_prune(&self, all: bool) -> Result<PruneReport> {
+    pub fn system_prune(&self, all: bool, filters: &crate::filter::Filters) -> Result<PruneReport> {
         self.core.exclusive()?;
-        let (containers, container_bytes) = self.prune_containers()?;
+        let (containers, container_bytes) = self.prune_containers(filters)?;
         let networks = self.networks().prune()?;
-        let mut report = self.images().prune(all)?;
+        let mut report = self.images().prune(all, filters)?;
         report.containers = containers;
         report.networks = networks;
         report.reclaimed += container_bytes + self.builds().prune_cache()?.1;
@@ -323,11 +323,14 @@ impl Engine {
 
     /// `container prune`: remove every container that is not running;
     /// returns their IDs and the bytes their layers held.
-    pub fn prune_containers(&self) -> Result<(Vec<String>, u64)> {
+    pub fn prune_containers(&self, filters: &crate::filter::Filters) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for c in self.containers().list(true)? {
-            if c.state == ContainerState::Running {
+            if c.state == ContainerState::Running
+                || !filters.before_until(c.created)?
+                || !filters.any("label", |l| crate::filter::label_matches(&c.labels, l))
+            {
                 continue;
             }
             bytes += crate::tree::usage(&self.core.root.join("containers").join(&c.id)).unwrap_or(0);

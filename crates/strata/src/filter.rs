@@ -48,6 +48,52 @@ impl Filters {
     }
 }
 
+/// A time as Docker's `--since`, `--until` and `until=` take it, in
+/// nanoseconds since the epoch: RFC 3339, Unix seconds (with a fraction),
+/// or a duration before now (`10m`, `1h30m`, `45s`).
+pub fn parse_time(s: &str) -> Result<i128> {
+    let bad = || Error::invalid(format!("invalid time {s:?}: want RFC 3339, Unix seconds, or a duration like 10m"));
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp_nanos());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i128);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' if !num.is_empty() => {
+                let n: f64 = num.parse().map_err(|_| bad())?;
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                num.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !num.is_empty() || s.is_empty() {
+        return Err(bad());
+    }
+    Ok(time::OffsetDateTime::now_utc().unix_timestamp_nanos() - (total * 1e9) as i128)
+}
+
+impl Filters {
+    /// `until=TIME`: true when not given or `created` (seconds) is before every value given.
+    pub fn before_until(&self, created: i64) -> Result<bool> {
+        for v in self.values("until") {
+            if i128::from(created) * 1_000_000_000 >= parse_time(v)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// Whether `labels` satisfy a `label=KEY` or `label=KEY=VALUE` filter value.
 pub fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
     match want.split_once('=') {

@@ -664,11 +664,29 @@ impl<'c> Images<'c> {
 
     /// `image prune`: delete dangling images (no tag), or with `all` every
     /// image no container uses, and what only they used.
-    pub fn prune(&self, all: bool) -> Result<PruneReport> {
+    pub fn prune(&self, all: bool, filters: &crate::filter::Filters) -> Result<PruneReport> {
         self.core.exclusive()?;
         let mut report = PruneReport::default();
         for img in self.core.store.images()? {
             let tags = self.core.store.tags_of(&img.id)?;
+            if !filters.before_until(img.created)? {
+                continue;
+            }
+            if !filters.values("label").is_empty() {
+                let labels: std::collections::BTreeMap<String, String> = self
+                    .core
+                    .config_of(&img.id)?
+                    .1
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.labels().clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                if !filters.any("label", |l| crate::filter::label_matches(&labels, l)) {
+                    continue;
+                }
+            }
             if (all || tags.is_empty()) && self.core.store.containers_using(&img.id)?.is_empty() {
                 let _ = mount::unmount(&self.core.root.join("mounts").join(img.id.hex()));
                 self.core.store.delete_image(&img.id)?;

@@ -284,10 +284,14 @@ impl<'c> Volumes<'c> {
     }
 
     /// `volume prune`: every volume no container refers to.
-    pub fn prune(&self) -> Result<(Vec<String>, u64)> {
+    pub fn prune(&self, filters: &crate::filter::Filters) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for v in self.core.store.volumes()? {
+            let labels: BTreeMap<String, String> = serde_json::from_str(&v.labels).unwrap_or_default();
+            if !filters.any("label", |l| crate::filter::label_matches(&labels, l)) {
+                continue;
+            }
             if self.users(&v.name)?.is_empty() {
                 bytes += crate::tree::usage(&self.data_dir(&v.name))?;
                 self.remove(&v.name)?;
