@@ -144,6 +144,25 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     if a.quiet {
         return Ok(ExitCode::SUCCESS);
     }
+    // repo digests per image (name as shown -> digest), only when they are shown or asked for
+    let mut digests: std::collections::HashMap<strata::Digest, Vec<(String, String)>> = Default::default();
+    for (_, _, img) in &rows {
+        if !digests.contains_key(&img.id) {
+            let d = engine
+                .images()
+                .repo_digests(&img.id)?
+                .into_iter()
+                .filter_map(|rd| rd.split_once('@').map(|(n, d)| (n.to_string(), d.to_string())))
+                .collect();
+            digests.insert(img.id.clone(), d);
+        }
+    }
+    let digest_of = |repo: &str, img: &strata::engine::ImageSummary| -> String {
+        digests
+            .get(&img.id)
+            .and_then(|ds| ds.iter().find(|(n, _)| n == repo).map(|(_, d)| d.clone()))
+            .unwrap_or_else(|| "<none>".into())
+    };
     let values = || -> Vec<serde_json::Value> {
         rows.iter()
             .map(|(repo, tag, img)| {
@@ -151,7 +170,7 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
                     "Repository": repo,
                     "Tag": tag,
                     "ID": short_id(&img.id, a.no_trunc),
-                    "Digest": "<none>",
+                    "Digest": digest_of(repo, img),
                     "CreatedAt": strata::image::format_time(img.created),
                     "CreatedSince": human_duration(now - img.created),
                     "Size": human_size(img.size),
@@ -166,15 +185,18 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
             t.print(&values(), &[("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT")])?
         }
         crate::template::Format::Table => {
-            let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
-            for (repo, tag, img) in rows {
-                t.row(vec![
-                    repo,
-                    tag,
-                    short_id(&img.id, a.no_trunc),
-                    human_duration(now - img.created),
-                    human_size(img.size),
-                ]);
+            let mut t = if a.digests {
+                Table::new(&["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"])
+            } else {
+                Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"])
+            };
+            for (repo, tag, img) in &rows {
+                let mut row = vec![repo.clone(), tag.clone()];
+                if a.digests {
+                    row.push(digest_of(repo, img));
+                }
+                row.extend([short_id(&img.id, a.no_trunc), human_duration(now - img.created), human_size(img.size)]);
+                t.row(row);
             }
             t.print();
         }

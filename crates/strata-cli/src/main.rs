@@ -823,6 +823,9 @@ struct ImagesArgs {
     /// Filter (KEY=VALUE: dangling, reference, label, before, since).
     #[arg(short, long)]
     filter: Vec<String>,
+    /// Show digests (the manifest digest of a repository it was pulled from or pushed to).
+    #[arg(long)]
+    digests: bool,
     /// Only images matching this reference.
     reference: Option<String>,
 }

@@ -827,3 +827,38 @@ fn run_pulls_a_missing_image_once_and_the_pull_policies_mean_what_they_say() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("sometimes"), "{err}");
 }
+
+#[test]
+fn a_pulled_image_has_its_repo_digest_and_is_found_by_it() {
+    let reg = Registry::start();
+    let s = Strata::on_host_network("overlay");
+    let top = LayerTar::new().file("hello.txt", b"by digest\n").build();
+    let app = s.write("app.tar", &docker_archive(&[TestImage::new("app:1", vec![busybox_layer(), top])]));
+    let name = format!("{}/digest/app:1", reg.addr);
+    skopeo_push(&app, &name);
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let digest = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    ok(&s, &["pull", "-q", &name]);
+    let shown = ok(&s, &["images", "--digests", "--format", "{{.Repository}} {{.Digest}}"]);
+    assert_eq!(shown, format!("{}/digest/app {digest}\n", reg.addr));
+    let table = ok(&s, &["images", "--digests"]);
+    assert!(table.lines().next().unwrap().contains("DIGEST") && table.contains(&digest), "{table}");
+    assert_eq!(
+        ok(&s, &["inspect", "-f", "{{index .RepoDigests 0}}", &name]),
+        format!("{}/digest/app@{digest}\n", reg.addr)
+    );
+    let by_digest = format!("{}/digest/app@{digest}", reg.addr);
+    assert_eq!(
+        ok(&s, &["run", "--rm", "--network", "none", "--pull", "never", &by_digest, "cat", "/hello.txt"]),
+        "by digest\n"
+    );
+    // Another repository never held it: not found by that name.
+    let (code, _, err) = strata(&s, &["inspect", &format!("{}/other/app@{digest}", reg.addr)]);
+    assert_eq!(code, 1, "{err}");
+    ok(&s, &["rmi", &by_digest]);
+    assert_eq!(ok(&s, &["images", "-q"]), "");
+}

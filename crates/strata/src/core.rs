@@ -301,9 +301,22 @@ impl Core {
     /// Resolve a name (tag, full or short ID) to an image ID.
     pub fn resolve_image(&self, name: &str) -> Result<Digest> {
         if let Ok(r) = Reference::parse(name) {
-            if r.digest.is_none() {
-                if let Some(id) = self.store.tag(&r.to_string())? {
-                    return Ok(id);
+            match &r.digest {
+                None => {
+                    if let Some(id) = self.store.tag(&r.to_string())? {
+                        return Ok(id);
+                    }
+                }
+                // NAME@sha256:...: the image whose manifest that is, if this repository is known to hold it.
+                Some(d) => {
+                    let manifest = d.clone();
+                    let known = self.store.all_blob_sources(&manifest)?;
+                    if known.iter().any(|(reg, repo)| *reg == r.registry && *repo == r.repository) {
+                        if let Some(id) = self.store.images_by_manifest(&manifest)?.into_iter().next() {
+                            return Ok(id);
+                        }
+                    }
+                    return Err(Error::not_found("image", name));
                 }
             }
         }

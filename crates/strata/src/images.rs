@@ -443,6 +443,23 @@ impl<'c> Images<'c> {
         Ok(out)
     }
 
+    /// `NAME@sha256:...` for each repository the image's manifest was pulled
+    /// from or pushed to, as Docker shows them.
+    pub fn repo_digests(&self, id: &Digest) -> Result<Vec<String>> {
+        let rec = self.core.image_record(id)?;
+        let mut out: Vec<String> = self
+            .core
+            .store
+            .all_blob_sources(&rec.manifest)?
+            .into_iter()
+            .map(|(reg, repo)| {
+                format!("{}@{}", crate::image::reference::familiar(&format!("{reg}/{repo}")), rec.manifest)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// `images --filter`: Docker's keys (dangling, reference, label,
     /// before, since); `reference` patterns match `NAME[:TAG]` as shown.
     pub fn list_filtered(&self, filters: &crate::filter::Filters) -> Result<Vec<ImageSummary>> {
@@ -530,7 +547,7 @@ impl<'c> Images<'c> {
             "Id": id.as_str(),
             "Digest": rec.manifest.as_str(),
             "RepoTags": tags,
-            "RepoDigests": [],
+            "RepoDigests": self.repo_digests(&id)?,
             "Created": raw.get("created").cloned().unwrap_or(serde_json::Value::Null),
             "Author": raw.get("author").cloned().unwrap_or_default(),
             "Architecture": cfg.architecture().to_string(),

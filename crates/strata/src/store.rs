@@ -815,6 +815,14 @@ impl Store {
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
     }
 
+    /// Images whose manifest is `manifest` (a `NAME@sha256:...` reference).
+    pub fn images_by_manifest(&self, manifest: &Digest) -> Result<Vec<Digest>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT id FROM images WHERE manifest = ?1")?;
+        let rows: Vec<String> = st.query_map([manifest.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
     /// An image's layer chain IDs, bottom first.
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
         let sql = format!(

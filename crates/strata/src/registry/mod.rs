@@ -649,10 +649,13 @@ impl<'c> Registries<'c> {
             Ok(Box::new(remote.open_blob(&r, &d, size, progress.clone())?))
         };
         let workers = if opts.registry.max_concurrent == 0 { 3 } else { opts.registry.max_concurrent };
+        let manifest_digest = Digest::of(&img.manifest.clone().unwrap_or_default());
         let id = Images::new(self.core).ingest(img, &open, &shown, workers)?;
         for l in manifest.layers() {
             self.core.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
         }
+        // The manifest too: its digest is the image's repo digest there (`NAME@sha256:...`).
+        self.core.store.add_blob_source(&manifest_digest, &r.registry, &r.repository)?;
         Ok(id)
     }
 
@@ -776,7 +779,9 @@ impl<'c> Registries<'c> {
         for l in manifest.layers() {
             self.core.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
         }
-        Ok(Digest::of(&manifest_bytes))
+        let digest = Digest::of(&manifest_bytes);
+        self.core.store.add_blob_source(&digest, &target.registry, &target.repository)?;
+        Ok(digest)
     }
 }
 
