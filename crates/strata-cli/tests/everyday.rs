@@ -21,6 +21,14 @@ fn with_containers() -> Strata {
     s
 }
 
+/// `run -d --network none --name NAME [FLAGS] app:1 sh -c SCRIPT`.
+fn detached(s: &Strata, name: &str, flags: &[&str], script: &str) {
+    let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+    args.extend(flags);
+    args.extend(["app:1", "sh", "-c", script]);
+    s.ok(&args);
+}
+
 fn names(out: &str) -> Vec<&str> {
     out.lines().collect()
 }
@@ -198,18 +206,7 @@ fn export_restart_and_rename() {
 #[test]
 fn logs_keep_stdout_and_stderr_apart_with_tail_times_and_ranges() {
     let s = with_containers();
-    s.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "talk",
-        "app:1",
-        "sh",
-        "-c",
-        "echo out1; echo err1 >&2; echo out2; echo err2 >&2",
-    ]);
+    detached(&s, "talk", &[], "echo out1; echo err1 >&2; echo out2; echo err2 >&2");
     assert_eq!(s.ok(&["wait", "talk"]).trim(), "0");
     let o = s.command().args(["logs", "talk"]).output().unwrap();
     assert!(o.status.success());
@@ -219,7 +216,7 @@ fn logs_keep_stdout_and_stderr_apart_with_tail_times_and_ranges() {
     let o = s.command().args(["logs", "--tail", "1", "talk"]).output().unwrap();
     let last = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(last == "out2\n" || last == "err2\n", "{last:?}");
-    s.ok(&["run", "-d", "--network", "none", "--name", "plain", "app:1", "sh", "-c", "echo a; echo b; echo c"]);
+    detached(&s, "plain", &[], "echo a; echo b; echo c");
     assert_eq!(s.ok(&["wait", "plain"]).trim(), "0");
     assert_eq!(s.ok(&["logs", "-n", "2", "plain"]), "b\nc\n");
     let t = s.ok(&["logs", "-t", "--tail", "2", "plain"]);
@@ -274,18 +271,7 @@ fn top_lists_the_container_s_processes_and_info_and_version_describe_strata() {
 #[test]
 fn pause_freezes_the_container_s_processes_and_unpause_thaws_them() {
     let s = with_containers();
-    s.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "counter",
-        "app:1",
-        "sh",
-        "-c",
-        "i=0; while true; i=$((i+1)); do echo $i > /srv/n; sleep 0.05; done",
-    ]);
+    detached(&s, "counter", &[], "i=0; while true; i=$((i+1)); do echo $i > /srv/n; sleep 0.05; done");
     let read = |s: &Strata| -> u64 {
         let o = s.command().args(["cp", "counter:/srv/n", "-"]).output().unwrap();
         let mut ar = tar::Archive::new(&o.stdout[..]);
@@ -326,20 +312,12 @@ fn pause_freezes_the_container_s_processes_and_unpause_thaws_them() {
 fn stats_show_a_container_s_memory_and_processes() {
     let s = with_containers();
     // 50 MB in a tmpfs the container fills (tmpfs pages count as its memory), then ready.
-    s.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
+    detached(
+        &s,
         "hog",
-        "--mount",
-        "type=tmpfs,target=/fill",
-        "app:1",
-        "sh",
-        "-c",
+        &["--mount", "type=tmpfs,target=/fill"],
         "dd if=/dev/zero of=/fill/x bs=1M count=50 2>/dev/null; echo ready > /srv/ready; sleep 1000",
-    ]);
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !s.command().args(["cp", "hog:/srv/ready", "-"]).output().unwrap().status.success() {
         assert!(std::time::Instant::now() < deadline, "hog never got ready");

@@ -443,6 +443,12 @@ impl<'c> Images<'c> {
         Ok(out)
     }
 
+    /// An image's labels (from its config).
+    fn labels_of(&self, id: &Digest) -> Result<std::collections::BTreeMap<String, String>> {
+        let (_, cfg) = self.core.config_of(id)?;
+        Ok(cfg.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default().into_iter().collect())
+    }
+
     /// `NAME@sha256:...` for each repository the image's manifest was pulled
     /// from or pushed to, as Docker shows them.
     pub fn repo_digests(&self, id: &Digest) -> Result<Vec<String>> {
@@ -485,19 +491,7 @@ impl<'c> Images<'c> {
         let want_labels = !filters.values("label").is_empty();
         let mut kept = Vec::new();
         for mut img in out.drain(..) {
-            let labels: std::collections::BTreeMap<String, String> = if want_labels {
-                self.core
-                    .config_of(&img.id)?
-                    .1
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.labels().clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect()
-            } else {
-                Default::default()
-            };
+            let labels = if want_labels { self.labels_of(&img.id)? } else { Default::default() };
             if !filters.values("reference").is_empty() {
                 img.tags.retain(|t| {
                     let shown = display_tag(t);
@@ -690,16 +684,7 @@ impl<'c> Images<'c> {
                 continue;
             }
             if !filters.values("label").is_empty() {
-                let labels: std::collections::BTreeMap<String, String> = self
-                    .core
-                    .config_of(&img.id)?
-                    .1
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.labels().clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
+                let labels = self.labels_of(&img.id)?;
                 if !filters.any("label", |l| crate::filter::label_matches(&labels, l)) {
                     continue;
                 }
