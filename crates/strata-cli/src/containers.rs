@@ -484,6 +484,57 @@ pub fn stats(engine: &Engine, a: crate::StatsArgs) -> Result<ExitCode> {
     }
 }
 
+/// `attach`: the output of a running detached container from now on (its
+/// log, followed; stdout and stderr apart), signals passed on to it with
+/// `--sig-proxy`; exits with the container's exit code. Its standard input
+/// is the monitor's /dev/null, so there is none to attach.
+pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
+    use strata::container::logs::{Record, Stream};
+    let rec = engine.containers().get(&a.container)?;
+    let Some(pid) = rec.pid.filter(|_| rec.state == ContainerState::Running) else {
+        bail!("you cannot attach to a stopped container, start it first");
+    };
+    let path = engine.containers().log_path(&a.container)?;
+    let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    io::Seek::seek(&mut f, io::SeekFrom::End(0))?;
+    let proxy = a.sig_proxy.then(strata::container::runtime::SignalProxy::install);
+    if let Some(p) = &proxy {
+        p.forward_to(pid as i32);
+    }
+    engine.unlock();
+    let mut reader = io::BufReader::new(f);
+    let (mut out, mut err) = (io::stdout(), io::stderr());
+    let mut partial = String::new();
+    let mut show = |line: &str| -> Result<()> {
+        let r = Record::parse(line.trim_end_matches('\n'));
+        let w: &mut dyn Write = if r.stream == Stream::Stderr { &mut err } else { &mut out };
+        w.write_all(r.log.as_bytes())?;
+        w.flush()?;
+        Ok(())
+    };
+    loop {
+        let mut line = std::mem::take(&mut partial);
+        let n = io::BufRead::read_line(&mut reader, &mut line)?;
+        if line.ends_with('\n') {
+            show(&line)?;
+            continue;
+        }
+        partial = line;
+        if n == 0 && engine.containers().get(&rec.id)?.state != ContainerState::Running {
+            let mut rest = String::new();
+            io::Read::read_to_string(&mut reader, &mut rest)?;
+            for l in (partial + &rest).lines() {
+                show(l)?;
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(proxy);
+    let code = engine.containers().wait(&rec.id)?;
+    Ok(ExitCode::from(code as u8))
+}
+
 pub fn update(engine: &Engine, a: crate::UpdateArgs) -> Result<ExitCode> {
     let limits = strata::container::stats::Limits {
         memory: a.memory.as_deref().map(parse_memory).transpose()?.map(|m| m as i64),

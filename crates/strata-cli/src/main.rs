@@ -117,6 +117,8 @@ enum Command {
     Stats(StatsArgs),
     /// Change containers' limits (memory, CPUs, processes), running or not.
     Update(UpdateArgs),
+    /// Follow a running container's output until it exits (its exit code is ours).
+    Attach(AttachArgs),
     /// Freeze the processes of running containers.
     Pause(NamesArg),
     /// Thaw paused containers.
@@ -419,6 +421,17 @@ pub(crate) struct WaitArgs {
     pub(crate) condition: String,
     #[arg(required = true)]
     pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct AttachArgs {
+    /// Do not attach standard input (detached containers read none).
+    #[arg(long)]
+    pub(crate) no_stdin: bool,
+    /// Proxy received signals to the container.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) sig_proxy: bool,
+    pub(crate) container: String,
 }
 
 #[derive(Args)]
@@ -975,6 +988,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => copy::export(&engine, a),
         Command::Restart(a) => containers::restart(&engine, a, &global),
         Command::Top(a) => containers::top(&engine, a),
+        Command::Attach(a) => containers::attach(&engine, a),
         Command::Stats(a) => containers::stats(&engine, a),
         Command::Update(a) => containers::update(&engine, a),
         Command::Pause(a) => {

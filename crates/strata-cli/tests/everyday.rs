@@ -479,3 +479,41 @@ fn prune_filters_remove_only_what_matches() {
     assert!(err.contains("someday"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn attach_follows_a_running_container_until_it_exits_with_its_code() {
+    let s = with_containers();
+    detached(
+        &s,
+        "att",
+        &[],
+        "while [ ! -e /srv/go ]; do echo tick; sleep 0.05; done; echo after; echo oops >&2; exit 7",
+    );
+    let mut child = s
+        .command()
+        .args(["attach", "att"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A tick seen through attach: it is following now.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "tick\n");
+    let go = s.dir.path().join("go");
+    std::fs::write(&go, b"").unwrap();
+    s.ok(&["cp", go.to_str().unwrap(), "att:/srv/go"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(7), "the container's exit code");
+    assert!(rest.lines().all(|l| l == "tick" || l == "after") && rest.ends_with("after\n"), "{rest}");
+    assert_eq!(err, "oops\n");
+    let (code, _, err) = s.code(&["attach", "one"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("stopped container"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}
