@@ -31,9 +31,6 @@ fn parse_memory(s: &str) -> Result<u64> {
 }
 
 fn options(a: &RunArgs) -> Result<CreateOptions> {
-    if a.tty && a.detach {
-        bail!("-t with -d is not supported yet: a detached container's output goes to its log");
-    }
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
     let cpus = match &a.cpus {
         Some(c) => match c.parse::<f64>() {

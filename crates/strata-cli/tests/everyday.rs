@@ -517,3 +517,25 @@ fn attach_follows_a_running_container_until_it_exits_with_its_code() {
     assert!(err.contains("stopped container"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+#[test]
+fn a_detached_container_with_a_terminal_logs_what_it_writes_there() {
+    let s = with_containers();
+    s.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--network",
+        "none",
+        "--name",
+        "term",
+        "app:1",
+        "sh",
+        "-c",
+        "echo hi; test -t 1 && echo on-a-tty",
+    ]);
+    assert_eq!(s.ok(&["wait", "term"]).trim(), "0");
+    // A terminal ends lines with \r\n, as in Docker's logs of -t containers.
+    assert_eq!(s.ok(&["logs", "term"]), "hi\r\non-a-tty\r\n");
+    s.ok(&["rm", "-f", "three"]);
+}
