@@ -239,6 +239,14 @@ pub(crate) fn log_time(s: &str) -> Result<i128> {
     Ok(strata::filter::parse_time(s)?)
 }
 
+/// Whether a followed container is done: not running, and its waiter (the
+/// monitor, which writes the last lines of the log after recording the
+/// exit) gone too.
+fn stopped_and_logged(engine: &Engine, name: &str) -> Result<bool> {
+    let rec = engine.containers().get(name)?;
+    Ok(rec.state != ContainerState::Running && !rec.waiter.as_deref().is_some_and(strata::store::owner_alive))
+}
+
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
     use strata::container::logs::{Record, Stream};
     let tail: Option<usize> = match a.tail.as_str() {
@@ -302,7 +310,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
             continue;
         }
         partial = line;
-        if n == 0 && engine.containers().get(&a.container)?.state != ContainerState::Running {
+        if n == 0 && stopped_and_logged(engine, &a.container)? {
             // One last read: lines written just before the exit.
             let mut rest = String::new();
             io::Read::read_to_string(&mut reader, &mut rest)?;
@@ -517,7 +525,7 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
             continue;
         }
         partial = line;
-        if n == 0 && engine.containers().get(&rec.id)?.state != ContainerState::Running {
+        if n == 0 && stopped_and_logged(engine, &rec.id)? {
             let mut rest = String::new();
             io::Read::read_to_string(&mut reader, &mut rest)?;
             for l in (partial + &rest).lines() {

@@ -383,7 +383,8 @@ pub struct ContainerRecord {
     pub process: Option<String>,
     /// The process that waits on the running container (the attached CLI or
     /// its monitor): it records the exit and cleans up, so nobody else
-    /// takes that over while it lives.
+    /// takes that over while it lives; kept after the exit, so followers of
+    /// the log can wait for its last lines.
     pub waiter: Option<String>,
 }
 

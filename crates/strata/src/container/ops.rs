@@ -796,7 +796,8 @@ impl Containers<'_> {
             now_rec.state = ContainerState::Exited;
             now_rec.pid = None;
             now_rec.process = None;
-            now_rec.waiter = None;
+            // The waiter stays recorded: who follows the log waits for it to be
+            // gone (it writes the last lines after this record).
             now_rec.exit_code = Some(code as i64);
             now_rec.finished = Some(now());
             self.core.store.update_container(&now_rec)?;
