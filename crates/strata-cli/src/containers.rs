@@ -234,11 +234,6 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A `--since`/`--until` value as nanoseconds since the epoch (the library's rule).
-pub(crate) fn log_time(s: &str) -> Result<i128> {
-    Ok(strata::filter::parse_time(s)?)
-}
-
 /// Whether a followed container is done: not running, and its waiter (the
 /// monitor, which writes the last lines of the log after recording the
 /// exit) gone too.
@@ -253,8 +248,8 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
         "all" | "-1" => None,
         n => Some(n.parse().with_context(|| format!("invalid --tail {n:?}: want a number or all"))?),
     };
-    let since = a.since.as_deref().map(log_time).transpose()?;
-    let until = a.until.as_deref().map(log_time).transpose()?;
+    let since = a.since.as_deref().map(strata::filter::parse_time).transpose()?;
+    let until = a.until.as_deref().map(strata::filter::parse_time).transpose()?;
     let path = engine.containers().log_path(&a.container)?;
     let f = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -672,24 +667,10 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
 
 /// `inspect NAME`: a container if one has that name or ID, else an image.
 pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
-    let mut out = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        let found = match engine.containers().inspect(n) {
-            Ok(v) => Ok(v),
-            Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.images().inspect(n),
-            Err(e) => Err(e),
-        };
-        match found {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    crate::template::print_inspect(&out, a.format.as_deref())?;
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    crate::template::inspect_each(&a.names, a.format.as_deref(), |n| match engine.containers().inspect(n) {
+        Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.images().inspect(n),
+        r => r,
+    })
 }
 
 pub fn volume(engine: &Engine, cmd: crate::VolumeCommand) -> Result<ExitCode> {

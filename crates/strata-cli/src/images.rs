@@ -215,19 +215,7 @@ pub(crate) fn rmi(engine: &Engine, a: RmiArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
-    let mut out = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match engine.images().inspect(n) {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    crate::template::print_inspect(&out, a.format.as_deref())?;
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    crate::template::inspect_each(&a.names, a.format.as_deref(), |n| engine.images().inspect(n))
 }
 
 pub(crate) fn history(engine: &Engine, a: HistoryArgs) -> Result<ExitCode> {

@@ -206,8 +206,8 @@ pub(crate) fn version(a: crate::FormatArg) -> Result<ExitCode> {
 /// `events`: the recorded events in the range, then new ones as they come
 /// (until `--until`, or until interrupted).
 pub(crate) fn events(engine: &Engine, a: crate::EventsArgs) -> Result<ExitCode> {
-    let since = a.since.as_deref().map(crate::containers::log_time).transpose()?;
-    let until = a.until.as_deref().map(crate::containers::log_time).transpose()?;
+    let since = a.since.as_deref().map(strata::filter::parse_time).transpose()?;
+    let until = a.until.as_deref().map(strata::filter::parse_time).transpose()?;
     let filters = strata::filter::Filters::parse(&a.filter, &["type", "event", "container", "image", "network"])?;
     let template = match a.format.as_deref() {
         None => None,

@@ -240,6 +240,29 @@ impl Format {
     }
 }
 
+/// `inspect` of several names, as Docker's: each found one printed (a
+/// JSON array, or through `--format`), each missing one an error on
+/// stderr, exit 1 if any was.
+pub(crate) fn inspect_each(
+    names: &[String],
+    format: Option<&str>,
+    lookup: impl Fn(&str) -> strata::Result<serde_json::Value>,
+) -> Result<std::process::ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match lookup(n) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    print_inspect(&out, format)?;
+    Ok(if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+}
+
 /// `inspect`'s output: a JSON array, or each object through `--format`.
 pub(crate) fn print_inspect(values: &[serde_json::Value], format: Option<&str>) -> Result<()> {
     match format {

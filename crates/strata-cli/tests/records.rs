@@ -61,9 +61,10 @@ fn a_database_from_before_schema_versions_is_migrated() {
     s.ok(&["ps", "-a"]);
     assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(3,)]");
     assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'process'"));
-    // v3: networks, containers' endpoints on them, and network setups to tear down.
+    // v3: containers record their waiter; networks, containers' endpoints on them, network setups to tear down, events.
+    assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'waiter'"));
     let tables = sql(&db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    for t in ["'endpoints'", "'network_setups'", "'networks'"] {
+    for t in ["'endpoints'", "'events'", "'network_setups'", "'networks'"] {
         assert!(tables.contains(t), "{t} in {tables}");
     }
 }

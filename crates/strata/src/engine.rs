@@ -207,13 +207,7 @@ impl Engine {
         let exited = containers.len() - running;
         let uname = rustix::system::uname();
         let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
-        let mem_total = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .map(|kib| kib * 1024)
-            .unwrap_or(0);
+        let mem_total = crate::container::stats::host_memory();
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|t| {

@@ -44,7 +44,7 @@ impl<'a, 'c> RootView<'a, 'c> {
         let rootfs = containers.rootfs_of(&rec.id);
         let mut view = RootView { containers, rec, mounted_here: false };
         if view.rec.state != ContainerState::Running && !mount::is_mounted(&rootfs) {
-            let mounts = containers.root_mounts(&view.rec)?;
+            let mounts = containers.rootfs_mounts(&view.rec)?;
             if !mounts.is_empty() {
                 mount::mount_all(&mounts)?;
                 view.mounted_here = true;
@@ -66,7 +66,7 @@ impl<'a, 'c> RootView<'a, 'c> {
             }
         }
         Ok(match best {
-            Some((m, len)) => (self.containers.mount_source_of(m), PathBuf::from(clean[len..].trim_start_matches('/'))),
+            Some((m, len)) => (self.containers.mount_source(m), PathBuf::from(clean[len..].trim_start_matches('/'))),
             None => (self.containers.rootfs_of(&self.rec.id), PathBuf::from(clean.trim_start_matches('/'))),
         })
     }

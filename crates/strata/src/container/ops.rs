@@ -642,16 +642,7 @@ impl Containers<'_> {
     }
 
     /// The mounts that make a container's root (none with the copy driver).
-    pub(super) fn root_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
-        self.rootfs_mounts(rec)
-    }
-
-    /// Where a volume or bind mount's data is on the host.
-    pub(super) fn mount_source_of(&self, m: &crate::volume::MountSpec) -> PathBuf {
-        self.mount_source(m)
-    }
-
-    fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
+    pub(super) fn rootfs_mounts(&self, rec: &ContainerRecord) -> Result<Vec<Mount>> {
         let dir = self.container_dir(&rec.id);
         match self.core.driver() {
             Driver::Copy => Ok(Vec::new()),
@@ -1137,7 +1128,8 @@ impl Containers<'_> {
         self.wait(&rec.id).map(|_| ())
     }
 
-    fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
+    /// Where a volume or bind mount's data is on the host.
+    pub(super) fn mount_source(&self, m: &crate::volume::MountSpec) -> PathBuf {
         match m.kind {
             crate::volume::MountKind::Volume => self.volumes().data_dir(&m.source),
             _ => PathBuf::from(&m.source),

@@ -64,6 +64,15 @@ fn cgroup_mounts() -> Vec<(String, PathBuf)> {
     out
 }
 
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 when unreadable).
+pub(crate) fn host_memory() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
 fn read_u64(p: PathBuf) -> Option<u64> {
     fs::read_to_string(p).ok()?.trim().parse().ok()
 }
@@ -166,13 +175,7 @@ impl Containers<'_> {
         let cg = Cgroups::of(pid, &rec.name)?;
         let dir = |ctrl: &str| cg.dir(ctrl);
         let mut s = Sample { id: rec.id.clone(), name: rec.name.clone(), ..Default::default() };
-        let host_mem = fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .map(|k| k * 1024)
-            .unwrap_or(0);
+        let host_mem = host_memory();
         if let Some(m) = dir("memory") {
             let usage = read_u64(m.join("memory.usage_in_bytes")).unwrap_or(0);
             let cache = stat_field(m.join("memory.stat"), "total_inactive_file").unwrap_or(0);

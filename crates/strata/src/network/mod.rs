@@ -104,8 +104,6 @@ pub struct Setup {
     pub netns: PathBuf,
     /// netavark's answer.
     pub status: Status,
-    /// The ports published, host ports chosen.
-    pub ports: Vec<netavark::PortMapping>,
 }
 
 fn parse_labels(labels: &[String]) -> BTreeMap<String, String> {
@@ -587,7 +585,7 @@ impl<'c> Networks<'c> {
     }
 
     /// Take a container off a network (its record only; a running
-    /// container's interface is torn down by [`disconnect_running`](Self::teardown)).
+    /// container's interface there is torn down by [`shrink`](Self::shrink)).
     pub fn detach(&self, container_id: &str, network: &str) -> Result<bool> {
         self.core.store.delete_endpoint(container_id, network)
     }
@@ -629,7 +627,7 @@ impl<'c> Networks<'c> {
         let opts = Options {
             container_id: c.id.to_string(),
             container_name: c.name.to_string(),
-            port_mappings: ports.clone(),
+            port_mappings: ports,
             networks,
             network_info: info,
             dns_servers: if dns_servers.is_empty() { None } else { Some(dns_servers.to_vec()) },
@@ -674,7 +672,7 @@ impl<'c> Networks<'c> {
             status: serde_json::to_string(&status).expect("status serializes"),
             ..record.clone()
         })?;
-        Ok(Setup { netns, status, ports })
+        Ok(Setup { netns, status })
     }
 
     /// Give a running container an interface on `network` (its endpoint

@@ -23,18 +23,9 @@ pub struct LoopbackNamespace(OwnedFd);
 impl LoopbackNamespace {
     /// Make one.
     pub fn new() -> Result<Self> {
-        let made = std::thread::spawn(|| -> std::io::Result<OwnedFd> {
-            // SAFETY: unshare affects only this thread, which ends right after.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            loopback_up()?;
-            let ns = std::fs::File::open("/proc/thread-self/ns/net")?;
-            Ok(ns.into())
-        })
-        .join()
-        .map_err(|_| Error::Runtime("making a network namespace: the thread panicked".into()))?;
-        made.map(LoopbackNamespace).map_err(|e| Error::Runtime(format!("making a network namespace: {e}")))
+        in_new_namespace(|| Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into()))
+            .map(LoopbackNamespace)
+            .map_err(|e| Error::Runtime(format!("making a network namespace: {e}")))
     }
 
     /// The path a runtime opens to join it (valid while `self` lives, also in a forked child).
@@ -43,20 +34,31 @@ impl LoopbackNamespace {
     }
 }
 
-/// Make a namespace with `lo` up and pin it at `path` (a new file).
-pub fn create_pinned(path: &Path) -> Result<()> {
-    std::fs::File::options().write(true).create_new(true).open(path).at(path)?;
-    let target = path.to_path_buf();
-    let made = std::thread::spawn(move || -> std::io::Result<()> {
+/// Run `keep` on a short-lived thread that has unshared its network
+/// namespace and brought `lo` up: `keep` holds on to the namespace (a
+/// descriptor, a bind mount) before the thread, its last user, ends.
+fn in_new_namespace<T: Send + 'static>(
+    keep: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    std::thread::spawn(move || {
         // SAFETY: unshare affects only this thread, which ends right after.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         loopback_up()?;
-        rustix::mount::mount_bind("/proc/thread-self/ns/net", &target).map_err(std::io::Error::from)
+        keep()
     })
     .join()
-    .map_err(|_| Error::Runtime("making a network namespace: the thread panicked".into()))?;
+    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
+}
+
+/// Make a namespace with `lo` up and pin it at `path` (a new file).
+pub fn create_pinned(path: &Path) -> Result<()> {
+    std::fs::File::options().write(true).create_new(true).open(path).at(path)?;
+    let target = path.to_path_buf();
+    let made = in_new_namespace(move || {
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &target).map_err(std::io::Error::from)
+    });
     if let Err(e) = made {
         let _ = std::fs::remove_file(path);
         return Err(Error::Runtime(format!("making a network namespace at {}: {e}", path.display())));
