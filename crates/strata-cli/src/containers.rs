@@ -75,6 +75,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         pids_limit: a.pids_limit,
         runtime: a.runtime.clone(),
         tty: a.tty,
+        open_stdin: a.interactive,
         volumes: a.volume.clone(),
         mounts: a.mount.clone(),
         volumes_from: a.volumes_from.clone(),
@@ -486,8 +487,9 @@ pub fn stats(engine: &Engine, a: crate::StatsArgs) -> Result<ExitCode> {
 
 /// `attach`: the output of a running detached container from now on (its
 /// log, followed; stdout and stderr apart), signals passed on to it with
-/// `--sig-proxy`; exits with the container's exit code. Its standard input
-/// is the monitor's /dev/null, so there is none to attach.
+/// `--sig-proxy`, and this terminal's keys sent to it when it was created
+/// with `-i` or `-t` (through its monitor) until the detach keys; exits with
+/// the container's exit code, or 1 on detaching (as Docker).
 pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
     use strata::container::logs::{Record, Stream};
     let rec = engine.containers().get(&a.container)?;
@@ -497,6 +499,31 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
     let path = engine.containers().log_path(&a.container)?;
     let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     io::Seek::seek(&mut f, io::SeekFrom::End(0))?;
+    let input = if a.no_stdin { None } else { engine.containers().attach_input(&rec.id)? };
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _raw = input.as_ref().map(|_| strata::container::tty::RawMode::enter());
+    if let Some(mut conn) = input {
+        let (detached, keys) = (detached.clone(), a.detach_keys.clone());
+        // Never joined: it blocks on this terminal and ends with the process.
+        std::thread::spawn(move || {
+            let mut scanner = strata::container::attach::EscapeScanner::new(keys);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = io::Read::read(&mut io::stdin(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (pass, detach) = scanner.scan(&buf[..n]);
+                if conn.write_all(&pass).is_err() {
+                    break;
+                }
+                if detach {
+                    detached.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+            }
+            let _ = conn.shutdown(std::net::Shutdown::Write);
+        });
+    }
     let proxy = a.sig_proxy.then(strata::container::runtime::SignalProxy::install);
     if let Some(p) = &proxy {
         p.forward_to(pid as i32);
@@ -520,6 +547,11 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
             continue;
         }
         partial = line;
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            drop(_raw);
+            eprintln!("read escape sequence");
+            return Ok(ExitCode::from(1));
+        }
         if n == 0 && stopped_and_logged(engine, &rec.id)? {
             let mut rest = String::new();
             io::Read::read_to_string(&mut reader, &mut rest)?;

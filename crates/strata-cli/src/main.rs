@@ -425,9 +425,13 @@ pub(crate) struct WaitArgs {
 
 #[derive(Args)]
 pub(crate) struct AttachArgs {
-    /// Do not attach standard input (detached containers read none).
+    /// Do not attach standard input.
     #[arg(long)]
     pub(crate) no_stdin: bool,
+    /// The key sequence that detaches, leaving the container running
+    /// (`ctrl-X` or single characters, comma-separated).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub(crate) detach_keys: strata::container::attach::DetachKeys,
     /// Proxy received signals to the container.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) sig_proxy: bool,

@@ -539,3 +539,75 @@ fn a_detached_container_with_a_terminal_logs_what_it_writes_there() {
     assert_eq!(s.ok(&["logs", "term"]), "hi\r\non-a-tty\r\n");
     s.ok(&["rm", "-f", "three"]);
 }
+
+/// Read lines from `out` until one satisfies `want`; that line.
+fn read_until(out: &mut impl std::io::BufRead, want: impl Fn(&str) -> bool) -> String {
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "output ended before the line looked for");
+        if want(&line) {
+            return line;
+        }
+    }
+}
+
+fn spawn_attach(s: &Strata, args: &[&str]) -> std::process::Child {
+    s.command()
+        .arg("attach")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn attach_types_into_a_detached_terminal_and_returns_its_exit_code() {
+    let s = with_containers();
+    s.ok(&["run", "-d", "-t", "--network", "none", "--name", "shell", "app:1", "sh"]);
+    let mut child = spawn_attach(&s, &["shell"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The terminal echoes the line typed; only the shell prints 42x.
+    std::io::Write::write_all(&mut stdin, b"echo $((6*7))x\n").unwrap();
+    let line = read_until(&mut out, |l| l.contains("42x"));
+    assert_eq!(line, "42x\r\n");
+    std::io::Write::write_all(&mut stdin, b"exit 3\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the container's exit code");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.ExitCode}}", "shell"]).trim(), "3");
+    s.ok(&["rm", "-f", "three"]);
+}
+
+#[test]
+fn attach_detach_keys_leave_an_interactive_container_running_for_the_next_attach() {
+    let s = with_containers();
+    detached(&s, "reader", &["-i"], "while read l; do echo got-$l; done; echo stdin-closed");
+    let mut child = spawn_attach(&s, &["--detach-keys", "ctrl-a", "reader"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::Write::write_all(&mut stdin, b"one\n").unwrap();
+    assert_eq!(read_until(&mut out, |_| true), "got-one\n");
+    // The detach key is not passed on; the bytes before it are.
+    std::io::Write::write_all(&mut stdin, b"two\n\x01three\n").unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err, "read escape sequence\n");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}}", "reader"]).trim(), "running");
+    let mut again = spawn_attach(&s, &["reader"]);
+    let mut stdin = again.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(again.stdout.take().unwrap());
+    std::io::Write::write_all(&mut stdin, b"four\n").unwrap();
+    assert_eq!(read_until(&mut out, |_| true), "got-four\n");
+    s.ok(&["stop", "-t", "0", "reader"]);
+    assert!(again.wait().unwrap().code().is_some());
+    assert_eq!(s.ok(&["logs", "reader"]), "got-one\ngot-two\ngot-four\n");
+    let (code, err) = s.fails(&["attach", "--detach-keys", "ctrl-1", "reader"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ctrl-1"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

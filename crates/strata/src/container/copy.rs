@@ -111,7 +111,7 @@ impl Containers<'_> {
         let top = base_name(src);
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
-        let err = |e: std::io::Error| Error::stream(&format!("copying {src} out of {}", view.rec.name), e);
+        let err = |e: std::io::Error| Error::stream(format!("copying {src} out of {}", view.rec.name), e);
         if md.is_dir() {
             tar.append_dir_all(&top, entry.proc_path()).map_err(err)?;
         } else if md.file_type().is_symlink() {
@@ -147,7 +147,7 @@ impl Containers<'_> {
         ar.set_overwrite(true);
         ar.set_unpack_xattrs(false);
         // unpack checks each entry stays inside the directory it is given.
-        ar.unpack(entry.proc_path()).map_err(|e| Error::stream(&format!("copying into {dest} of {}", view.rec.name), e))
+        ar.unpack(entry.proc_path()).map_err(|e| Error::stream(format!("copying into {dest} of {}", view.rec.name), e))
     }
 
     /// `export`: the container's whole file system (its layers merged, its
@@ -157,7 +157,7 @@ impl Containers<'_> {
         let rootfs = self.rootfs_of(&view.rec.id);
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
-        let err = |e: std::io::Error| Error::stream(&format!("exporting {}", view.rec.name), e);
+        let err = |e: std::io::Error| Error::stream(format!("exporting {}", view.rec.name), e);
         // Entries named as Docker's export names them: `bin/`, `etc/passwd`, no `./`.
         let mut top: Vec<_> = std::fs::read_dir(&rootfs).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;
         top.sort_by_key(|e| e.file_name());

@@ -8,6 +8,7 @@
 //! <root>/containers/<id>/config.json   the OCI bundle's spec
 //! <root>/containers/<id>/hostname, hosts, resolv.conf
 //! <root>/containers/<id>/container.log stdout and stderr of a detached container
+//! <root>/containers/<id>/attach.sock   its monitor's input socket (`-i`/`-t`), while it runs
 //! <root>/runtime/<id>                  libcontainer's state while it runs
 //! ```
 //!
@@ -15,6 +16,7 @@
 //! a detached one is watched by a `strata` monitor process started for it,
 //! which records the exit code and cleans up.
 
+pub mod attach;
 pub mod copy;
 pub mod logs;
 mod ops;

@@ -77,6 +77,8 @@ pub struct CreateOptions {
     pub runtime: Option<String>,
     /// `-t`.
     pub tty: bool,
+    /// `-i`: keep standard input open (a detached container's comes from `attach`).
+    pub open_stdin: bool,
     /// `-v` specs.
     pub volumes: Vec<String>,
     /// `--mount` specs.
@@ -336,7 +338,7 @@ impl Containers<'_> {
     }
 
     fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
-        let cfg = super::run_config(&rec)?;
+        let cfg = super::run_config(rec)?;
         runtime::for_name(cfg.runtime.as_deref(), &self.core.root.join("runtime"))
     }
 
@@ -541,6 +543,7 @@ impl Containers<'_> {
             pids_limit: o.pids_limit.filter(|p| *p > 0),
             runtime: o.runtime.clone().filter(|r| r != "builtin"),
             tty: o.tty,
+            open_stdin: o.open_stdin,
             mounts,
             ports,
             dns: o.dns.clone(),
@@ -675,7 +678,19 @@ impl Containers<'_> {
     /// Run a created (or exited) container in this process until it exits;
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
-    pub fn run(&self, name: &str, mut stdio: Stdio, attach: Attach) -> Result<(i32, Option<String>)> {
+    pub fn run(&self, name: &str, stdio: Stdio, attach: Attach) -> Result<(i32, Option<String>)> {
+        self.run_with(name, stdio, attach, None)
+    }
+
+    /// [`Containers::run`], with a terminal's keys from `attach` clients
+    /// (the monitor's socket) rather than the caller's stdin.
+    fn run_with(
+        &self,
+        name: &str,
+        mut stdio: Stdio,
+        attach: Attach,
+        clients: Option<std::os::unix::net::UnixListener>,
+    ) -> Result<(i32, Option<String>)> {
         let interactive = attach.interactive;
         let mut rec = self.get(name)?;
         if rec.state == ContainerState::Running {
@@ -751,7 +766,12 @@ impl Containers<'_> {
                 return Err(e);
             }
         };
-        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, interactive)).transpose()?;
+        let input = match clients {
+            Some(l) => super::tty::Input::Clients(l),
+            None if interactive => super::tty::Input::Caller,
+            None => super::tty::Input::None,
+        };
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, input)).transpose()?;
         rec.state = ContainerState::Running;
         rec.pid = Some(pid as i64);
         rec.process = crate::store::process_owner(pid as u32);
@@ -867,16 +887,25 @@ impl Containers<'_> {
             logs::copy_lines(out_r, Stream::Stdout, out.clone()),
             logs::copy_lines(err_r, Stream::Stderr, out.clone()),
         ];
-        let stdio = Stdio {
-            stdin: File::open("/dev/null").at("/dev/null")?.into(),
-            stdout: out_w.into(),
-            stderr: err_w.into(),
-            console_socket: None,
+        // Input: none, or what `attach` clients send (`-i`, `-t`): into the
+        // terminal once it exists, else into a stdin pipe kept open here.
+        let cfg = super::run_config(&self.get(id)?)?;
+        let dir = self.container_dir(id);
+        let clients = if cfg.tty || cfg.open_stdin { Some(super::attach::listen(&dir)?) } else { None };
+        let (stdin, clients): (std::os::fd::OwnedFd, _) = match clients {
+            Some(l) if !cfg.tty => {
+                let (in_r, in_w) = pipe()?;
+                super::attach::serve(l, in_w.into());
+                (in_r.into(), None)
+            }
+            clients => (File::open("/dev/null").at("/dev/null")?.into(), clients),
         };
+        let stdio = Stdio { stdin, stdout: out_w.into(), stderr: err_w.into(), console_socket: None };
         // The monitor is the container's stand-in: a signal sent to it (a
         // host's shutdown) reaches the container, which then exits and is recorded.
         // Its pipes' write ends went to the container: the copiers end with it.
-        let ran = self.run(id, stdio, Attach { interactive: false, sig_proxy: true });
+        let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients);
+        super::attach::unlisten(&dir);
         for c in copiers {
             let _ = c.join();
         }
@@ -928,7 +957,7 @@ impl Containers<'_> {
         let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
         let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
-        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, tty.unwrap_or(false))).transpose()?;
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, if tty == Some(true) { super::tty::Input::Caller } else { super::tty::Input::None })).transpose()?;
         let code = runtime::wait(pid)?;
         if let Some(t) = terminal {
             t.finish();
@@ -1280,6 +1309,17 @@ impl Containers<'_> {
         Ok(self.container_dir(&rec.id).join("container.log"))
     }
 
+    /// A connection for sending input to a running detached container
+    /// created with `-i` or `-t` (None for one that takes none).
+    pub fn attach_input(&self, name: &str) -> Result<Option<std::os::unix::net::UnixStream>> {
+        let rec = self.get(name)?;
+        let cfg = super::run_config(&rec)?;
+        if !(cfg.tty || cfg.open_stdin) {
+            return Ok(None);
+        }
+        super::attach::connect(&self.container_dir(&rec.id))
+    }
+
     /// `inspect` of a container.
     pub fn inspect(&self, name: &str) -> Result<serde_json::Value> {
         let rec = self.get(name)?;
@@ -1433,7 +1473,7 @@ impl Containers<'_> {
 
     /// A container's changes and the directory they are read from.
     fn changes_of(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<Change>)> {
-        let cfg = super::run_config(&rec)?;
+        let cfg = super::run_config(rec)?;
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
         self.layers().changes(&self.container_dir(&rec.id), &self.layers().lowers(&rec.image_id)?, &targets)
     }

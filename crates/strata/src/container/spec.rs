@@ -46,6 +46,10 @@ pub struct RunConfig {
     /// Give the process a pseudo-terminal (`-t`).
     #[serde(default)]
     pub tty: bool,
+    /// Keep standard input open (`-i`, Docker's OpenStdin): a detached
+    /// container's monitor takes input from `attach` clients.
+    #[serde(default)]
+    pub open_stdin: bool,
     /// Volumes, bind mounts and tmpfs mounts.
     #[serde(default)]
     pub mounts: Vec<crate::volume::MountSpec>,

@@ -106,14 +106,26 @@ impl Drop for RawMode {
     }
 }
 
+/// Where a terminal's keys come from.
+pub enum Input {
+    /// Nowhere (`-t` without `-i`).
+    None,
+    /// The caller's standard input (`-it`).
+    Caller,
+    /// `attach` clients of a monitor (`-d -t`).
+    Clients(UnixListener),
+}
+
 /// Copy between the caller's stdin/stdout and the pty master. Returns the
 /// thread copying the container's output; join it after the process exits.
-pub fn proxy(master: OwnedFd, interactive: bool) -> Result<std::thread::JoinHandle<()>> {
+pub fn proxy(master: OwnedFd, input: Input) -> Result<std::thread::JoinHandle<()>> {
     if let Ok(ws) = rustix::termios::tcgetwinsize(io::stdout().as_fd()) {
         let _ = rustix::termios::tcsetwinsize(master.as_fd(), ws);
     }
     let mut out_side = std::fs::File::from(master.try_clone().at("pty")?);
-    if interactive {
+    if let Input::Clients(listener) = input {
+        super::attach::serve(listener, master.try_clone().at("pty")?);
+    } else if let Input::Caller = input {
         let mut in_side = std::fs::File::from(master);
         // Never joined: it blocks on the caller's stdin and ends with the process.
         std::thread::spawn(move || {
@@ -146,10 +158,10 @@ pub struct Attached {
 
 impl Attached {
     /// Take the pty master from `console`, enter raw mode, start copying.
-    pub fn start(console: &ConsoleSocket, interactive: bool) -> Result<Self> {
+    pub fn start(console: &ConsoleSocket, input: Input) -> Result<Self> {
         let master = console.receive_master()?;
         let raw = RawMode::enter();
-        Ok(Attached { output: proxy(master, interactive)?, raw })
+        Ok(Attached { output: proxy(master, input)?, raw })
     }
 
     /// After the process exited: let its last output through, restore the terminal.
