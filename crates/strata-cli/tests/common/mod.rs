@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest as _, Sha256};
 
+pub mod docker;
+
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }

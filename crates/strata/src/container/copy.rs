@@ -155,19 +155,9 @@ impl Containers<'_> {
     pub fn export(&self, name: &str, out: &mut dyn Write) -> Result<()> {
         let view = RootView::open(self, name)?;
         let rootfs = self.rootfs_of(&view.rec.id);
-        let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
-        let err = |e: std::io::Error| Error::stream(format!("exporting {}", view.rec.name), e);
-        // Entries named as Docker's export names them: `bin/`, `etc/passwd`, no `./`.
-        let mut top: Vec<_> = std::fs::read_dir(&rootfs).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;
-        top.sort_by_key(|e| e.file_name());
-        for e in top {
-            if e.file_type().map_err(err)?.is_dir() {
-                tar.append_dir_all(e.file_name(), e.path()).map_err(err)?;
-            } else {
-                tar.append_path_with_name(e.path(), e.file_name()).map_err(err)?;
-            }
-        }
-        tar.finish().map_err(err)
+        // The merged view holds no whiteouts; the layer writer gives Docker's
+        // export: entries sorted by name, hard links kept, xattrs, numeric owners.
+        crate::layer::write_diff(&rootfs, out, &crate::layer::WriteOptions::default())?;
+        Ok(())
     }
 }
