@@ -700,7 +700,10 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
 /// `inspect NAME`: a container if one has that name or ID, else an image.
 pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     crate::template::inspect_each(&a.names, a.format.as_deref(), |n| match engine.containers().inspect(n) {
-        Err(e) if e.kind() == strata::ErrorKind::NotFound => engine.images().inspect(n),
+        Err(e) if e.kind() == strata::ErrorKind::NotFound => match engine.images().inspect(n) {
+            Err(e) if e.kind() == strata::ErrorKind::NotFound => Err(strata::Error::NotFound { what: "container or image", name: n.to_string() }),
+            r => r,
+        },
         r => r,
     })
 }

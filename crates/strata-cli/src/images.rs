@@ -117,7 +117,6 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
     }
     let now = now();
     let mut rows = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for img in images {
         let mut tags: Vec<(String, String)> = img
             .tags
@@ -131,10 +130,9 @@ pub(crate) fn images(engine: &Engine, a: ImagesArgs) -> Result<ExitCode> {
             tags.push(("<none>".into(), "<none>".into()));
         }
         for (name, tag) in tags {
+            // One line per name, as Docker's `images -q` (an image with two tags twice).
             if a.quiet {
-                if seen.insert(img.id.clone()) {
-                    println!("{}", short_id(&img.id, a.no_trunc));
-                }
+                println!("{}", short_id(&img.id, a.no_trunc));
                 continue;
             }
             let repo = if name == "<none>" { name } else { familiar(&name) };

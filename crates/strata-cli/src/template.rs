@@ -121,6 +121,197 @@ fn pad(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(format!("{}{}{}", " ".repeat(n(l)), text(s), " ".repeat(n(r)))))
 }
 
+/// A value printed as Go's fmt prints it (`[a b]`, `map[k:v]`); gtmpl
+/// prints arrays and maps in Rust's debug form. A null prints as `[]`:
+/// in Docker's JSON a null is almost always a nil slice (Entrypoint, Cmd,
+/// Dns, ...), which Go prints so.
+fn go_text(v: &Value) -> String {
+    match v {
+        Value::NoValue => "<no value>".into(),
+        Value::Nil => "[]".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_text).collect::<Vec<_>>().join(" ")),
+        Value::Object(o) | Value::Map(o) => {
+            let sorted: std::collections::BTreeMap<&String, &Value> = o.iter().collect();
+            let items: Vec<String> = sorted.into_iter().map(|(k, v)| format!("{k}:{}", go_text(v))).collect();
+            format!("map[{}]", items.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The entries of a map in Go's range order (keys sorted), or an array's.
+fn sorted_entries(v: &Value) -> Vec<(Value, Value)> {
+    match v {
+        Value::Object(o) | Value::Map(o) => {
+            let sorted: std::collections::BTreeMap<&String, &Value> = o.iter().collect();
+            sorted.into_iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect()
+        }
+        Value::Array(a) => a.iter().enumerate().map(|(i, v)| (Value::from(i as u64), v.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `rangevalues X`: X's values in Go's range order (gtmpl ranges over a
+/// map in hash order; Go sorts the keys).
+fn rangevalues(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Array(sorted_entries(one("rangevalues", args)?).into_iter().map(|(_, v)| v).collect()))
+}
+
+/// `rangekeys X`: X's keys (or indexes) in Go's range order.
+fn rangekeys(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::Array(sorted_entries(one("rangekeys", args)?).into_iter().map(|(k, _)| k).collect()))
+}
+
+/// A `range` action (braces and trim markers included) in Go's order:
+/// `range P` ranges over `rangevalues (P)`; with `$k, $v :=` the keys are
+/// taken before the range (inside it, dot is the element) into a variable
+/// named by `n`, and `$k` is set from it at the top of each iteration.
+fn ordered_range(inner: &str, lead: &str, trail: &str, n: usize) -> String {
+    let pipe = inner.trim_start().strip_prefix("range").unwrap_or(inner).trim();
+    let (vars, pipe) = match pipe.split_once(":=") {
+        Some((vars, p)) if vars.trim_start().starts_with('$') => (Some(vars.trim()), p.trim()),
+        _ => (None, pipe),
+    };
+    match vars.map(|v| v.split(',').map(str::trim).collect::<Vec<_>>()) {
+        None => format!("{{{{{lead} range rangevalues ({pipe}) {trail}}}}}"),
+        Some(v) if v.len() == 1 => format!("{{{{{lead} range {} := rangevalues ({pipe}) {trail}}}}}", v[0]),
+        Some(v) => format!(
+            "{{{{{lead} $strata_k{n} := rangekeys ({pipe}) }}}}{{{{range $strata_i{n}, {v1} := rangevalues ({pipe}) }}}}\
+             {{{{{k} := index $strata_k{n} $strata_i{n} {trail}}}}}",
+            k = v[0],
+            v1 = v[1]
+        ),
+    }
+}
+
+fn gofmt(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(go_text(one("gofmt", args)?)))
+}
+
+/// Every action that prints a value goes through `gofmt`: `{{P}}` becomes
+/// `{{gofmt (P)}}`; `range` goes in Go's order ([`ordered_range`]); other
+/// control actions (`if`, `end`, ...), variable declarations and comments
+/// are left as they are.
+fn print_through_gofmt(source: &str) -> Result<String> {
+    const CONTROL: [&str; 10] = ["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"];
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut rest = source;
+    let mut ranges = 0;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let body_start = open + 2;
+        // The action's end: the first `}}` outside a string literal.
+        let (mut i, mut quote, bytes) = (body_start, None::<u8>, rest.as_bytes());
+        while i < bytes.len() {
+            match (quote, bytes[i]) {
+                (Some(_), b'\\') => i += 1,
+                (Some(q), c) if c == q => quote = None,
+                (None, c @ (b'"' | b'`' | b'\'')) => quote = Some(c),
+                (None, b'}') if bytes.get(i + 1) == Some(&b'}') => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if i >= bytes.len() {
+            bail!("unclosed action at {:?}", &rest[open..]);
+        }
+        let body = &rest[body_start..i];
+        let (lead, inner) = match body.strip_prefix('-') {
+            Some(b) if b.starts_with(char::is_whitespace) => ("-", b),
+            _ => ("", body),
+        };
+        let (inner, trail) = match inner.strip_suffix('-') {
+            Some(b) if b.ends_with(char::is_whitespace) => (b, "-"),
+            _ => (inner, ""),
+        };
+        let word = inner.trim_start().split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let declares = inner.trim_start().starts_with('$') && (inner.contains(":=") || inner.contains(" = "));
+        let keep = inner.trim().is_empty() || CONTROL.contains(&word) || inner.trim_start().starts_with("/*") || declares;
+        if word == "range" {
+            ranges += 1;
+            out.push_str(&ordered_range(inner, lead, trail, ranges));
+        } else if keep {
+            out.push_str(&rest[open..i + 2]);
+        } else {
+            out.push_str(&format!("{{{{{lead} gofmt ({}) {trail}}}}}", inner.trim()));
+        }
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `label ROW KEY`: the value of one label of a `ps`, `volume ls` or
+/// `network ls` row, whose `Labels` is a map or Docker's `k=v,k2=v2` text
+/// (a piece without `=` continues the previous value: `a=x,y` is a: "x,y").
+fn label(args: &[Value]) -> Result<Value, FuncError> {
+    let [row, key] = args else {
+        return Err(FuncError::ExactlyXArgs("label".into(), 2));
+    };
+    let key = text(key);
+    let labels = match row {
+        Value::Object(o) | Value::Map(o) => o.get("Labels").cloned().unwrap_or(Value::Nil),
+        _ => Value::Nil,
+    };
+    let found = match labels {
+        Value::Object(m) | Value::Map(m) => m.get(&key).map(text),
+        Value::String(s) => {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for piece in s.split(',').filter(|p| !p.is_empty()) {
+                match (piece.split_once('='), pairs.last_mut()) {
+                    (None, Some((_, v))) => {
+                        v.push(',');
+                        v.push_str(piece);
+                    }
+                    (Some((k, v)), _) => pairs.push((k.to_string(), v.to_string())),
+                    (None, None) => pairs.push((piece.to_string(), String::new())),
+                }
+            }
+            pairs.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        }
+        _ => None,
+    };
+    Ok(Value::String(found.unwrap_or_default()))
+}
+
+/// Docker's rows have a method `.Label "KEY"`; gtmpl calls no methods
+/// with arguments, so `X.Label "KEY"` becomes `(label X "KEY")` (X is `.`
+/// or a variable) before parsing.
+fn rewrite_label_calls(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find(".Label ") {
+        let (before, after) = rest.split_at(i);
+        // The receiver: a variable (`$c`) just before, else dot.
+        let var_start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')).map_or(0, |j| j + 1);
+        let receiver = &before[var_start..];
+        let arg = after[".Label ".len()..].trim_start();
+        let lit_len = arg.strip_prefix('"').and_then(|a| {
+            let mut escaped = false;
+            a.char_indices().find(|&(_, c)| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            })
+        });
+        match lit_len {
+            Some((end, _)) if receiver.is_empty() || receiver.starts_with('$') => {
+                out.push_str(&before[..var_start]);
+                let recv = if receiver.is_empty() { "." } else { receiver };
+                out.push_str(&format!("(label {recv} {})", &arg[..end + 2]));
+                rest = &arg[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..i + ".Label ".len()]);
+                rest = &rest[i + ".Label ".len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Template {
     /// Parse a `--format` value that is neither `json` nor `table` alone.
     pub(crate) fn parse(format: &str) -> Result<Self> {
@@ -129,6 +320,8 @@ impl Template {
             _ => (false, format),
         };
         let source = body.replace("\\t", "\t").replace("\\n", "\n");
+        let rewritten =
+            print_through_gofmt(&rewrite_label_calls(&source)).map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
         let mut inner = Gtmpl::default();
         for (name, f) in [
             ("json", json as gtmpl::Func),
@@ -139,10 +332,14 @@ impl Template {
             ("split", split),
             ("truncate", truncate),
             ("pad", pad),
+            ("label", label),
+            ("gofmt", gofmt),
+            ("rangevalues", rangevalues),
+            ("rangekeys", rangekeys),
         ] {
             inner.add_func(name, f);
         }
-        inner.parse(&source).map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
+        inner.parse(&rewritten).map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
         Ok(Template { inner, source, table })
     }
 
@@ -291,6 +488,21 @@ mod tests {
         assert_eq!(r("{{join .Ports \",\"}}"), "80,443");
         assert_eq!(r("{{upper .Names}} {{index .Labels \"a\"}} {{range .Ports}}[{{.}}]{{end}}"), "WEB 1 [80][443]");
         assert_eq!(header_of("{{.ID}}\t{{.Names}}", &[("ID", "CONTAINER ID")]), "CONTAINER ID\tNAMES");
+        let row = serde_json::json!({"Labels": "tier=db,x=,list=a,b"});
+        let r2 = |f: &str| Template::parse(f).unwrap().render(&row).unwrap();
+        assert_eq!(r2(r#"{{.Label "tier"}}|{{.Label "x"}}|{{.Label "list"}}|{{.Label "none"}}"#), "db||a,b|");
+        assert_eq!(r2(r#"{{with $r := .}}{{$r.Label "tier" | upper}}{{end}}"#), "DB");
+        assert_eq!(r(r#"{{.Label "a"}}"#), "1");
+        let env = serde_json::json!({"Env": ["A=1", "B=2"], "None": null, "M": {"b": "2", "a": "1"}});
+        let r3 = |f: &str| Template::parse(f).unwrap().render(&env).unwrap();
+        assert_eq!(r3("{{.Env}} {{.None}} {{.M}}"), "[A=1 B=2] [] map[a:1 b:2]");
+        assert_eq!(r3("{{- range $i, $e := .Env -}} {{$i}}:{{$e}} {{- end}} {{if .Env}}y{{else}}n{{end}}"), "0:A=11:B=2 y");
+        assert_eq!(r3("{{/* c */}}{{$x := \"}}\"}}{{$x}}{{\"a}}b\" | upper}}"), "}}A}}B");
+        let many = serde_json::json!({"L": {"d": "4", "b": "2", "a": "1", "c": "3", "e": "5"}, "A": ["x", "y"], "N": null});
+        let r4 = |f: &str| Template::parse(f).unwrap().render(&many).unwrap();
+        assert_eq!(r4("{{range $k, $v := .L}}{{$k}}={{$v}}{{.}};{{end}}"), "a=11;b=22;c=33;d=44;e=55;");
+        assert_eq!(r4("{{range .L}}{{.}}{{end}} {{range $v := .A}}{{$v}}{{end}} {{range $i, $e := .A}}{{$i}}{{$e}}{{end}}"), "12345 xy 0x1y");
+        assert_eq!(r4("{{range .N}}x{{else}}none{{end}}"), "none");
         assert!(Template::parse("{{").is_err());
         assert!(Template::parse("{{.Nope}}").unwrap().render(&v).is_err());
     }

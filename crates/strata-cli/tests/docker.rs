@@ -80,3 +80,104 @@ fn export_gives_docker_export_s_files_modes_owners_and_contents() {
     }
     assert_eq!(ours, theirs);
 }
+
+/// Both with the same containers: `one` (created, tier=web), `two` (exited
+/// 3, tier=db, from app:2), `three` (running), and volumes `vol-a` (a=1) and `vol-b`.
+fn with_containers() -> (Strata, Docker) {
+    let (s, d) = loaded();
+    let steps: &[&[&str]] = &[
+        &["create", "--network", "none", "--name", "one", "-l", "tier=web", "app:1", "true"],
+        &["run", "--network", "none", "--name", "two", "--label", "tier=db", "-l", "x", "app:2", "sh", "-c", "exit 3"],
+        &["run", "-d", "--network", "none", "--name", "three", "app:1", "sleep", "1000"],
+        &["volume", "create", "--label", "a=1", "vol-a"],
+        &["volume", "create", "vol-b"],
+    ];
+    for step in steps {
+        let (o, t) = (s.run(step), d.run(step));
+        assert_eq!(o.status.code(), t.status.code(), "{step:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    (s, d)
+}
+
+#[test]
+fn templates_and_filters_give_docker_s_output_for_the_same_containers_images_and_volumes() {
+    let (s, d) = with_containers();
+    let cases: &[&[&str]] = &[
+        &["ps", "-a", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "status=created", "--format", "{{.Names}}"],
+        &["ps", "--filter", "status=running", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "label=tier", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "label=tier=db", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "name=t", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "exited=3", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "ancestor=app:2", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "before=three", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "since=one", "--format", "{{.Names}}"],
+        &["ps", "-a", "--filter", "label=tier", "--filter", "status=exited", "--format", "{{.Names}}"],
+        &["ps", "-a", "--format", "{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Labels}}|{{.Label \"tier\"}}"],
+        &["ps", "-a", "--format", "{{json .Names}} {{upper .State}} {{lower .Names}} {{title .Names}}"],
+        &["ps", "-a", "--no-trunc", "--format", "{{.Command}}"],
+        &["ps", "-a", "-n", "2", "--format", "{{.Names}}"],
+        &["ps", "-l", "--format", "{{.Names}}"],
+        &["ps", "-a", "--format", "table {{.Names}}\t{{.Image}}"],
+        &["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}", "two"],
+        &["inspect", "--format", "{{.Name}} {{.Config.Image}} {{.Path}} {{json .Args}}", "two"],
+        &["inspect", "--format", "{{json .Config.Labels}}", "two"],
+        &["inspect", "--format", "{{index .Config.Labels \"tier\"}}", "two"],
+        &["inspect", "--format", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", "two"],
+        &["inspect", "--format", "{{join .Config.Cmd \",\"}} {{len .Config.Cmd}}", "two"],
+        &["inspect", "--format", "{{.Config.Env}} {{json .Config.Entrypoint}} {{.Config.Cmd}} {{.Config.Labels}}", "two"],
+        &["inspect", "--format", "{{.Config.Entrypoint}}|{{.Config.Image}}", "two"],
+        &["inspect", "--format", "{{.State.Status}}", "one", "three"],
+        &["container", "inspect", "--format", "{{.HostConfig.NetworkMode}}", "three"],
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+        &["images", "--no-trunc", "--format", "{{.ID}}"],
+        &["images", "--filter", "reference=app:1", "--format", "{{.Repository}}:{{.Tag}}"],
+        &["images", "--filter", "reference=*:2", "--format", "{{.Repository}}:{{.Tag}}"],
+        &["images", "--filter", "dangling=true", "--format", "{{.ID}}"],
+        &["images", "--filter", "dangling=false", "--format", "{{.Tag}}"],
+        &["images", "-q"],
+        &["image", "inspect", "--format", "{{.Id}} {{json .RepoTags}} {{.Os}}/{{.Architecture}}", "app:1"],
+        &["image", "inspect", "--format", "{{len .RootFS.Layers}} {{index .RootFS.Layers 0}}", "app:1"],
+        &["history", "--format", "{{.CreatedBy}}|{{.Size}}", "app:1"],
+        &["volume", "ls", "--format", "{{.Name}} {{.Driver}}"],
+        &["volume", "ls", "--filter", "label=a", "--format", "{{.Name}}"],
+        &["volume", "ls", "--filter", "label=a=1", "-q"],
+        &["volume", "ls", "--filter", "name=b", "-q"],
+        &["volume", "ls", "--filter", "dangling=true", "-q"],
+        &["volume", "inspect", "--format", "{{.Name}} {{.Driver}} {{json .Labels}} {{.Scope}}", "vol-a"],
+    ];
+    let mut differ = Vec::new();
+    for case in cases {
+        let (o, t) = (s.run(case), d.run(case));
+        let (o_out, t_out) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&t.stdout));
+        if o.status.code() != t.status.code() || o_out != t_out {
+            differ.push(format!(
+                "{case:?}\n  strata ({:?}): {o_out:?} {}\n  docker ({:?}): {t_out:?}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr),
+                t.status.code()
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{} of {} cases differ:\n{}", differ.len(), cases.len(), differ.join("\n"));
+    // Bad input: both refuse with exit 1; strata's error names what is wrong.
+    let bad: &[(&[&str], &str)] = &[
+        (&["inspect", "--format", "{{.Config.Nope}}", "two"], "Nope"),
+        (&["inspect", "--format", "{{.State.Status", "two"], "{{.State.Status"),
+        (&["ps", "-a", "--format", "{{"], "{{"),
+        (&["ps", "-a", "--filter", "colour=red"], "colour"),
+        (&["images", "--filter", "colour=red"], "colour"),
+        (&["volume", "ls", "--filter", "colour=red"], "colour"),
+        (&["inspect", "--format", "{{.Id}}", "no-such-thing"], "no-such-thing"),
+    ];
+    for (case, named) in bad {
+        let (o, t) = (s.run(case), d.run(case));
+        // Docker exits 64 for some template errors (`inspect`), 1 for others.
+        assert!(matches!(t.status.code(), Some(1 | 64)), "docker {case:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "strata {case:?}: {err}");
+        assert!(err.contains(named), "strata {case:?} names {named:?}: {err}");
+    }
+}

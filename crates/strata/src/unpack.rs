@@ -307,7 +307,7 @@ impl Unpacker<'_> {
             blob_size,
             diff_id,
             diff_size,
-            size: stats.file_bytes,
+            size: stats.size,
             media_type,
             split: has_split,
         })
@@ -348,7 +348,7 @@ impl Unpacker<'_> {
         let diff = work.path().join("diff");
         strip_overlay_xattrs(&diff)?;
         let split = RefCell::new(Split::default());
-        let (hasher, file_bytes) = layer::write_diff_split(&diff, HashWriter(Hasher::default()), opts, Some(&split))?;
+        let (hasher, size) = layer::write_diff_split(&diff, HashWriter(Hasher::default()), opts, Some(&split))?;
         let diff_size = hasher.0.len();
         let diff_id = hasher.0.finish();
         let chain_id = crate::digest::chain_id(lowers.first(), &diff_id);
@@ -361,7 +361,7 @@ impl Unpacker<'_> {
             blob_size: diff_size,
             media_type: Compression::None.oci_layer_media_type().to_string(),
             diff_size,
-            size: file_bytes,
+            size,
             split: true,
         };
         if let Some(ready) = claim(store, &rec)? {
@@ -374,7 +374,7 @@ impl Unpacker<'_> {
             blob_size: diff_size,
             diff_id,
             diff_size,
-            size: file_bytes,
+            size,
             media_type: rec.media_type.clone(),
             split: true,
         };

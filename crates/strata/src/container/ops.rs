@@ -167,6 +167,14 @@ fn valid_name(n: &str) -> bool {
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// A command line as Docker's `ps` shows it: arguments with a space in
+/// single quotes.
+fn command_line(args: &[String]) -> String {
+    let quoted: Vec<String> =
+        args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
+    quoted.join(" ")
+}
+
 /// Validate and complete `-e` entries: `KEY` alone takes this process's value.
 fn check_env(entries: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -499,6 +507,7 @@ impl Containers<'_> {
             Some(e) => vec![e.clone()],
             None => ic.entrypoint().clone().unwrap_or_default(),
         };
+        let entrypoint_len = args.len();
         if !o.cmd.is_empty() {
             args.extend(o.cmd.iter().cloned());
         } else if o.entrypoint.is_none() {
@@ -526,6 +535,8 @@ impl Containers<'_> {
         };
         let run = RunConfig {
             args,
+            entrypoint_len,
+            image: image_name.to_string(),
             env: merged,
             workdir: o
                 .workdir
@@ -1202,6 +1213,23 @@ impl Containers<'_> {
         Ok(rec.name)
     }
 
+    /// The image `ps` shows: the name given at create while it still names
+    /// the container's image (Docker's rule), else the image's short ID
+    /// (its first tag for containers recorded before names were kept).
+    fn image_shown(&self, rec: &ContainerRecord, cfg: &RunConfig) -> Result<String> {
+        if !cfg.image.is_empty() {
+            let same = self.core.resolve_image(&cfg.image).is_ok_and(|id| id == rec.image_id);
+            return Ok(if same { cfg.image.clone() } else { rec.image_id.short().to_string() });
+        }
+        Ok(self
+            .core
+            .store
+            .tags_of(&rec.image_id)?
+            .first()
+            .map(|t| crate::image::reference::display_tag(t))
+            .unwrap_or_else(|| rec.image_id.short().to_string()))
+    }
+
     /// `ps`: containers, newest first (only running unless `all`).
     pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
@@ -1214,13 +1242,7 @@ impl Containers<'_> {
                 continue;
             }
             let cfg = super::run_config(&rec)?;
-            let image = self
-                .core
-                .store
-                .tags_of(&rec.image_id)?
-                .first()
-                .map(|t| crate::image::reference::display_tag(t))
-                .unwrap_or_else(|| rec.image_id.short().to_string());
+            let image = self.image_shown(&rec, &cfg)?;
             let ports = if rec.state == ContainerState::Running { self.published(&rec.id)? } else { Vec::new() };
             let mut networks: Vec<String> =
                 self.networks().endpoints(&rec.id)?.into_iter().map(|e| e.network).collect();
@@ -1237,7 +1259,7 @@ impl Containers<'_> {
                 name: rec.name,
                 image,
                 image_id: rec.image_id,
-                command: cfg.args.join(" "),
+                command: command_line(&cfg.args),
                 state: rec.state,
                 exit_code: rec.exit_code,
                 created: rec.created,
@@ -1341,8 +1363,11 @@ impl Containers<'_> {
                 "FinishedAt": rec.finished.map(image::format_time),
             },
             "Image": rec.image_id.as_str(),
-            "Config": {"Env": cfg.env, "Cmd": cfg.args, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname,
-                "Labels": cfg.labels, "Image": rec.image_id.as_str()},
+            "Config": {"Env": cfg.env, "WorkingDir": cfg.workdir, "User": cfg.user, "Hostname": cfg.hostname,
+                "Entrypoint": Some(&cfg.args[..cfg.entrypoint_len.min(cfg.args.len())]).filter(|e| !e.is_empty()),
+                "Cmd": Some(&cfg.args[cfg.entrypoint_len.min(cfg.args.len())..]).filter(|c| !c.is_empty()),
+                "Labels": cfg.labels,
+                "Image": if cfg.image.is_empty() { rec.image_id.as_str() } else { cfg.image.as_str() }},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
                 "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts},
             "NetworkSettings": self.network_settings(&rec, &cfg)?,

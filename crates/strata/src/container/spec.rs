@@ -16,6 +16,14 @@ use crate::error::{Error, IoContext, Result};
 pub struct RunConfig {
     /// The process: entrypoint plus command.
     pub args: Vec<String>,
+    /// How many of `args` are the entrypoint (inspect's `Config.Entrypoint`;
+    /// the rest is `Config.Cmd`).
+    #[serde(default)]
+    pub entrypoint_len: usize,
+    /// The image as it was named at create (`Config.Image`, and `ps` while
+    /// that name still means the same image).
+    #[serde(default)]
+    pub image: String,
     /// `KEY=VALUE` pairs.
     pub env: Vec<String>,
     /// Working directory inside the container.

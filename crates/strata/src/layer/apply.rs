@@ -45,8 +45,9 @@ pub struct ApplyOptions<'a> {
 pub struct ApplyStats {
     /// Entries applied.
     pub entries: u64,
-    /// Bytes of regular file content written.
-    pub file_bytes: u64,
+    /// The layer's size as Docker counts it: regular file content plus
+    /// symlink targets (what `lstat` gives), each hard-linked file once.
+    pub size: u64,
 }
 
 /// Ownership, permissions, times and xattrs of one entry.
@@ -178,7 +179,7 @@ impl Applier<'_> {
                 if let Some(sp) = recording {
                     sp.borrow_mut().end_file(&rel, n);
                 }
-                self.stats.file_bytes += n;
+                self.stats.size += n;
                 set_meta_fd(&file, &meta).map_err(|err| Error::entry(&raw, format!("setting metadata: {err}")))?;
             }
             T::Symlink => {
@@ -189,6 +190,7 @@ impl Applier<'_> {
                     .into_owned();
                 self.replace(&rel, &full)?;
                 std::os::unix::fs::symlink(&target, &full).at(&full)?;
+                self.stats.size += target.as_os_str().len() as u64;
                 self.set_meta_path(&full, &meta, &raw, true)?;
             }
             T::Link => {

@@ -41,8 +41,8 @@ pub fn write_diff<W: Write>(dir: &Path, out: W, opts: &WriteOptions) -> Result<W
 }
 
 /// [`write_diff`], also recording the tar's split against `dir` (so `dir`
-/// itself can become the layer's directory); returns `out` and the bytes
-/// of file content written.
+/// itself can become the layer's directory); returns `out` and the layer's
+/// size (file content and symlink targets, as [`super::ApplyStats::size`]).
 pub fn write_diff_split<W: Write>(
     dir: &Path,
     out: W,
@@ -50,9 +50,9 @@ pub fn write_diff_split<W: Write>(
     split: Option<&RefCell<Split>>,
 ) -> Result<(W, u64)> {
     let out = SplitWriter { inner: out, split };
-    let mut w = Writer { b: tar::Builder::new(out), opts: *opts, links: HashMap::new(), split, file_bytes: 0 };
+    let mut w = Writer { b: tar::Builder::new(out), opts: *opts, links: HashMap::new(), split, size: 0 };
     w.dir(dir, Path::new(""))?;
-    let n = w.file_bytes;
+    let n = w.size;
     let out = w.b.into_inner().map_err(|e| Error::stream("writing layer tar", e))?;
     Ok((out.inner, n))
 }
@@ -106,7 +106,7 @@ struct Writer<'a, W: Write> {
     opts: WriteOptions,
     links: HashMap<(u64, u64), PathBuf>,
     split: Option<&'a RefCell<Split>>,
-    file_bytes: u64,
+    size: u64,
 }
 
 impl<W: Write> Writer<'_, W> {
@@ -138,6 +138,7 @@ impl<W: Write> Writer<'_, W> {
             } else if ft.is_symlink() {
                 h.set_entry_type(tar::EntryType::Symlink);
                 let target = fs::read_link(&f).at(&f)?;
+                self.size += md.len();
                 self.b.append_link(&mut h, &r, &target).map_err(io_err)?;
             } else if ft.is_file() {
                 let key = (md.dev(), md.ino());
@@ -154,7 +155,7 @@ impl<W: Write> Writer<'_, W> {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(md.len());
                 let file = fs::File::open(&f).at(&f)?;
-                self.file_bytes += md.len();
+                self.size += md.len();
                 match self.split.filter(|_| md.len() > 0) {
                     Some(split) => {
                         let rd = SplitFile { file, split, rel: r.clone(), read: 0, started: false };
