@@ -611,3 +611,51 @@ fn attach_detach_keys_leave_an_interactive_container_running_for_the_next_attach
     assert!(err.contains("ctrl-1"), "{err}");
     s.ok(&["rm", "-f", "three"]);
 }
+
+/// Start `strata --log-level debug wait --condition C NAME` and return once
+/// it says it is waiting (its state is read: what happens next is what it waits for).
+fn waiting(s: &Strata, condition: &str, name: &str) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>) {
+    let mut child = s
+        .command()
+        .args(["--log-level", "debug", "wait", "--condition", condition, name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    read_until(&mut err, |l| l.contains("waiting for"));
+    (child, err)
+}
+
+#[test]
+fn wait_conditions_next_exit_and_removed_wait_for_what_they_name() {
+    let s = with_containers();
+    // Its first run exits 5 once let go, its second 6 at once.
+    detached(&s, "gate", &[], "[ -e /srv/ran ] && exit 6; while [ ! -e /srv/go ]; do sleep 0.05; done; touch /srv/ran; exit 5");
+    let (next_exit, _e1) = waiting(&s, "next-exit", "gate");
+    let (removed, _e2) = waiting(&s, "removed", "gate");
+    let go = s.dir.path().join("go");
+    std::fs::write(&go, b"").unwrap();
+    s.ok(&["cp", go.to_str().unwrap(), "gate:/srv/go"]);
+    let out = next_exit.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
+    // Exited, not removed: `removed` still waits while `wait` answers at once.
+    assert_eq!(s.ok(&["wait", "gate"]), "5\n");
+    let mut removed = removed;
+    assert!(removed.try_wait().unwrap().is_none(), "wait --condition removed returned before the removal");
+    // next-exit of an exited container: the exit after its next start.
+    let (again, _e3) = waiting(&s, "next-exit", "gate");
+    s.ok(&["start", "gate"]);
+    let out = again.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "6\n");
+    assert_eq!(s.ok(&["wait", "gate"]), "6\n");
+    s.ok(&["rm", "gate"]);
+    let out = removed.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "6\n");
+    let (code, err) = s.fails(&["wait", "--condition", "sometime", "three"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("sometime"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}

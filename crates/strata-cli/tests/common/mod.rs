@@ -176,6 +176,15 @@ impl Strata {
 
 impl Drop for Strata {
     fn drop(&mut self) {
+        // Containers still running (a test that failed midway, or left one
+        // running): their processes live in namespaces of their own, which
+        // the kill below does not reach.
+        if let Ok(o) = self.command().args(["ps", "-q", "--no-trunc"]).output() {
+            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+            if !ids.is_empty() {
+                let _ = self.command().args(["rm", "-f"]).args(&ids).output();
+            }
+        }
         // aardvark-dns, started by netavark for a network with DNS, outlives the
         // commands that started it: stop any running in the test's namespace.
         if let Some(ns) = &self.netns {

@@ -1090,10 +1090,21 @@ impl Containers<'_> {
         match condition {
             "not-running" | "" => self.wait(name),
             "next-exit" => {
+                // The next `die` event names the exit, however short the run
+                // (a poll of the record can miss a run shorter than its period,
+                // and record times are in seconds); the record is the fallback.
+                let mut seen = crate::events::since(self.core, 0)?.last().map_or(0, |e| e.seq);
                 let rec = self.get(name)?;
                 self.core.unlock();
+                tracing::debug!("waiting for the next exit of {}", rec.name);
                 let mut was_running = rec.state == ContainerState::Running;
                 loop {
+                    for e in crate::events::since(self.core, seen)? {
+                        seen = e.seq;
+                        if e.kind == "container" && e.action == "die" && e.id == rec.id {
+                            return Ok(e.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(0));
+                        }
+                    }
                     let now = self.get(&rec.id)?;
                     match now.state {
                         ContainerState::Running => was_running = true,
@@ -1108,6 +1119,7 @@ impl Containers<'_> {
             "removed" => {
                 let rec = self.get(name)?;
                 self.core.unlock();
+                tracing::debug!("waiting for {} to be removed", rec.name);
                 let mut code = rec.exit_code.unwrap_or(0);
                 loop {
                     match self.core.store.find_container(&rec.id)? {
