@@ -1083,6 +1083,19 @@ impl Containers<'_> {
         rec.state == ContainerState::Running && self.runtime_of(rec).is_ok_and(|rt| rt.paused(&rec.id))
     }
 
+    /// The exit codes in a container's `die` events after sequence number
+    /// `seen` (moved past what was read), oldest first.
+    fn exits_since(&self, id: &str, seen: &mut i64) -> Result<Vec<i64>> {
+        let mut codes = Vec::new();
+        for e in crate::events::since(self.core, *seen)? {
+            *seen = e.seq;
+            if e.kind == "container" && e.action == "die" && e.id == id {
+                codes.push(e.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(0));
+            }
+        }
+        Ok(codes)
+    }
+
     /// `wait --condition`: `not-running` (as `wait`), `next-exit` (the exit
     /// after the next start, or the current run's), or `removed` (until its
     /// record is gone; the last exit code seen). Returns the exit code.
@@ -1099,11 +1112,8 @@ impl Containers<'_> {
                 tracing::debug!("waiting for the next exit of {}", rec.name);
                 let mut was_running = rec.state == ContainerState::Running;
                 loop {
-                    for e in crate::events::since(self.core, seen)? {
-                        seen = e.seq;
-                        if e.kind == "container" && e.action == "die" && e.id == rec.id {
-                            return Ok(e.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(0));
-                        }
+                    if let Some(code) = self.exits_since(&rec.id, &mut seen)?.first() {
+                        return Ok(*code);
                     }
                     let now = self.get(&rec.id)?;
                     match now.state {
@@ -1117,14 +1127,18 @@ impl Containers<'_> {
                 }
             }
             "removed" => {
+                // The exit code is the last one recorded before the removal:
+                // its die event, as a run between two polls is never seen in the record.
+                let mut seen = crate::events::since(self.core, 0)?.last().map_or(0, |e| e.seq);
                 let rec = self.get(name)?;
                 self.core.unlock();
                 tracing::debug!("waiting for {} to be removed", rec.name);
-                let mut code = rec.exit_code.unwrap_or(0);
+                let (mut recorded, mut died) = (rec.exit_code.unwrap_or(0), None);
                 loop {
+                    died = self.exits_since(&rec.id, &mut seen)?.last().copied().or(died);
                     match self.core.store.find_container(&rec.id)? {
-                        None => return Ok(code),
-                        Some(r) => code = r.exit_code.unwrap_or(code),
+                        None => return Ok(died.unwrap_or(recorded)),
+                        Some(r) => recorded = r.exit_code.unwrap_or(recorded),
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
