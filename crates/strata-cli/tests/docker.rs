@@ -115,7 +115,9 @@ fn templates_and_filters_give_docker_s_output_for_the_same_containers_images_and
         &["ps", "-a", "--filter", "before=three", "--format", "{{.Names}}"],
         &["ps", "-a", "--filter", "since=one", "--format", "{{.Names}}"],
         &["ps", "-a", "--filter", "label=tier", "--filter", "status=exited", "--format", "{{.Names}}"],
-        &["ps", "-a", "--format", "{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Labels}}|{{.Label \"tier\"}}"],
+        &["ps", "-a", "--format", "{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Label \"tier\"}}|{{.Label \"x\"}}"],
+        // One label only: Docker joins several in Go's random map order (strata sorts them).
+        &["ps", "-a", "--filter", "name=one", "--format", "{{.Labels}}"],
         &["ps", "-a", "--format", "{{json .Names}} {{upper .State}} {{lower .Names}} {{title .Names}}"],
         &["ps", "-a", "--no-trunc", "--format", "{{.Command}}"],
         &["ps", "-a", "-n", "2", "--format", "{{.Names}}"],

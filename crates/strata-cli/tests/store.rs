@@ -79,7 +79,7 @@ fn shared_base_is_stored_once_and_rmi_frees_only_its_own(driver: &str) {
     }
 
     let df: serde_json::Value = serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
-    let bb_size = std::fs::metadata("/bin/busybox").unwrap().len() + PASSWD.len() as u64;
+    let bb_size = busybox_layer_size();
     assert_eq!(df["layers"], 3);
     assert_eq!(df["shared_size"].as_u64().unwrap(), bb_size, "{df}");
     assert_eq!(df["unique_size"].as_u64().unwrap(), 300_000, "{df}");

@@ -489,17 +489,25 @@ pub fn docker_archive(images: &[TestImage]) -> Vec<u8> {
 
 pub const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
 
+/// The applets `busybox_layer` links to busybox in /bin.
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "true", "false", "rm", "sleep", "hostname", "ps", "id", "env", "touch", "mkdir", "grep",
+    "wc", "head", "dd", "pwd", "test", "stat", "mount", "cp", "chmod", "ln", "seq", "tr", "find",
+];
+
 /// A tiny base layer with a shell from Debian's busybox-static.
 pub fn busybox_layer() -> Vec<u8> {
     let bb = fs::read("/bin/busybox").expect("busybox-static is installed (apt-get install busybox-static)");
     let mut t = LayerTar::new().dir("bin").dir("etc").dir("tmp").file_mode("bin/busybox", &bb, 0o755);
-    for c in [
-        "sh", "ls", "cat", "echo", "true", "false", "rm", "sleep", "hostname", "ps", "id", "env", "touch", "mkdir",
-        "grep", "wc", "head", "dd", "pwd", "test", "stat", "mount", "cp", "chmod", "ln", "seq", "tr", "find",
-    ] {
+    for c in BUSYBOX_APPLETS {
         t = t.symlink(&format!("bin/{c}"), "busybox");
     }
     t.file("etc/passwd", PASSWD).build()
+}
+
+/// `busybox_layer`'s size as Docker counts it: file bytes and symlink targets.
+pub fn busybox_layer_size() -> u64 {
+    fs::metadata("/bin/busybox").unwrap().len() + PASSWD.len() as u64 + 7 * BUSYBOX_APPLETS.len() as u64
 }
 
 /// Mounts under a store root (none may be left), but for the anchors of
