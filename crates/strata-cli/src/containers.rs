@@ -76,6 +76,8 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         runtime: a.runtime.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
         volumes: a.volume.clone(),
         mounts: a.mount.clone(),
         volumes_from: a.volumes_from.clone(),
@@ -343,7 +345,7 @@ pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
 
 pub fn stop(engine: &Engine, a: StopArgs) -> Result<ExitCode> {
     for c in &a.containers {
-        engine.containers().stop(c, Duration::from_secs(a.time))?;
+        engine.containers().stop(c, a.time.map(Duration::from_secs))?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
@@ -586,36 +588,15 @@ pub fn update(engine: &Engine, a: crate::UpdateArgs) -> Result<ExitCode> {
 pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the strata binary")?;
     for c in &a.containers {
-        engine.containers().restart(c, Duration::from_secs(a.time), &exe, global)?;
+        engine.containers().restart(c, a.time.map(Duration::from_secs), &exe, global)?;
         println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn signal_number(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Ok(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    Ok(match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "ALRM" => libc::SIGALRM,
-        "WINCH" => libc::SIGWINCH,
-        _ => bail!("invalid signal: {s}"),
-    })
-}
 
 pub fn kill(engine: &Engine, a: KillArgs) -> Result<ExitCode> {
-    let sig = signal_number(&a.signal)?;
+    let sig = strata::container::signal::parse(&a.signal)?;
     for c in &a.containers {
         engine.containers().kill(c, sig)?;
         println!("{c}");

@@ -633,6 +633,12 @@ pub(crate) struct RunArgs {
     /// Mount every volume of another container (CONTAINER[:ro|rw]).
     #[arg(long = "volumes-from")]
     pub(crate) volumes_from: Vec<String>,
+    /// The signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub(crate) stop_signal: Option<String>,
+    /// Seconds `stop` waits for the stop signal before SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub(crate) stop_timeout: Option<u64>,
     /// OCI runtime: builtin (youki's libcontainer, in process), runc, crun, or a path.
     #[arg(long)]
     pub(crate) runtime: Option<String>,
@@ -705,9 +711,9 @@ pub(crate) struct LogsArgs {
 
 #[derive(Args)]
 pub(crate) struct StopArgs {
-    /// Seconds to wait before killing.
-    #[arg(short, long, default_value_t = 10)]
-    pub(crate) time: u64,
+    /// Seconds to wait before killing (default: the container's --stop-timeout, else 10).
+    #[arg(short, long)]
+    pub(crate) time: Option<u64>,
     #[arg(required = true)]
     pub(crate) containers: Vec<String>,
 }

@@ -79,6 +79,10 @@ pub struct CreateOptions {
     pub tty: bool,
     /// `-i`: keep standard input open (a detached container's comes from `attach`).
     pub open_stdin: bool,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds.
+    pub stop_timeout: Option<u64>,
     /// `-v` specs.
     pub volumes: Vec<String>,
     /// `--mount` specs.
@@ -569,6 +573,15 @@ impl Containers<'_> {
                 }
                 l
             },
+            stop_signal: match o.stop_signal.clone().or_else(|| ic.stop_signal().clone()) {
+                Some(s) => {
+                    super::signal::parse(&s)
+                        .map_err(|_| Error::invalid(format!("invalid stop signal {s:?}: want a name or number")))?;
+                    Some(s)
+                }
+                None => None,
+            },
+            stop_timeout: o.stop_timeout,
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -1166,7 +1179,7 @@ impl Containers<'_> {
     pub fn restart(
         &self,
         name: &str,
-        timeout: Duration,
+        timeout: Option<Duration>,
         exe: &Path,
         global_args: &[String],
     ) -> Result<ContainerRecord> {
@@ -1175,13 +1188,18 @@ impl Containers<'_> {
         self.start_detached(&rec.id, exe, global_args)
     }
 
-    /// `stop`: SIGTERM, then SIGKILL after `timeout`.
-    pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
+    /// `stop`: the container's stop signal (`--stop-signal`, the image's
+    /// STOPSIGNAL, else SIGTERM), then SIGKILL after `timeout` (else its
+    /// `--stop-timeout`, else 10 seconds).
+    pub fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<()> {
         let rec = self.get(name)?;
         if rec.state != ContainerState::Running {
             return Ok(());
         }
-        let _ = self.kill(name, libc::SIGTERM);
+        let cfg = super::run_config(&rec)?;
+        let signal = cfg.stop_signal.as_deref().map(super::signal::parse).transpose()?.unwrap_or(libc::SIGTERM);
+        let timeout = timeout.unwrap_or(Duration::from_secs(cfg.stop_timeout.unwrap_or(10)));
+        let _ = self.kill(name, signal);
         self.core.unlock();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -1393,6 +1411,7 @@ impl Containers<'_> {
                 "Entrypoint": Some(&cfg.args[..cfg.entrypoint_len.min(cfg.args.len())]).filter(|e| !e.is_empty()),
                 "Cmd": Some(&cfg.args[cfg.entrypoint_len.min(cfg.args.len())..]).filter(|c| !c.is_empty()),
                 "Labels": cfg.labels,
+                "StopSignal": cfg.stop_signal, "StopTimeout": cfg.stop_timeout,
                 "Image": if cfg.image.is_empty() { rec.image_id.as_str() } else { cfg.image.as_str() }},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
                 "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts},

@@ -76,6 +76,13 @@ pub struct RunConfig {
     /// Labels: the image's, then `--label`/`-l` over them.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The signal `stop` sends first (`--stop-signal`, else the image's
+    /// STOPSIGNAL); SIGTERM when absent.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL when not told (`--stop-timeout`); 10 when absent.
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
 }
 
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
