@@ -44,6 +44,9 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             bail!("invalid argument {p} for \"--pids-limit\" flag");
         }
     }
+    if let Some(u) = a.userns.as_deref().filter(|u| *u != "host" && !u.is_empty()) {
+        bail!("invalid --userns {u:?}: only host is supported");
+    }
     let mut env = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading env file {}", f.display()))?;
@@ -76,6 +79,15 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         runtime: a.runtime.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
+        security: strata::container::security::SecurityFlags {
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            privileged: a.privileged,
+            security_opt: a.security_opt.clone(),
+            devices: a.device.clone(),
+            device_cgroup_rules: a.device_cgroup_rule.clone(),
+            group_add: a.group_add.clone(),
+        },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         volumes: a.volume.clone(),

@@ -633,6 +633,30 @@ pub(crate) struct RunArgs {
     /// Mount every volume of another container (CONTAINER[:ro|rw]).
     #[arg(long = "volumes-from")]
     pub(crate) volumes_from: Vec<String>,
+    /// Add a capability (CAP_NAME or NAME, ALL).
+    #[arg(long = "cap-add")]
+    pub(crate) cap_add: Vec<String>,
+    /// Drop a capability (CAP_NAME or NAME, ALL).
+    #[arg(long = "cap-drop")]
+    pub(crate) cap_drop: Vec<String>,
+    /// All capabilities and host devices, no seccomp filter, writable /sys.
+    #[arg(long)]
+    pub(crate) privileged: bool,
+    /// no-new-privileges[=BOOL], seccomp=PROFILE.json|unconfined.
+    #[arg(long = "security-opt")]
+    pub(crate) security_opt: Vec<String>,
+    /// Give a host device: HOST[:CONTAINER][:rwm].
+    #[arg(long)]
+    pub(crate) device: Vec<String>,
+    /// Allow devices in the device cgroup: 'c|b|a MAJOR:MINOR rwm'.
+    #[arg(long = "device-cgroup-rule")]
+    pub(crate) device_cgroup_rule: Vec<String>,
+    /// Add a supplementary group (name or gid).
+    #[arg(long = "group-add")]
+    pub(crate) group_add: Vec<String>,
+    /// The user namespace: only host (the one strata runs in) is supported.
+    #[arg(long)]
+    pub(crate) userns: Option<String>,
     /// The signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
     #[arg(long = "stop-signal")]
     pub(crate) stop_signal: Option<String>,

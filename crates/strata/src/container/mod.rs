@@ -21,6 +21,7 @@ pub mod copy;
 pub mod logs;
 mod ops;
 pub mod runtime;
+pub mod security;
 pub mod signal;
 pub mod spec;
 pub mod stats;

@@ -79,6 +79,8 @@ pub struct CreateOptions {
     pub tty: bool,
     /// `-i`: keep standard input open (a detached container's comes from `attach`).
     pub open_stdin: bool,
+    /// Capabilities, `--security-opt`, devices, `--group-add`.
+    pub security: super::security::SecurityFlags,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
@@ -169,6 +171,20 @@ fn valid_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// `HostConfig.SecurityOpt` as Docker lists it.
+fn security_opts(s: &super::security::Security) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.no_new_privileges {
+        out.push("no-new-privileges".to_string());
+    }
+    match &s.seccomp {
+        super::security::Seccomp::Unconfined if !s.privileged => out.push("seccomp=unconfined".into()),
+        super::security::Seccomp::Profile(p) => out.push(format!("seccomp={p}")),
+        _ => {}
+    }
+    out
 }
 
 /// A command line as Docker's `ps` shows it: arguments with a space in
@@ -582,6 +598,7 @@ impl Containers<'_> {
                 None => None,
             },
             stop_timeout: o.stop_timeout,
+            security: super::security::Security::from_flags(&o.security)?,
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -742,7 +759,10 @@ impl Containers<'_> {
         };
         let prepared = (|| -> Result<std::result::Result<PathBuf, (i32, String)>> {
             let root = crate::confined::Root::open(&rootfs)?;
-            let user = spec::resolve_user(&cfg.user, &root)?;
+            let mut user = spec::resolve_user(&cfg.user, &root)?;
+            for g in &cfg.security.group_add {
+                user.additional_gids.push(spec::resolve_group(g, &root)?);
+            }
             let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
             if let Err(failure) = spec::check_command(&cfg.args, &cfg.env, &root, &cfg.workdir, &targets) {
                 return Ok(Err(failure));
@@ -975,7 +995,18 @@ impl Containers<'_> {
         if let Err((code, msg)) = spec::check_command(args, &env, &root, &cwd, &targets) {
             return Ok((code, Some(msg)));
         }
-        let process = runtime::ExecProcess { args: args.to_vec(), env, cwd, user: (u.uid, u.gid, u.additional_gids) };
+        let mut gids = u.additional_gids;
+        for g in &cfg.security.group_add {
+            gids.push(spec::resolve_group(g, &root)?);
+        }
+        let process = runtime::ExecProcess {
+            args: args.to_vec(),
+            env,
+            cwd,
+            user: (u.uid, u.gid, gids),
+            capabilities: cfg.security.capabilities(),
+            no_new_privileges: cfg.security.no_new_privileges,
+        };
         self.core.unlock();
         // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
         let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
@@ -1414,7 +1445,12 @@ impl Containers<'_> {
                 "StopSignal": cfg.stop_signal, "StopTimeout": cfg.stop_timeout,
                 "Image": if cfg.image.is_empty() { rec.image_id.as_str() } else { cfg.image.as_str() }},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
-                "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts},
+                "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts,
+                "CapAdd": cfg.security.cap_add, "CapDrop": cfg.security.cap_drop, "Privileged": cfg.security.privileged,
+                "SecurityOpt": security_opts(&cfg.security), "GroupAdd": cfg.security.group_add,
+                "Devices": cfg.security.devices.iter().map(|d| serde_json::json!({"PathOnHost": d.host,
+                    "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
+                "DeviceCgroupRules": cfg.security.device_cgroup_rules},
             "NetworkSettings": self.network_settings(&rec, &cfg)?,
             "GraphDriver": {"Name": self.core.driver().to_string(), "Data": {
                 "UpperDir": dir.join("upper").display().to_string(),

@@ -50,6 +50,10 @@ pub struct ExecProcess {
     pub cwd: String,
     /// uid, gid and supplementary groups.
     pub user: (u32, u32, Vec<u32>),
+    /// The container's capabilities.
+    pub capabilities: Vec<&'static str>,
+    /// The container's no-new-privileges.
+    pub no_new_privileges: bool,
 }
 
 /// youki's libcontainer, in process.
@@ -99,7 +103,7 @@ impl Runtime for BuiltIn {
 
     fn exec(&self, id: &str, p: &ExecProcess, stdio: Stdio) -> Result<i32> {
         // The whole process as an OCI process object: the one way to ask libcontainer for a terminal.
-        let caps = crate::container::spec::DEFAULT_CAPS;
+        let caps = &p.capabilities;
         let process = serde_json::json!({
             "terminal": stdio.console_socket.is_some(),
             "user": {"uid": p.user.0, "gid": p.user.1, "additionalGids": p.user.2},
@@ -107,8 +111,12 @@ impl Runtime for BuiltIn {
             "env": p.env,
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true,
         });
+        let mut process = process;
+        // Absent rather than false (see security::Security::apply).
+        if p.no_new_privileges {
+            process["noNewPrivileges"] = true.into();
+        }
         let file = tempfile_in(&self.state_root.join(id), "exec")?;
         let stdio_has_console = stdio.console_socket.is_some();
         std::fs::write(&file, serde_json::to_vec(&process).expect("process serializes")).map_err(lc)?;

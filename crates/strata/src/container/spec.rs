@@ -83,6 +83,9 @@ pub struct RunConfig {
     /// Seconds `stop` waits before SIGKILL when not told (`--stop-timeout`); 10 when absent.
     #[serde(default)]
     pub stop_timeout: Option<u64>,
+    /// Capabilities, security options, devices, supplementary groups.
+    #[serde(default)]
+    pub security: super::security::Security,
 }
 
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
@@ -110,79 +113,6 @@ impl NetworkView {
         v
     }
 }
-
-/// Syscalls the default seccomp profile refuses with EPERM: Docker's
-/// default profile allows roughly everything else a container with Docker's
-/// capabilities can use. (An allow-by-default list: written here because
-/// Docker's JSON profile is not packaged as a crate.)
-pub const SECCOMP_DENIED: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "perf_event_open",
-    "pivot_root",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "stime",
-    "swapoff",
-    "swapon",
-    "_sysctl",
-    "syslog",
-    "umount",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-];
-
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// The default PATH when neither the image nor `-e` gives one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -227,6 +157,16 @@ fn read_db(rootfs: &Root, file: &str) -> Result<Vec<Vec<String>>> {
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.split(':').map(String::from).collect())
         .collect())
+}
+
+/// A group (name or number) as a gid, by the container's /etc/group
+/// (`--group-add`): a name it lacks is an error naming it.
+pub fn resolve_group(group: &str, rootfs: &Root) -> Result<u32> {
+    let groups = read_db(rootfs, "etc/group")?;
+    match groups.iter().find(|e| e.len() >= 3 && e[0] == group) {
+        Some(e) => e[2].parse().map_err(|_| Error::invalid(format!("group {group}: bad gid {:?} in /etc/group", e[2]))),
+        None => group.parse().map_err(|_| Error::invalid(format!("unable to find group {group}: no matching entries in group file"))),
+    }
 }
 
 /// Resolve `USER[:GROUP]` against the container's /etc/passwd and /etc/group
@@ -382,7 +322,6 @@ pub fn build_spec(
     volumes: &[(crate::volume::MountSpec, PathBuf)],
     netns: Option<&Path>,
 ) -> Result<serde_json::Value> {
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
@@ -414,9 +353,7 @@ pub fn build_spec(
             "args": cfg.args,
             "env": env,
             "cwd": if cfg.workdir.is_empty() { "/" } else { &cfg.workdir },
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000u64, "soft": 20000u64}],
-            "noNewPrivileges": true,
         },
         "root": {"path": rootfs.display().to_string(), "readonly": cfg.read_only},
         "hostname": cfg.hostname,
@@ -436,14 +373,11 @@ pub fn build_spec(
                             "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
             "resources": resources(cfg),
-            "seccomp": {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-                "syscalls": [{"names": SECCOMP_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
-            },
         },
     });
     let mut spec = spec;
+    // Capabilities, no-new-privileges, seccomp, devices, --privileged.
+    cfg.security.apply(&mut spec)?;
     for (m, source) in volumes {
         let v = match m.kind {
             crate::volume::MountKind::Tmpfs => {
