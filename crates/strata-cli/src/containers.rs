@@ -14,19 +14,11 @@ use crate::{
     CommitArgs, ContainerArg, InspectArgs, KillArgs, LogsArgs, PruneArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs,
 };
 
-/// Docker's size syntax for --memory: a number with an optional b/k/m/g suffix.
+/// `--memory`: a size above zero, in Docker's units.
 fn parse_memory(s: &str) -> Result<u64> {
-    let lower = s.to_ascii_lowercase();
-    let (num, mult) = match lower.chars().last() {
-        Some('b') => (&lower[..lower.len() - 1], 1),
-        Some('k') => (&lower[..lower.len() - 1], 1 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
-    match num.parse::<f64>() {
-        Ok(n) if n > 0.0 => Ok((n * mult as f64) as u64),
-        _ => bail!("invalid argument {s:?} for \"-m, --memory\" flag: want a size such as 512m or 1g"),
+    match strata::units::parse_size("-m, --memory", s)? {
+        0 => bail!("invalid argument {s:?} for \"-m, --memory\" flag: want a size above zero"),
+        n => Ok(n),
     }
 }
 
@@ -93,6 +85,21 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         volumes: a.volume.clone(),
         mounts: a.mount.clone(),
         volumes_from: a.volumes_from.clone(),
+        tmpfs: a.tmpfs.clone(),
+        resources: strata::container::resources::ResourceFlags {
+            ulimits: a.ulimit.clone(),
+            shm_size: a.shm_size.clone(),
+            sysctls: a.sysctl.clone(),
+            memory_swap: a.memory_swap.clone(),
+            memory_reservation: a.memory_reservation.clone(),
+            cpu_shares: a.cpu_shares,
+            cpuset_cpus: a.cpuset_cpus.clone(),
+            oom_score_adj: a.oom_score_adj,
+            pid: a.pid.clone(),
+            ipc: a.ipc.clone(),
+            uts: a.uts.clone(),
+            cgroupns: a.cgroupns.clone(),
+        },
     })
 }
 

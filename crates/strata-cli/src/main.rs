@@ -654,6 +654,45 @@ pub(crate) struct RunArgs {
     /// Add a supplementary group (name or gid).
     #[arg(long = "group-add")]
     pub(crate) group_add: Vec<String>,
+    /// Mount a tmpfs: PATH[:OPTIONS] (size=64m, mode=1777, exec, ro, ...).
+    #[arg(long)]
+    pub(crate) tmpfs: Vec<String>,
+    /// A process limit: NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 unlimited).
+    #[arg(long)]
+    pub(crate) ulimit: Vec<String>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long = "shm-size")]
+    pub(crate) shm_size: Option<String>,
+    /// A namespaced kernel parameter: KEY=VALUE (net.*, kernel.shm*, kernel.msg*, fs.mqueue.*).
+    #[arg(long)]
+    pub(crate) sysctl: Vec<String>,
+    /// Memory plus swap (-1: unlimited swap).
+    #[arg(long = "memory-swap")]
+    pub(crate) memory_swap: Option<String>,
+    /// Soft memory limit.
+    #[arg(long = "memory-reservation")]
+    pub(crate) memory_reservation: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub(crate) cpu_shares: Option<u64>,
+    /// CPUs to run on (0-1,3).
+    #[arg(long = "cpuset-cpus")]
+    pub(crate) cpuset_cpus: Option<String>,
+    /// The OOM killer's score adjustment (-1000 to 1000).
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub(crate) oom_score_adj: Option<i32>,
+    /// PID namespace: host or container:NAME.
+    #[arg(long)]
+    pub(crate) pid: Option<String>,
+    /// IPC namespace: host, container:NAME, private or shareable.
+    #[arg(long)]
+    pub(crate) ipc: Option<String>,
+    /// UTS namespace: host or container:NAME.
+    #[arg(long)]
+    pub(crate) uts: Option<String>,
+    /// Cgroup namespace: host or private.
+    #[arg(long)]
+    pub(crate) cgroupns: Option<String>,
     /// The user namespace: only host (the one strata runs in) is supported.
     #[arg(long)]
     pub(crate) userns: Option<String>,

@@ -185,3 +185,86 @@ fn group_add_adds_supplementary_groups_by_name_or_number() {
     assert_eq!(code, 125);
     assert!(err.contains("nosuch"), "{err}");
 }
+
+#[test]
+fn limits_shm_tmpfs_sysctls_and_oom_score_show_inside_the_container() {
+    let s = with_app();
+    let (code, out, err) = run_sh(
+        &s,
+        &[
+            "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=500", "--shm-size", "128m", "--tmpfs", "/run:size=1m,mode=1770",
+            "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=1048576", "--oom-score-adj", "500",
+        ],
+        "grep -E '^Max (open files|processes)' /proc/self/limits; grep -E ' /(dev/shm|run) ' /proc/mounts; \
+         cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/self/oom_score_adj",
+    );
+    assert_eq!(code, 0, "{err}");
+    let limit = |name: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {out}"));
+        line[name.len()..].split_whitespace().take(2).map(str::to_string).collect()
+    };
+    assert_eq!(limit("Max open files"), ["1024", "2048"], "{out}");
+    assert_eq!(limit("Max processes"), ["500", "500"], "{out}");
+    let shm = out.lines().find(|l| l.contains(" /dev/shm ")).unwrap();
+    assert!(shm.contains("size=131072k"), "{shm}");
+    let run = out.lines().find(|l| l.contains(" /run ")).unwrap();
+    assert!(run.contains("size=1024k") && run.contains("mode=1770") && run.contains("noexec"), "{run}");
+    assert!(out.ends_with("1\n1048576\n500\n"), "{out}");
+    // The host's values are untouched.
+    assert_eq!(std::fs::read_to_string("/proc/self/oom_score_adj").unwrap().trim(), "0");
+    for (flag, value, named) in [
+        ("--sysctl", "vm.swappiness=1", "vm.swappiness"),
+        ("--sysctl", "net.ipv4.ip_forward", "net.ipv4.ip_forward"),
+        ("--ulimit", "nofile=2:1", "nofile=2:1"),
+        ("--ulimit", "nofiles=1", "nofiles"),
+        ("--shm-size", "lots", "lots"),
+        ("--tmpfs", "/run:colour=red", "colour=red"),
+        ("--oom-score-adj", "5000", "5000"),
+        ("--pid", "sideways", "sideways"),
+    ] {
+        let (code, err) = s.fails(&["run", "--network", "none", flag, value, "app:1", "true"]);
+        assert_eq!(code, 125, "{flag} {value}: {err}");
+        assert!(err.contains(named), "{flag} {value}: {err}");
+    }
+    let (code, err) = s.fails(&["run", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "app:1", "true"]);
+    assert_eq!(code, 125, "a net sysctl with the host's network: {err}");
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "", "nothing created by the refused runs");
+}
+
+#[test]
+fn pid_uts_and_ipc_namespaces_can_be_the_host_s_or_another_container_s() {
+    let s = with_app();
+    let (_, own, _) = run_sh(&s, &[], "echo $$; hostname");
+    assert_eq!(own.lines().next(), Some("1"), "its own PID namespace: {own}");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let (code, out, err) = run_sh(&s, &["--pid", "host", "--uts", "host"], "echo $$; hostname");
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_ne!(lines.next(), Some("1"), "the host's PID namespace: {out}");
+    assert_eq!(lines.next(), Some(host_name.trim()), "the host's hostname");
+    s.ok(&["run", "-d", "--network", "none", "--name", "sleeper", "app:1", "sleep", "1000"]);
+    let (code, out, err) = run_sh(&s, &["--pid", "container:sleeper"], "ps -o comm");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.trim() == "sleep"), "the other container's processes: {out}");
+    let (code, out, err) = run_sh(&s, &["--ipc", "host"], "grep ' /dev/shm ' /proc/mounts");
+    assert_eq!(code, 0, "{err}");
+    let host_shm = std::fs::read_to_string("/proc/mounts").unwrap();
+    let host_shm = host_shm.lines().find(|l| l.contains(" /dev/shm ")).map(|l| l.split(' ').nth(2).unwrap().to_string());
+    assert_eq!(out.split(' ').nth(2).map(str::to_string), host_shm, "the host's /dev/shm: {out}");
+    s.ok(&["stop", "-t", "0", "sleeper"]);
+    let (code, err) = s.fails(&["run", "--network", "none", "--pid", "container:sleeper", "app:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("sleeper") && err.contains("not running"), "{err}");
+}
+
+#[test]
+fn cpu_shares_and_cpuset_reach_the_container_s_cgroup() {
+    let s = with_app();
+    s.ok(&["run", "-d", "--network", "none", "--name", "cg", "--cpu-shares", "512", "--cpuset-cpus", "0", "app:1", "sleep", "1000"]);
+    let id = s.ok(&["inspect", "--format", "{{.Id}}", "cg"]).trim().to_string();
+    let read = |c: &str, v1: &str, v2: &str| std::fs::read_to_string(cgroup_file(c, &id, v1, v2)).unwrap().trim().to_string();
+    assert_eq!(read("cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    let shares = read("cpu", "cpu.shares", "cpu.weight");
+    assert!(shares == "512" || shares == "20", "512 shares (v2: weight 20): {shares}");
+    s.ok(&["rm", "-f", "cg"]);
+}

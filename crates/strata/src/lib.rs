@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod store;
 pub mod tmp;
 pub mod tree;
+pub mod units;
 pub mod unpack;
 pub mod volume;
 

@@ -43,6 +43,9 @@ pub struct MountSpec {
     /// An anonymous volume (removed by `rm -v`).
     #[serde(default)]
     pub anonymous: bool,
+    /// Mount options of a tmpfs (`size=64m`, `mode=1777`, `noexec`, ...).
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 fn valid_volume_name(n: &str) -> bool {
@@ -96,7 +99,7 @@ pub fn parse_volume_flag(spec: &str) -> Result<MountSpec> {
     if kind == MountKind::Volume && !source.is_empty() && !valid_volume_name(source) {
         return Err(bad(&format!("{source:?} is not a valid volume name or an absolute host path")));
     }
-    Ok(MountSpec { kind, source: source.into(), target, readonly, anonymous: source.is_empty() })
+    Ok(MountSpec { kind, source: source.into(), target, readonly, anonymous: source.is_empty(), options: Vec::new() })
 }
 
 /// Parse `--mount type=volume|bind|tmpfs,source=…,target=…[,readonly]`.
@@ -134,7 +137,31 @@ pub fn parse_mount_flag(spec: &str) -> Result<MountSpec> {
         _ => {}
     }
     let anonymous = kind == MountKind::Volume && source.is_empty();
-    Ok(MountSpec { kind, source, target, readonly, anonymous })
+    Ok(MountSpec { kind, source, target, readonly, anonymous, options: Vec::new() })
+}
+
+/// Parse `--tmpfs PATH[:OPTIONS]` (Docker's: `noexec,nosuid,nodev` unless
+/// the options say otherwise; `size=` in Docker's units, `mode=` octal).
+pub fn parse_tmpfs_flag(spec: &str) -> Result<MountSpec> {
+    let bad = |why: String| Error::invalid(format!("invalid --tmpfs {spec:?}: {why}"));
+    let (path, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    let target = check_target(spec, path)?;
+    let mut options = vec!["noexec".to_string()];
+    let mut readonly = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        match (k, v) {
+            ("size", v) => options.push(format!("size={}", crate::units::parse_size("--tmpfs size", v).map_err(|e| bad(e.to_string()))?)),
+            ("mode", v) if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) => options.push(format!("mode={v}")),
+            ("uid" | "gid" | "nr_inodes" | "nr_blocks", v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => options.push(o.to_string()),
+            ("ro", "") => readonly = true,
+            ("rw", "") => readonly = false,
+            ("exec", "") => options.retain(|x| x != "noexec"),
+            ("noexec" | "nosuid" | "nodev" | "suid" | "dev" | "noatime" | "relatime" | "strictatime", "") => options.push(k.to_string()),
+            _ => return Err(bad(format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(MountSpec { kind: MountKind::Tmpfs, source: String::new(), target, readonly, anonymous: false, options })
 }
 
 /// A volume as `volume ls` and `volume inspect` show it.

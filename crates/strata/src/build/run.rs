@@ -75,6 +75,7 @@ impl Builder<'_> {
                     target,
                     readonly: false,
                     anonymous: false,
+                    options: Vec::new(),
                 };
                 volumes.push((spec, PathBuf::from("tmpfs")));
                 continue;
@@ -130,6 +131,7 @@ impl Builder<'_> {
                     target,
                     readonly,
                     anonymous: false,
+                    options: Vec::new(),
                 },
                 source,
             ));
@@ -195,7 +197,8 @@ impl Builder<'_> {
             Some(n) => Some(n.setup.netns.clone()),
             None => netns.as_ref().map(|n| n.path()),
         };
-        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref())?;
+        let no_containers = |id: &str| Err(crate::error::Error::invalid(format!("a build step shares no namespace ({id})")));
+        let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref(), &no_containers)?;
         let cfg_path = bundle.join("config.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
         let log = bundle.join("output.log");

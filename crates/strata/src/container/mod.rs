@@ -20,6 +20,7 @@ pub mod attach;
 pub mod copy;
 pub mod logs;
 mod ops;
+pub mod resources;
 pub mod runtime;
 pub mod security;
 pub mod signal;

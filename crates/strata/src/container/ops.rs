@@ -91,6 +91,10 @@ pub struct CreateOptions {
     pub mounts: Vec<String>,
     /// `--volumes-from CONTAINER[:ro]`.
     pub volumes_from: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    /// Limits and shared namespaces.
+    pub resources: super::resources::ResourceFlags,
 }
 
 /// How an attached `run` (or `start -a`) is attached to its caller.
@@ -171,6 +175,15 @@ fn valid_name(n: &str) -> bool {
     n.len() >= 2
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// `HostConfig.PidMode` and its kin as Docker writes them.
+fn namespace_mode(n: &super::resources::Namespace) -> String {
+    match n {
+        super::resources::Namespace::Private => String::new(),
+        super::resources::Namespace::Host => "host".into(),
+        super::resources::Namespace::Container(id) => format!("container:{id}"),
+    }
 }
 
 /// `HostConfig.SecurityOpt` as Docker lists it.
@@ -435,6 +448,9 @@ impl Containers<'_> {
         for m in &o.mounts {
             mounts.push(crate::volume::parse_mount_flag(m)?);
         }
+        for t in &o.tmpfs {
+            mounts.push(crate::volume::parse_tmpfs_flag(t)?);
+        }
         for from in &o.volumes_from {
             let (name, mode) = from.split_once(':').unwrap_or((from, ""));
             if !matches!(mode, "" | "ro" | "rw") {
@@ -474,6 +490,7 @@ impl Containers<'_> {
                     target: path,
                     readonly: false,
                     anonymous: true,
+                    options: Vec::new(),
                 });
             }
         }
@@ -553,6 +570,7 @@ impl Containers<'_> {
                 format!("{}_{}_{}", NAME_WORDS[b[0] as usize % 16], NAME_NOUNS[b[1] as usize % 16], &id[..4])
             }
         };
+        let resources = super::resources::Resources::from_flags(&o.resources, &network, &|n| Ok(self.get(n)?.id))?;
         let run = RunConfig {
             args,
             entrypoint_len,
@@ -599,6 +617,7 @@ impl Containers<'_> {
             },
             stop_timeout: o.stop_timeout,
             security: super::security::Security::from_flags(&o.security)?,
+            resources,
         };
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
@@ -771,7 +790,13 @@ impl Containers<'_> {
             let volumes: Vec<(crate::volume::MountSpec, PathBuf)> =
                 cfg.mounts.iter().map(|m| (m.clone(), self.mount_source(m))).collect();
             let ns_path = place.path();
-            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref())?;
+            let pid_of = |id: &str| -> Result<i64> {
+                let other = self.get(id)?;
+                other.pid.filter(|_| other.state == ContainerState::Running).ok_or_else(|| {
+                    Error::InUse(format!("container {} shares the namespaces of {}, which is not running", rec.name, other.name))
+                })
+            };
+            let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref(), &pid_of)?;
             let path = dir.join("config.json");
             fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
             Ok(Ok(dir.clone()))
@@ -1450,7 +1475,19 @@ impl Containers<'_> {
                 "SecurityOpt": security_opts(&cfg.security), "GroupAdd": cfg.security.group_add,
                 "Devices": cfg.security.devices.iter().map(|d| serde_json::json!({"PathOnHost": d.host,
                     "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
-                "DeviceCgroupRules": cfg.security.device_cgroup_rules},
+                "DeviceCgroupRules": cfg.security.device_cgroup_rules,
+                "ShmSize": cfg.resources.shm_size.unwrap_or(64 << 20), "Sysctls": cfg.resources.sysctls,
+                "Ulimits": cfg.resources.ulimits.iter().map(|u| serde_json::json!({"Name": u.name,
+                    "Soft": if u.soft == u64::MAX { -1 } else { u.soft as i64 },
+                    "Hard": if u.hard == u64::MAX { -1 } else { u.hard as i64 }})).collect::<Vec<_>>(),
+                "PidMode": namespace_mode(&cfg.resources.pid), "IpcMode": namespace_mode(&cfg.resources.ipc),
+                "UTSMode": namespace_mode(&cfg.resources.uts),
+                "CgroupnsMode": if cfg.resources.cgroupns_private { "private" } else { "host" },
+                "CpuShares": cfg.resources.cpu_shares.unwrap_or(0), "CpusetCpus": cfg.resources.cpuset_cpus.clone().unwrap_or_default(),
+                "OomScoreAdj": cfg.resources.oom_score_adj.unwrap_or(0), "MemorySwap": cfg.resources.memory_swap.unwrap_or(0),
+                "MemoryReservation": cfg.resources.memory_reservation.unwrap_or(0),
+                "Tmpfs": cfg.mounts.iter().filter(|m| m.kind == MountKind::Tmpfs)
+                    .map(|m| (m.target.clone(), m.options.join(","))).collect::<std::collections::BTreeMap<_, _>>()},
             "NetworkSettings": self.network_settings(&rec, &cfg)?,
             "GraphDriver": {"Name": self.core.driver().to_string(), "Data": {
                 "UpperDir": dir.join("upper").display().to_string(),

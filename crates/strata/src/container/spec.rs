@@ -86,6 +86,9 @@ pub struct RunConfig {
     /// Capabilities, security options, devices, supplementary groups.
     #[serde(default)]
     pub security: super::security::Security,
+    /// Limits and shared namespaces.
+    #[serde(default)]
+    pub resources: super::resources::Resources,
 }
 
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
@@ -312,7 +315,8 @@ fn resources(cfg: &RunConfig) -> serde_json::Value {
 /// The runtime spec for a container whose root file system is `rootfs`
 /// and whose own files (hostname, hosts, resolv.conf) are in `dir`; a
 /// container not on the host network joins `netns` when given (see
-/// [`super::netns`]), else a new empty one.
+/// [`super::netns`]), else a new empty one; `pid_of` finds a running
+/// container whose namespace it shares (`--pid container:NAME`).
 pub fn build_spec(
     id: &str,
     cfg: &RunConfig,
@@ -321,6 +325,7 @@ pub fn build_spec(
     dir: &Path,
     volumes: &[(crate::volume::MountSpec, PathBuf)],
     netns: Option<&Path>,
+    pid_of: &dyn Fn(&str) -> Result<i64>,
 ) -> Result<serde_json::Value> {
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -378,11 +383,14 @@ pub fn build_spec(
     let mut spec = spec;
     // Capabilities, no-new-privileges, seccomp, devices, --privileged.
     cfg.security.apply(&mut spec)?;
+    // Limits, /dev/shm, sysctls, shared namespaces.
+    cfg.resources.apply(&mut spec, cfg.memory, pid_of)?;
     for (m, source) in volumes {
         let v = match m.kind {
             crate::volume::MountKind::Tmpfs => {
-                serde_json::json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
-                "options": ["nosuid", "nodev", if m.readonly { "ro" } else { "rw" }]})
+                let mut options = vec!["nosuid".to_string(), "nodev".to_string(), if m.readonly { "ro" } else { "rw" }.into()];
+                options.extend(m.options.iter().cloned());
+                serde_json::json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options})
             }
             // "rro": read-only all the way down (mount_setattr AT_RECURSIVE), so a
             // mount below the source is not writable through a read-only bind.
