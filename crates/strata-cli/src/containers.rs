@@ -80,6 +80,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             device_cgroup_rules: a.device_cgroup_rule.clone(),
             group_add: a.group_add.clone(),
         },
+        init: a.init,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         volumes: a.volume.clone(),

@@ -654,6 +654,9 @@ pub(crate) struct RunArgs {
     /// Add a supplementary group (name or gid).
     #[arg(long = "group-add")]
     pub(crate) group_add: Vec<String>,
+    /// Run a minimal init (tini) as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    pub(crate) init: bool,
     /// Mount a tmpfs: PATH[:OPTIONS] (size=64m, mode=1777, exec, ro, ...).
     #[arg(long)]
     pub(crate) tmpfs: Vec<String>,

@@ -268,3 +268,47 @@ fn cpu_shares_and_cpuset_reach_the_container_s_cgroup() {
     assert!(shares == "512" || shares == "20", "512 shares (v2: weight 20): {shares}");
     s.ok(&["rm", "-f", "cg"]);
 }
+
+/// Poll `strata exec NAME ps -o stat` until `done(zombies)` (30 s at most).
+fn zombies_until(s: &Strata, name: &str, done: impl Fn(usize) -> bool) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n = s.ok(&["exec", name, "ps", "-o", "stat"]).lines().filter(|l| l.starts_with('Z')).count();
+        if done(n) || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
+    let s = with_app();
+    // 50 orphans (reparented to PID 1) that exit once /tmp/go exists; PID 1
+    // (or, with --init, the init's child) is then a sleep that never waits.
+    let orphans = "for i in $(seq 50); do (while [ ! -e /tmp/go ]; do sleep 0.05; done &); done; echo ready; exec sleep 1000";
+    for (name, flags) in [("plain", vec![]), ("inited", vec!["--init"])] {
+        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+        args.extend(flags);
+        args.extend(["app:1", "sh", "-c", orphans]);
+        s.ok(&args);
+        wait_ready(&s, name, 1);
+        s.ok(&["exec", name, "touch", "/tmp/go"]);
+    }
+    // Without an init the exited orphans stay zombies; with one, none is left.
+    assert_eq!(zombies_until(&s, "plain", |n| n == 50), 50, "the orphans of a plain container");
+    assert_eq!(zombies_until(&s, "inited", |n| n == 0), 0, "zombies under --init");
+    let cmdline = s.ok(&["exec", "inited", "cat", "/proc/1/cmdline"]);
+    assert!(cmdline.starts_with("/dev/init\0--\0sh\0-c\0"), "PID 1: {cmdline:?}");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.HostConfig.Init}}", "inited"]).trim(), "true");
+    // A signal to the container reaches the command through the init.
+    let script = trapping(&["TERM"], Some("TERM"));
+    s.ok(&["run", "-d", "--network", "none", "--init", "--name", "term", "app:1", "sh", "-c", &script]);
+    wait_ready(&s, "term", 1);
+    s.ok(&["stop", "term"]);
+    assert_eq!(s.ok(&["logs", "term"]), "ready\ngot-TERM\n");
+    assert_eq!(s.ok(&["wait", "term"]).trim(), "0");
+    let (code, _, _) = s.code(&["run", "--rm", "--network", "none", "--init", "app:1", "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7, "the command's exit code through the init");
+    s.ok(&["rm", "-f", "plain", "inited"]);
+}

@@ -81,6 +81,8 @@ pub struct CreateOptions {
     pub open_stdin: bool,
     /// Capabilities, `--security-opt`, devices, `--group-add`.
     pub security: super::security::SecurityFlags,
+    /// `--init`.
+    pub init: bool,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
@@ -618,7 +620,11 @@ impl Containers<'_> {
             stop_timeout: o.stop_timeout,
             security: super::security::Security::from_flags(&o.security)?,
             resources,
+            init: o.init,
         };
+        if run.init {
+            spec::check_init()?;
+        }
         if run.tty && run.runtime.is_some() {
             return Err(Error::invalid("-t is supported with the built-in runtime only"));
         }
@@ -1475,7 +1481,7 @@ impl Containers<'_> {
                 "SecurityOpt": security_opts(&cfg.security), "GroupAdd": cfg.security.group_add,
                 "Devices": cfg.security.devices.iter().map(|d| serde_json::json!({"PathOnHost": d.host,
                     "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
-                "DeviceCgroupRules": cfg.security.device_cgroup_rules,
+                "DeviceCgroupRules": cfg.security.device_cgroup_rules, "Init": cfg.init,
                 "ShmSize": cfg.resources.shm_size.unwrap_or(64 << 20), "Sysctls": cfg.resources.sysctls,
                 "Ulimits": cfg.resources.ulimits.iter().map(|u| serde_json::json!({"Name": u.name,
                     "Soft": if u.soft == u64::MAX { -1 } else { u.soft as i64 },

@@ -89,6 +89,22 @@ pub struct RunConfig {
     /// Limits and shared namespaces.
     #[serde(default)]
     pub resources: super::resources::Resources,
+    /// `--init`: a minimal init (tini) is PID 1, the command its child.
+    #[serde(default)]
+    pub init: bool,
+}
+
+/// The init `--init` runs as PID 1: Debian's static tini (what Docker's
+/// `docker-init` is), bind-mounted read-only at /dev/init as Docker does.
+pub const INIT_BINARY: &str = "/usr/bin/tini-static";
+
+/// Check that `--init` can be honoured on this host.
+pub fn check_init() -> Result<()> {
+    if Path::new(INIT_BINARY).is_file() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("--init needs tini: {INIT_BINARY} is missing (apt-get install tini)")))
+    }
 }
 
 /// What a container's network setup means for its /etc/hosts and /etc/resolv.conf.
@@ -355,7 +371,11 @@ pub fn build_spec(
         "process": {
             "terminal": cfg.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-            "args": cfg.args,
+            "args": if cfg.init {
+                ["/dev/init", "--"].iter().map(|s| s.to_string()).chain(cfg.args.iter().cloned()).collect()
+            } else {
+                cfg.args.clone()
+            },
             "env": env,
             "cwd": if cfg.workdir.is_empty() { "/" } else { &cfg.workdir },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000u64, "soft": 20000u64}],
@@ -381,6 +401,11 @@ pub fn build_spec(
         },
     });
     let mut spec = spec;
+    if cfg.init {
+        check_init()?;
+        spec["mounts"].as_array_mut().expect("mounts is an array").push(serde_json::json!({
+            "destination": "/dev/init", "type": "bind", "source": INIT_BINARY, "options": ["bind", "ro", "nosuid", "nodev"]}));
+    }
     // Capabilities, no-new-privileges, seccomp, devices, --privileged.
     cfg.security.apply(&mut spec)?;
     // Limits, /dev/shm, sysctls, shared namespaces.
