@@ -81,6 +81,7 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
             group_add: a.group_add.clone(),
         },
         init: a.init,
+        restart: a.restart.clone(),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         volumes: a.volume.clone(),
@@ -174,7 +175,8 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
             }
         }
         ContainerState::Exited => {
-            format!("Exited ({}) {}", c.exit_code.unwrap_or(0), human_duration(now - c.finished.unwrap_or(now)))
+            let word = if c.restarting { "Restarting" } else { "Exited" };
+            format!("{word} ({}) {}", c.exit_code.unwrap_or(0), human_duration(now - c.finished.unwrap_or(now)))
         }
         ContainerState::Created => "Created".into(),
         ContainerState::Incomplete => "Incomplete".into(),
@@ -217,7 +219,8 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
                     "Size": sizes.get(&c.id).cloned().unwrap_or_default(),
                     "ID": id(&c.id), "Image": c.image, "Command": format!("\"{}\"", c.command),
                     "CreatedAt": strata::image::format_time(c.created), "RunningFor": human_duration(now - c.created),
-                    "State": c.state, "Status": status(c, now), "Names": c.name, "Ports": crate::network::ports_column(&c.ports),
+                    "State": if c.restarting { serde_json::json!("restarting") } else { serde_json::json!(c.state) },
+                    "Status": status(c, now), "Names": c.name, "Ports": crate::network::ports_column(&c.ports),
                     "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                     "Networks": c.networks.join(","), "Mounts": c.mounts.join(","),
                 })

@@ -654,6 +654,9 @@ pub(crate) struct RunArgs {
     /// Add a supplementary group (name or gid).
     #[arg(long = "group-add")]
     pub(crate) group_add: Vec<String>,
+    /// Restart policy of a detached container: no, on-failure[:N], always or unless-stopped.
+    #[arg(long)]
+    pub(crate) restart: Option<String>,
     /// Run a minimal init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub(crate) init: bool,

@@ -312,3 +312,56 @@ fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
     assert_eq!(code, 7, "the command's exit code through the init");
     s.ok(&["rm", "-f", "plain", "inited"]);
 }
+
+/// Poll `inspect --format FORMAT NAME` until it prints `want` (30 s at most); the last output.
+fn inspect_until(s: &Strata, name: &str, format: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = s.ok(&["inspect", "--format", format, name]).trim().to_string();
+        if want(&out) || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn restart_policies_rerun_as_docker_s_and_stop_ends_the_loop() {
+    let s = with_app();
+    // on-failure:2 of a failing command: exactly two restarts, then exited.
+    s.ok(&["run", "-d", "--network", "none", "--name", "fails", "--restart", "on-failure:2", "app:1", "sh", "-c", "echo run; exit 3"]);
+    let fmt = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}";
+    let done = inspect_until(&s, "fails", fmt, |o| o == "exited 3 2 on-failure");
+    assert_eq!(done, "exited 3 2 on-failure");
+    // `logs -f` ends with its monitor: all three runs' output is there.
+    assert_eq!(s.ok(&["logs", "-f", "fails"]), "run\nrun\nrun\n");
+    // always: it keeps coming back after clean exits; stop ends it and it stays down.
+    s.ok(&["run", "-d", "--network", "none", "--name", "again", "--restart", "always", "app:1", "sh", "-c", "echo run; exit 0"]);
+    let count = inspect_until(&s, "again", "{{.RestartCount}}", |o| o.parse::<u32>().is_ok_and(|n| n >= 2));
+    assert!(count.parse::<u32>().unwrap() >= 2, "restarts: {count}");
+    s.ok(&["stop", "again"]);
+    let after_stop = s.ok(&["inspect", "--format", "{{.State.Status}} {{.RestartCount}}", "again"]);
+    let runs = s.ok(&["logs", "again"]).lines().count();
+    assert!(after_stop.starts_with("exited "), "{after_stop}");
+    // Stopped for good: a later look finds the same count and the same runs
+    // (the monitor is gone: `wait` returns at once).
+    assert_eq!(s.ok(&["wait", "again"]).trim(), "0");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}} {{.RestartCount}}", "again"]), after_stop);
+    assert_eq!(s.ok(&["logs", "again"]).lines().count(), runs);
+    // A long-running one with `always` is restarted when its process dies.
+    s.ok(&["run", "-d", "--network", "none", "--name", "svc", "--restart", "always", "app:1", "sleep", "1000"]);
+    let pid = s.ok(&["inspect", "--format", "{{.State.Pid}}", "svc"]).trim().parse::<i32>().unwrap();
+    // SAFETY: kill(2) of the container's process, as a crash would end it.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let back = inspect_until(&s, "svc", "{{.State.Status}} {{.RestartCount}}", |o| o == "running 1");
+    assert_eq!(back, "running 1");
+    s.ok(&["rm", "-f", "svc"]);
+    for bad in [&["--restart", "sometimes"][..], &["--restart", "always", "--rm"][..]] {
+        let mut args = vec!["run", "--network", "none"];
+        args.extend(bad);
+        args.extend(["app:1", "true"]);
+        let (code, err) = s.fails(&args);
+        assert_eq!(code, 125, "{bad:?}: {err}");
+        assert!(err.contains("--restart"), "{bad:?}: {err}");
+    }
+}

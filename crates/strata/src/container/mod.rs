@@ -9,6 +9,7 @@
 //! <root>/containers/<id>/hostname, hosts, resolv.conf
 //! <root>/containers/<id>/container.log stdout and stderr of a detached container
 //! <root>/containers/<id>/attach.sock   its monitor's input socket (`-i`/`-t`), while it runs
+//! <root>/containers/<id>/restart.json, stopped   restart count and manual stop (`restart`)
 //! <root>/runtime/<id>                  libcontainer's state while it runs
 //! ```
 //!
@@ -21,6 +22,7 @@ pub mod copy;
 pub mod logs;
 mod ops;
 pub mod resources;
+pub mod restart;
 pub mod runtime;
 pub mod security;
 pub mod signal;

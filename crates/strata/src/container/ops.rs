@@ -83,6 +83,8 @@ pub struct CreateOptions {
     pub security: super::security::SecurityFlags,
     /// `--init`.
     pub init: bool,
+    /// `--restart`.
+    pub restart: Option<String>,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
@@ -142,6 +144,8 @@ pub struct ContainerSummary {
     pub paused: bool,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Between runs under its restart policy.
+    pub restarting: bool,
     /// Networks it is on (`none`/`host`/`container:ID` for those modes).
     pub networks: Vec<String>,
     /// Volumes (their names) and bind sources it mounts.
@@ -621,7 +625,11 @@ impl Containers<'_> {
             security: super::security::Security::from_flags(&o.security)?,
             resources,
             init: o.init,
+            restart: o.restart.as_deref().unwrap_or("no").parse()?,
         };
+        if run.auto_remove && run.restart != super::restart::Policy::default() {
+            return Err(Error::invalid("conflicting options: --restart and --rm"));
+        }
         if run.init {
             spec::check_init()?;
         }
@@ -908,6 +916,11 @@ impl Containers<'_> {
         if rec.state == ContainerState::Running {
             return Ok(rec);
         }
+        if self.is_restarting(&rec) {
+            return Err(Error::InUse(format!("container {} is restarting: stop it first", rec.name)));
+        }
+        // A manual start: its restart policy applies again.
+        super::restart::clear_stopped(&self.container_dir(&rec.id));
         let log = self.container_dir(&rec.id).join("container.log");
         let out = File::options().create(true).append(true).open(&log).at(&log)?;
         let err = out.try_clone().at(&log)?;
@@ -951,10 +964,40 @@ impl Containers<'_> {
     /// The monitor's side of [`Engine::start_detached`]: run with output to
     /// the log, record the exit.
     pub fn monitor(&self, id: &str) -> Result<i32> {
-        use super::logs::{self, Stream};
         let log = self.container_dir(id).join("container.log");
         let out =
             std::sync::Arc::new(std::sync::Mutex::new(File::options().create(true).append(true).open(&log).at(&log)?));
+        let dir = self.container_dir(id);
+        let policy = super::run_config(&self.get(id)?)?.restart;
+        let mut state = super::restart::State::default();
+        let mut quick_failures: u32 = 0;
+        loop {
+            super::restart::write(&dir, state)?;
+            let began = Instant::now();
+            let code = self.monitor_once(id, &out)?;
+            if !policy.should_restart(code as i64, state.count, super::restart::stopped(&dir)) {
+                return Ok(code);
+            }
+            quick_failures = if began.elapsed() >= super::restart::STEADY { 0 } else { quick_failures + 1 };
+            state = super::restart::State { count: state.count + 1, restarting: true };
+            super::restart::write(&dir, state)?;
+            // The delay, cut short by a stop.
+            let until = Instant::now() + super::restart::delay(quick_failures.saturating_sub(1));
+            while Instant::now() < until {
+                if super::restart::stopped(&dir) {
+                    super::restart::write(&dir, super::restart::State { restarting: false, ..state })?;
+                    return Ok(code);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            state.restarting = false;
+            self.core.relock()?;
+        }
+    }
+
+    /// One run of the container under its monitor; its exit code.
+    fn monitor_once(&self, id: &str, out: &std::sync::Arc<std::sync::Mutex<File>>) -> Result<i32> {
+        use super::logs::{self, Stream};
         // The container writes into two pipes; a record per line goes to the log.
         let pipe = || io::pipe().map_err(|e| Error::Runtime(format!("making a pipe for {id}'s output: {e}")));
         let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
@@ -986,7 +1029,7 @@ impl Containers<'_> {
         }
         let (code, msg) = ran?;
         if let Some(m) = msg {
-            logs::append(&out, Stream::Stderr, format!("{m}\n").as_bytes());
+            logs::append(out, Stream::Stderr, format!("{m}\n").as_bytes());
         }
         Ok(code)
     }
@@ -1255,6 +1298,7 @@ impl Containers<'_> {
     /// `--stop-timeout`, else 10 seconds).
     pub fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<()> {
         let rec = self.get(name)?;
+        self.halt_restarts(&rec)?;
         if rec.state != ContainerState::Running {
             return Ok(());
         }
@@ -1295,9 +1339,34 @@ impl Containers<'_> {
         Ok(removed)
     }
 
+    /// Whether its monitor waits to run it again (`--restart`).
+    fn is_restarting(&self, rec: &ContainerRecord) -> bool {
+        rec.state != ContainerState::Running
+            && rec.waiter.as_deref().is_some_and(crate::store::owner_alive)
+            && super::restart::read(&self.container_dir(&rec.id)).restarting
+    }
+
+    /// Tell its monitor not to run it again, and when it is between runs,
+    /// wait for the monitor to end (so the container stays down).
+    fn halt_restarts(&self, rec: &ContainerRecord) -> Result<()> {
+        let dir = self.container_dir(&rec.id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        super::restart::mark_stopped(&dir)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.is_restarting(&self.get(&rec.id)?) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// `rm`: remove a container and its layer; `force` kills a running one.
     pub fn remove(&self, name: &str, force: bool) -> Result<String> {
         let rec = self.get(name)?;
+        if force || rec.state != ContainerState::Running {
+            self.halt_restarts(&rec)?;
+        }
         if rec.state == ContainerState::Running {
             if !force {
                 return Err(Error::InUse(format!(
@@ -1358,6 +1427,7 @@ impl Containers<'_> {
             out.push(ContainerSummary {
                 ports,
                 paused: self.is_paused(&rec),
+                restarting: self.is_restarting(&rec),
                 labels: cfg.labels.clone(),
                 networks,
                 mounts: cfg.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs).map(|m| m.source.clone()).collect(),
@@ -1459,9 +1529,17 @@ impl Containers<'_> {
             "Created": image::format_time(rec.created),
             "Path": cfg.args.first(),
             "Args": cfg.args.get(1..).unwrap_or_default(),
+            "RestartCount": super::restart::read(&dir).count,
             "State": {
-                "Status": if self.is_paused(&rec) { serde_json::json!("paused") } else { serde_json::json!(rec.state) },
+                "Status": if self.is_paused(&rec) {
+                    serde_json::json!("paused")
+                } else if self.is_restarting(&rec) {
+                    serde_json::json!("restarting")
+                } else {
+                    serde_json::json!(rec.state)
+                },
                 "Running": rec.state == ContainerState::Running,
+                "Restarting": self.is_restarting(&rec),
                 "Paused": self.is_paused(&rec),
                 "Pid": rec.pid.unwrap_or(0),
                 "ExitCode": rec.exit_code.unwrap_or(0),
@@ -1482,6 +1560,7 @@ impl Containers<'_> {
                 "Devices": cfg.security.devices.iter().map(|d| serde_json::json!({"PathOnHost": d.host,
                     "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
                 "DeviceCgroupRules": cfg.security.device_cgroup_rules, "Init": cfg.init,
+                "RestartPolicy": {"Name": cfg.restart.docker_name(), "MaximumRetryCount": cfg.restart.max_retries},
                 "ShmSize": cfg.resources.shm_size.unwrap_or(64 << 20), "Sysctls": cfg.resources.sysctls,
                 "Ulimits": cfg.resources.ulimits.iter().map(|u| serde_json::json!({"Name": u.name,
                     "Soft": if u.soft == u64::MAX { -1 } else { u.soft as i64 },

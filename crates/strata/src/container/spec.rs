@@ -92,6 +92,9 @@ pub struct RunConfig {
     /// `--init`: a minimal init (tini) is PID 1, the command its child.
     #[serde(default)]
     pub init: bool,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: super::restart::Policy,
 }
 
 /// The init `--init` runs as PID 1: Debian's static tini (what Docker's
