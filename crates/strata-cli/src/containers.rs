@@ -82,6 +82,14 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         },
         init: a.init,
         restart: a.restart.clone(),
+        health: strata::container::health::HealthFlags {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            start_period: a.health_start_period.clone(),
+            retries: a.health_retries,
+            disabled: a.no_healthcheck,
+        },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         volumes: a.volume.clone(),
@@ -168,10 +176,11 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
     match c.state {
         ContainerState::Running => {
             let up = format!("Up {}", human_duration(now - c.started.unwrap_or(now)).trim_end_matches(" ago"));
-            if c.paused {
-                format!("{up} (Paused)")
-            } else {
-                up
+            match (c.paused, c.health.as_deref()) {
+                (true, _) => format!("{up} (Paused)"),
+                (false, Some("starting")) => format!("{up} (health: starting)"),
+                (false, Some(h)) => format!("{up} ({h})"),
+                (false, None) => up,
             }
         }
         ContainerState::Exited => {

@@ -654,6 +654,24 @@ pub(crate) struct RunArgs {
     /// Add a supplementary group (name or gid).
     #[arg(long = "group-add")]
     pub(crate) group_add: Vec<String>,
+    /// A health check command (run by /bin/sh -c in the container).
+    #[arg(long = "health-cmd")]
+    pub(crate) health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub(crate) health_interval: Option<String>,
+    /// A health check's time limit.
+    #[arg(long = "health-timeout")]
+    pub(crate) health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub(crate) health_retries: Option<u32>,
+    /// Failures in this first stretch do not count.
+    #[arg(long = "health-start-period")]
+    pub(crate) health_start_period: Option<String>,
+    /// No health check, not even the image's.
+    #[arg(long = "no-healthcheck")]
+    pub(crate) no_healthcheck: bool,
     /// Restart policy of a detached container: no, on-failure[:N], always or unless-stopped.
     #[arg(long)]
     pub(crate) restart: Option<String>,

@@ -365,3 +365,44 @@ fn restart_policies_rerun_as_docker_s_and_stop_ends_the_loop() {
         assert!(err.contains("--restart"), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn health_goes_starting_healthy_unhealthy_and_shows_in_ps_inspect_and_events() {
+    let s = with_app();
+    // Failing probes in the (long) start period keep it starting; a success
+    // makes it healthy; two failures in a row after that, unhealthy.
+    s.ok(&[
+        "run", "-d", "--network", "none", "--name", "hc", "--health-cmd", "echo probe; test -e /tmp/ok",
+        "--health-interval", "100ms", "--health-retries", "2", "--health-start-period", "60s", "app:1", "sleep", "1000",
+    ]);
+    let probes = inspect_until(&s, "hc", "{{len .State.Health.Log}}", |o| o.parse::<usize>().is_ok_and(|n| n >= 2));
+    assert!(probes.parse::<usize>().unwrap() >= 2);
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "hc"]).trim(), "starting 0");
+    assert!(s.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]).contains("(health: starting)"));
+    s.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    assert_eq!(inspect_until(&s, "hc", "{{.State.Health.Status}}", |o| o == "healthy"), "healthy");
+    assert!(s.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]).contains("(healthy)"));
+    let last = s.ok(&["inspect", "--format", "{{with $l := index .State.Health.Log 0}}{{$l.Output}}{{end}}", "hc"]);
+    assert_eq!(last.trim(), "probe");
+    s.ok(&["exec", "hc", "rm", "/tmp/ok"]);
+    assert_eq!(inspect_until(&s, "hc", "{{.State.Health.Status}}", |o| o == "unhealthy"), "unhealthy");
+    let streak = s.ok(&["inspect", "--format", "{{.State.Health.FailingStreak}}", "hc"]);
+    assert!(streak.trim().parse::<u32>().unwrap() >= 2, "{streak}");
+    let events = s.ok(&["events", "--since", "1h", "--until", "0s", "--format", "{{.Action}}", "--filter", "container=hc"]);
+    let health: Vec<&str> = events.lines().filter(|l| l.starts_with("health_status")).collect();
+    assert_eq!(health, ["health_status: healthy", "health_status: unhealthy"], "{events}");
+    s.ok(&["rm", "-f", "hc"]);
+    // The image's HEALTHCHECK, and --no-healthcheck turning it off.
+    let ctx = s.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM app:1\nHEALTHCHECK --interval=100ms CMD true\n").unwrap();
+    s.ok(&["build", "--network", "none", "-q", "-t", "checked", ctx.to_str().unwrap()]);
+    s.ok(&["run", "-d", "--network", "none", "--name", "img", "checked", "sleep", "1000"]);
+    assert_eq!(inspect_until(&s, "img", "{{.State.Health.Status}}", |o| o == "healthy"), "healthy");
+    s.ok(&["run", "-d", "--network", "none", "--name", "off", "--no-healthcheck", "checked", "sleep", "1000"]);
+    assert_eq!(s.ok(&["inspect", "--format", "{{json .State.Health}}", "off"]).trim(), "null");
+    s.ok(&["rm", "-f", "img", "off"]);
+    let (code, err) = s.fails(&["run", "--network", "none", "--health-cmd", "true", "--health-interval", "soon", "app:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("soon"), "{err}");
+}

@@ -10,6 +10,7 @@
 //! <root>/containers/<id>/container.log stdout and stderr of a detached container
 //! <root>/containers/<id>/attach.sock   its monitor's input socket (`-i`/`-t`), while it runs
 //! <root>/containers/<id>/restart.json, stopped   restart count and manual stop (`restart`)
+//! <root>/containers/<id>/health.json   its health check's status and last probes (`health`)
 //! <root>/runtime/<id>                  libcontainer's state while it runs
 //! ```
 //!
@@ -19,6 +20,7 @@
 
 pub mod attach;
 pub mod copy;
+pub mod health;
 pub mod logs;
 mod ops;
 pub mod resources;

@@ -85,6 +85,8 @@ pub struct CreateOptions {
     pub init: bool,
     /// `--restart`.
     pub restart: Option<String>,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: super::health::HealthFlags,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
@@ -146,6 +148,8 @@ pub struct ContainerSummary {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Between runs under its restart policy.
     pub restarting: bool,
+    /// A running container's health status, when it has a check.
+    pub health: Option<String>,
     /// Networks it is on (`none`/`host`/`container:ID` for those modes).
     pub networks: Vec<String>,
     /// Volumes (their names) and bind sources it mounts.
@@ -438,7 +442,7 @@ impl Containers<'_> {
             }
         }
         let image_id = self.core.resolve_image(image_name)?;
-        let (_, cfg) = self.core.config_of(&image_id)?;
+        let (raw_config, cfg) = self.core.config_of(&image_id)?;
         let os = cfg.os().to_string();
         if os != "linux" {
             return Err(Error::invalid(format!(
@@ -626,6 +630,7 @@ impl Containers<'_> {
             resources,
             init: o.init,
             restart: o.restart.as_deref().unwrap_or("no").parse()?,
+            health: super::health::Check::resolve(&raw_config["config"]["Healthcheck"], &o.health)?,
         };
         if run.auto_remove && run.restart != super::restart::Policy::default() {
             return Err(Error::invalid("conflicting options: --restart and --rm"));
@@ -1022,7 +1027,16 @@ impl Containers<'_> {
         // The monitor is the container's stand-in: a signal sent to it (a
         // host's shutdown) reaches the container, which then exits and is recorded.
         // Its pipes' write ends went to the container: the copiers end with it.
-        let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients);
+        // Its health check, if any, probes alongside while it runs.
+        let running = std::sync::atomic::AtomicBool::new(true);
+        let ran = std::thread::scope(|scope| {
+            if let Some(check) = &cfg.health {
+                scope.spawn(|| self.health_loop(id, check, &running));
+            }
+            let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients);
+            running.store(false, std::sync::atomic::Ordering::SeqCst);
+            ran
+        });
         super::attach::unlisten(&dir);
         for c in copiers {
             let _ = c.join();
@@ -1046,6 +1060,35 @@ impl Containers<'_> {
         mut stdio: Stdio,
         tty: Option<bool>,
     ) -> Result<(i32, Option<String>)> {
+        let (rec, process) = match self.exec_process(name, args, env, workdir, user)? {
+            Ok(p) => p,
+            Err((code, msg)) => return Ok((code, Some(msg))),
+        };
+        self.core.unlock();
+        // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
+        let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
+        stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
+        let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
+        let input = if tty == Some(true) { super::tty::Input::Caller } else { super::tty::Input::None };
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, input)).transpose()?;
+        let code = runtime::wait(pid)?;
+        if let Some(t) = terminal {
+            t.finish();
+        }
+        Ok((code, None))
+    }
+
+    /// The process `exec` runs in a running container, or the 126/127
+    /// failure of a command that cannot run there.
+    #[allow(clippy::type_complexity)]
+    fn exec_process(
+        &self,
+        name: &str,
+        args: &[String],
+        env: &[String],
+        workdir: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<std::result::Result<(ContainerRecord, runtime::ExecProcess), (i32, String)>> {
         let rec = self.get(name)?;
         if rec.state != ContainerState::Running {
             return Err(Error::InUse(format!("container {} is not running", rec.name)));
@@ -1067,7 +1110,7 @@ impl Containers<'_> {
         let u = spec::resolve_user(user.unwrap_or(&cfg.user), &root)?;
         let targets: Vec<&str> = cfg.mounts.iter().map(|m| m.target.as_str()).collect();
         if let Err((code, msg)) = spec::check_command(args, &env, &root, &cwd, &targets) {
-            return Ok((code, Some(msg)));
+            return Ok(Err((code, msg)));
         }
         let mut gids = u.additional_gids;
         for g in &cfg.security.group_add {
@@ -1081,17 +1124,90 @@ impl Containers<'_> {
             capabilities: cfg.security.capabilities(),
             no_new_privileges: cfg.security.no_new_privileges,
         };
-        self.core.unlock();
-        // tty: None = no terminal; Some(interactive) = a terminal, forwarding stdin when interactive.
-        let console = if tty.is_some() { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
-        stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
+        Ok(Ok((rec, process)))
+    }
+
+    /// One health probe in a running container: its command as `exec`
+    /// runs it, output (4 KiB at most) captured, killed at the timeout.
+    fn probe(&self, id: &str, check: &super::health::Check) -> super::health::Probe {
+        let start = super::health::timestamp();
+        let (exit_code, output) = match self.run_probe(id, check) {
+            Ok(r) => r,
+            Err(e) => (-1, e.to_string()),
+        };
+        super::health::Probe { start, end: super::health::timestamp(), exit_code, output }
+    }
+
+    fn run_probe(&self, id: &str, check: &super::health::Check) -> Result<(i64, String)> {
+        let (rec, process) = match self.exec_process(id, &check.command(), &[], None, None)? {
+            Ok(p) => p,
+            Err((code, msg)) => return Ok((code as i64, msg)),
+        };
+        let (out_r, out_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for a health probe: {e}")))?;
+        let stdio = Stdio {
+            stdin: File::open("/dev/null").at("/dev/null")?.into(),
+            stdout: out_w.try_clone().map_err(|e| Error::Runtime(e.to_string()))?.into(),
+            stderr: out_w.into(),
+            console_socket: None,
+        };
+        let reader = std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            let mut r = out_r;
+            while let Ok(n) = io::Read::read(&mut r, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = super::health::OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        });
         let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
-        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, if tty == Some(true) { super::tty::Input::Caller } else { super::tty::Input::None })).transpose()?;
-        let code = runtime::wait(pid)?;
-        if let Some(t) = terminal {
-            t.finish();
+        let code = match runtime::wait_timeout(pid, check.timeout())? {
+            Some(code) => code as i64,
+            None => {
+                // SAFETY: kill(2) of the probe this process started and has not reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = runtime::wait(pid);
+                let _ = reader.join();
+                return Ok((-1, format!("Health check exceeded timeout ({:?})", check.timeout())));
+            }
+        };
+        Ok((code, reader.join().unwrap_or_default()))
+    }
+
+    /// The monitor's health loop for one run: a probe every interval while
+    /// `running`, the result in health.json, a `health_status` event on each change.
+    fn health_loop(&self, id: &str, check: &super::health::Check, running: &std::sync::atomic::AtomicBool) {
+        use std::sync::atomic::Ordering;
+        let dir = self.container_dir(id);
+        let name = self.get(id).map(|r| r.name).unwrap_or_default();
+        let mut health = super::health::Health::default();
+        let _ = super::health::write(&dir, &health);
+        let began = Instant::now();
+        loop {
+            let next = Instant::now() + check.interval();
+            while Instant::now() < next {
+                if !running.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10).min(check.interval()));
+            }
+            if !matches!(self.get(id), Ok(r) if r.state == ContainerState::Running) {
+                continue;
+            }
+            let probe = self.probe(id, check);
+            if !running.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Some(status) = health.record(check, probe, began.elapsed() < check.start_period()) {
+                crate::events::record(self.core, "container", &format!("health_status: {status}"), id, &[("name", &name)]);
+            }
+            if let Err(e) = super::health::write(&dir, &health) {
+                tracing::warn!("recording the health of {id}: {e}");
+            }
         }
-        Ok((code, None))
     }
 
     /// Send a signal to a running container's process.
@@ -1428,6 +1544,11 @@ impl Containers<'_> {
                 ports,
                 paused: self.is_paused(&rec),
                 restarting: self.is_restarting(&rec),
+                health: cfg
+                    .health
+                    .as_ref()
+                    .filter(|_| rec.state == ContainerState::Running)
+                    .map(|_| super::health::read(&self.container_dir(&rec.id)).unwrap_or_default().status),
                 labels: cfg.labels.clone(),
                 networks,
                 mounts: cfg.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs).map(|m| m.source.clone()).collect(),
@@ -1540,6 +1661,7 @@ impl Containers<'_> {
                 },
                 "Running": rec.state == ContainerState::Running,
                 "Restarting": self.is_restarting(&rec),
+                "Health": cfg.health.as_ref().map(|_| super::health::read(&dir).unwrap_or_default()),
                 "Paused": self.is_paused(&rec),
                 "Pid": rec.pid.unwrap_or(0),
                 "ExitCode": rec.exit_code.unwrap_or(0),
@@ -1552,6 +1674,7 @@ impl Containers<'_> {
                 "Cmd": Some(&cfg.args[cfg.entrypoint_len.min(cfg.args.len())..]).filter(|c| !c.is_empty()),
                 "Labels": cfg.labels,
                 "StopSignal": cfg.stop_signal, "StopTimeout": cfg.stop_timeout,
+                "Healthcheck": cfg.health.as_ref().map(|h| h.docker_json()),
                 "Image": if cfg.image.is_empty() { rec.image_id.as_str() } else { cfg.image.as_str() }},
             "HostConfig": {"NetworkMode": cfg.network, "ReadonlyRootfs": cfg.read_only, "AutoRemove": cfg.auto_remove,
                 "Dns": cfg.dns, "DnsSearch": cfg.dns_search, "ExtraHosts": cfg.add_hosts,

@@ -164,6 +164,29 @@ fn tempfile_in(dir: &Path, prefix: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{prefix}-{}-{nanos}.json", std::process::id())))
 }
 
+/// [`wait`] for at most `limit`: None when the process still runs then.
+pub fn wait_timeout(pid: i32, limit: std::time::Duration) -> Result<Option<i32>> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on a pid this process started, with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Ok(Some(exit_code(status)));
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Runtime(format!("waiting for process {pid}: {e}")));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Wait for a child process; Docker's exit code (128+signal when killed).
 pub fn wait(pid: i32) -> Result<i32> {
     let mut status = 0;
@@ -178,13 +201,18 @@ pub fn wait(pid: i32) -> Result<i32> {
             return Err(Error::Runtime(format!("waiting for container process {pid}: {e}")));
         }
     }
-    Ok(if libc::WIFEXITED(status) {
+    Ok(exit_code(status))
+}
+
+/// Docker's exit code of a wait status (128+signal when killed).
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
         128 + libc::WTERMSIG(status)
     } else {
         255
-    })
+    }
 }
 
 /// An external OCI runtime binary (runc, crun, youki or a path) driven on

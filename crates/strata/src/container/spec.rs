@@ -95,6 +95,9 @@ pub struct RunConfig {
     /// `--restart`.
     #[serde(default)]
     pub restart: super::restart::Policy,
+    /// The health check (the image's HEALTHCHECK, `--health-*`).
+    #[serde(default)]
+    pub health: Option<super::health::Check>,
 }
 
 /// The init `--init` runs as PID 1: Debian's static tini (what Docker's
