@@ -137,10 +137,32 @@ fn image_for(engine: &Engine, a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--cidfile`: refused before anything is created if the file exists
+/// (Docker's rule: another container may be using it).
+fn check_cidfile(a: &RunArgs) -> Result<()> {
+    match &a.cidfile {
+        Some(f) if f.exists() => bail!(
+            "container ID file found, make sure the other container isn't running or delete {}",
+            f.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Write the new container's ID to `--cidfile`.
+fn write_cidfile(a: &RunArgs, id: &str) -> Result<()> {
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, id).with_context(|| format!("writing --cidfile {}", f.display()))?;
+    }
+    Ok(())
+}
+
 pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
+    check_cidfile(&a)?;
     image_for(engine, &a)?;
     let o = options(&a)?;
     let rec = engine.containers().create(&a.image, &o)?;
+    write_cidfile(&a, &rec.id)?;
     if a.detach {
         let exe = std::env::current_exe().context("finding the strata binary")?;
         engine.containers().start_detached(&rec.id, &exe, global)?;
@@ -151,9 +173,12 @@ pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
+    check_cidfile(&a)?;
     image_for(engine, &a)?;
     let o = options(&a)?;
-    println!("{}", engine.containers().create(&a.image, &o)?.id);
+    let id = engine.containers().create(&a.image, &o)?.id;
+    write_cidfile(&a, &id)?;
+    println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -165,7 +190,13 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
         return run_attached(engine, &a.containers[0], Attach { interactive: a.interactive, sig_proxy: true });
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
-    for c in &a.containers {
+    let mut names = a.containers.clone();
+    if a.all {
+        let keys = ["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "health", "restart-policy"];
+        let filters = strata::filter::Filters::parse(&a.filter, &keys)?;
+        names.extend(engine.containers().to_start(&filters)?.into_iter().map(|c| c.name));
+    }
+    for c in &names {
         engine.containers().start_detached(c, &exe, global)?;
         println!("{c}");
     }
@@ -195,7 +226,7 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     let filters = strata::filter::Filters::parse(
         &a.filter,
-        &["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "before", "since"],
+        &["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "health", "restart-policy", "before", "since"],
     )?;
     let last = if a.latest { Some(1) } else { a.last };
     let mut list = engine.containers().list_filtered(a.all || last.is_some(), &filters)?;

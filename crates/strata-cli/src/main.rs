@@ -675,6 +675,9 @@ pub(crate) struct RunArgs {
     /// Restart policy of a detached container: no, on-failure[:N], always or unless-stopped.
     #[arg(long)]
     pub(crate) restart: Option<String>,
+    /// Write the container's ID to this file (which must not exist).
+    #[arg(long)]
+    pub(crate) cidfile: Option<PathBuf>,
     /// Run a minimal init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub(crate) init: bool,
@@ -744,7 +747,13 @@ pub(crate) struct StartArgs {
     /// Attach standard input.
     #[arg(short, long)]
     pub(crate) interactive: bool,
-    #[arg(required = true)]
+    /// Start every stopped container (that the filters select).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// With --all: ps's filters (e.g. restart-policy=always).
+    #[arg(short, long)]
+    pub(crate) filter: Vec<String>,
+    #[arg(required_unless_present = "all")]
     pub(crate) containers: Vec<String>,
 }
 
@@ -762,7 +771,7 @@ pub(crate) struct PsArgs {
     /// Output format: table, json or a Go template.
     #[arg(long, default_value = "table")]
     pub(crate) format: String,
-    /// Filter (KEY=VALUE: id, name, label, status, ancestor, exited, volume, network, before, since).
+    /// Filter (KEY=VALUE: id, name, label, status, ancestor, exited, volume, network, health, restart-policy, before, since).
     #[arg(short, long)]
     pub(crate) filter: Vec<String>,
     /// Show the N last created containers (all states).

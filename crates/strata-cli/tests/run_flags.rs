@@ -406,3 +406,26 @@ fn health_goes_starting_healthy_unhealthy_and_shows_in_ps_inspect_and_events() {
     assert_eq!(code, 125);
     assert!(err.contains("soon"), "{err}");
 }
+
+#[test]
+fn start_all_brings_back_what_a_boot_would_and_cidfile_holds_the_id() {
+    let s = with_app();
+    let cid = s.dir.path().join("cid");
+    let id = s.ok(&[
+        "run", "-d", "--network", "none", "--name", "always", "--restart", "always", "--cidfile", cid.to_str().unwrap(),
+        "app:1", "sleep", "1000",
+    ]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let (code, err) = s.fails(&["create", "--network", "none", "--cidfile", cid.to_str().unwrap(), "app:1"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("container ID file found"), "{err}");
+    s.ok(&["run", "-d", "--network", "none", "--name", "unless", "--restart", "unless-stopped", "app:1", "sleep", "1000"]);
+    s.ok(&["run", "-d", "--network", "none", "--name", "plain", "app:1", "sleep", "1000"]);
+    assert_eq!(s.ok(&["ps", "--filter", "restart-policy=always", "--format", "{{.Names}}"]), "always\n");
+    // Stopped by hand, all three; a boot's start brings back only `always`.
+    s.ok(&["stop", "-t", "0", "always", "unless", "plain"]);
+    let started = s.ok(&["start", "--all", "--filter", "restart-policy=always", "--filter", "restart-policy=unless-stopped"]);
+    assert_eq!(started, "always\n");
+    assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "always\n");
+    s.ok(&["rm", "-f", "always", "unless", "plain"]);
+}

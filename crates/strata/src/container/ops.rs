@@ -150,6 +150,8 @@ pub struct ContainerSummary {
     pub restarting: bool,
     /// A running container's health status, when it has a check.
     pub health: Option<String>,
+    /// Its restart policy's name (`no`, `always`, ...).
+    pub restart_policy: String,
     /// Networks it is on (`none`/`host`/`container:ID` for those modes).
     pub networks: Vec<String>,
     /// Volumes (their names) and bind sources it mounts.
@@ -1455,6 +1457,18 @@ impl Containers<'_> {
         Ok(removed)
     }
 
+    /// `start --all`: the stopped containers `filters` select, less those
+    /// whose `unless-stopped` policy was ended by hand (the boot rule of
+    /// Docker's daemon: `always` comes back, `unless-stopped` stays down).
+    pub fn to_start(&self, filters: &crate::filter::Filters) -> Result<Vec<ContainerSummary>> {
+        Ok(self
+            .list_filtered(true, filters)?
+            .into_iter()
+            .filter(|c| c.state != ContainerState::Running)
+            .filter(|c| !(c.restart_policy == "unless-stopped" && super::restart::stopped(&self.container_dir(&c.id))))
+            .collect())
+    }
+
     /// Whether its monitor waits to run it again (`--restart`).
     fn is_restarting(&self, rec: &ContainerRecord) -> bool {
         rec.state != ContainerState::Running
@@ -1544,6 +1558,7 @@ impl Containers<'_> {
                 ports,
                 paused: self.is_paused(&rec),
                 restarting: self.is_restarting(&rec),
+                restart_policy: cfg.restart.docker_name().to_string(),
                 health: cfg
                     .health
                     .as_ref()
@@ -1569,8 +1584,9 @@ impl Containers<'_> {
     }
 
     /// `ps --filter`: Docker's keys (id, name, label, status, ancestor,
-    /// exited, volume, network, before, since); a `status` or `exited`
-    /// filter lists stopped containers without `all`, as Docker's does.
+    /// exited, volume, network, health, before, since) and podman's
+    /// `restart-policy`; a `status` or `exited` filter lists stopped
+    /// containers without `all`, as Docker's does.
     pub fn list_filtered(&self, all: bool, filters: &crate::filter::Filters) -> Result<Vec<ContainerSummary>> {
         let all = all || !filters.values("status").is_empty() || !filters.values("exited").is_empty();
         let list = self.list(all)?;
@@ -1594,7 +1610,9 @@ impl Containers<'_> {
             ancestors.push(self.core.resolve_image(v)?);
         }
         let status_name = |c: &ContainerSummary| match c.state {
+            ContainerState::Running if c.paused => "paused",
             ContainerState::Running => "running",
+            ContainerState::Exited if c.restarting => "restarting",
             ContainerState::Exited => "exited",
             ContainerState::Created | ContainerState::Incomplete => "created",
         };
@@ -1616,6 +1634,8 @@ impl Containers<'_> {
                     })
                     && filters.any("volume", |v| c.mounts.iter().any(|m| m == v))
                     && filters.any("network", |v| c.networks.iter().any(|n| n == v))
+                    && filters.any("restart-policy", |v| *v == c.restart_policy)
+                    && filters.any("health", |v| c.health.as_deref().unwrap_or("none") == v)
                     && before.is_none_or(|b| rank(&c.id).is_some_and(|r| r > b))
                     && since.is_none_or(|s| rank(&c.id).is_some_and(|r| r < s))
             })
