@@ -82,6 +82,8 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
         },
         init: a.init,
         restart: a.restart.clone(),
+        log_driver: a.log_driver.clone(),
+        log_opts: a.log_opt.clone(),
         health: strata::container::health::HealthFlags {
             cmd: a.health_cmd.clone(),
             interval: a.health_interval.clone(),
@@ -317,7 +319,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
     let since = a.since.as_deref().map(strata::filter::parse_time).transpose()?;
     let until = a.until.as_deref().map(strata::filter::parse_time).transpose()?;
     let path = engine.containers().log_path(&a.container)?;
-    let f = match std::fs::File::open(&path) {
+    let mut reader = match strata::container::logs::Follower::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !a.follow => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
@@ -341,13 +343,16 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
         }
         Ok(())
     };
-    let mut reader = io::BufReader::new(f);
-    // What is there now: all of it, or the last --tail lines.
+    // What is there now, rotated files first: all of it, or the last --tail lines.
     let mut lines = Vec::new();
+    for old in strata::container::logs::rotated(&path) {
+        let text = std::fs::read_to_string(&old).with_context(|| format!("reading {}", old.display()))?;
+        lines.extend(text.lines().map(|l| format!("{l}\n")));
+    }
     let mut partial = String::new();
     loop {
         let mut line = String::new();
-        if io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+        if reader.read_line(&mut line)? == 0 {
             break;
         }
         if !line.ends_with('\n') {
@@ -365,7 +370,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
     }
     loop {
         let mut line = std::mem::take(&mut partial);
-        let n = io::BufRead::read_line(&mut reader, &mut line)?;
+        let n = reader.read_line(&mut line)?;
         if line.ends_with('\n') {
             show(&Record::parse(line.trim_end_matches('\n')))?;
             continue;
@@ -373,8 +378,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
         partial = line;
         if n == 0 && stopped_and_logged(engine, &a.container)? {
             // One last read: lines written just before the exit.
-            let mut rest = String::new();
-            io::Read::read_to_string(&mut reader, &mut rest)?;
+            let rest = reader.read_rest()?;
             for l in (partial + &rest).lines() {
                 show(&Record::parse(l))?;
             }
@@ -562,8 +566,8 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
         bail!("you cannot attach to a stopped container, start it first");
     };
     let path = engine.containers().log_path(&a.container)?;
-    let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    io::Seek::seek(&mut f, io::SeekFrom::End(0))?;
+    let mut reader = strata::container::logs::Follower::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    reader.seek_end()?;
     let input = if a.no_stdin { None } else { engine.containers().attach_input(&rec.id)? };
     let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _raw = input.as_ref().map(|_| strata::container::tty::RawMode::enter());
@@ -594,7 +598,6 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
         p.forward_to(pid as i32);
     }
     engine.unlock();
-    let mut reader = io::BufReader::new(f);
     let (mut out, mut err) = (io::stdout(), io::stderr());
     let mut partial = String::new();
     let mut show = |line: &str| -> Result<()> {
@@ -606,7 +609,7 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
     };
     loop {
         let mut line = std::mem::take(&mut partial);
-        let n = io::BufRead::read_line(&mut reader, &mut line)?;
+        let n = reader.read_line(&mut line)?;
         if line.ends_with('\n') {
             show(&line)?;
             continue;
@@ -618,8 +621,7 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         if n == 0 && stopped_and_logged(engine, &rec.id)? {
-            let mut rest = String::new();
-            io::Read::read_to_string(&mut reader, &mut rest)?;
+            let rest = reader.read_rest()?;
             for l in (partial + &rest).lines() {
                 show(l)?;
             }

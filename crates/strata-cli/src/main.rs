@@ -675,6 +675,12 @@ pub(crate) struct RunArgs {
     /// Restart policy of a detached container: no, on-failure[:N], always or unless-stopped.
     #[arg(long)]
     pub(crate) restart: Option<String>,
+    /// Logging driver: json-file (default) or none.
+    #[arg(long = "log-driver")]
+    pub(crate) log_driver: Option<String>,
+    /// Log option: max-size=SIZE, max-file=N (rotation).
+    #[arg(long = "log-opt")]
+    pub(crate) log_opt: Vec<String>,
     /// Write the container's ID to this file (which must not exist).
     #[arg(long)]
     pub(crate) cidfile: Option<PathBuf>,

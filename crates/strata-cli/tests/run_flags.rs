@@ -429,3 +429,42 @@ fn start_all_brings_back_what_a_boot_would_and_cidfile_holds_the_id() {
     assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "always\n");
     s.ok(&["rm", "-f", "always", "unless", "plain"]);
 }
+
+#[test]
+fn log_opts_rotate_the_log_and_the_none_driver_keeps_nothing() {
+    let s = with_app();
+    let script = "for i in $(seq 400); do echo line $i; done";
+    s.ok(&["run", "-d", "--network", "none", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "app:1", "sh", "-c", script]);
+    assert_eq!(s.ok(&["wait", "chatty"]).trim(), "0");
+    let id = s.ok(&["inspect", "--format", "{{.Id}}", "chatty"]).trim().to_string();
+    let dir = s.root().join("containers").join(&id);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("container.log"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["container.log", "container.log.1", "container.log.2"]);
+    for f in &files {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len <= 2048, "{f}: {len} bytes");
+    }
+    // `logs -f` ends with the monitor; what is kept reads back in order, ending with the last line.
+    let out = s.ok(&["logs", "-f", "chatty"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 400"));
+    assert!(lines.len() < 400, "older lines rotated away: {}", lines.len());
+    let first: usize = lines[0].trim_start_matches("line ").parse().unwrap();
+    let expected: Vec<String> = (first..=400).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected, "kept lines are consecutive");
+    s.ok(&["run", "-d", "--network", "none", "--name", "quiet", "--log-driver", "none", "app:1", "sh", "-c", "echo hidden"]);
+    assert_eq!(s.ok(&["wait", "quiet"]).trim(), "0");
+    let (code, err) = s.fails(&["logs", "quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not support reading"), "{err}");
+    for (flag, value) in [("--log-opt", "max-size=lots"), ("--log-opt", "colour=red"), ("--log-driver", "syslog")] {
+        let (code, err) = s.fails(&["run", "--network", "none", flag, value, "app:1", "true"]);
+        assert_eq!(code, 125, "{flag} {value}: {err}");
+    }
+}

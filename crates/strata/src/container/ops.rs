@@ -87,6 +87,10 @@ pub struct CreateOptions {
     pub restart: Option<String>,
     /// `--health-*`, `--no-healthcheck`.
     pub health: super::health::HealthFlags,
+    /// `--log-driver`.
+    pub log_driver: Option<String>,
+    /// `--log-opt`s.
+    pub log_opts: Vec<String>,
     /// `--stop-signal`.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
@@ -633,6 +637,7 @@ impl Containers<'_> {
             init: o.init,
             restart: o.restart.as_deref().unwrap_or("no").parse()?,
             health: super::health::Check::resolve(&raw_config["config"]["Healthcheck"], &o.health)?,
+            log: super::logs::LogConfig::from_flags(o.log_driver.as_deref(), &o.log_opts)?,
         };
         if run.auto_remove && run.restart != super::restart::Policy::default() {
             return Err(Error::invalid("conflicting options: --restart and --rm"));
@@ -972,10 +977,10 @@ impl Containers<'_> {
     /// the log, record the exit.
     pub fn monitor(&self, id: &str) -> Result<i32> {
         let log = self.container_dir(id).join("container.log");
-        let out =
-            std::sync::Arc::new(std::sync::Mutex::new(File::options().create(true).append(true).open(&log).at(&log)?));
+        let cfg = super::run_config(&self.get(id)?)?;
+        let out = std::sync::Arc::new(std::sync::Mutex::new(super::logs::LogWriter::open(&log, cfg.log).at(&log)?));
         let dir = self.container_dir(id);
-        let policy = super::run_config(&self.get(id)?)?.restart;
+        let policy = cfg.restart;
         let mut state = super::restart::State::default();
         let mut quick_failures: u32 = 0;
         loop {
@@ -1003,7 +1008,7 @@ impl Containers<'_> {
     }
 
     /// One run of the container under its monitor; its exit code.
-    fn monitor_once(&self, id: &str, out: &std::sync::Arc<std::sync::Mutex<File>>) -> Result<i32> {
+    fn monitor_once(&self, id: &str, out: &std::sync::Arc<std::sync::Mutex<super::logs::LogWriter>>) -> Result<i32> {
         use super::logs::{self, Stream};
         // The container writes into two pipes; a record per line goes to the log.
         let pipe = || io::pipe().map_err(|e| Error::Runtime(format!("making a pipe for {id}'s output: {e}")));
@@ -1642,9 +1647,16 @@ impl Containers<'_> {
             .collect())
     }
 
-    /// The log file of a container.
+    /// The log file of a container (its rotated files are beside it,
+    /// [`super::logs::rotated`]); an error when it keeps no log (`--log-driver none`).
     pub fn log_path(&self, name: &str) -> Result<PathBuf> {
         let rec = self.get(name)?;
+        if !super::run_config(&rec)?.log.keeps_output() {
+            return Err(Error::invalid(format!(
+                "container {}: configured logging driver does not support reading (--log-driver none)",
+                rec.name
+            )));
+        }
         Ok(self.container_dir(&rec.id).join("container.log"))
     }
 
@@ -1704,6 +1716,8 @@ impl Containers<'_> {
                     "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
                 "DeviceCgroupRules": cfg.security.device_cgroup_rules, "Init": cfg.init,
                 "RestartPolicy": {"Name": cfg.restart.docker_name(), "MaximumRetryCount": cfg.restart.max_retries},
+                "LogConfig": {"Type": if cfg.log.keeps_output() { "json-file" } else { "none" }, "Config": {
+                    "max-size": cfg.log.max_size.map(|s| s.to_string()), "max-file": cfg.log.max_file.map(|n| n.to_string())}},
                 "ShmSize": cfg.resources.shm_size.unwrap_or(64 << 20), "Sysctls": cfg.resources.sysctls,
                 "Ulimits": cfg.resources.ulimits.iter().map(|u| serde_json::json!({"Name": u.name,
                     "Soft": if u.soft == u64::MAX { -1 } else { u.soft as i64 },

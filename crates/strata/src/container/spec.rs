@@ -98,6 +98,9 @@ pub struct RunConfig {
     /// The health check (the image's HEALTHCHECK, `--health-*`).
     #[serde(default)]
     pub health: Option<super::health::Check>,
+    /// How its output is kept (`--log-driver`, `--log-opt`).
+    #[serde(default)]
+    pub log: super::logs::LogConfig,
 }
 
 /// The init `--init` runs as PID 1: Debian's static tini (what Docker's
