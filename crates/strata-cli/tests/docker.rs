@@ -183,3 +183,80 @@ fn templates_and_filters_give_docker_s_output_for_the_same_containers_images_and
         assert!(err.contains(named), "strata {case:?} names {named:?}: {err}");
     }
 }
+
+/// A static program that makes the syscall its argument names and prints
+/// `ok`, `EPERM` or `errno N`: the same binary in both engines' containers.
+fn syscall_probe(dir: &std::path::Path) -> Vec<u8> {
+    let c = dir.join("probe.c");
+    std::fs::write(
+        &c,
+        r#"#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/mount.h>
+int main(int argc, char **argv) {
+    const char *n = argv[1]; long r = -1; int mode;
+    if (!strcmp(n, "unshare-user")) r = unshare(CLONE_NEWUSER);
+    else if (!strcmp(n, "unshare-mount")) r = unshare(CLONE_NEWNS);
+    else if (!strcmp(n, "keyctl")) r = syscall(SYS_keyctl, 0, 0, 0, 0, 0);
+    else if (!strcmp(n, "add_key")) r = syscall(SYS_add_key, "user", "k", "v", 1, -2);
+    else if (!strcmp(n, "bpf")) r = syscall(SYS_bpf, 0, NULL, 0);
+    else if (!strcmp(n, "perf_event_open")) r = syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0);
+    else if (!strcmp(n, "get_mempolicy")) r = syscall(SYS_get_mempolicy, &mode, NULL, 0, NULL, 0);
+    else if (!strcmp(n, "mount")) r = mount("none", "/tmp", "tmpfs", 0, NULL);
+    else if (!strcmp(n, "ptrace")) r = syscall(SYS_ptrace, 0x4206 /* PTRACE_SEIZE */, 1, 0, 0);
+    else if (!strcmp(n, "getpid")) r = syscall(SYS_getpid);
+    if (r >= 0) puts("ok"); else if (errno == EPERM) puts("EPERM"); else printf("errno %d\n", errno);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("probe");
+    let st = std::process::Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&bin).arg(&c).status().unwrap();
+    assert!(st.success(), "gcc -static (libc6-dev) builds the probe");
+    std::fs::read(bin).unwrap()
+}
+
+#[test]
+fn capabilities_and_filtered_syscalls_match_docker_s_for_the_same_flags() {
+    let s = Strata::new("overlay");
+    let d = Docker::start(&s);
+    let probe = syscall_probe(s.dir.path());
+    let layer = LayerTar::new().dir("bin").file_mode("bin/probe", &probe, 0o755).build();
+    let a = s.write("probe.tar", &docker_archive(&[TestImage::new("probe:1", vec![busybox_layer(), layer])]));
+    s.ok(&["load", "-i", a.to_str().unwrap()]);
+    d.ok(&["load", "-i", a.to_str().unwrap()]);
+    let flag_sets: &[&[&str]] = &[
+        &[],
+        &["--cap-drop", "ALL"],
+        &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+        &["--cap-add", "SYS_PTRACE", "--cap-drop", "chown"],
+        &["--cap-add", "SYS_ADMIN"],
+        &["--security-opt", "no-new-privileges"],
+    ];
+    // One container per flag set: the capability lines, then each probe's answer.
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
+                  for sc in getpid unshare-user unshare-mount keyctl add_key bpf perf_event_open get_mempolicy mount ptrace; \
+                  do echo \"$sc: $(/bin/probe $sc)\"; done";
+    let mut differ = Vec::new();
+    for flags in flag_sets {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(*flags);
+        args.extend(["probe:1", "sh", "-c", script]);
+        let (o, t) = (s.run(&args), d.run(&args));
+        assert!(o.status.success() && t.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let (o, t) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&t.stdout));
+        assert_eq!(o.lines().count(), 13, "{o}");
+        for (ol, tl) in o.lines().zip(t.lines()) {
+            if ol != tl {
+                differ.push(format!("{flags:?}: strata {ol:?}, docker {tl:?}"));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{} differences:\n{}", differ.len(), differ.join("\n"));
+}

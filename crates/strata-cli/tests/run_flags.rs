@@ -148,7 +148,7 @@ fn security_opts_set_no_new_privileges_and_seccomp() {
     assert_eq!(status(&["--security-opt", "no-new-privileges"]), "NoNewPrivs:\t1\nSeccomp:\t2\n");
     assert_eq!(status(&["--security-opt", "no-new-privileges=false"]), "NoNewPrivs:\t0\nSeccomp:\t2\n");
     assert_eq!(status(&["--security-opt", "seccomp=unconfined"]), "NoNewPrivs:\t0\nSeccomp:\t0\n");
-    // The default filter: ptrace refused (unshare stands in: both are denied the same way) ...
+    // The default filter: unshare refused ...
     let (code, _, _) = run_sh(&s, &[], "busybox unshare -U true");
     assert_ne!(code, 0, "unshare allowed by the default filter");
     // ... a profile in Docker's format: everything but mkdir.
