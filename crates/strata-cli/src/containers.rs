@@ -121,7 +121,7 @@ fn run_attached(engine: &Engine, id: &str, attach: Attach) -> Result<ExitCode> {
     let interactive = attach.interactive;
     let mut stdio = inherit_stdio()?;
     if !interactive {
-        stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
+        stdio.stdin = strata::container::null_stdin()?;
     }
     let (code, msg) = engine.containers().run(id, stdio, attach)?;
     if let Some(m) = msg {
@@ -143,10 +143,9 @@ fn image_for(engine: &Engine, a: &RunArgs) -> Result<()> {
 /// (Docker's rule: another container may be using it).
 fn check_cidfile(a: &RunArgs) -> Result<()> {
     match &a.cidfile {
-        Some(f) if f.exists() => bail!(
-            "container ID file found, make sure the other container isn't running or delete {}",
-            f.display()
-        ),
+        Some(f) if f.exists() => {
+            bail!("container ID file found, make sure the other container isn't running or delete {}", f.display())
+        }
         _ => Ok(()),
     }
 }
@@ -194,7 +193,8 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
     let exe = std::env::current_exe().context("finding the strata binary")?;
     let mut names = a.containers.clone();
     if a.all {
-        let keys = ["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "health", "restart-policy"];
+        let keys =
+            ["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "health", "restart-policy"];
         let filters = strata::filter::Filters::parse(&a.filter, &keys)?;
         names.extend(engine.containers().to_start(&filters)?.into_iter().map(|c| c.name));
     }
@@ -228,7 +228,20 @@ fn status(c: &strata::container::ContainerSummary, now: i64) -> String {
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<ExitCode> {
     let filters = strata::filter::Filters::parse(
         &a.filter,
-        &["id", "name", "label", "status", "ancestor", "exited", "volume", "network", "health", "restart-policy", "before", "since"],
+        &[
+            "id",
+            "name",
+            "label",
+            "status",
+            "ancestor",
+            "exited",
+            "volume",
+            "network",
+            "health",
+            "restart-policy",
+            "before",
+            "since",
+        ],
     )?;
     let last = if a.latest { Some(1) } else { a.last };
     let mut list = engine.containers().list_filtered(a.all || last.is_some(), &filters)?;
@@ -392,7 +405,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
 pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
     if !a.interactive {
-        stdio.stdin = std::fs::File::open("/dev/null").context("opening /dev/null")?.into();
+        stdio.stdin = strata::container::null_stdin()?;
     }
     let tty = a.tty.then_some(a.interactive);
     let (code, msg) = engine.containers().exec(
@@ -566,7 +579,8 @@ pub fn attach(engine: &Engine, a: crate::AttachArgs) -> Result<ExitCode> {
         bail!("you cannot attach to a stopped container, start it first");
     };
     let path = engine.containers().log_path(&a.container)?;
-    let mut reader = strata::container::logs::Follower::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader =
+        strata::container::logs::Follower::open(&path).with_context(|| format!("opening {}", path.display()))?;
     reader.seek_end()?;
     let input = if a.no_stdin { None } else { engine.containers().attach_input(&rec.id)? };
     let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -659,7 +673,6 @@ pub fn restart(engine: &Engine, a: StopArgs, global: &[String]) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-
 pub fn kill(engine: &Engine, a: KillArgs) -> Result<ExitCode> {
     let sig = strata::container::signal::parse(&a.signal)?;
     for c in &a.containers {
@@ -747,7 +760,9 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
 pub fn inspect_any(engine: &Engine, a: InspectArgs) -> Result<ExitCode> {
     crate::template::inspect_each(&a.names, a.format.as_deref(), |n| match engine.containers().inspect(n) {
         Err(e) if e.kind() == strata::ErrorKind::NotFound => match engine.images().inspect(n) {
-            Err(e) if e.kind() == strata::ErrorKind::NotFound => Err(strata::Error::NotFound { what: "container or image", name: n.to_string() }),
+            Err(e) if e.kind() == strata::ErrorKind::NotFound => {
+                Err(strata::Error::NotFound { what: "container or image", name: n.to_string() })
+            }
             r => r,
         },
         r => r,

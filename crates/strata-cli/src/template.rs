@@ -194,7 +194,8 @@ fn gofmt(args: &[Value]) -> Result<Value, FuncError> {
 /// control actions (`if`, `end`, ...), variable declarations and comments
 /// are left as they are.
 fn print_through_gofmt(source: &str) -> Result<String> {
-    const CONTROL: [&str; 10] = ["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"];
+    const CONTROL: [&str; 10] =
+        ["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"];
     let mut out = String::with_capacity(source.len() + 16);
     let mut rest = source;
     let mut ranges = 0;
@@ -227,7 +228,8 @@ fn print_through_gofmt(source: &str) -> Result<String> {
         };
         let word = inner.trim_start().split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
         let declares = inner.trim_start().starts_with('$') && (inner.contains(":=") || inner.contains(" = "));
-        let keep = inner.trim().is_empty() || CONTROL.contains(&word) || inner.trim_start().starts_with("/*") || declares;
+        let keep =
+            inner.trim().is_empty() || CONTROL.contains(&word) || inner.trim_start().starts_with("/*") || declares;
         if word == "range" {
             ranges += 1;
             out.push_str(&ordered_range(inner, lead, trail, ranges));
@@ -320,8 +322,8 @@ impl Template {
             _ => (false, format),
         };
         let source = body.replace("\\t", "\t").replace("\\n", "\n");
-        let rewritten =
-            print_through_gofmt(&rewrite_label_calls(&source)).map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
+        let rewritten = print_through_gofmt(&rewrite_label_calls(&source))
+            .map_err(|e| anyhow!("invalid --format {format:?}: {e}"))?;
         let mut inner = Gtmpl::default();
         for (name, f) in [
             ("json", json as gtmpl::Func),
@@ -496,12 +498,19 @@ mod tests {
         let env = serde_json::json!({"Env": ["A=1", "B=2"], "None": null, "M": {"b": "2", "a": "1"}});
         let r3 = |f: &str| Template::parse(f).unwrap().render(&env).unwrap();
         assert_eq!(r3("{{.Env}} {{.None}} {{.M}}"), "[A=1 B=2] [] map[a:1 b:2]");
-        assert_eq!(r3("{{- range $i, $e := .Env -}} {{$i}}:{{$e}} {{- end}} {{if .Env}}y{{else}}n{{end}}"), "0:A=11:B=2 y");
+        assert_eq!(
+            r3("{{- range $i, $e := .Env -}} {{$i}}:{{$e}} {{- end}} {{if .Env}}y{{else}}n{{end}}"),
+            "0:A=11:B=2 y"
+        );
         assert_eq!(r3("{{/* c */}}{{$x := \"}}\"}}{{$x}}{{\"a}}b\" | upper}}"), "}}A}}B");
-        let many = serde_json::json!({"L": {"d": "4", "b": "2", "a": "1", "c": "3", "e": "5"}, "A": ["x", "y"], "N": null});
+        let many =
+            serde_json::json!({"L": {"d": "4", "b": "2", "a": "1", "c": "3", "e": "5"}, "A": ["x", "y"], "N": null});
         let r4 = |f: &str| Template::parse(f).unwrap().render(&many).unwrap();
         assert_eq!(r4("{{range $k, $v := .L}}{{$k}}={{$v}}{{.}};{{end}}"), "a=11;b=22;c=33;d=44;e=55;");
-        assert_eq!(r4("{{range .L}}{{.}}{{end}} {{range $v := .A}}{{$v}}{{end}} {{range $i, $e := .A}}{{$i}}{{$e}}{{end}}"), "12345 xy 0x1y");
+        assert_eq!(
+            r4("{{range .L}}{{.}}{{end}} {{range $v := .A}}{{$v}}{{end}} {{range $i, $e := .A}}{{$i}}{{$e}}{{end}}"),
+            "12345 xy 0x1y"
+        );
         assert_eq!(r4("{{range .N}}x{{else}}none{{end}}"), "none");
         assert!(Template::parse("{{").is_err());
         assert!(Template::parse("{{.Nope}}").unwrap().render(&v).is_err());

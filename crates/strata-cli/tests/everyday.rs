@@ -614,7 +614,11 @@ fn attach_detach_keys_leave_an_interactive_container_running_for_the_next_attach
 
 /// Start `strata --log-level debug wait --condition C NAME` and return once
 /// it says it is waiting (its state is read: what happens next is what it waits for).
-fn waiting(s: &Strata, condition: &str, name: &str) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>) {
+fn waiting(
+    s: &Strata,
+    condition: &str,
+    name: &str,
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>) {
     let mut child = s
         .command()
         .args(["--log-level", "debug", "wait", "--condition", condition, name])
@@ -631,7 +635,12 @@ fn waiting(s: &Strata, condition: &str, name: &str) -> (std::process::Child, std
 fn wait_conditions_next_exit_and_removed_wait_for_what_they_name() {
     let s = with_containers();
     // Its first run exits 5 once let go, its second 6 at once.
-    detached(&s, "gate", &[], "[ -e /srv/ran ] && exit 6; while [ ! -e /srv/go ]; do sleep 0.05; done; touch /srv/ran; exit 5");
+    detached(
+        &s,
+        "gate",
+        &[],
+        "[ -e /srv/ran ] && exit 6; while [ ! -e /srv/go ]; do sleep 0.05; done; touch /srv/ran; exit 5",
+    );
     let (next_exit, _e1) = waiting(&s, "next-exit", "gate");
     let (removed, _e2) = waiting(&s, "removed", "gate");
     let go = s.dir.path().join("go");

@@ -52,8 +52,20 @@ fn stop_sends_the_image_s_stopsignal_or_stop_signal_then_kills_after_the_stop_ti
     assert_eq!(s.ok(&["wait", "img"]).trim(), "0");
     // --stop-signal over the image's; a signal the process survives, then SIGKILL after --stop-timeout.
     s.ok(&[
-        "run", "-d", "--network", "none", "--name", "flag", "--stop-signal", "USR2", "--stop-timeout", "1", "usr1", "sh",
-        "-c", &script,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "flag",
+        "--stop-signal",
+        "USR2",
+        "--stop-timeout",
+        "1",
+        "usr1",
+        "sh",
+        "-c",
+        &script,
     ]);
     wait_ready(&s, "flag", 1);
     let started = std::time::Instant::now();
@@ -109,11 +121,25 @@ fn capabilities_follow_cap_add_cap_drop_and_privileged() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Seccomp:\t0"), "{out}");
     assert_eq!(
-        s.ok(&["create", "--network", "none", "--name", "c1", "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "app:1"])
-            .len(),
+        s.ok(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            "c1",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "CHOWN",
+            "app:1"
+        ])
+        .len(),
         65
     );
-    assert_eq!(s.ok(&["inspect", "--format", "{{.HostConfig.CapAdd}} {{.HostConfig.CapDrop}}", "c1"]).trim(), "[CAP_NET_ADMIN] [CAP_CHOWN]");
+    assert_eq!(
+        s.ok(&["inspect", "--format", "{{.HostConfig.CapAdd}} {{.HostConfig.CapDrop}}", "c1"]).trim(),
+        "[CAP_NET_ADMIN] [CAP_CHOWN]"
+    );
     let (code, err) = s.fails(&["run", "--network", "none", "--cap-add", "CAP_NOPE", "app:1", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("CAP_NOPE"), "{err}");
@@ -126,12 +152,16 @@ fn devices_are_denied_unless_given_and_given_ones_are_usable() {
     // The default device cgroup denies what the runtime does not give, even a node made with mknod.
     let (code, _, _) = run_sh(&s, &[], "mknod /tmp/fuse c 10 229 && exec 3<>/tmp/fuse");
     assert_ne!(code, 0, "a device node the container made itself opened");
-    let (code, out, err) = run_sh(&s, &["--device", "/dev/fuse"], "test -c /dev/fuse && exec 3<>/dev/fuse && echo opened");
+    let (code, out, err) =
+        run_sh(&s, &["--device", "/dev/fuse"], "test -c /dev/fuse && exec 3<>/dev/fuse && echo opened");
     assert_eq!((code, out.as_str()), (0, "opened\n"), "{err}");
     let (code, out, err) = run_sh(&s, &["--device", "/dev/fuse:/dev/myfuse:rw"], "exec 3<>/dev/myfuse && echo opened");
     assert_eq!((code, out.as_str()), (0, "opened\n"), "{err}");
-    let (code, out, err) =
-        run_sh(&s, &["--device-cgroup-rule", "c 10:229 rwm"], "mknod /tmp/fuse c 10 229 && exec 3<>/tmp/fuse && echo opened");
+    let (code, out, err) = run_sh(
+        &s,
+        &["--device-cgroup-rule", "c 10:229 rwm"],
+        "mknod /tmp/fuse c 10 229 && exec 3<>/tmp/fuse && echo opened",
+    );
     assert_eq!((code, out.as_str()), (0, "opened\n"), "{err}");
     for bad in [["--device", "/dev/nope"], ["--device", "/etc/hostname"], ["--device-cgroup-rule", "x 1:2 rwm"]] {
         let (code, err) = s.fails(&["run", "--network", "none", bad[0], bad[1], "app:1", "true"]);
@@ -164,7 +194,15 @@ fn security_opts_set_no_new_privileges_and_seccomp() {
     let (code, _, err) = run_sh(&s, &["--security-opt", &opt], "touch /tmp/f");
     assert_eq!(code, 0, "{err}");
     let broken = s.write("broken.json", b"{\"defaultAction\": ");
-    let (code, err) = s.fails(&["run", "--network", "none", "--security-opt", &format!("seccomp={}", broken.display()), "app:1", "true"]);
+    let (code, err) = s.fails(&[
+        "run",
+        "--network",
+        "none",
+        "--security-opt",
+        &format!("seccomp={}", broken.display()),
+        "app:1",
+        "true",
+    ]);
     assert_eq!(code, 125);
     assert!(err.contains("broken.json"), "{err}");
     let (code, err) = s.fails(&["run", "--network", "none", "--security-opt", "colour=red", "app:1", "true"]);
@@ -179,7 +217,19 @@ fn group_add_adds_supplementary_groups_by_name_or_number() {
     std::fs::create_dir(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM app:1\nRUN echo 'staff:x:50:' > /etc/group\n").unwrap();
     s.ok(&["build", "--network", "none", "-q", "-t", "groups", ctx.to_str().unwrap()]);
-    let out = s.ok(&["run", "--rm", "--network", "none", "--group-add", "staff", "--group-add", "1234", "groups", "id", "-G"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "staff",
+        "--group-add",
+        "1234",
+        "groups",
+        "id",
+        "-G",
+    ]);
     assert_eq!(out.trim(), "0 50 1234");
     let (code, err) = s.fails(&["run", "--rm", "--network", "none", "--group-add", "nosuch", "groups", "true"]);
     assert_eq!(code, 125);
@@ -192,8 +242,20 @@ fn limits_shm_tmpfs_sysctls_and_oom_score_show_inside_the_container() {
     let (code, out, err) = run_sh(
         &s,
         &[
-            "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=500", "--shm-size", "128m", "--tmpfs", "/run:size=1m,mode=1770",
-            "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=1048576", "--oom-score-adj", "500",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "nproc=500",
+            "--shm-size",
+            "128m",
+            "--tmpfs",
+            "/run:size=1m,mode=1770",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=1048576",
+            "--oom-score-adj",
+            "500",
         ],
         "grep -E '^Max (open files|processes)' /proc/self/limits; grep -E ' /(dev/shm|run) ' /proc/mounts; \
          cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/self/oom_score_adj",
@@ -249,7 +311,8 @@ fn pid_uts_and_ipc_namespaces_can_be_the_host_s_or_another_container_s() {
     let (code, out, err) = run_sh(&s, &["--ipc", "host"], "grep ' /dev/shm ' /proc/mounts");
     assert_eq!(code, 0, "{err}");
     let host_shm = std::fs::read_to_string("/proc/mounts").unwrap();
-    let host_shm = host_shm.lines().find(|l| l.contains(" /dev/shm ")).map(|l| l.split(' ').nth(2).unwrap().to_string());
+    let host_shm =
+        host_shm.lines().find(|l| l.contains(" /dev/shm ")).map(|l| l.split(' ').nth(2).unwrap().to_string());
     assert_eq!(out.split(' ').nth(2).map(str::to_string), host_shm, "the host's /dev/shm: {out}");
     s.ok(&["stop", "-t", "0", "sleeper"]);
     let (code, err) = s.fails(&["run", "--network", "none", "--pid", "container:sleeper", "app:1", "true"]);
@@ -260,9 +323,24 @@ fn pid_uts_and_ipc_namespaces_can_be_the_host_s_or_another_container_s() {
 #[test]
 fn cpu_shares_and_cpuset_reach_the_container_s_cgroup() {
     let s = with_app();
-    s.ok(&["run", "-d", "--network", "none", "--name", "cg", "--cpu-shares", "512", "--cpuset-cpus", "0", "app:1", "sleep", "1000"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "cg",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "app:1",
+        "sleep",
+        "1000",
+    ]);
     let id = s.ok(&["inspect", "--format", "{{.Id}}", "cg"]).trim().to_string();
-    let read = |c: &str, v1: &str, v2: &str| std::fs::read_to_string(cgroup_file(c, &id, v1, v2)).unwrap().trim().to_string();
+    let read =
+        |c: &str, v1: &str, v2: &str| std::fs::read_to_string(cgroup_file(c, &id, v1, v2)).unwrap().trim().to_string();
     assert_eq!(read("cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
     let shares = read("cpu", "cpu.shares", "cpu.weight");
     assert!(shares == "512" || shares == "20", "512 shares (v2: weight 20): {shares}");
@@ -286,7 +364,8 @@ fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
     let s = with_app();
     // 50 orphans (reparented to PID 1) that exit once /tmp/go exists; PID 1
     // (or, with --init, the init's child) is then a sleep that never waits.
-    let orphans = "for i in $(seq 50); do (while [ ! -e /tmp/go ]; do sleep 0.05; done &); done; echo ready; exec sleep 1000";
+    let orphans =
+        "for i in $(seq 50); do (while [ ! -e /tmp/go ]; do sleep 0.05; done &); done; echo ready; exec sleep 1000";
     for (name, flags) in [("plain", vec![]), ("inited", vec!["--init"])] {
         let mut args = vec!["run", "-d", "--network", "none", "--name", name];
         args.extend(flags);
@@ -329,14 +408,40 @@ fn inspect_until(s: &Strata, name: &str, format: &str, want: impl Fn(&str) -> bo
 fn restart_policies_rerun_as_docker_s_and_stop_ends_the_loop() {
     let s = with_app();
     // on-failure:2 of a failing command: exactly two restarts, then exited.
-    s.ok(&["run", "-d", "--network", "none", "--name", "fails", "--restart", "on-failure:2", "app:1", "sh", "-c", "echo run; exit 3"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "fails",
+        "--restart",
+        "on-failure:2",
+        "app:1",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
     let fmt = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}";
     let done = inspect_until(&s, "fails", fmt, |o| o == "exited 3 2 on-failure");
     assert_eq!(done, "exited 3 2 on-failure");
     // `logs -f` ends with its monitor: all three runs' output is there.
     assert_eq!(s.ok(&["logs", "-f", "fails"]), "run\nrun\nrun\n");
     // always: it keeps coming back after clean exits; stop ends it and it stays down.
-    s.ok(&["run", "-d", "--network", "none", "--name", "again", "--restart", "always", "app:1", "sh", "-c", "echo run; exit 0"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "app:1",
+        "sh",
+        "-c",
+        "echo run; exit 0",
+    ]);
     let count = inspect_until(&s, "again", "{{.RestartCount}}", |o| o.parse::<u32>().is_ok_and(|n| n >= 2));
     assert!(count.parse::<u32>().unwrap() >= 2, "restarts: {count}");
     s.ok(&["stop", "again"]);
@@ -372,12 +477,30 @@ fn health_goes_starting_healthy_unhealthy_and_shows_in_ps_inspect_and_events() {
     // Failing probes in the (long) start period keep it starting; a success
     // makes it healthy; two failures in a row after that, unhealthy.
     s.ok(&[
-        "run", "-d", "--network", "none", "--name", "hc", "--health-cmd", "echo probe; test -e /tmp/ok",
-        "--health-interval", "100ms", "--health-retries", "2", "--health-start-period", "60s", "app:1", "sleep", "1000",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "echo probe; test -e /tmp/ok",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "--health-start-period",
+        "60s",
+        "app:1",
+        "sleep",
+        "1000",
     ]);
     let probes = inspect_until(&s, "hc", "{{len .State.Health.Log}}", |o| o.parse::<usize>().is_ok_and(|n| n >= 2));
     assert!(probes.parse::<usize>().unwrap() >= 2);
-    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "hc"]).trim(), "starting 0");
+    assert_eq!(
+        s.ok(&["inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "hc"]).trim(),
+        "starting 0"
+    );
     assert!(s.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]).contains("(health: starting)"));
     s.ok(&["exec", "hc", "touch", "/tmp/ok"]);
     assert_eq!(inspect_until(&s, "hc", "{{.State.Health.Status}}", |o| o == "healthy"), "healthy");
@@ -388,7 +511,8 @@ fn health_goes_starting_healthy_unhealthy_and_shows_in_ps_inspect_and_events() {
     assert_eq!(inspect_until(&s, "hc", "{{.State.Health.Status}}", |o| o == "unhealthy"), "unhealthy");
     let streak = s.ok(&["inspect", "--format", "{{.State.Health.FailingStreak}}", "hc"]);
     assert!(streak.trim().parse::<u32>().unwrap() >= 2, "{streak}");
-    let events = s.ok(&["events", "--since", "1h", "--until", "0s", "--format", "{{.Action}}", "--filter", "container=hc"]);
+    let events =
+        s.ok(&["events", "--since", "1h", "--until", "0s", "--format", "{{.Action}}", "--filter", "container=hc"]);
     let health: Vec<&str> = events.lines().filter(|l| l.starts_with("health_status")).collect();
     assert_eq!(health, ["health_status: healthy", "health_status: unhealthy"], "{events}");
     s.ok(&["rm", "-f", "hc"]);
@@ -402,7 +526,8 @@ fn health_goes_starting_healthy_unhealthy_and_shows_in_ps_inspect_and_events() {
     s.ok(&["run", "-d", "--network", "none", "--name", "off", "--no-healthcheck", "checked", "sleep", "1000"]);
     assert_eq!(s.ok(&["inspect", "--format", "{{json .State.Health}}", "off"]).trim(), "null");
     s.ok(&["rm", "-f", "img", "off"]);
-    let (code, err) = s.fails(&["run", "--network", "none", "--health-cmd", "true", "--health-interval", "soon", "app:1", "true"]);
+    let (code, err) =
+        s.fails(&["run", "--network", "none", "--health-cmd", "true", "--health-interval", "soon", "app:1", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("soon"), "{err}");
 }
@@ -412,19 +537,43 @@ fn start_all_brings_back_what_a_boot_would_and_cidfile_holds_the_id() {
     let s = with_app();
     let cid = s.dir.path().join("cid");
     let id = s.ok(&[
-        "run", "-d", "--network", "none", "--name", "always", "--restart", "always", "--cidfile", cid.to_str().unwrap(),
-        "app:1", "sleep", "1000",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "app:1",
+        "sleep",
+        "1000",
     ]);
     assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
     let (code, err) = s.fails(&["create", "--network", "none", "--cidfile", cid.to_str().unwrap(), "app:1"]);
     assert_eq!(code, 125);
     assert!(err.contains("container ID file found"), "{err}");
-    s.ok(&["run", "-d", "--network", "none", "--name", "unless", "--restart", "unless-stopped", "app:1", "sleep", "1000"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "unless",
+        "--restart",
+        "unless-stopped",
+        "app:1",
+        "sleep",
+        "1000",
+    ]);
     s.ok(&["run", "-d", "--network", "none", "--name", "plain", "app:1", "sleep", "1000"]);
     assert_eq!(s.ok(&["ps", "--filter", "restart-policy=always", "--format", "{{.Names}}"]), "always\n");
     // Stopped by hand, all three; a boot's start brings back only `always`.
     s.ok(&["stop", "-t", "0", "always", "unless", "plain"]);
-    let started = s.ok(&["start", "--all", "--filter", "restart-policy=always", "--filter", "restart-policy=unless-stopped"]);
+    let started =
+        s.ok(&["start", "--all", "--filter", "restart-policy=always", "--filter", "restart-policy=unless-stopped"]);
     assert_eq!(started, "always\n");
     assert_eq!(s.ok(&["ps", "--format", "{{.Names}}"]), "always\n");
     s.ok(&["rm", "-f", "always", "unless", "plain"]);
@@ -434,7 +583,22 @@ fn start_all_brings_back_what_a_boot_would_and_cidfile_holds_the_id() {
 fn log_opts_rotate_the_log_and_the_none_driver_keeps_nothing() {
     let s = with_app();
     let script = "for i in $(seq 400); do echo line $i; done";
-    s.ok(&["run", "-d", "--network", "none", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "app:1", "sh", "-c", script]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "app:1",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(s.ok(&["wait", "chatty"]).trim(), "0");
     let id = s.ok(&["inspect", "--format", "{{.Id}}", "chatty"]).trim().to_string();
     let dir = s.root().join("containers").join(&id);
@@ -458,7 +622,20 @@ fn log_opts_rotate_the_log_and_the_none_driver_keeps_nothing() {
     let first: usize = lines[0].trim_start_matches("line ").parse().unwrap();
     let expected: Vec<String> = (first..=400).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, expected, "kept lines are consecutive");
-    s.ok(&["run", "-d", "--network", "none", "--name", "quiet", "--log-driver", "none", "app:1", "sh", "-c", "echo hidden"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "app:1",
+        "sh",
+        "-c",
+        "echo hidden",
+    ]);
     assert_eq!(s.ok(&["wait", "quiet"]).trim(), "0");
     let (code, err) = s.fails(&["logs", "quiet"]);
     assert_eq!(code, 1);

@@ -151,13 +151,22 @@ pub fn parse_tmpfs_flag(spec: &str) -> Result<MountSpec> {
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = o.split_once('=').unwrap_or((o, ""));
         match (k, v) {
-            ("size", v) => options.push(format!("size={}", crate::units::parse_size("--tmpfs size", v).map_err(|e| bad(e.to_string()))?)),
-            ("mode", v) if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) => options.push(format!("mode={v}")),
-            ("uid" | "gid" | "nr_inodes" | "nr_blocks", v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => options.push(o.to_string()),
+            ("size", v) => options
+                .push(format!("size={}", crate::units::parse_size("--tmpfs size", v).map_err(|e| bad(e.to_string()))?)),
+            ("mode", v) if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) => {
+                options.push(format!("mode={v}"))
+            }
+            ("uid" | "gid" | "nr_inodes" | "nr_blocks", v)
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                options.push(o.to_string())
+            }
             ("ro", "") => readonly = true,
             ("rw", "") => readonly = false,
             ("exec", "") => options.retain(|x| x != "noexec"),
-            ("noexec" | "nosuid" | "nodev" | "suid" | "dev" | "noatime" | "relatime" | "strictatime", "") => options.push(k.to_string()),
+            ("noexec" | "nosuid" | "nodev" | "suid" | "dev" | "noatime" | "relatime" | "strictatime", "") => {
+                options.push(k.to_string())
+            }
             _ => return Err(bad(format!("unknown option {o:?}"))),
         }
     }

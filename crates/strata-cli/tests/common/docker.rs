@@ -73,7 +73,12 @@ impl Docker {
     /// Run and require success; returns stdout's bytes.
     pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
         let o = self.run(args);
-        assert!(o.status.success(), "docker {args:?} failed ({:?}): {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}): {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         o.stdout
     }
 

@@ -197,7 +197,8 @@ impl Builder<'_> {
             Some(n) => Some(n.setup.netns.clone()),
             None => netns.as_ref().map(|n| n.path()),
         };
-        let no_containers = |id: &str| Err(crate::error::Error::invalid(format!("a build step shares no namespace ({id})")));
+        let no_containers =
+            |id: &str| Err(crate::error::Error::invalid(format!("a build step shares no namespace ({id})")));
         let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref(), &no_containers)?;
         let cfg_path = bundle.join("config.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
@@ -205,10 +206,15 @@ impl Builder<'_> {
         let stdio = if self.opts.quiet {
             let f = File::create(&log).at(&log)?;
             let fd: OwnedFd = f.into();
-            Stdio { stdin: devnull()?, stdout: fd.try_clone().at(&log)?, stderr: fd, console_socket: None }
+            Stdio {
+                stdin: crate::container::null_stdin()?,
+                stdout: fd.try_clone().at(&log)?,
+                stderr: fd,
+                console_socket: None,
+            }
         } else {
             self.out.flush().map_err(|e| Error::stream("writing output", e))?;
-            Stdio { stdin: devnull()?, ..crate::container::inherit_stdio()? }
+            Stdio { stdin: crate::container::null_stdin()?, ..crate::container::inherit_stdio()? }
         };
         let rt = runtime::for_name(None, &self.core.root.join("runtime"))?;
         // While the command runs, no store lock: rmi and prunes elsewhere must not
@@ -270,10 +276,6 @@ impl Builder<'_> {
         }
         Ok(dir)
     }
-}
-
-fn devnull() -> Result<OwnedFd> {
-    Ok(File::open("/dev/null").at("/dev/null")?.into())
 }
 
 /// A RUN step's place on the default network: an endpoint and a setup

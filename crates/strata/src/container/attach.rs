@@ -89,7 +89,9 @@ impl Default for DetachKeys {
 impl std::str::FromStr for DetachKeys {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |k: &str| Error::InvalidInput(format!("invalid detach key {k:?} in {s:?}: want a character or ctrl-<a-z@[\\]^_>"));
+        let bad = |k: &str| {
+            Error::InvalidInput(format!("invalid detach key {k:?} in {s:?}: want a character or ctrl-<a-z@[\\]^_>"))
+        };
         let mut keys = Vec::new();
         for k in s.split(',') {
             let key = match k.strip_prefix("ctrl-") {

@@ -73,8 +73,9 @@ impl Check {
         }
         let duration = |flag: &str, given: &Option<String>, image_key: &str, default: u64| -> Result<u64> {
             match given {
-                Some(s) => crate::dockerfile::parse_duration(s)
-                    .ok_or_else(|| Error::invalid(format!("invalid {flag} {s:?}: want a duration such as 30s or 500ms"))),
+                Some(s) => crate::dockerfile::parse_duration(s).ok_or_else(|| {
+                    Error::invalid(format!("invalid {flag} {s:?}: want a duration such as 30s or 500ms"))
+                }),
                 None => Ok(image[image_key].as_u64().filter(|n| *n > 0).unwrap_or(default)),
             }
         };

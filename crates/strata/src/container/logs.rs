@@ -45,7 +45,8 @@ impl LogConfig {
             }
         }
         for o in opts {
-            let (k, v) = o.split_once('=').ok_or_else(|| Error::invalid(format!("invalid --log-opt {o:?}: want KEY=VALUE")))?;
+            let (k, v) =
+                o.split_once('=').ok_or_else(|| Error::invalid(format!("invalid --log-opt {o:?}: want KEY=VALUE")))?;
             match k {
                 "max-size" => c.max_size = Some(crate::units::parse_size("--log-opt max-size", v)?).filter(|n| *n > 0),
                 "max-file" => {

@@ -26,13 +26,14 @@ mod ops;
 pub mod resources;
 pub mod restart;
 pub mod runtime;
+pub mod seccomp;
 pub mod security;
 pub mod signal;
 pub mod spec;
 pub mod stats;
 pub mod tty;
 
-pub use ops::{inherit_stdio, volumes, Attach, ContainerSummary, Containers, CreateOptions};
+pub use ops::{inherit_stdio, null_stdin, volumes, Attach, ContainerSummary, Containers, CreateOptions};
 
 use crate::error::Result;
 pub use crate::layer::changes::Change;

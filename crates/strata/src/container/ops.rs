@@ -219,8 +219,7 @@ fn security_opts(s: &super::security::Security) -> Vec<String> {
 /// A command line as Docker's `ps` shows it: arguments with a space in
 /// single quotes.
 fn command_line(args: &[String]) -> String {
-    let quoted: Vec<String> =
-        args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
+    let quoted: Vec<String> = args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
     quoted.join(" ")
 }
 
@@ -819,7 +818,10 @@ impl Containers<'_> {
             let pid_of = |id: &str| -> Result<i64> {
                 let other = self.get(id)?;
                 other.pid.filter(|_| other.state == ContainerState::Running).ok_or_else(|| {
-                    Error::InUse(format!("container {} shares the namespaces of {}, which is not running", rec.name, other.name))
+                    Error::InUse(format!(
+                        "container {} shares the namespaces of {}, which is not running",
+                        rec.name, other.name
+                    ))
                 })
             };
             let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref(), &pid_of)?;
@@ -1028,7 +1030,7 @@ impl Containers<'_> {
                 super::attach::serve(l, in_w.into());
                 (in_r.into(), None)
             }
-            clients => (File::open("/dev/null").at("/dev/null")?.into(), clients),
+            clients => (null_stdin()?, clients),
         };
         let stdio = Stdio { stdin, stdout: out_w.into(), stderr: err_w.into(), console_socket: None };
         // The monitor is the container's stand-in: a signal sent to it (a
@@ -1152,7 +1154,7 @@ impl Containers<'_> {
         };
         let (out_r, out_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for a health probe: {e}")))?;
         let stdio = Stdio {
-            stdin: File::open("/dev/null").at("/dev/null")?.into(),
+            stdin: null_stdin()?,
             stdout: out_w.try_clone().map_err(|e| Error::Runtime(e.to_string()))?.into(),
             stderr: out_w.into(),
             console_socket: None,
@@ -1209,7 +1211,13 @@ impl Containers<'_> {
                 return;
             }
             if let Some(status) = health.record(check, probe, began.elapsed() < check.start_period()) {
-                crate::events::record(self.core, "container", &format!("health_status: {status}"), id, &[("name", &name)]);
+                crate::events::record(
+                    self.core,
+                    "container",
+                    &format!("health_status: {status}"),
+                    id,
+                    &[("name", &name)],
+                );
             }
             if let Err(e) = super::health::write(&dir, &health) {
                 tracing::warn!("recording the health of {id}: {e}");
@@ -1889,6 +1897,13 @@ impl Containers<'_> {
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
         self.images().store_image(config, &layers, Some(entry), &tags, now())
     }
+}
+
+/// /dev/null as a container's standard input when nothing is attached to
+/// it, open for reading and writing as Docker's (a process may write to its
+/// fd 0 there and succeed).
+pub fn null_stdin() -> Result<OwnedFd> {
+    Ok(File::options().read(true).write(true).open("/dev/null").at("/dev/null")?.into())
 }
 
 /// Duplicate this process's standard streams for an attached container.

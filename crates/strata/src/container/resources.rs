@@ -226,9 +226,8 @@ impl Resources {
             return Err(Error::invalid("invalid --shm-size 0: want a size above zero"));
         }
         for kv in &f.sysctls {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| Error::invalid(format!("invalid --sysctl {kv:?}: want KEY=VALUE")))?;
+            let (k, v) =
+                kv.split_once('=').ok_or_else(|| Error::invalid(format!("invalid --sysctl {kv:?}: want KEY=VALUE")))?;
             let shared = match sysctl_namespace(k) {
                 None => {
                     return Err(Error::invalid(format!(
@@ -370,7 +369,10 @@ mod tests {
             f.ipc = Some("host".into())
         })
         .is_err());
-        assert_eq!(flags(|f| f.pid = Some("container:web".into())).unwrap().pid, Namespace::Container("id-of-web".into()));
+        assert_eq!(
+            flags(|f| f.pid = Some("container:web".into())).unwrap().pid,
+            Namespace::Container("id-of-web".into())
+        );
         assert!(flags(|f| f.uts = Some("nope".into())).is_err());
         assert!(flags(|f| f.cpuset_cpus = Some("0-1,3".into())).is_ok());
         assert!(flags(|f| f.cpuset_cpus = Some("0-,a".into())).is_err());

@@ -30,9 +30,8 @@ pub struct Policy {
 impl std::str::FromStr for Policy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::invalid(format!("invalid --restart {s:?}: want no, on-failure[:N], always or unless-stopped"))
-        };
+        let bad =
+            || Error::invalid(format!("invalid --restart {s:?}: want no, on-failure[:N], always or unless-stopped"));
         let (name, count) = s.split_once(':').map_or((s, None), |(n, c)| (n, Some(c)));
         let max_retries = match (name, count) {
             ("on-failure", Some(c)) => c.parse().map_err(|_| bad())?,

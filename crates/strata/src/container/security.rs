@@ -6,11 +6,10 @@
 //!
 //! Docker's semantics throughout: its default capability set, `ALL` in
 //! add or drop, a deny-all device cgroup with the devices asked for allowed,
-//! `no-new-privileges` off unless asked, seccomp off for `--privileged`,
-//! and a syscall allowed by the default filter once the capability that
-//! needs it is granted (Docker's profile does the same). The tables are
-//! written here: they are the kernel's and Docker's published behaviour, and
-//! no crate carries them.
+//! `no-new-privileges` off unless asked, seccomp off for `--privileged`
+//! (the filter itself is the `seccomp` module's). The tables are written
+//! here: they are the kernel's and Docker's published behaviour, and no
+//! crate carries them.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -19,6 +18,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+use super::seccomp::read_profile;
+pub use super::seccomp::Seccomp;
 
 /// Every capability the kernel defines, by number.
 const CAPABILITIES: &[&str] = &[
@@ -82,78 +84,6 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
-
-/// Syscalls the default seccomp filter refuses with EPERM, and the
-/// capabilities any one of which lets a container use them (as Docker's
-/// default profile: e.g. `ptrace` with SYS_PTRACE, `mount` with SYS_ADMIN).
-/// Everything else is allowed. (`ptrace` and `process_vm_readv/writev`
-/// are allowed: Docker's profile allows them on kernels from 4.8, whose
-/// ptrace checks no longer let a filter be bypassed; compared with Docker
-/// in `tests/docker.rs`.)
-const SECCOMP_DENIED: &[(&str, &[&str])] = &[
-    ("acct", &["CAP_SYS_PACCT"]),
-    ("add_key", &[]),
-    ("bpf", &["CAP_SYS_ADMIN", "CAP_BPF"]),
-    ("clock_adjtime", &["CAP_SYS_TIME"]),
-    ("clock_settime", &["CAP_SYS_TIME"]),
-    ("create_module", &[]),
-    ("delete_module", &["CAP_SYS_MODULE"]),
-    ("finit_module", &["CAP_SYS_MODULE"]),
-    ("fanotify_init", &["CAP_SYS_ADMIN"]),
-    ("get_kernel_syms", &[]),
-    ("get_mempolicy", &["CAP_SYS_NICE"]),
-    ("init_module", &["CAP_SYS_MODULE"]),
-    ("ioperm", &["CAP_SYS_RAWIO"]),
-    ("iopl", &["CAP_SYS_RAWIO"]),
-    ("kcmp", &["CAP_SYS_PTRACE"]),
-    ("kexec_file_load", &[]),
-    ("kexec_load", &[]),
-    ("keyctl", &[]),
-    ("lookup_dcookie", &["CAP_SYS_ADMIN"]),
-    ("mbind", &["CAP_SYS_NICE"]),
-    ("mount", &["CAP_SYS_ADMIN"]),
-    ("move_pages", &[]),
-    ("name_to_handle_at", &["CAP_SYS_ADMIN"]),
-    ("nfsservctl", &[]),
-    ("open_by_handle_at", &["CAP_DAC_READ_SEARCH"]),
-    ("perf_event_open", &["CAP_SYS_ADMIN", "CAP_PERFMON"]),
-    ("pivot_root", &["CAP_SYS_ADMIN"]),
-    ("query_module", &[]),
-    ("quotactl", &["CAP_SYS_ADMIN"]),
-    ("reboot", &["CAP_SYS_BOOT"]),
-    ("request_key", &[]),
-    ("set_mempolicy", &["CAP_SYS_NICE"]),
-    ("setdomainname", &["CAP_SYS_ADMIN"]),
-    ("sethostname", &["CAP_SYS_ADMIN"]),
-    ("setns", &["CAP_SYS_ADMIN"]),
-    ("settimeofday", &["CAP_SYS_TIME"]),
-    ("stime", &["CAP_SYS_TIME"]),
-    ("swapoff", &["CAP_SYS_ADMIN"]),
-    ("swapon", &["CAP_SYS_ADMIN"]),
-    ("_sysctl", &[]),
-    ("syslog", &["CAP_SYS_ADMIN", "CAP_SYSLOG"]),
-    ("umount", &["CAP_SYS_ADMIN"]),
-    ("umount2", &["CAP_SYS_ADMIN"]),
-    ("unshare", &["CAP_SYS_ADMIN"]),
-    ("uselib", &[]),
-    ("userfaultfd", &[]),
-    ("ustat", &[]),
-    ("vhangup", &["CAP_SYS_TTY_CONFIG"]),
-    ("vm86", &[]),
-    ("vm86old", &[]),
-];
-
-/// The seccomp filter a container runs under.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Seccomp {
-    /// strata's default filter, opened up by the capabilities granted.
-    #[default]
-    Default,
-    /// No filter (`seccomp=unconfined`, `--privileged`).
-    Unconfined,
-    /// A profile in Docker's JSON format, as given (`seccomp=FILE`).
-    Profile(serde_json::Value),
-}
 
 /// A host device given to the container (`--device`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -293,8 +223,7 @@ impl Security {
     /// `--privileged`, no masked or read-only paths and a writable /sys.
     pub fn apply(&self, spec: &mut serde_json::Value) -> Result<()> {
         let caps = self.capabilities();
-        spec["process"]["capabilities"] =
-            serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
+        spec["process"]["capabilities"] = serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
         // Absent rather than false: libcontainer 0.7 takes any value as "set"
         // and then loads the seccomp filter after dropping the capability it needs.
         match spec["process"].as_object_mut() {
@@ -307,12 +236,11 @@ impl Security {
             None => {}
         }
         let linux = &mut spec["linux"];
-        match &self.seccomp {
-            Seccomp::Unconfined => {
+        match self.seccomp.filter(&caps)? {
+            Some(f) => linux["seccomp"] = f,
+            None => {
                 linux.as_object_mut().map(|l| l.remove("seccomp"));
             }
-            Seccomp::Default => linux["seccomp"] = default_filter(&caps),
-            Seccomp::Profile(p) => linux["seccomp"] = profile_filter(p, &caps)?,
         }
         // Deny every device, then allow the runtime's defaults (the runtime
         // adds those) and what was asked for: as Docker's device cgroup.
@@ -373,7 +301,11 @@ fn parse_device(spec: &str) -> Result<Device> {
     if !(ft.is_char_device() || ft.is_block_device() || ft.is_dir()) {
         return Err(bad(&format!("{host} is not a device")));
     }
-    Ok(Device { host: host.into(), container: crate::confined::clean_container_path(container), permissions: permissions.into() })
+    Ok(Device {
+        host: host.into(),
+        container: crate::confined::clean_container_path(container),
+        permissions: permissions.into(),
+    })
 }
 
 /// The devices at `host` (one, or those under a directory), as spec
@@ -440,107 +372,6 @@ fn parse_cgroup_rule(rule: &str) -> Result<serde_json::Value> {
     Ok(r)
 }
 
-/// strata's default filter for a container holding `caps`.
-fn default_filter(caps: &[&str]) -> serde_json::Value {
-    let denied: Vec<&str> = SECCOMP_DENIED
-        .iter()
-        .filter(|(_, unlocked_by)| !unlocked_by.iter().any(|c| caps.contains(c)))
-        .map(|(name, _)| *name)
-        .collect();
-    serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": [{"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
-    })
-}
-
-const ACTIONS: &[&str] = &[
-    "SCMP_ACT_KILL",
-    "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_TRAP",
-    "SCMP_ACT_ERRNO",
-    "SCMP_ACT_TRACE",
-    "SCMP_ACT_ALLOW",
-    "SCMP_ACT_LOG",
-    "SCMP_ACT_NOTIFY",
-];
-
-/// Read a profile in Docker's format: JSON with a known default action.
-fn read_profile(path: &Path) -> Result<serde_json::Value> {
-    let bad = |why: String| Error::invalid(format!("seccomp profile {}: {why}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let p: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let action = p["defaultAction"].as_str().ok_or_else(|| bad("no defaultAction".into()))?;
-    if !ACTIONS.contains(&action) {
-        return Err(bad(format!("unknown defaultAction {action:?}")));
-    }
-    // Convert now as a check: every rule's fault is named before anything is created.
-    profile_filter(&p, &[]).map_err(|e| bad(e.to_string()))?;
-    Ok(p)
-}
-
-/// A Docker-format profile as the OCI filter for a container holding
-/// `caps`: rules kept by their `includes`/`excludes` (capabilities,
-/// architectures), this machine's architectures from `archMap`.
-fn profile_filter(p: &serde_json::Value, caps: &[&str]) -> Result<serde_json::Value> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => ("SCMP_ARCH_X86_64", "amd64"),
-        "aarch64" => ("SCMP_ARCH_AARCH64", "arm64"),
-        other => (other, other),
-    };
-    let mut archs: Vec<serde_json::Value> = p["architectures"].as_array().cloned().unwrap_or_default();
-    for m in p["archMap"].as_array().into_iter().flatten() {
-        if m["architecture"] == arch.0 {
-            archs.push(m["architecture"].clone());
-            archs.extend(m["subArchitectures"].as_array().cloned().unwrap_or_default());
-        }
-    }
-    let holds = |list: &serde_json::Value| -> (bool, bool) {
-        let caps_ok = list["caps"].as_array().is_none_or(|c| c.iter().all(|c| c.as_str().is_some_and(|c| caps.contains(&c))));
-        let arch_ok = list["arches"].as_array().is_none_or(|a| a.iter().any(|a| a == arch.1));
-        (caps_ok, arch_ok)
-    };
-    let mut syscalls = Vec::new();
-    for (i, rule) in p["syscalls"].as_array().into_iter().flatten().enumerate() {
-        let bad = |why: &str| Error::invalid(format!("syscalls[{i}]: {why}"));
-        let action = rule["action"].as_str().ok_or_else(|| bad("no action"))?;
-        if !ACTIONS.contains(&action) {
-            return Err(bad(&format!("unknown action {action:?}")));
-        }
-        let (inc_caps, inc_arch) = holds(&rule["includes"]);
-        let excluded = {
-            let ex = &rule["excludes"];
-            let by_caps = ex["caps"].as_array().is_some_and(|c| c.iter().any(|c| c.as_str().is_some_and(|c| caps.contains(&c))));
-            let by_arch = ex["arches"].as_array().is_some_and(|a| a.iter().any(|a| a == arch.1));
-            by_caps || by_arch
-        };
-        if !inc_caps || !inc_arch || excluded {
-            continue;
-        }
-        let names = match (&rule["names"], &rule["name"]) {
-            (serde_json::Value::Array(n), _) => serde_json::Value::Array(n.clone()),
-            (_, serde_json::Value::String(n)) => serde_json::json!([n]),
-            _ => return Err(bad("no names")),
-        };
-        let mut out = serde_json::json!({"names": names, "action": action});
-        for key in ["args", "errnoRet"] {
-            if !rule[key].is_null() {
-                out[key] = rule[key].clone();
-            }
-        }
-        syscalls.push(out);
-    }
-    let mut filter = serde_json::json!({"defaultAction": p["defaultAction"], "syscalls": syscalls});
-    if !archs.is_empty() {
-        filter["architectures"] = serde_json::Value::Array(archs);
-    }
-    if !p["defaultErrnoRet"].is_null() {
-        filter["defaultErrnoRet"] = p["defaultErrnoRet"].clone();
-    }
-    Ok(filter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,40 +398,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_filter_opens_what_a_granted_capability_needs() {
-        let denied = |caps: &[&str]| default_filter(caps)["syscalls"][0]["names"].clone();
-        assert!(denied(&[]).as_array().unwrap().contains(&"kcmp".into()));
-        assert!(!denied(&["CAP_SYS_PTRACE"]).as_array().unwrap().contains(&"kcmp".into()));
-        assert!(denied(&["CAP_SYS_ADMIN"]).as_array().unwrap().contains(&"keyctl".into()));
-    }
-
-    #[test]
     fn devices_and_cgroup_rules_parse() {
         assert_eq!(parse_device("/dev/null:/dev/n:r").unwrap().container, "/dev/n");
         assert_eq!(parse_device("/dev/null:rw").unwrap().permissions, "rw");
         assert!(parse_device("/dev/nope").is_err());
         assert!(parse_device("dev/null").is_err());
         assert!(parse_device("/dev/null:/x:rwx").is_err());
-        assert_eq!(parse_cgroup_rule("c 10:* rwm").unwrap(), serde_json::json!({"allow": true, "type": "c", "major": 10, "access": "rwm"}));
+        assert_eq!(
+            parse_cgroup_rule("c 10:* rwm").unwrap(),
+            serde_json::json!({"allow": true, "type": "c", "major": 10, "access": "rwm"})
+        );
         assert!(parse_cgroup_rule("x 1:2 r").is_err());
         assert!(parse_cgroup_rule("c 1 r").is_err());
-    }
-
-    #[test]
-    fn docker_profiles_convert_by_capability_and_architecture() {
-        let p = serde_json::json!({
-            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
-            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
-            "syscalls": [
-                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-                {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_PTRACE"]}},
-                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]},
-                 "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]},
-            ]
-        });
-        let f = profile_filter(&p, &[]).unwrap();
-        assert_eq!(f["syscalls"].as_array().unwrap().len(), 2);
-        assert_eq!(profile_filter(&p, &["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"]).unwrap()["syscalls"].as_array().unwrap().len(), 2);
-        assert!(profile_filter(&serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "NOPE"}]}), &[]).is_err());
     }
 }

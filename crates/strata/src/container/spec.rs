@@ -193,7 +193,9 @@ pub fn resolve_group(group: &str, rootfs: &Root) -> Result<u32> {
     let groups = read_db(rootfs, "etc/group")?;
     match groups.iter().find(|e| e.len() >= 3 && e[0] == group) {
         Some(e) => e[2].parse().map_err(|_| Error::invalid(format!("group {group}: bad gid {:?} in /etc/group", e[2]))),
-        None => group.parse().map_err(|_| Error::invalid(format!("unable to find group {group}: no matching entries in group file"))),
+        None => group
+            .parse()
+            .map_err(|_| Error::invalid(format!("unable to find group {group}: no matching entries in group file"))),
     }
 }
 
@@ -422,7 +424,8 @@ pub fn build_spec(
     for (m, source) in volumes {
         let v = match m.kind {
             crate::volume::MountKind::Tmpfs => {
-                let mut options = vec!["nosuid".to_string(), "nodev".to_string(), if m.readonly { "ro" } else { "rw" }.into()];
+                let mut options =
+                    vec!["nosuid".to_string(), "nodev".to_string(), if m.readonly { "ro" } else { "rw" }.into()];
                 options.extend(m.options.iter().cloned());
                 serde_json::json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options})
             }
