@@ -116,18 +116,62 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
 }
 
 /// Run a container attached to this terminal; its exit code is ours.
-/// Without `-i` its standard input is /dev/null, as Docker's.
-fn run_attached(engine: &Engine, id: &str, attach: Attach) -> Result<ExitCode> {
-    let interactive = attach.interactive;
+/// Without `-i` its standard input is /dev/null, as Docker's; `streams`
+/// (`-a`) limits what is attached, the rest going to /dev/null. A waiter
+/// process holds the container, so its exit is recorded even if this
+/// process is killed.
+fn run_attached(engine: &Engine, id: &str, attach: Attach, streams: &Streams, global: &[String]) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
-    if !interactive {
+    if !(attach.interactive && streams.stdin) {
         stdio.stdin = strata::container::null_stdin()?;
     }
-    let (code, msg) = engine.containers().run(id, stdio, attach)?;
+    if !streams.stdout {
+        stdio.stdout = strata::container::null_stdin()?;
+    }
+    if !streams.stderr {
+        stdio.stderr = strata::container::null_stdin()?;
+    }
+    let exe = std::env::current_exe().context("finding the strata binary")?;
+    let attach = Attach { interactive: attach.interactive && streams.stdin, ..attach };
+    let code = engine.containers().run_attached(id, stdio, attach, &exe, global)?;
+    Ok(ExitCode::from(code as u8))
+}
+
+/// The waiter of an attached run (`__attached`): runs the container with
+/// this process's streams and tells the caller its pid on fd 3.
+pub fn attached_waiter(engine: &Engine, a: crate::AttachedArgs) -> Result<ExitCode> {
+    let started = std::fs::OpenOptions::new().write(true).open("/proc/self/fd/3").context("the caller's pid pipe")?;
+    let attach = Attach { interactive: a.interactive, sig_proxy: false };
+    let (code, msg) = engine.containers().run_for_caller(&a.container, attach, started)?;
     if let Some(m) = msg {
         eprintln!("Error: {m}");
     }
     Ok(ExitCode::from(code as u8))
+}
+
+/// The streams `-a` attaches (all when none is named).
+pub(crate) struct Streams {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Streams {
+    fn parse(names: &[String]) -> Result<Self> {
+        if names.is_empty() {
+            return Ok(Streams { stdin: true, stdout: true, stderr: true });
+        }
+        let mut s = Streams { stdin: false, stdout: false, stderr: false };
+        for n in names {
+            match n.to_ascii_lowercase().as_str() {
+                "stdin" => s.stdin = true,
+                "stdout" => s.stdout = true,
+                "stderr" => s.stderr = true,
+                _ => bail!("-a {n}: valid streams are STDIN, STDOUT and STDERR"),
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// The image `run`/`create` names, pulled as `--pull` says.
@@ -161,6 +205,10 @@ fn write_cidfile(a: &RunArgs, id: &str) -> Result<()> {
 pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
     check_cidfile(&a)?;
     image_for(engine, &a)?;
+    if a.detach && !a.attach.is_empty() {
+        bail!("conflicting options: -a and -d");
+    }
+    let streams = Streams::parse(&a.attach)?;
     let o = options(&a)?;
     let rec = engine.containers().create(&a.image, &o)?;
     write_cidfile(&a, &rec.id)?;
@@ -170,7 +218,7 @@ pub fn run(engine: &Engine, a: RunArgs, global: &[String]) -> Result<ExitCode> {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    run_attached(engine, &rec.id, Attach { interactive: a.interactive, sig_proxy: a.sig_proxy })
+    run_attached(engine, &rec.id, Attach { interactive: a.interactive, sig_proxy: a.sig_proxy }, &streams, global)
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<ExitCode> {
@@ -188,7 +236,14 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        return run_attached(engine, &a.containers[0], Attach { interactive: a.interactive, sig_proxy: true });
+        let all = Streams::parse(&[])?;
+        return run_attached(
+            engine,
+            &a.containers[0],
+            Attach { interactive: a.interactive, sig_proxy: true },
+            &all,
+            global,
+        );
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     let mut names = a.containers.clone();

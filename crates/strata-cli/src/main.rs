@@ -134,6 +134,9 @@ enum Command {
     /// (internal) Watch a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor(ContainerArg),
+    /// (internal) Run a container for an attached caller and record its exit.
+    #[command(name = "__attached", hide = true)]
+    Attached(AttachedArgs),
     /// Manage the store.
     #[command(subcommand)]
     System(SystemCommand),
@@ -615,6 +618,9 @@ pub(crate) struct RunArgs {
     /// Proxy received signals to the container (attached runs).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) sig_proxy: bool,
+    /// Attach only these streams: stdin, stdout, stderr (repeatable; default all).
+    #[arg(short = 'a', long = "attach")]
+    pub(crate) attach: Vec<String>,
     /// Memory limit (e.g. 512m, 1g).
     #[arg(short, long)]
     pub(crate) memory: Option<String>,
@@ -875,6 +881,13 @@ pub(crate) struct ContainerArg {
 }
 
 #[derive(Args)]
+pub(crate) struct AttachedArgs {
+    pub(crate) container: String,
+    #[arg(long)]
+    pub(crate) interactive: bool,
+}
+
+#[derive(Args)]
 pub(crate) struct CommitArgs {
     /// Commit message.
     #[arg(short, long)]
@@ -1039,8 +1052,10 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     // Docker: a failure of strata itself while running a container is 125; other commands fail with 1.
-    let failure = if matches!(cli.command, Command::Run(_) | Command::Create(_) | Command::Start(_) | Command::Exec(_))
-    {
+    let failure = if matches!(
+        cli.command,
+        Command::Run(_) | Command::Create(_) | Command::Start(_) | Command::Exec(_) | Command::Attached(_)
+    ) {
         125
     } else {
         1
@@ -1128,6 +1143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Commit(a) => containers::commit(&engine, a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&engine, a),
         Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&engine, a),
+        Command::Attached(a) => containers::attached_waiter(&engine, a),
         Command::Monitor(a) => {
             let code = engine.containers().monitor(&a.container)?;
             Ok(ExitCode::from(code as u8))

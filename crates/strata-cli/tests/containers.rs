@@ -493,6 +493,70 @@ fn attached_run_with_sig_proxy_off_leaves_signals_to_the_cli() {
 }
 
 #[test]
+fn a_sigkilled_attached_run_leaves_the_container_running_and_its_exit_code_recorded() {
+    let s = with_image("overlay");
+    let d = s.dir.path().join("shared");
+    std::fs::create_dir(&d).unwrap();
+    let vol = format!("{}:/d", d.display());
+    let script = "echo ready; while [ ! -e /d/go ]; do sleep 0.05; done; exit 7";
+    let mut child = s
+        .command()
+        .args(["run", "--name", "killed", "-v", &vol, "app:1", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(s.ok(&["ps", "--filter", "name=killed", "--format", "{{.State}}"]).contains("running"));
+    std::fs::write(d.join("go"), "").unwrap();
+    assert_eq!(s.ok(&["wait", "killed"]).trim(), "7");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "killed"]).trim(), "exited 7");
+    s.ok(&["rm", "killed"]);
+    assert!(mounts_under(&s).is_empty());
+}
+
+#[test]
+fn attach_flags_choose_the_streams_an_attached_run_shows() {
+    let s = with_image("overlay");
+    let script = "echo to-out; echo to-err >&2; read line; echo read:$line; exit 3";
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags);
+        args.extend(["app:1", "sh", "-c", script]);
+        let mut c = s
+            .command()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), b"typed\n").unwrap();
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["-i"]), (Some(3), "to-out\nread:typed\n".into(), "to-err\n".into()));
+    assert_eq!(run(&["-i", "-a", "stdout"]), (Some(3), "to-out\nread:\n".into(), "".into()));
+    assert_eq!(run(&["-i", "-a", "STDIN", "-a", "stderr"]), (Some(3), "".into(), "to-err\n".into()));
+    assert_eq!(run(&["-a", "stdin", "-a", "stdout"]), (Some(3), "to-out\nread:\n".into(), "".into()));
+    let (code, err) = s.fails(&["run", "-d", "-a", "stdout", "app:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("-a and -d"), "{err}");
+    let (code, err) = s.fails(&["run", "-a", "stdio", "app:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("-a stdio"), "{err}");
+    assert!(s.ok(&["ps", "-a", "-q"]).is_empty());
+}
+
+#[test]
 fn commit_changes_mean_what_the_same_dockerfile_lines_mean() {
     let s = with_image("overlay");
     s.ok(&["tag", "app:1", "base"]);

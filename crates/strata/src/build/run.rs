@@ -201,7 +201,7 @@ impl Builder<'_> {
             |id: &str| Err(crate::error::Error::invalid(format!("a build step shares no namespace ({id})")));
         let spec = spec::build_spec(&id, &cfg, &user, &rootfs, &bundle, &volumes, ns_path.as_deref(), &no_containers)?;
         let cfg_path = bundle.join("config.json");
-        fs::write(&cfg_path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&cfg_path)?;
+        fs::write(&cfg_path, serde_json::to_vec(&spec).expect("spec serializes")).at(&cfg_path)?;
         let log = bundle.join("output.log");
         let stdio = if self.opts.quiet {
             let f = File::create(&log).at(&log)?;

@@ -764,7 +764,87 @@ impl Containers<'_> {
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
     pub fn run(&self, name: &str, stdio: Stdio, attach: Attach) -> Result<(i32, Option<String>)> {
-        self.run_with(name, stdio, attach, None)
+        self.run_with(name, stdio, attach, None, None)
+    }
+
+    /// Run a container attached to the caller through a waiter process
+    /// (`exe global_args __attached ID`) that holds the container as its
+    /// child and records its exit, so that the code survives the caller
+    /// being killed (Docker's daemon and podman's conmon do the same). The
+    /// container reads and writes `stdio` directly; the caller passes its
+    /// signals on (`attach.sig_proxy`) once the waiter reports the pid.
+    /// Returns the container's exit code (the waiter's: 125 when strata
+    /// itself failed, its message already on `stdio.stderr`).
+    pub fn run_attached(
+        &self,
+        name: &str,
+        stdio: Stdio,
+        attach: Attach,
+        exe: &Path,
+        global_args: &[String],
+    ) -> Result<i32> {
+        use std::io::BufRead;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let rec = self.get(name)?;
+        if rec.state == ContainerState::Running {
+            return Err(Error::InUse(format!("container {} is already running", rec.name)));
+        }
+        let (pid_r, pid_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for {}'s pid: {e}", rec.name)))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(global_args).arg("__attached").arg(&rec.id);
+        if attach.interactive {
+            cmd.arg("--interactive");
+        }
+        cmd.stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr);
+        let w = pid_w.as_raw_fd();
+        // SAFETY: dup2 and fcntl are async-signal-safe; the waiter finds the
+        // pipe at fd 3 (dup2 onto itself would keep close-on-exec).
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = if w == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(w, 3) };
+                if r < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        // The waiter takes the store lock; this process only waits.
+        self.core.unlock();
+        let proxy = attach.sig_proxy.then(runtime::SignalProxy::install);
+        let mut child = cmd.spawn().at(exe)?;
+        drop(pid_w);
+        let mut line = String::new();
+        let _ = io::BufReader::new(pid_r).read_line(&mut line);
+        if let (Some(p), Ok(pid)) = (&proxy, line.trim().parse::<i32>()) {
+            p.forward_to(pid);
+        }
+        let status = loop {
+            match child.wait() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r.at(exe)?,
+            }
+        };
+        drop(proxy);
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ok(code),
+            (None, sig) => Err(Error::Runtime(format!(
+                "the process waiting on container {} was killed (signal {}); `strata wait {}` gives its exit code",
+                rec.name,
+                sig.unwrap_or(0),
+                rec.name
+            ))),
+        }
+    }
+
+    /// The waiter's side of [`Containers::run_attached`]: run the container
+    /// with this process's standard streams, the pid written to `started`
+    /// once it runs.
+    pub fn run_for_caller(&self, name: &str, attach: Attach, started: File) -> Result<(i32, Option<String>)> {
+        runtime::shield_signals();
+        let stdio = inherit_stdio()?;
+        self.run_with(name, stdio, Attach { sig_proxy: false, ..attach }, None, Some(started))
     }
 
     /// [`Containers::run`], with a terminal's keys from `attach` clients
@@ -775,6 +855,7 @@ impl Containers<'_> {
         mut stdio: Stdio,
         attach: Attach,
         clients: Option<std::os::unix::net::UnixListener>,
+        started: Option<File>,
     ) -> Result<(i32, Option<String>)> {
         let interactive = attach.interactive;
         let mut rec = self.get(name)?;
@@ -826,7 +907,7 @@ impl Containers<'_> {
             };
             let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref(), &pid_of)?;
             let path = dir.join("config.json");
-            fs::write(&path, serde_json::to_vec_pretty(&spec).expect("spec serializes")).at(&path)?;
+            fs::write(&path, serde_json::to_vec(&spec).expect("spec serializes")).at(&path)?;
             Ok(Ok(dir.clone()))
         })();
         let bundle = match prepared {
@@ -863,6 +944,10 @@ impl Containers<'_> {
                 return Err(e);
             }
         };
+        if let Some(mut f) = started {
+            use std::io::Write;
+            let _ = writeln!(f, "{pid}");
+        }
         let input = match clients {
             Some(l) => super::tty::Input::Clients(l),
             None if interactive => super::tty::Input::Caller,
@@ -1042,7 +1127,7 @@ impl Containers<'_> {
             if let Some(check) = &cfg.health {
                 scope.spawn(|| self.health_loop(id, check, &running));
             }
-            let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients);
+            let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients, None);
             running.store(false, std::sync::atomic::Ordering::SeqCst);
             ran
         });

@@ -76,6 +76,7 @@ impl BuiltIn {
     /// The libcontainer builder both init and tenant processes start from.
     fn builder(&self, id: &str, stdio: Stdio) -> Result<libcontainer::container::builder::ContainerBuilder> {
         use libcontainer::container::builder::ContainerBuilder;
+        let stdio = Stdio { stdout: writable_null(stdio.stdout)?, stderr: writable_null(stdio.stderr)?, ..stdio };
         use libcontainer::syscall::syscall::SyscallType;
         use libcontainer::workload::default::DefaultExecutor;
         std::fs::create_dir_all(&self.state_root).map_err(lc)?;
@@ -88,6 +89,24 @@ impl BuiltIn {
             .with_stderr(stdio.stderr)
             .with_console_socket(stdio.console_socket.as_ref()))
     }
+}
+
+/// An output stream for libcontainer: /dev/null becomes a pipe drained
+/// here until the last writer closes it. libcontainer 0.7 reopens any
+/// standard stream that is /dev/null from inside the container, read-only
+/// (runc reopens it read-write), so `run IMAGE echo hi >/dev/null` would
+/// fail with EBADF.
+fn writable_null(fd: OwnedFd) -> Result<OwnedFd> {
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::Runtime(format!("a standard stream: {e}")))?;
+    let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+        && rustix::fs::major(st.st_rdev) == 1
+        && rustix::fs::minor(st.st_rdev) == 3;
+    if !is_null {
+        return Ok(fd);
+    }
+    let (mut r, w) = std::io::pipe().map_err(|e| Error::Runtime(format!("a pipe for a discarded stream: {e}")))?;
+    std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+    Ok(w.into())
 }
 
 impl Runtime for BuiltIn {
@@ -379,6 +398,19 @@ extern "C" fn forward(sig: libc::c_int) {
 /// Signals an attached CLI passes on to its container (Docker's sig-proxy).
 const FORWARDED: [libc::c_int; 6] =
     [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+
+/// For a process that waits on a container for a caller which passes its
+/// signals on (an attached run's waiter): the signals the caller forwards
+/// (which a terminal also sends to this process, in the caller's process
+/// group) neither end this process nor reach the container twice. Handlers,
+/// not SIG_IGN: a container started from here gets default dispositions.
+pub fn shield_signals() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    for sig in FORWARDED {
+        // SAFETY: installs a handler that does nothing.
+        unsafe { libc::signal(sig, nothing as *const () as libc::sighandler_t) };
+    }
+}
 
 /// While the guard lives, signals sent to this process go to `pid` instead.
 pub struct SignalProxy;
