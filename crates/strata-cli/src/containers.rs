@@ -123,13 +123,13 @@ fn options(a: &RunArgs) -> Result<CreateOptions> {
 fn run_attached(engine: &Engine, id: &str, attach: Attach, streams: &Streams, global: &[String]) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
     if !(attach.interactive && streams.stdin) {
-        stdio.stdin = strata::container::null_stdin()?;
+        stdio.stdin = strata::container::dev_null()?;
     }
     if !streams.stdout {
-        stdio.stdout = strata::container::null_stdin()?;
+        stdio.stdout = strata::container::dev_null()?;
     }
     if !streams.stderr {
-        stdio.stderr = strata::container::null_stdin()?;
+        stdio.stderr = strata::container::dev_null()?;
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     let attach = Attach { interactive: attach.interactive && streams.stdin, ..attach };
@@ -157,9 +157,11 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
+    const ALL: Streams = Streams { stdin: true, stdout: true, stderr: true };
+
     fn parse(names: &[String]) -> Result<Self> {
         if names.is_empty() {
-            return Ok(Streams { stdin: true, stdout: true, stderr: true });
+            return Ok(Streams::ALL);
         }
         let mut s = Streams { stdin: false, stdout: false, stderr: false };
         for n in names {
@@ -236,14 +238,8 @@ pub fn start(engine: &Engine, a: StartArgs, global: &[String]) -> Result<ExitCod
         if a.containers.len() != 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        let all = Streams::parse(&[])?;
-        return run_attached(
-            engine,
-            &a.containers[0],
-            Attach { interactive: a.interactive, sig_proxy: true },
-            &all,
-            global,
-        );
+        let attach = Attach { interactive: a.interactive, sig_proxy: true };
+        return run_attached(engine, &a.containers[0], attach, &Streams::ALL, global);
     }
     let exe = std::env::current_exe().context("finding the strata binary")?;
     let mut names = a.containers.clone();
@@ -460,7 +456,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<ExitCode> {
 pub fn exec(engine: &Engine, a: crate::ExecArgs) -> Result<ExitCode> {
     let mut stdio = inherit_stdio()?;
     if !a.interactive {
-        stdio.stdin = strata::container::null_stdin()?;
+        stdio.stdin = strata::container::dev_null()?;
     }
     let tty = a.tty.then_some(a.interactive);
     let (code, msg) = engine.containers().exec(

@@ -455,7 +455,12 @@ fn attached_until_ready(s: &Strata, flags: &[&str]) -> std::process::Child {
     let mut args = vec!["run"];
     args.extend(flags);
     args.extend(["app:1", "sh", "-c", "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done"]);
-    let mut child = s.command().args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    until_ready(s, &args)
+}
+
+/// `strata ARGS` with its output piped, once its first line says "ready".
+fn until_ready(s: &Strata, args: &[&str]) -> std::process::Child {
+    let mut child = s.command().args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
@@ -499,16 +504,7 @@ fn a_sigkilled_attached_run_leaves_the_container_running_and_its_exit_code_recor
     std::fs::create_dir(&d).unwrap();
     let vol = format!("{}:/d", d.display());
     let script = "echo ready; while [ ! -e /d/go ]; do sleep 0.05; done; exit 7";
-    let mut child = s
-        .command()
-        .args(["run", "--name", "killed", "-v", &vol, "app:1", "sh", "-c", script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let mut child = until_ready(&s, &["run", "--name", "killed", "-v", &vol, "app:1", "sh", "-c", script]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(s.ok(&["ps", "--filter", "name=killed", "--format", "{{.State}}"]).contains("running"));

@@ -207,14 +207,14 @@ impl Builder<'_> {
             let f = File::create(&log).at(&log)?;
             let fd: OwnedFd = f.into();
             Stdio {
-                stdin: crate::container::null_stdin()?,
+                stdin: crate::container::dev_null()?,
                 stdout: fd.try_clone().at(&log)?,
                 stderr: fd,
                 console_socket: None,
             }
         } else {
             self.out.flush().map_err(|e| Error::stream("writing output", e))?;
-            Stdio { stdin: crate::container::null_stdin()?, ..crate::container::inherit_stdio()? }
+            Stdio { stdin: crate::container::dev_null()?, ..crate::container::inherit_stdio()? }
         };
         let rt = runtime::for_name(None, &self.core.root.join("runtime"))?;
         // While the command runs, no store lock: rmi and prunes elsewhere must not

@@ -33,7 +33,7 @@ pub mod spec;
 pub mod stats;
 pub mod tty;
 
-pub use ops::{inherit_stdio, null_stdin, volumes, Attach, ContainerSummary, Containers, CreateOptions};
+pub use ops::{dev_null, inherit_stdio, volumes, Attach, ContainerSummary, Containers, CreateOptions};
 
 use crate::error::Result;
 pub use crate::layer::changes::Change;

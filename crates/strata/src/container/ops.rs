@@ -786,10 +786,8 @@ impl Containers<'_> {
         use std::io::BufRead;
         use std::os::fd::AsRawFd;
         use std::os::unix::process::{CommandExt, ExitStatusExt};
+        // The waiter refuses a running container, as an attached run does.
         let rec = self.get(name)?;
-        if rec.state == ContainerState::Running {
-            return Err(Error::InUse(format!("container {} is already running", rec.name)));
-        }
         let (pid_r, pid_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for {}'s pid: {e}", rec.name)))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.args(global_args).arg("__attached").arg(&rec.id);
@@ -1115,7 +1113,7 @@ impl Containers<'_> {
                 super::attach::serve(l, in_w.into());
                 (in_r.into(), None)
             }
-            clients => (null_stdin()?, clients),
+            clients => (dev_null()?, clients),
         };
         let stdio = Stdio { stdin, stdout: out_w.into(), stderr: err_w.into(), console_socket: None };
         // The monitor is the container's stand-in: a signal sent to it (a
@@ -1239,7 +1237,7 @@ impl Containers<'_> {
         };
         let (out_r, out_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for a health probe: {e}")))?;
         let stdio = Stdio {
-            stdin: null_stdin()?,
+            stdin: dev_null()?,
             stdout: out_w.try_clone().map_err(|e| Error::Runtime(e.to_string()))?.into(),
             stderr: out_w.into(),
             console_socket: None,
@@ -1984,10 +1982,10 @@ impl Containers<'_> {
     }
 }
 
-/// /dev/null as a container's standard input when nothing is attached to
-/// it, open for reading and writing as Docker's (a process may write to its
-/// fd 0 there and succeed).
-pub fn null_stdin() -> Result<OwnedFd> {
+/// /dev/null for a container's standard stream that nothing is attached
+/// to, open for reading and writing as Docker's (a process may write to
+/// its fd 0 there and succeed).
+pub fn dev_null() -> Result<OwnedFd> {
     Ok(File::options().read(true).write(true).open("/dev/null").at("/dev/null")?.into())
 }
 

@@ -76,9 +76,9 @@ impl BuiltIn {
     /// The libcontainer builder both init and tenant processes start from.
     fn builder(&self, id: &str, stdio: Stdio) -> Result<libcontainer::container::builder::ContainerBuilder> {
         use libcontainer::container::builder::ContainerBuilder;
-        let stdio = Stdio { stdout: writable_null(stdio.stdout)?, stderr: writable_null(stdio.stderr)?, ..stdio };
         use libcontainer::syscall::syscall::SyscallType;
         use libcontainer::workload::default::DefaultExecutor;
+        let stdio = Stdio { stdout: writable_null(stdio.stdout)?, stderr: writable_null(stdio.stderr)?, ..stdio };
         std::fs::create_dir_all(&self.state_root).map_err(lc)?;
         Ok(ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(DefaultExecutor {})
