@@ -131,9 +131,13 @@ enum Command {
     Info(FormatArg),
     /// Show strata's version.
     Version(FormatArg),
-    /// (internal) Watch a detached container.
+    /// (internal) Launch a detached container and hand it to strata-monitor;
+    /// with --exited, record the exit it saw and apply the restart policy.
     #[command(name = "__monitor", hide = true)]
-    Monitor(ContainerArg),
+    Monitor(MonitorArgs),
+    /// (internal) One health probe of a running container, for its monitor.
+    #[command(name = "__probe", hide = true)]
+    Probe(ProbeArgs),
     /// (internal) Run a container for an attached caller and record its exit.
     #[command(name = "__attached", hide = true)]
     Attached(AttachedArgs),
@@ -881,6 +885,20 @@ pub(crate) struct ContainerArg {
 }
 
 #[derive(Args)]
+pub(crate) struct MonitorArgs {
+    pub(crate) container: String,
+    #[arg(long)]
+    pub(crate) exited: Option<i32>,
+}
+
+#[derive(Args)]
+pub(crate) struct ProbeArgs {
+    pub(crate) container: String,
+    #[arg(long)]
+    pub(crate) in_start_period: bool,
+}
+
+#[derive(Args)]
 pub(crate) struct AttachedArgs {
     pub(crate) container: String,
     #[arg(long)]
@@ -1145,8 +1163,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(ContainerCommand::Inspect(a)) => containers::inspect(&engine, a),
         Command::Attached(a) => containers::attached_waiter(&engine, a),
         Command::Monitor(a) => {
-            let code = engine.containers().monitor(&a.container)?;
+            let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("finding the strata binary: {e}"))?;
+            let code = engine.containers().monitor(&a.container, a.exited, &exe, &global)?;
             Ok(ExitCode::from(code as u8))
+        }
+        Command::Probe(a) => {
+            engine.containers().probe_health(&a.container, a.in_start_period)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&engine, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&engine, a),

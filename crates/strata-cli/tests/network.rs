@@ -311,13 +311,16 @@ fn nothing_is_left_after_rm_f_run_rm_or_a_killed_monitor() {
 
     let mut args = vec!["run", "-d", "--name", "web-b", "--network", "named", "-p", "8080:80", "net:1"];
     args.extend(httpd);
-    let id = s.ok(&args).trim().to_string();
+    s.ok(&args);
     wait_for(&s, "http://127.0.0.1:8080/");
     let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "web-b"])).unwrap();
     let pid = v[0]["State"]["Pid"].as_i64().unwrap();
     // The monitor first, then the container: nobody is left to tear the network down.
-    let monitor = Command::new("pgrep").args(["-f", &format!("__monitor {id}")]).output().unwrap();
-    let monitor: i32 = String::from_utf8_lossy(&monitor.stdout).trim().parse().expect("one monitor");
+    // The monitor is the container's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let monitor: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{monitor}/exe")).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "strata-monitor", "{exe:?}");
     assert!(Command::new("kill").args(["-KILL", &monitor.to_string()]).status().unwrap().success());
     assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(30);

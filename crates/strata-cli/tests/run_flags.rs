@@ -645,3 +645,45 @@ fn log_opts_rotate_the_log_and_the_none_driver_keeps_nothing() {
         assert_eq!(code, 125, "{flag} {value}: {err}");
     }
 }
+
+/// The parent of process `pid` (field 4 of /proc/PID/stat).
+fn parent_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().to_string()
+}
+
+#[test]
+fn a_detached_container_s_parent_is_strata_monitor_which_passes_signals_on_and_its_exit_is_recorded() {
+    let s = with_app();
+    s.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "watched",
+        "app:1",
+        "sh",
+        "-c",
+        &trapping(&["USR1", "TERM"], Some("TERM")),
+    ]);
+    wait_ready(&s, "watched", 1);
+    let pid = s.ok(&["inspect", "--format", "{{.State.Pid}}", "watched"]).trim().to_string();
+    let monitor = parent_of(&pid);
+    let exe = std::fs::read_link(format!("/proc/{monitor}/exe")).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "strata-monitor", "{exe:?}");
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill").args([sig, &monitor]).status().unwrap();
+        assert!(st.success(), "kill {sig} {monitor}");
+    };
+    signal("-USR1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.ok(&["logs", "watched"]).lines().any(|l| l == "got-USR1") {
+        assert!(std::time::Instant::now() < deadline, "USR1 sent to the monitor never reached the container");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    signal("-TERM");
+    assert_eq!(s.ok(&["wait", "watched"]).trim(), "0");
+    assert_eq!(s.ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "watched"]).trim(), "exited 0");
+    assert!(s.ok(&["logs", "watched"]).lines().any(|l| l == "got-TERM"));
+}

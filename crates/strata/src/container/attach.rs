@@ -1,7 +1,8 @@
 //! Input to a detached container: the monitor of a container created with
 //! `-i` or `-t` listens on `attach.sock` in the container's directory and
 //! copies what each `attach` client sends into the container's terminal (or
-//! its stdin pipe); the client side stops at the detach keys. The output
+//! its stdin pipe; that copying is the `strata-monitor` program's); the
+//! client side stops at the detach keys. The output
 //! side of `attach` is the container's log, followed (one path for output,
 //! whoever reads it).
 //!
@@ -9,8 +10,8 @@
 //! its escape proxy (a matched prefix is held back, then passed on if the
 //! sequence breaks) are a few lines with no crate of their own.
 
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -36,27 +37,6 @@ pub fn listen(dir: &Path) -> Result<UnixListener> {
 /// Forget the socket once the container has exited.
 pub fn unlisten(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(SOCKET));
-}
-
-/// Copy what every client sends into `sink` (the pty master or the
-/// container's stdin pipe), clients one thread each, for as long as the
-/// process lives (the monitor exits with its container).
-pub fn serve(listener: UnixListener, sink: OwnedFd) {
-    let sink = std::sync::Arc::new(std::fs::File::from(sink));
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let sink = sink.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || (&*sink).write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
 }
 
 /// The client's end: a connection to the monitor of the container in

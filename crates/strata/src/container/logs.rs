@@ -2,23 +2,22 @@
 //! Docker's json-file shape: one JSON object per line of output,
 //! `{"log": "...\n", "stream": "stdout"|"stderr", "time": RFC 3339 with
 //! nanoseconds}`, so `logs` can give stdout and stderr back apart, with
-//! times, `--tail`, `--since` and `--until`. The monitor reads the
-//! container's two pipes and appends records; lines of a log written by an
-//! older strata (raw bytes) read back as stdout without a time.
+//! times, `--tail`, `--since` and `--until`. The monitor (the
+//! `strata-monitor` crate, which owns the record format and the writer)
+//! reads the container's output and appends records; this module holds the
+//! log's options and the reading side.
 //!
 //! Rotation (`--log-opt max-size=…,max-file=…`, Docker's json-file rules):
-//! a record that would take the file past max-size first moves
-//! `container.log` to `container.log.1` (`.1` to `.2`, ... keeping
-//! max-file files in all); readers read the rotated files oldest first and
-//! follow `container.log` across rotations ([`Follower`]).
+//! readers read the rotated files oldest first and follow `container.log`
+//! across rotations ([`Follower`]).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+pub use strata_monitor::logfile::{Record, Stream, Writer};
 
 use crate::error::{Error, Result};
 
@@ -69,48 +68,10 @@ impl LogConfig {
     }
 }
 
-/// The log a monitor appends to, rotating it as its config says.
-pub struct LogWriter {
-    file: File,
-    path: PathBuf,
-    size: u64,
-    config: LogConfig,
-}
-
-impl LogWriter {
-    /// Append to the log at `path` (created if missing).
-    pub fn open(path: &Path, config: LogConfig) -> std::io::Result<Self> {
-        let target = if config.keeps_output() { path } else { Path::new("/dev/null") };
-        let file = File::options().create(true).append(true).open(target)?;
-        let size = file.metadata()?.len();
-        Ok(LogWriter { file, path: path.to_path_buf(), size, config })
-    }
-
-    fn write_record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if let Some(max) = self.config.max_size.filter(|_| self.config.keeps_output()) {
-            if self.size > 0 && self.size + bytes.len() as u64 > max {
-                self.rotate()?;
-            }
-        }
-        self.file.write_all(bytes)?;
-        self.size += bytes.len() as u64;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let keep = self.config.max_file.unwrap_or(1);
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
-        if keep > 1 {
-            for n in (1..keep - 1).rev() {
-                let _ = std::fs::rename(numbered(n), numbered(n + 1));
-            }
-            std::fs::rename(&self.path, numbered(1))?;
-            self.file = File::options().create(true).append(true).open(&self.path)?;
-        } else {
-            self.file.set_len(0)?;
-        }
-        self.size = 0;
-        Ok(())
+impl LogConfig {
+    /// A writer appending to the log at `path` as this config says.
+    pub fn writer(&self, path: &Path) -> std::io::Result<Writer> {
+        Writer::open(path, self.keeps_output(), self.max_size, self.max_file.unwrap_or(1))
     }
 }
 
@@ -118,7 +79,7 @@ impl LogWriter {
 pub fn rotated(path: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for n in 1.. {
-        let p = PathBuf::from(format!("{}.{n}", path.display()));
+        let p = strata_monitor::logfile::rotated_path(path, n);
         if !p.exists() {
             break;
         }
@@ -173,121 +134,22 @@ impl Follower {
     }
 }
 
-/// Which stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// One line of output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The line, with its newline (none on a last line that had none).
-    pub log: String,
-    /// Where it came from.
-    pub stream: Stream,
-    /// When the monitor read it (RFC 3339, nanoseconds); empty for old logs.
-    #[serde(default)]
-    pub time: String,
-}
-
-impl Record {
-    /// A line read from a log file.
-    pub fn parse(line: &str) -> Record {
-        serde_json::from_str(line).unwrap_or_else(|_| Record {
-            log: format!("{line}\n"),
-            stream: Stream::Stdout,
-            time: String::new(),
-        })
-    }
-
-    /// Its time as nanoseconds since the epoch (0 when unknown).
-    pub fn nanos(&self) -> i128 {
-        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp_nanos())
-            .unwrap_or(0)
-    }
-}
-
-fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    // RFC 3339 with all nine digits, as Docker writes them.
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond()
-    )
-}
-
-/// Append one record (a line of `stream`) to the log.
-pub fn append(log: &Mutex<LogWriter>, stream: Stream, line: &[u8]) {
-    let rec = Record { log: String::from_utf8_lossy(line).into_owned(), stream, time: now() };
-    let mut text = serde_json::to_string(&rec).expect("a record serializes");
-    text.push('\n');
-    if let Ok(mut w) = log.lock() {
-        // One write per record: lines of the two streams never interleave mid-record.
-        let _ = w.write_record(text.as_bytes());
-    }
-}
-
-/// Copy a stream into the log, a record per line, until it ends.
-pub fn copy_lines(
-    input: impl Read + Send + 'static,
-    stream: Stream,
-    log: Arc<Mutex<LogWriter>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(input);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => append(&log, stream, &line),
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip_and_old_lines_read_as_stdout() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let f = Mutex::new(LogWriter::open(&path, LogConfig::default()).unwrap());
-        append(&f, Stream::Stderr, b"oops\n");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let r = Record::parse(text.trim_end());
-        assert_eq!((r.log.as_str(), r.stream), ("oops\n", Stream::Stderr));
-        assert!(r.nanos() > 0, "{}", r.time);
-        let old = Record::parse("plain text");
-        assert_eq!((old.log.as_str(), old.stream, old.nanos()), ("plain text\n", Stream::Stdout, 0));
-    }
-
-    #[test]
-    fn rotation_keeps_max_file_files_of_about_max_size_and_followers_cross_it() {
+    fn followers_read_on_across_rotations_and_bad_log_options_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("container.log");
         let config = LogConfig::from_flags(None, &["max-size=1k".into(), "max-file=3".into()]).unwrap();
-        let w = Mutex::new(LogWriter::open(&path, config).unwrap());
-        append(&w, Stream::Stdout, b"first\n");
+        let mut w = config.writer(&path).unwrap();
+        w.append(Stream::Stdout, b"first\n").unwrap();
         let mut follower = Follower::open(&path).unwrap();
         let mut line = String::new();
         assert!(follower.read_line(&mut line).unwrap() > 0);
         for i in 0..200 {
-            append(&w, Stream::Stdout, format!("line {i}\n").as_bytes());
+            w.append(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
         }
         let mut files = rotated(&path);
         assert_eq!(files.len(), 2, "max-file 3: two rotated and the current");

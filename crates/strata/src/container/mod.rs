@@ -14,14 +14,17 @@
 //! <root>/runtime/<id>                  libcontainer's state while it runs
 //! ```
 //!
-//! There is no daemon: an attached `run` waits for its container itself;
-//! a detached one is watched by a `strata` monitor process started for it,
-//! which records the exit code and cleans up.
+//! There is no daemon: an attached `run` waits for its container through a
+//! waiter process; a detached one is watched by a monitor process started
+//! for it (`monitor`: the engine launches it, then the small
+//! `strata-monitor` program watches it), which records the exit code and
+//! cleans up.
 
 pub mod attach;
 pub mod copy;
 pub mod health;
 pub mod logs;
+mod monitor;
 mod ops;
 pub mod resources;
 pub mod restart;

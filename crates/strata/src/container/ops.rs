@@ -107,6 +107,28 @@ pub struct CreateOptions {
     pub resources: super::resources::ResourceFlags,
 }
 
+/// What [`Containers::launch`] did.
+pub(super) enum Launch {
+    /// The process runs (recorded so).
+    Running(Box<Launched>),
+    /// The command could not be run there (126/127 and Docker's message);
+    /// recorded as exited with that code.
+    NotRun(i32, String),
+}
+
+/// A container process that runs, a child of this process.
+pub(super) struct Launched {
+    pub rec: ContainerRecord,
+    pub cfg: RunConfig,
+    pub pid: i32,
+    /// With `-t`: the pty master of its terminal.
+    pub master: Option<OwnedFd>,
+    /// Forwarding this process's signals to it (`sig_proxy`).
+    pub proxy: Option<runtime::SignalProxy>,
+    /// Held while it runs: the sockets keeping its published host ports.
+    pub held: Vec<OwnedFd>,
+}
+
 /// How an attached `run` (or `start -a`) is attached to its caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attach {
@@ -243,7 +265,7 @@ fn check_env(entries: &[String]) -> Result<Vec<String>> {
 /// The containers service: records and the lifecycle (create, run, start,
 /// exec, kill, stop, wait, remove), logs, inspect, diff and commit.
 pub struct Containers<'c> {
-    core: &'c Core,
+    pub(super) core: &'c Core,
 }
 
 /// The volumes service as containers see it: a volume is in use while a
@@ -370,6 +392,15 @@ enum NetworkPlace {
 }
 
 impl NetworkPlace {
+    /// What must stay open while the container runs (its namespace is
+    /// joined by then): the sockets holding its host ports.
+    fn into_held(self) -> Vec<OwnedFd> {
+        match self {
+            NetworkPlace::Pinned { _ports, .. } => _ports.into_sockets(),
+            _ => Vec::new(),
+        }
+    }
+
     fn path(&self) -> Option<PathBuf> {
         match self {
             NetworkPlace::Host => None,
@@ -389,11 +420,11 @@ impl NetworkPlace {
 }
 
 impl Containers<'_> {
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn container_dir(&self, id: &str) -> PathBuf {
         self.core.root.join("containers").join(id)
     }
 
-    fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
+    pub(super) fn runtime_of(&self, rec: &ContainerRecord) -> Result<Box<dyn Runtime>> {
         let cfg = super::run_config(rec)?;
         runtime::for_name(cfg.runtime.as_deref(), &self.core.root.join("runtime"))
     }
@@ -745,7 +776,7 @@ impl Containers<'_> {
     }
 
     /// Unmount a container's root and forget its runtime state.
-    fn release_container(&self, id: &str) {
+    pub(super) fn release_container(&self, id: &str) {
         if let Err(e) = self.networks().teardown(id) {
             tracing::warn!("tearing down the network of {id}: {e}");
         }
@@ -764,7 +795,7 @@ impl Containers<'_> {
     /// returns its exit code (126/127 when the command cannot be run).
     /// Errors are strata's own failures (Docker's 125).
     pub fn run(&self, name: &str, stdio: Stdio, attach: Attach) -> Result<(i32, Option<String>)> {
-        self.run_with(name, stdio, attach, None, None)
+        self.run_with(name, stdio, attach, None)
     }
 
     /// Run a container attached to the caller through a waiter process
@@ -842,20 +873,43 @@ impl Containers<'_> {
     pub fn run_for_caller(&self, name: &str, attach: Attach, started: File) -> Result<(i32, Option<String>)> {
         runtime::shield_signals();
         let stdio = inherit_stdio()?;
-        self.run_with(name, stdio, Attach { sig_proxy: false, ..attach }, None, Some(started))
+        self.run_with(name, stdio, Attach { sig_proxy: false, ..attach }, Some(started))
     }
 
-    /// [`Containers::run`], with a terminal's keys from `attach` clients
-    /// (the monitor's socket) rather than the caller's stdin.
+    /// [`Containers::run`], the pid written to `started` once it runs.
     fn run_with(
         &self,
         name: &str,
-        mut stdio: Stdio,
+        stdio: Stdio,
         attach: Attach,
-        clients: Option<std::os::unix::net::UnixListener>,
         started: Option<File>,
     ) -> Result<(i32, Option<String>)> {
-        let interactive = attach.interactive;
+        let l = match self.launch(name, stdio, attach.sig_proxy, started)? {
+            Launch::Running(l) => l,
+            Launch::NotRun(code, msg) => return Ok((code, Some(msg))),
+        };
+        let input = if attach.interactive { super::tty::Input::Caller } else { super::tty::Input::None };
+        let terminal = l.master.map(|m| super::tty::Attached::start(m, input)).transpose()?;
+        let code = runtime::wait(l.pid)?;
+        drop(l.proxy);
+        if let Some(t) = terminal {
+            t.finish();
+        }
+        self.finish_run(&l.rec, &l.cfg, code)?;
+        Ok((code, None))
+    }
+
+    /// Prepare and start a container's process with `stdio`, and record it
+    /// running (the store unlocked from then on: other commands must not
+    /// wait for this one while it runs). With `sig_proxy`, signals to this
+    /// process go to the container's from the start (held until its pid is known).
+    pub(super) fn launch(
+        &self,
+        name: &str,
+        mut stdio: Stdio,
+        sig_proxy: bool,
+        started: Option<File>,
+    ) -> Result<Launch> {
         let mut rec = self.get(name)?;
         if rec.state == ContainerState::Running {
             return Err(Error::InUse(format!("container {} is already running", rec.name)));
@@ -917,7 +971,7 @@ impl Containers<'_> {
                 rec.finished = Some(now());
                 self.core.store.update_container(&rec)?;
                 self.finish_auto_remove(&rec, &cfg);
-                return Ok((code, Some(msg)));
+                return Ok(Launch::NotRun(code, msg));
             }
             Err(e) => {
                 self.release_container(&rec.id);
@@ -927,7 +981,7 @@ impl Containers<'_> {
         };
         let console = if cfg.tty { Some(super::tty::ConsoleSocket::new(&rec.id)?) } else { None };
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
-        let proxy = attach.sig_proxy.then(runtime::SignalProxy::install);
+        let proxy = sig_proxy.then(runtime::SignalProxy::install);
         let pid = match self.runtime_of(&rec).and_then(|rt| rt.start(&rec.id, &bundle, stdio)) {
             Ok(pid) => {
                 if let Some(p) = &proxy {
@@ -946,12 +1000,7 @@ impl Containers<'_> {
             use std::io::Write;
             let _ = writeln!(f, "{pid}");
         }
-        let input = match clients {
-            Some(l) => super::tty::Input::Clients(l),
-            None if interactive => super::tty::Input::Caller,
-            None => super::tty::Input::None,
-        };
-        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, input)).transpose()?;
+        let master = console.as_ref().map(|c| c.receive_master()).transpose()?;
         rec.state = ContainerState::Running;
         rec.pid = Some(pid as i64);
         rec.process = crate::store::process_owner(pid as u32);
@@ -961,9 +1010,13 @@ impl Containers<'_> {
         rec.finished = None;
         self.core.store.update_container(&rec)?;
         crate::events::record(self.core, "container", "start", &rec.id, &[("name", &rec.name)]);
-        // While it runs, other commands (rmi, prune) must not wait for this one.
         self.core.unlock();
-        let code = runtime::wait(pid)?;
+        Ok(Launch::Running(Box::new(Launched { rec, cfg, pid, master, proxy, held: place.into_held() })))
+    }
+
+    /// After a launched container's process exited with `code`: record it,
+    /// release what it held, remove it if `--rm`.
+    pub(super) fn finish_run(&self, rec: &ContainerRecord, cfg: &RunConfig, code: i32) -> Result<()> {
         crate::events::record(
             self.core,
             "container",
@@ -971,10 +1024,6 @@ impl Containers<'_> {
             &rec.id,
             &[("name", &rec.name), ("exitCode", &code.to_string())],
         );
-        drop(proxy);
-        if let Some(t) = terminal {
-            t.finish();
-        }
         // The exit code first: a command that looks while the network is torn
         // down finds the process gone and records this code, not an unknown one.
         if let Some(mut now_rec) = self.core.store.find_container(&rec.id)? {
@@ -993,8 +1042,8 @@ impl Containers<'_> {
             now_rec.finished = Some(now());
             self.core.store.update_container(&now_rec)?;
         }
-        self.finish_auto_remove(&rec, &cfg);
-        Ok((code, None))
+        self.finish_auto_remove(rec, cfg);
+        Ok(())
     }
 
     fn finish_auto_remove(&self, rec: &ContainerRecord, cfg: &RunConfig) {
@@ -1003,141 +1052,6 @@ impl Containers<'_> {
                 tracing::warn!("removing container {}: {e}", rec.name);
             }
         }
-    }
-
-    /// Start a container under a detached `strata` monitor process (whose
-    /// output goes to the container's log); returns once it is running or
-    /// has already exited.
-    pub fn start_detached(&self, name: &str, exe: &Path, global_args: &[String]) -> Result<ContainerRecord> {
-        let rec = self.get(name)?;
-        if rec.state == ContainerState::Running {
-            return Ok(rec);
-        }
-        if self.is_restarting(&rec) {
-            return Err(Error::InUse(format!("container {} is restarting: stop it first", rec.name)));
-        }
-        // A manual start: its restart policy applies again.
-        super::restart::clear_stopped(&self.container_dir(&rec.id));
-        let log = self.container_dir(&rec.id).join("container.log");
-        let out = File::options().create(true).append(true).open(&log).at(&log)?;
-        let err = out.try_clone().at(&log)?;
-        let mut cmd = std::process::Command::new(exe);
-        cmd.args(global_args).arg("__monitor").arg(&rec.id);
-        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
-        // SAFETY: setsid is async-signal-safe; the monitor leaves the CLI's session so it outlives it.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().at(exe)?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = self.core.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
-            if r.state == ContainerState::Running {
-                return Ok(r);
-            }
-            // The monitor is done: the container ran and exited already (an
-            // exited container's earlier exit does not count before this).
-            if let Ok(Some(status)) = child.try_wait() {
-                let r = self.core.store.find_container(&rec.id)?.ok_or_else(|| Error::not_found("container", name))?;
-                if r.state == ContainerState::Exited && r.started.is_some() && r.finished >= rec.finished {
-                    return Ok(r);
-                }
-                return Err(Error::Runtime(format!(
-                    "container {} failed to start (monitor exited with {status}); see `strata logs {}`",
-                    r.name, r.name
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Runtime(format!("container {} did not start within 60s", r.name)));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The monitor's side of [`Engine::start_detached`]: run with output to
-    /// the log, record the exit.
-    pub fn monitor(&self, id: &str) -> Result<i32> {
-        let log = self.container_dir(id).join("container.log");
-        let cfg = super::run_config(&self.get(id)?)?;
-        let out = std::sync::Arc::new(std::sync::Mutex::new(super::logs::LogWriter::open(&log, cfg.log).at(&log)?));
-        let dir = self.container_dir(id);
-        let policy = cfg.restart;
-        let mut state = super::restart::State::default();
-        let mut quick_failures: u32 = 0;
-        loop {
-            super::restart::write(&dir, state)?;
-            let began = Instant::now();
-            let code = self.monitor_once(id, &out)?;
-            if !policy.should_restart(code as i64, state.count, super::restart::stopped(&dir)) {
-                return Ok(code);
-            }
-            quick_failures = if began.elapsed() >= super::restart::STEADY { 0 } else { quick_failures + 1 };
-            state = super::restart::State { count: state.count + 1, restarting: true };
-            super::restart::write(&dir, state)?;
-            // The delay, cut short by a stop.
-            let until = Instant::now() + super::restart::delay(quick_failures.saturating_sub(1));
-            while Instant::now() < until {
-                if super::restart::stopped(&dir) {
-                    super::restart::write(&dir, super::restart::State { restarting: false, ..state })?;
-                    return Ok(code);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            state.restarting = false;
-            self.core.relock()?;
-        }
-    }
-
-    /// One run of the container under its monitor; its exit code.
-    fn monitor_once(&self, id: &str, out: &std::sync::Arc<std::sync::Mutex<super::logs::LogWriter>>) -> Result<i32> {
-        use super::logs::{self, Stream};
-        // The container writes into two pipes; a record per line goes to the log.
-        let pipe = || io::pipe().map_err(|e| Error::Runtime(format!("making a pipe for {id}'s output: {e}")));
-        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
-        let copiers = [
-            logs::copy_lines(out_r, Stream::Stdout, out.clone()),
-            logs::copy_lines(err_r, Stream::Stderr, out.clone()),
-        ];
-        // Input: none, or what `attach` clients send (`-i`, `-t`): into the
-        // terminal once it exists, else into a stdin pipe kept open here.
-        let cfg = super::run_config(&self.get(id)?)?;
-        let dir = self.container_dir(id);
-        let clients = if cfg.tty || cfg.open_stdin { Some(super::attach::listen(&dir)?) } else { None };
-        let (stdin, clients): (std::os::fd::OwnedFd, _) = match clients {
-            Some(l) if !cfg.tty => {
-                let (in_r, in_w) = pipe()?;
-                super::attach::serve(l, in_w.into());
-                (in_r.into(), None)
-            }
-            clients => (dev_null()?, clients),
-        };
-        let stdio = Stdio { stdin, stdout: out_w.into(), stderr: err_w.into(), console_socket: None };
-        // The monitor is the container's stand-in: a signal sent to it (a
-        // host's shutdown) reaches the container, which then exits and is recorded.
-        // Its pipes' write ends went to the container: the copiers end with it.
-        // Its health check, if any, probes alongside while it runs.
-        let running = std::sync::atomic::AtomicBool::new(true);
-        let ran = std::thread::scope(|scope| {
-            if let Some(check) = &cfg.health {
-                scope.spawn(|| self.health_loop(id, check, &running));
-            }
-            let ran = self.run_with(id, stdio, Attach { interactive: false, sig_proxy: true }, clients, None);
-            running.store(false, std::sync::atomic::Ordering::SeqCst);
-            ran
-        });
-        super::attach::unlisten(&dir);
-        for c in copiers {
-            let _ = c.join();
-        }
-        let (code, msg) = ran?;
-        if let Some(m) = msg {
-            logs::append(out, Stream::Stderr, format!("{m}\n").as_bytes());
-        }
-        Ok(code)
     }
 
     /// `exec`: run another command in a running container and wait for it;
@@ -1162,7 +1076,7 @@ impl Containers<'_> {
         stdio.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
         let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
         let input = if tty == Some(true) { super::tty::Input::Caller } else { super::tty::Input::None };
-        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c, input)).transpose()?;
+        let terminal = console.as_ref().map(|c| super::tty::Attached::start(c.receive_master()?, input)).transpose()?;
         let code = runtime::wait(pid)?;
         if let Some(t) = terminal {
             t.finish();
@@ -1173,7 +1087,7 @@ impl Containers<'_> {
     /// The process `exec` runs in a running container, or the 126/127
     /// failure of a command that cannot run there.
     #[allow(clippy::type_complexity)]
-    fn exec_process(
+    pub(super) fn exec_process(
         &self,
         name: &str,
         args: &[String],
@@ -1217,95 +1131,6 @@ impl Containers<'_> {
             no_new_privileges: cfg.security.no_new_privileges,
         };
         Ok(Ok((rec, process)))
-    }
-
-    /// One health probe in a running container: its command as `exec`
-    /// runs it, output (4 KiB at most) captured, killed at the timeout.
-    fn probe(&self, id: &str, check: &super::health::Check) -> super::health::Probe {
-        let start = super::health::timestamp();
-        let (exit_code, output) = match self.run_probe(id, check) {
-            Ok(r) => r,
-            Err(e) => (-1, e.to_string()),
-        };
-        super::health::Probe { start, end: super::health::timestamp(), exit_code, output }
-    }
-
-    fn run_probe(&self, id: &str, check: &super::health::Check) -> Result<(i64, String)> {
-        let (rec, process) = match self.exec_process(id, &check.command(), &[], None, None)? {
-            Ok(p) => p,
-            Err((code, msg)) => return Ok((code as i64, msg)),
-        };
-        let (out_r, out_w) = io::pipe().map_err(|e| Error::Runtime(format!("a pipe for a health probe: {e}")))?;
-        let stdio = Stdio {
-            stdin: dev_null()?,
-            stdout: out_w.try_clone().map_err(|e| Error::Runtime(e.to_string()))?.into(),
-            stderr: out_w.into(),
-            console_socket: None,
-        };
-        let reader = std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            let mut buf = [0u8; 4096];
-            let mut r = out_r;
-            while let Ok(n) = io::Read::read(&mut r, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let room = super::health::OUTPUT_LIMIT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            String::from_utf8_lossy(&kept).into_owned()
-        });
-        let pid = self.runtime_of(&rec)?.exec(&rec.id, &process, stdio)?;
-        let code = match runtime::wait_timeout(pid, check.timeout())? {
-            Some(code) => code as i64,
-            None => {
-                // SAFETY: kill(2) of the probe this process started and has not reaped.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                let _ = runtime::wait(pid);
-                let _ = reader.join();
-                return Ok((-1, format!("Health check exceeded timeout ({:?})", check.timeout())));
-            }
-        };
-        Ok((code, reader.join().unwrap_or_default()))
-    }
-
-    /// The monitor's health loop for one run: a probe every interval while
-    /// `running`, the result in health.json, a `health_status` event on each change.
-    fn health_loop(&self, id: &str, check: &super::health::Check, running: &std::sync::atomic::AtomicBool) {
-        use std::sync::atomic::Ordering;
-        let dir = self.container_dir(id);
-        let name = self.get(id).map(|r| r.name).unwrap_or_default();
-        let mut health = super::health::Health::default();
-        let _ = super::health::write(&dir, &health);
-        let began = Instant::now();
-        loop {
-            let next = Instant::now() + check.interval();
-            while Instant::now() < next {
-                if !running.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10).min(check.interval()));
-            }
-            if !matches!(self.get(id), Ok(r) if r.state == ContainerState::Running) {
-                continue;
-            }
-            let probe = self.probe(id, check);
-            if !running.load(Ordering::SeqCst) {
-                return;
-            }
-            if let Some(status) = health.record(check, probe, began.elapsed() < check.start_period()) {
-                crate::events::record(
-                    self.core,
-                    "container",
-                    &format!("health_status: {status}"),
-                    id,
-                    &[("name", &name)],
-                );
-            }
-            if let Err(e) = super::health::write(&dir, &health) {
-                tracing::warn!("recording the health of {id}: {e}");
-            }
-        }
     }
 
     /// Send a signal to a running container's process.
@@ -1566,7 +1391,7 @@ impl Containers<'_> {
     }
 
     /// Whether its monitor waits to run it again (`--restart`).
-    fn is_restarting(&self, rec: &ContainerRecord) -> bool {
+    pub(super) fn is_restarting(&self, rec: &ContainerRecord) -> bool {
         rec.state != ContainerState::Running
             && rec.waiter.as_deref().is_some_and(crate::store::owner_alive)
             && super::restart::read(&self.container_dir(&rec.id)).restarting

@@ -4,7 +4,7 @@
 //! monitor shares with other commands, in the container's directory:
 //!
 //! ```text
-//! restart.json   {"count": N, "restarting": bool}: written by the monitor only
+//! restart.json   {"count": N, "restarting": bool, "quick_failures": N}: written by the monitor only
 //! stopped        present once `stop`/`rm` asked for it to stay down; `start` removes it
 //! ```
 //!
@@ -84,6 +84,9 @@ pub struct State {
     pub count: u32,
     /// Waiting to run it again.
     pub restarting: bool,
+    /// Runs in a row that ended within [`STEADY`] (the delay grows with them).
+    #[serde(default)]
+    pub quick_failures: u32,
 }
 
 /// The monitor's record, or none.

@@ -395,6 +395,57 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// Block the forwarded signals and SIGCHLD, for handing a launched
+/// container over to the monitor program: one that arrives before the
+/// monitor reads them waits for it instead of ending this process.
+pub fn hold_signals() {
+    mask_signals(libc::SIG_BLOCK);
+}
+
+/// Unblock what [`hold_signals`] blocked.
+pub fn release_signals() {
+    mask_signals(libc::SIG_UNBLOCK);
+}
+
+fn mask_signals(how: libc::c_int) {
+    // SAFETY: sigset_t is plain data filled by sigemptyset/sigaddset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Replace this process with `program PLAN`, `passed` left open for it.
+/// execv(2) directly: std's `exec` empties the signal mask, which would
+/// let a held signal end the process between the two programs. Returns
+/// only on failure.
+pub fn exec(program: &Path, plan: &str, passed: &[OwnedFd]) -> std::io::Error {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    for fd in passed {
+        // SAFETY: fcntl on a descriptor this process owns.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) };
+    }
+    let (Ok(p), Ok(arg)) = (CString::new(program.as_os_str().as_bytes()), CString::new(plan)) else {
+        return std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the monitor's command");
+    };
+    let argv = [p.as_ptr(), arg.as_ptr(), std::ptr::null()];
+    // SAFETY: NUL-terminated strings and a NULL-terminated argv that outlive the call.
+    unsafe { libc::execv(p.as_ptr(), argv.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    for fd in passed {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    e
+}
+
 /// Signals an attached CLI passes on to its container (Docker's sig-proxy).
 const FORWARDED: [libc::c_int; 6] =
     [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
@@ -426,6 +477,10 @@ impl SignalProxy {
             // SAFETY: installs a handler that only calls async-signal-safe kill(2) and atomics.
             unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
         }
+        // A monitor that restarts its container got them blocked from the
+        // monitor program (see [`hold_signals`]): those that waited are
+        // held for the new process now, and its process must not start with a mask.
+        release_signals();
         SignalProxy
     }
 

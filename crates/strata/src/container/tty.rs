@@ -112,8 +112,6 @@ pub enum Input {
     None,
     /// The caller's standard input (`-it`).
     Caller,
-    /// `attach` clients of a monitor (`-d -t`).
-    Clients(UnixListener),
 }
 
 /// Copy between the caller's stdin/stdout and the pty master. Returns the
@@ -123,9 +121,7 @@ pub fn proxy(master: OwnedFd, input: Input) -> Result<std::thread::JoinHandle<()
         let _ = rustix::termios::tcsetwinsize(master.as_fd(), ws);
     }
     let mut out_side = std::fs::File::from(master.try_clone().at("pty")?);
-    if let Input::Clients(listener) = input {
-        super::attach::serve(listener, master.try_clone().at("pty")?);
-    } else if let Input::Caller = input {
+    if let Input::Caller = input {
         let mut in_side = std::fs::File::from(master);
         // Never joined: it blocks on the caller's stdin and ends with the process.
         std::thread::spawn(move || {
@@ -157,9 +153,8 @@ pub struct Attached {
 }
 
 impl Attached {
-    /// Take the pty master from `console`, enter raw mode, start copying.
-    pub fn start(console: &ConsoleSocket, input: Input) -> Result<Self> {
-        let master = console.receive_master()?;
+    /// Enter raw mode, start copying to and from `master`.
+    pub fn start(master: OwnedFd, input: Input) -> Result<Self> {
         let raw = RawMode::enter();
         Ok(Attached { output: proxy(master, input)?, raw })
     }

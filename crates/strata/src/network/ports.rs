@@ -90,6 +90,13 @@ pub struct Reservation {
     _sockets: Vec<OwnedFd>,
 }
 
+impl Reservation {
+    /// The sockets themselves, for a process that holds them on (a monitor).
+    pub fn into_sockets(self) -> Vec<OwnedFd> {
+        self._sockets
+    }
+}
+
 fn bind(ip: &str, port: u16, protocol: &str) -> std::io::Result<(OwnedFd, u16)> {
     use rustix::net::{AddressFamily, SocketType};
     let ty = if protocol == "udp" { SocketType::DGRAM } else { SocketType::STREAM };
