@@ -317,8 +317,7 @@ fn nothing_is_left_after_rm_f_run_rm_or_a_killed_monitor() {
     let pid = v[0]["State"]["Pid"].as_i64().unwrap();
     // The monitor first, then the container: nobody is left to tear the network down.
     // The monitor is the container's parent.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let monitor: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let monitor = parent_of(&pid.to_string());
     let exe = std::fs::read_link(format!("/proc/{monitor}/exe")).unwrap();
     assert_eq!(exe.file_name().unwrap(), "strata-monitor", "{exe:?}");
     assert!(Command::new("kill").args(["-KILL", &monitor.to_string()]).status().unwrap().success());

@@ -646,12 +646,6 @@ fn log_opts_rotate_the_log_and_the_none_driver_keeps_nothing() {
     }
 }
 
-/// The parent of process `pid` (field 4 of /proc/PID/stat).
-fn parent_of(pid: &str) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().to_string()
-}
-
 #[test]
 fn a_detached_container_s_parent_is_strata_monitor_which_passes_signals_on_and_its_exit_is_recorded() {
     let s = with_app();

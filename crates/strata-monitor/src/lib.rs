@@ -17,6 +17,7 @@
 
 pub mod logfile;
 pub mod plan;
+pub mod signals;
 mod watch;
 
 pub use watch::main;

@@ -14,11 +14,6 @@ use std::time::{Duration, Instant};
 use crate::logfile::{Stream, Writer};
 use crate::plan::{self, Plan};
 
-/// Signals passed on to the container (as an attached CLI's sig-proxy does):
-/// a host's shutdown signalling the monitor reaches the container.
-const FORWARDED: [libc::c_int; 6] =
-    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
-
 /// Docker's json-file splits a line longer than this into several records.
 const MAX_RECORD: usize = 16 * 1024;
 
@@ -77,14 +72,9 @@ fn adopt(fd: RawFd) -> OwnedFd {
 /// They stay blocked across the exec at the end: one that arrives then
 /// waits for the engine, which takes them over.
 fn signals() -> OwnedFd {
-    // SAFETY: sigset_t is plain data filled by sigemptyset/sigaddset; signalfd returns a new descriptor or -1.
+    let set = crate::signals::handed_over();
+    // SAFETY: sigprocmask with a filled set; signalfd returns a new descriptor or -1.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         if fd < 0 {

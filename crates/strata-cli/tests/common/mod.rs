@@ -275,6 +275,13 @@ macro_rules! both_drivers {
 }
 
 /// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
+/// The parent of process `pid` (field 4 of /proc/PID/stat).
+#[allow(dead_code)]
+pub fn parent_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().to_string()
+}
+
 pub fn test_tmp() -> PathBuf {
     let p = std::env::var_os("STRATA_TEST_TMP")
         .map(PathBuf::from)

@@ -8,6 +8,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+// The signals an attached CLI or a monitor passes on to its container (Docker's sig-proxy).
+use strata_monitor::signals::FORWARDED;
 
 /// The container process's standard streams.
 pub struct Stdio {
@@ -408,16 +410,9 @@ pub fn release_signals() {
 }
 
 fn mask_signals(how: libc::c_int) {
-    // SAFETY: sigset_t is plain data filled by sigemptyset/sigaddset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
+    let set = strata_monitor::signals::handed_over();
+    // SAFETY: pthread_sigmask with a filled set.
+    unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
 }
 
 /// Replace this process with `program PLAN`, `passed` left open for it.
@@ -445,10 +440,6 @@ pub fn exec(program: &Path, plan: &str, passed: &[OwnedFd]) -> std::io::Error {
     }
     e
 }
-
-/// Signals an attached CLI passes on to its container (Docker's sig-proxy).
-const FORWARDED: [libc::c_int; 6] =
-    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
 /// For a process that waits on a container for a caller which passes its
 /// signals on (an attached run's waiter): the signals the caller forwards
