@@ -1,4 +1,5 @@
-//! The signals a container's watcher passes on to it, shared by the engine
+//! The signals a container's watcher passes on to it, and the exit code of
+//! a wait status, shared by the engine
 //! (an attached run's sig-proxy, the hand-over to the monitor) and the
 //! monitor, which must agree on them: what the engine blocks before it
 //! execs the monitor is what the monitor reads from its signalfd.
@@ -20,5 +21,16 @@ pub fn handed_over() -> libc::sigset_t {
             libc::sigaddset(&mut set, s);
         }
         set
+    }
+}
+
+/// The exit code Docker reports for a wait status (128+signal when killed).
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::logfile::{Stream, Writer};
 use crate::plan::{self, Plan};
+use crate::signals::exit_code;
 
 /// Docker's json-file splits a line longer than this into several records.
 const MAX_RECORD: usize = 16 * 1024;
@@ -137,17 +138,6 @@ fn write(log: &mut Option<Writer>, stream: Stream, bytes: &[u8]) {
             let _ = writeln!(std::io::stderr(), "strata-monitor: writing the log: {e}; output is dropped from now on");
             *log = None;
         }
-    }
-}
-
-/// The exit code Docker reports for a wait status (128+signal when killed).
-fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 // The signals an attached CLI or a monitor passes on to its container (Docker's sig-proxy).
-use strata_monitor::signals::FORWARDED;
+use strata_monitor::signals::{exit_code, FORWARDED};
 
 /// The container process's standard streams.
 pub struct Stdio {
@@ -223,17 +223,6 @@ pub fn wait(pid: i32) -> Result<i32> {
         }
     }
     Ok(exit_code(status))
-}
-
-/// Docker's exit code of a wait status (128+signal when killed).
-fn exit_code(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
-    }
 }
 
 /// An external OCI runtime binary (runc, crun, youki or a path) driven on
