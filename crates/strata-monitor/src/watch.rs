@@ -26,6 +26,11 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// The monitor program: read the plan, watch the container, then exec the
 /// plan's `after` command with the exit code.
 pub fn main() -> ! {
+    // A write to a closed attach input or client is an error to handle,
+    // not a reason to die (std's runtime would set this; the monitor's
+    // entry point skips that runtime).
+    // SAFETY: signal(2) with SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let plan: Plan = match std::env::args().nth(1).map(|a| serde_json::from_str(&a)) {
         Some(Ok(p)) => p,
         Some(Err(e)) => fail(&format!("strata-monitor: a bad plan: {e}")),
