@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// A store with `app:1` (busybox) and three containers: `one` (label
 /// tier=web, created), `two` (label tier=db, exited 3), `three` (running).
@@ -609,6 +610,59 @@ fn attach_detach_keys_leave_an_interactive_container_running_for_the_next_attach
     let (code, err) = s.fails(&["attach", "--detach-keys", "ctrl-1", "reader"]);
     assert_ne!(code, 0);
     assert!(err.contains("ctrl-1"), "{err}");
+    s.ok(&["rm", "-f", "three"]);
+}
+
+/// Wait until the pipe that is `pid`'s standard input holds as much as it can.
+fn wait_for_full_stdin(pid: &str) {
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/0"))
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&pipe);
+    // SAFETY: fcntl(2) on a descriptor this test owns.
+    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    assert!(capacity > 0, "the container's stdin is not a pipe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to the pointer given.
+        assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) }, 0);
+        if queued >= capacity {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "stdin holds {queued} of {capacity} bytes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn input_the_container_does_not_read_leaves_its_log_flowing() {
+    let s = with_containers();
+    detached(&s, "deaf", &["-i"], "while [ ! -e /srv/go ]; do sleep 0.05; done; echo after-go; sleep 1000");
+    let mut child = spawn_attach(&s, &["deaf"]);
+    let mut stdin = child.stdin.take().unwrap();
+    // More than the pipe holds: the client waits for the container, the monitor must not.
+    let feeder = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut stdin, &vec![b'x'; 1 << 20]);
+    });
+    let pid = s.ok(&["inspect", "--format", "{{.State.Pid}}", "deaf"]).trim().to_string();
+    wait_for_full_stdin(&pid);
+    let go = s.dir.path().join("go");
+    std::fs::write(&go, b"").unwrap();
+    s.ok(&["cp", go.to_str().unwrap(), "deaf:/srv/go"]);
+    // The container's output reaches the log past the stuck input.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut log = s.ok(&["logs", "deaf"]);
+    while log.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        log = s.ok(&["logs", "deaf"]);
+    }
+    assert_eq!(log, "after-go\n");
+    s.ok(&["rm", "-f", "deaf"]);
+    assert!(child.wait().unwrap().code().is_some());
+    feeder.join().unwrap();
     s.ok(&["rm", "-f", "three"]);
 }
 

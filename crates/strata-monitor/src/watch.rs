@@ -107,6 +107,9 @@ impl Output {
     fn read(&mut self, log: &mut Option<Writer>) {
         let mut buf = [0u8; 8192];
         match self.file.read(&mut buf) {
+            // A terminal's master shares its open file with the input sink,
+            // which is non-blocking: nothing to read is not the end.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
             Ok(0) | Err(_) => {
                 // End of the pipe, or EIO from a terminal whose other side closed.
                 self.open = false;
@@ -143,6 +146,48 @@ fn write(log: &mut Option<Writer>, stream: Stream, bytes: &[u8]) {
             let _ = writeln!(std::io::stderr(), "strata-monitor: writing the log: {e}; output is dropped from now on");
             *log = None;
         }
+    }
+}
+
+/// Where attach clients' input goes: the container's stdin pipe or its
+/// terminal, written without blocking. What the container has not taken
+/// yet waits here, and clients are not read until it has: the clients
+/// block, never the loop (the log, signals and probes go on).
+struct Input {
+    sink: File,
+    pending: Vec<u8>,
+}
+
+impl Input {
+    fn new(fd: RawFd) -> Self {
+        let sink = adopt(fd);
+        // SAFETY: fcntl(2) on a descriptor this process owns.
+        unsafe {
+            let flags = libc::fcntl(sink.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(sink.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Input { sink: File::from(sink), pending: Vec::new() }
+    }
+
+    /// Queue `bytes` and write what the container takes now; false once
+    /// the container closed its input (nothing more goes in).
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        self.pending.extend_from_slice(bytes);
+        self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            match self.sink.write(&self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        true
     }
 }
 
@@ -234,7 +279,7 @@ fn watch(plan: &Plan) -> i32 {
         plan::Output::Terminal { master } => vec![Output::new(master, Stream::Stdout)],
     };
     let (listener, mut sink) = match &plan.input {
-        Some(i) => (Some(adopt(i.listener)), Some(File::from(adopt(i.sink)))),
+        Some(i) => (Some(adopt(i.listener)), Some(Input::new(i.sink))),
         None => (None, None),
     };
     let held: Vec<OwnedFd> = plan.held.iter().map(|&fd| adopt(fd)).collect();
@@ -277,9 +322,18 @@ fn watch(plan: &Plan) -> i32 {
         if let Some(l) = &listener {
             fds.push(libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
+        let sink_at = fds.len();
+        let waiting = sink.as_ref().filter(|i| !i.pending.is_empty());
+        if let Some(i) = waiting {
+            fds.push(libc::pollfd { fd: i.sink.as_raw_fd(), events: libc::POLLOUT, revents: 0 });
+        }
         let clients_at = fds.len();
-        let polled_clients = clients.len();
-        fds.extend(clients.iter().map(|c| libc::pollfd { fd: c.as_raw_fd(), events: libc::POLLIN, revents: 0 }));
+        let polled_clients = if waiting.is_some() { 0 } else { clients.len() };
+        fds.extend(clients.iter().take(polled_clients).map(|c| libc::pollfd {
+            fd: c.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
         // SAFETY: `fds` is a live array of pollfd of the length given.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, w.timeout()) };
         if n < 0 {
@@ -308,6 +362,9 @@ fn watch(plan: &Plan) -> i32 {
                 outputs[i].read(&mut log);
             }
         }
+        if clients_at > sink_at && ready(sink_at) && !sink.as_mut().is_some_and(Input::flush) {
+            sink = None;
+        }
         let mut gone = Vec::new();
         for (k, c) in clients.iter_mut().enumerate().take(polled_clients) {
             if !ready(clients_at + k) {
@@ -316,11 +373,9 @@ fn watch(plan: &Plan) -> i32 {
             let mut buf = [0u8; 4096];
             match c.read(&mut buf) {
                 Ok(n) if n > 0 => {
-                    if let Some(s) = &mut sink {
-                        if s.write_all(&buf[..n]).is_err() {
-                            // The container closed its input: nothing more goes in.
-                            sink = None;
-                        }
+                    if sink.as_mut().is_some_and(|i| !i.send(&buf[..n])) {
+                        // The container closed its input: nothing more goes in.
+                        sink = None;
                     }
                 }
                 _ => gone.push(k),
