@@ -7,9 +7,11 @@
 //! long-lived processes, and the monitor needs none of it. What it does
 //! need of std's start-up it gets anyway: glibc hands the arguments to
 //! std's own initialiser, and SIGPIPE is ignored by `strata_monitor::main`.
-#![no_main]
+// (Under `cargo test` the harness brings its own main.)
+#![cfg_attr(not(test), no_main)]
 
 /// The process entry point, called by the C runtime.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     strata_monitor::main()
