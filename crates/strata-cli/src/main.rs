@@ -4,6 +4,7 @@
 
 mod containers;
 mod copy;
+mod explore;
 mod format;
 mod images;
 mod network;
@@ -277,6 +278,8 @@ enum ImageCommand {
     Inspect(InspectArgs),
     /// Show an image's history.
     History(HistoryArgs),
+    /// Show what each layer of an image added, modified, deleted and wasted, and which images share it.
+    Layers(explore::LayersArgs),
     /// Add a tag to an image.
     Tag(TagArgs),
     /// Import a rootfs tarball as a one-layer image.
@@ -1184,6 +1187,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&engine, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&engine, a),
         Command::Image(ImageCommand::Prune(a)) => system::prune(&engine, a, false),
+        Command::Image(ImageCommand::Layers(a)) => explore::layers(&engine, a),
         Command::Image(ImageCommand::Mount(a)) => {
             println!("{}", engine.images().mount(&a.image)?.display());
             Ok(ExitCode::SUCCESS)

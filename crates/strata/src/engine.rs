@@ -165,6 +165,11 @@ impl Engine {
         Images::new(&self.core)
     }
 
+    /// The layer explorer (`image layers`).
+    pub fn explorer(&self) -> crate::explore::Explorer<'_> {
+        crate::explore::Explorer::new(&self.core)
+    }
+
     /// The layers service.
     pub fn layers(&self) -> Layers<'_> {
         Layers::new(&self.core)

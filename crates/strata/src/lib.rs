@@ -18,6 +18,7 @@ pub mod dockerfile;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod explore;
 pub mod filter;
 pub mod image;
 pub mod images;

@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS containers (
     process     TEXT,
     waiter      TEXT
 );
+CREATE TABLE IF NOT EXISTS image_bases (
+    image_id    TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    base        TEXT NOT NULL,
+    layers      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS build_cache (
     key         TEXT PRIMARY KEY,
     config      TEXT NOT NULL,
@@ -862,6 +867,39 @@ impl Store {
         let mut st = c.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
         let rows = st.query_map([id.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    /// Record that image `id` was made on `base` (as the build named it),
+    /// whose layers are its bottom `layers`.
+    pub fn set_image_base(&self, id: &Digest, base: &str, layers: usize) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO image_bases (image_id, base, layers) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id.as_str(), base, layers as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The base image `id` was made on and how many of its bottom layers are the base's, if recorded.
+    pub fn image_base(&self, id: &Digest) -> Result<Option<(String, usize)>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT base, layers FROM image_bases WHERE image_id = ?1", [id.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+            })
+            .optional()?)
+    }
+
+    /// The images that use each layer (by chain ID).
+    pub fn images_using_layers(&self) -> Result<std::collections::HashMap<Digest, Vec<Digest>>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT DISTINCT chain_id, image_id FROM image_layers ORDER BY image_id")?;
+        let rows: Vec<(String, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut out: std::collections::HashMap<Digest, Vec<Digest>> = std::collections::HashMap::new();
+        for (chain, image) in rows {
+            out.entry(Digest::parse(&chain)?).or_default().push(Digest::parse(&image)?);
+        }
+        Ok(out)
     }
 
     /// Insert a container record (state `incomplete` until its layer is ready).

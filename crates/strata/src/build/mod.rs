@@ -103,6 +103,9 @@ struct State {
     layers: Vec<LayerRecord>,
     /// The cache key of the last step.
     key: Digest,
+    /// The image the stage started from (through stages) and its layer
+    /// count: the layers above it are the build's own (`image layers`).
+    base: Option<(String, usize)>,
 }
 
 impl State {
@@ -309,7 +312,8 @@ impl<'a> Builder<'a> {
             let host = image::Platform::host();
             let config = json!({"architecture": host.architecture, "os": host.os,
                 "config": {"Env": [spec::DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
-            return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]) }, Vec::new()));
+            let base = Some(("scratch".to_string(), 0));
+            return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]), base }, Vec::new()));
         }
         let local = if self.opts.pull { None } else { self.core.resolve_image(&name).ok() };
         let id = match local {
@@ -335,7 +339,8 @@ impl<'a> Builder<'a> {
             env.insert(0, spec::DEFAULT_PATH.to_string());
             config["config"]["Env"] = json!(env);
         }
-        Ok((State { config, layers, key: digest_of(&[b"from", id.as_str().as_bytes()]) }, onbuild))
+        let base = Some((name.clone(), layers.len()));
+        Ok((State { config, layers, key: digest_of(&[b"from", id.as_str().as_bytes()]), base }, onbuild))
     }
 
     fn build_stage(&mut self, i: usize) -> Result<State> {
@@ -420,7 +425,8 @@ impl<'a> Builder<'a> {
             inputs.as_str().as_bytes(),
         ]);
         if !self.opts.no_cache {
-            if let Some(hit) = self.cached(&key)? {
+            if let Some(mut hit) = self.cached(&key)? {
+                hit.base = state.base.clone();
                 if matches!(st.value, Instruction::Cmd(_)) {
                     *cmd_set = true;
                 }
@@ -488,7 +494,7 @@ impl<'a> Builder<'a> {
                 None => return Ok(None),
             }
         }
-        Ok(Some(State { config, layers, key: key.clone() }))
+        Ok(Some(State { config, layers, key: key.clone(), base: None }))
     }
 
     /// The content identity of a step's inputs (COPY/ADD sources, bind mounts).
@@ -842,6 +848,9 @@ impl<'c> Builds<'c> {
         let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
         let b_out = b.out;
         let id = Images::new(b.core).store_image(state.config, &state.layers, None, &tags, created)?;
+        if let Some((base, layers)) = &state.base {
+            b.core.store.set_image_base(&id, base, *layers)?;
+        }
         drop(owned_context);
         if !quiet {
             for t in &tags {

@@ -1800,10 +1800,14 @@ impl Containers<'_> {
         crate::dockerfile::metadata::apply_changes(&mut config, instructions)?;
         let entry = serde_json::json!({"created": image::format_time(now()), "created_by": format!("strata commit {}", rec.name),
             "comment": message.unwrap_or_default()});
+        let base = base_layers.len();
         let mut layers = base_layers;
         layers.push(layer);
         let tags: Vec<String> = tag.into_iter().map(|t| t.to_string()).collect();
-        self.images().store_image(config, &layers, Some(entry), &tags, now())
+        let id = self.images().store_image(config, &layers, Some(entry), &tags, now())?;
+        let base_name = self.core.store.tags_of(&rec.image_id)?.into_iter().next();
+        self.core.store.set_image_base(&id, &base_name.unwrap_or_else(|| rec.image_id.to_string()), base)?;
+        Ok(id)
     }
 }
 

@@ -145,6 +145,8 @@ pub struct SplitReader {
     /// Bytes of the current segment still to emit.
     current: Option<Box<dyn Read + Send>>,
     done: bool,
+    /// Read files' contents from the directory (false: zeros in their place).
+    contents: bool,
 }
 
 impl SplitReader {
@@ -157,7 +159,23 @@ impl SplitReader {
         if &magic != MAGIC {
             return Err(Error::Corrupt(format!("{} is not a tar-split file", path.display())));
         }
-        Ok(SplitReader { split, dir: dir.to_path_buf(), label: path.display().to_string(), current: None, done: false })
+        Ok(SplitReader {
+            split,
+            dir: dir.to_path_buf(),
+            label: path.display().to_string(),
+            current: None,
+            done: false,
+            contents: true,
+        })
+    }
+
+    /// The tar of the split at `path` with zeros for every file's content:
+    /// its headers are exact, and no file of the layer is opened (for
+    /// listing a layer, not for its bytes).
+    pub fn headers_only(path: &Path) -> Result<Self> {
+        let mut r = Self::open(path, Path::new("/nonexistent"))?;
+        r.contents = false;
+        Ok(r)
     }
 
     fn next_segment(&mut self) -> io::Result<()> {
@@ -179,6 +197,10 @@ impl SplitReader {
                 let mut size = [0u8; 8];
                 self.split.read_exact(&mut size)?;
                 let size = u64::from_le_bytes(size);
+                if !self.contents {
+                    self.current = Some(Box::new(io::repeat(0).take(size)));
+                    return Ok(());
+                }
                 let rel = Path::new(std::ffi::OsStr::from_bytes(&p));
                 let path = self.dir.join(rel);
                 // Opened below the layer directory through no symlink: the tar is rebuilt from the layer's own files only.

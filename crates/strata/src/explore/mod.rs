@@ -1,0 +1,236 @@
+//! The layer explorer: what each layer of an image changed, what it
+//! wasted, and which images share it, read from the store directly (no
+//! export): each layer's tar is indexed once ([`index`]) and the indexes
+//! are stacked ([`stack`]); [`ci`] holds dive's CI rules over the result.
+
+pub mod ci;
+pub mod index;
+pub mod stack;
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::core::Core;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::store::LayerRecord;
+use crate::unpack::layer_dir;
+use index::{LayerIndex, INDEX_FILE};
+pub use stack::{Hidden, LayerChanges};
+
+/// Another local image that has a layer too.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedWith {
+    /// Its ID.
+    pub id: Digest,
+    /// Its tags.
+    pub names: Vec<String>,
+}
+
+/// One history entry of an image, with the layer it made (if any).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    /// The layer's place in the stack (0 = bottom); none for an entry that made no layer.
+    pub layer: Option<usize>,
+    /// The instruction that made it.
+    pub created_by: String,
+    /// The history entry made no layer (ENV, CMD, ...).
+    pub empty_layer: bool,
+    /// The layer's chain ID.
+    pub chain_id: Option<Digest>,
+    /// Above the base image.
+    pub user: bool,
+    /// What the layer did (zeros for an empty entry).
+    #[serde(flatten)]
+    pub changes: LayerChanges,
+    /// Other local images that have this layer.
+    pub shared_with: Vec<SharedWith>,
+}
+
+/// `image layers`: an image's history entries and layers, and its totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageLayers {
+    /// The image ID.
+    pub id: Digest,
+    /// Rows, bottom first.
+    pub rows: Vec<LayerRow>,
+    /// The base image the user layers are above, when the build recorded it.
+    pub base: Option<String>,
+    /// How many bottom layers are the base's (when unknown, the bottom one).
+    pub base_layers: usize,
+    /// Content bytes of all layers.
+    pub size: u64,
+    /// Bytes of hidden copies, all layers.
+    pub wasted: u64,
+    /// 1 − wasted / size.
+    pub efficiency: f64,
+    /// Wasted bytes of the user layers over the user layers' bytes (dive's "user wasted percent", a ratio).
+    pub user_wasted_ratio: f64,
+    /// Every hidden copy, largest first (the "wasted" view).
+    pub hidden: Vec<Hidden>,
+}
+
+/// The explorer service.
+pub struct Explorer<'c> {
+    core: &'c Core,
+}
+
+impl<'c> Explorer<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Explorer { core }
+    }
+
+    /// `image layers NAME`.
+    pub fn layers(&self, name: &str) -> Result<ImageLayers> {
+        let id = self.core.resolve_image(name)?;
+        let (_, cfg) = self.core.config_of(&id)?;
+        let records = self.core.store.image_layers(&id)?;
+        let indexes = self.indexes(name, &records)?;
+        let stacked = stack::stack(&indexes.iter().collect::<Vec<_>>());
+        let users = self.core.store.images_using_layers()?;
+        let mut names: HashMap<Digest, Vec<String>> = HashMap::new();
+        let (base, base_layers) = match self.core.store.image_base(&id)? {
+            Some((b, n)) => (Some(b), n.min(records.len())),
+            None => (None, records.len().min(1)),
+        };
+        let mut shared = |chain: &Digest| -> Result<Vec<SharedWith>> {
+            let mut out = Vec::new();
+            for other in users.get(chain).into_iter().flatten().filter(|o| **o != id) {
+                if !names.contains_key(other) {
+                    names.insert(other.clone(), self.core.store.tags_of(other)?);
+                }
+                out.push(SharedWith { id: other.clone(), names: names[other].clone() });
+            }
+            Ok(out)
+        };
+        let history = cfg.history().clone().unwrap_or_default();
+        // History and layers are matched from the top: layers at the bottom
+        // that no entry describes (a base built without history) come first,
+        // entries claiming more layers than there are describe none.
+        let described = history.iter().filter(|h| !h.empty_layer().unwrap_or(false)).count();
+        let mut unclaimed = described.saturating_sub(records.len());
+        let layer_row = |i: usize, created_by: String| LayerRow {
+            layer: Some(i),
+            created_by,
+            empty_layer: false,
+            chain_id: Some(records[i].chain_id.clone()),
+            user: i >= base_layers,
+            changes: stacked.layers[i].clone(),
+            shared_with: Vec::new(),
+        };
+        let mut next = records.len().saturating_sub(described);
+        let mut rows: Vec<LayerRow> = (0..next).map(|i| layer_row(i, String::new())).collect();
+        for h in history {
+            let created_by = h.created_by().clone().unwrap_or_default();
+            let empty = h.empty_layer().unwrap_or(false);
+            if !empty && unclaimed == 0 {
+                rows.push(layer_row(next, created_by));
+                next += 1;
+                continue;
+            }
+            if !empty {
+                unclaimed -= 1;
+            }
+            rows.push(LayerRow {
+                layer: None,
+                created_by,
+                empty_layer: true,
+                chain_id: None,
+                user: next >= base_layers && next > 0,
+                changes: LayerChanges::default(),
+                shared_with: Vec::new(),
+            });
+        }
+        for r in &mut rows {
+            if let Some(c) = &r.chain_id {
+                r.shared_with = shared(c)?;
+            }
+        }
+        let size: u64 = stacked.layers.iter().map(|l| l.size).sum();
+        let wasted: u64 = stacked.layers.iter().map(|l| l.wasted).sum();
+        let user = &stacked.layers[base_layers.min(stacked.layers.len())..];
+        let (user_size, user_wasted) = user.iter().fold((0u64, 0u64), |(s, w), l| (s + l.size, w + l.wasted));
+        let mut hidden = stacked.hidden;
+        hidden.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+        Ok(ImageLayers {
+            id,
+            rows,
+            base,
+            base_layers,
+            size,
+            wasted,
+            efficiency: if size == 0 { 1.0 } else { 1.0 - wasted as f64 / size as f64 },
+            user_wasted_ratio: if user_size == 0 { 0.0 } else { user_wasted as f64 / user_size as f64 },
+            hidden,
+        })
+    }
+
+    /// The index of each of `records` (bottom first), made where missing
+    /// (on as many threads as there are cores) and kept.
+    fn indexes(&self, image: &str, records: &[LayerRecord]) -> Result<Vec<LayerIndex>> {
+        let mut out: Vec<Option<LayerIndex>> = Vec::with_capacity(records.len());
+        for r in records {
+            let dir = layer_dir(&self.core.layers_dir, &r.chain_id);
+            if !dir.is_dir() {
+                return Err(Error::Corrupt(format!(
+                    "image {image}: layer {} has no directory in the store ({} is missing)",
+                    r.chain_id,
+                    dir.display()
+                )));
+            }
+            out.push(LayerIndex::load(&self.index_path(r))?);
+        }
+        let missing: Vec<usize> = (0..records.len()).filter(|&i| out[i].is_none()).collect();
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(missing.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let made: Vec<Result<Vec<(usize, LayerIndex)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = missing.get(k) else { return Ok(done) };
+                            done.push((i, self.make_index(&records[i])?));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("an indexing thread panicked")).collect()
+        });
+        for batch in made {
+            for (i, idx) in batch? {
+                out[i] = Some(idx);
+            }
+        }
+        Ok(out.into_iter().map(|i| i.expect("every layer indexed")).collect())
+    }
+
+    fn index_path(&self, r: &LayerRecord) -> PathBuf {
+        self.core.layers_dir.join(r.chain_id.hex()).join(INDEX_FILE)
+    }
+
+    /// Index one layer from its tar and keep the index (a failure to keep
+    /// it costs only the next run's time).
+    fn make_index(&self, r: &LayerRecord) -> Result<LayerIndex> {
+        let label = r.chain_id.to_string();
+        let idx = if r.split {
+            let dir = self.core.layers_dir.join(r.chain_id.hex());
+            let split = crate::layer::split::SplitReader::headers_only(&dir.join(crate::layer::split::SPLIT_FILE))?;
+            LayerIndex::from_tar(split, &label)?
+        } else {
+            let blob = crate::unpack::open_layer_blob(&self.core.layers_dir, &self.core.content, r)?;
+            let (_, tar) = crate::layer::decompress(BufReader::with_capacity(1 << 20, blob))
+                .map_err(|e| Error::stream(format!("reading the blob of layer {label}"), e))?;
+            LayerIndex::from_tar(tar, &label)?
+        };
+        if let Err(e) = idx.save(&self.index_path(r), &self.core.tmp) {
+            tracing::warn!("keeping the index of layer {label}: {e}");
+        }
+        Ok(idx)
+    }
+}
