@@ -145,3 +145,113 @@ fn print_table(img: &ImageLayers, no_trunc: bool) {
     }
     w.print();
 }
+
+#[derive(Args)]
+pub(crate) struct DiffArgs {
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// The image compared from.
+    a: String,
+    /// The image compared to.
+    b: String,
+}
+
+pub(crate) fn diff(engine: &Engine, a: DiffArgs) -> Result<ExitCode> {
+    let d = engine.explorer().diff(&a.a, &a.b)?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&d)?),
+        "table" => {
+            let short =
+                |v: &[strata::Digest]| v.iter().map(|c| c.hex()[..12].to_string()).collect::<Vec<_>>().join(" ");
+            println!("Shared layers: {} {}", d.shared.len(), short(&d.shared));
+            println!("Only in {}: {} {}", a.a, d.only_a.len(), short(&d.only_a));
+            println!("Only in {}: {} {}", a.b, d.only_b.len(), short(&d.only_b));
+            for c in &d.changes {
+                match c.change {
+                    'C' => println!("C {} ({})", c.path, c.what.join(", ")),
+                    other => println!("{other} {}", c.path),
+                }
+            }
+        }
+        other => anyhow::bail!("unknown --format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub(crate) struct TreeArgs {
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Show the layers and images built on IMAGE instead of IMAGE's own.
+    #[arg(long, requires = "image")]
+    whatrequires: bool,
+    /// Show this image's layers and what `rmi` of it would free (default: every layer).
+    image: Option<String>,
+}
+
+pub(crate) fn tree(engine: &Engine, a: TreeArgs) -> Result<ExitCode> {
+    let t = engine.explorer().tree(a.image.as_deref(), a.whatrequires)?;
+    match a.format.as_str() {
+        "json" => {
+            println!("{}", serde_json::to_string_pretty(&t)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        "table" => {}
+        other => anyhow::bail!("unknown --format {other:?}: want table or json"),
+    }
+    let mut table = Table::new(&["LAYER", "ON DISK", "USED BY", "IMAGES"]);
+    fn rows(n: &strata::explore::sharing::LayerNode, prefix: &str, last: bool, root: bool, table: &mut Table) {
+        let branch = if root {
+            ""
+        } else if last {
+            "└─ "
+        } else {
+            "├─ "
+        };
+        let names: Vec<String> = n
+            .images
+            .iter()
+            .map(|i| match i.names.first() {
+                Some(t) => strata::image::reference::display_tag(t),
+                None => i.id.hex()[..12].to_string(),
+            })
+            .collect();
+        table.row(vec![
+            format!("{prefix}{branch}{}", &n.chain_id.hex()[..12]),
+            human_size(n.on_disk),
+            n.used_by.to_string(),
+            names.join(", "),
+        ]);
+        let next = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
+        for (i, c) in n.children.iter().enumerate() {
+            rows(c, &next, i + 1 == n.children.len(), false, table);
+        }
+    }
+    for r in &t.roots {
+        rows(r, "", true, true, &mut table);
+    }
+    table.print();
+    println!();
+    println!("On disk: {}; saved by sharing: {}", human_size(t.on_disk), human_size(t.saved_by_sharing));
+    if let Some(r) = &t.rmi {
+        let name = a.image.as_deref().unwrap_or_default();
+        if r.untag_only {
+            println!("rmi {name} would only untag it (the image has other tags): frees 0B");
+        } else {
+            println!(
+                "rmi {name} would free {} ({} layers, {} blobs){}",
+                human_size(r.frees),
+                r.layers.len(),
+                r.blobs.len(),
+                if r.containers > 0 {
+                    format!("; {} containers use it: rmi refuses without -f", r.containers)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -280,6 +280,10 @@ enum ImageCommand {
     History(HistoryArgs),
     /// Show what each layer of an image added, modified, deleted and wasted, and which images share it.
     Layers(explore::LayersArgs),
+    /// Show the layers two images share and the files that differ above them.
+    Diff(explore::DiffArgs),
+    /// Show the store's layers as a tree: which images use them, bytes on disk and saved by sharing, what rmi would free.
+    Tree(explore::TreeArgs),
     /// Add a tag to an image.
     Tag(TagArgs),
     /// Import a rootfs tarball as a one-layer image.
@@ -1188,6 +1192,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&engine, a),
         Command::Image(ImageCommand::Prune(a)) => system::prune(&engine, a, false),
         Command::Image(ImageCommand::Layers(a)) => explore::layers(&engine, a),
+        Command::Image(ImageCommand::Diff(a)) => explore::diff(&engine, a),
+        Command::Image(ImageCommand::Tree(a)) => explore::tree(&engine, a),
         Command::Image(ImageCommand::Mount(a)) => {
             println!("{}", engine.images().mount(&a.image)?.display());
             Ok(ExitCode::SUCCESS)

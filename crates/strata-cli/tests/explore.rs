@@ -234,3 +234,121 @@ fn bad_input_is_named_and_exits_1() {
     assert!(err.contains(&chain), "{err}");
     fs::rename(dir.with_file_name("diff.moved"), &dir).unwrap();
 }
+
+/// `du -s -B1` of the store's layers and blobs: the bytes they hold on disk.
+fn du(s: &Strata) -> u64 {
+    let o = std::process::Command::new("du")
+        .args(["-s", "-B1", "-c"])
+        .arg(s.root().join("layers"))
+        .arg(s.root().join("blobs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let total = out.lines().last().unwrap();
+    assert!(total.ends_with("total"), "{out}");
+    total.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Every node of an `image tree --format json` answer, depth first.
+fn nodes(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    fn walk(n: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        out.push(n.clone());
+        for c in n["children"].as_array().unwrap() {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    for r in v["roots"].as_array().unwrap() {
+        walk(r, &mut out);
+    }
+    out
+}
+
+/// Build `tag` from `dockerfile` in `ctx`.
+fn build(s: &Strata, ctx: &Path, tag: &str, dockerfile: &str) {
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    s.ok(&["build", "-q", "-t", tag, ctx.to_str().unwrap()]);
+}
+
+#[test]
+fn tree_shows_shared_layers_once_and_rmi_frees_what_it_said() {
+    let (s, ctx) = setup("overlay");
+    fs::write(ctx.join("common"), noise(1 << 20, 1)).unwrap();
+    fs::write(ctx.join("a"), noise(3 << 20, 2)).unwrap();
+    fs::write(ctx.join("b"), noise(2 << 20, 3)).unwrap();
+    build(&s, &ctx, "first:1", "FROM base:1\nCOPY common /c\nCOPY a /a\n");
+    build(&s, &ctx, "second:1", "FROM base:1\nCOPY common /c\nCOPY b /b\n");
+    // Without the build cache, the layers are the images' alone to keep.
+    s.ok(&["builder", "prune", "-a", "-f"]);
+    let all: serde_json::Value = serde_json::from_str(&s.ok(&["image", "tree", "--format", "json"])).unwrap();
+    let n = nodes(&all);
+    let chains: Vec<&str> = n.iter().map(|x| x["chain_id"].as_str().unwrap()).collect();
+    let unique: std::collections::HashSet<&&str> = chains.iter().collect();
+    assert_eq!((chains.len(), unique.len()), (4, 4), "each layer once: {all:#}");
+    // The base's layer and the COPY common layer on it are shared; each top layer is one image's.
+    let roots = all["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{all:#}");
+    assert_eq!(roots[0]["used_by"], 3);
+    let common = &roots[0]["children"][0];
+    assert_eq!((common["used_by"].as_u64(), roots[0]["children"].as_array().unwrap().len()), (Some(2), 1));
+    let tops: Vec<(String, u64)> = common["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["images"][0]["names"][0].as_str().unwrap().to_string(), t["used_by"].as_u64().unwrap()))
+        .collect();
+    let mut names: Vec<&str> = tops.iter().map(|t| t.0.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["docker.io/library/first:1", "docker.io/library/second:1"]);
+    assert!(tops.iter().all(|t| t.1 == 1), "{tops:?}");
+    let on_disk = |c: &serde_json::Value| c["on_disk"].as_u64().unwrap();
+    assert_eq!(all["saved_by_sharing"].as_u64().unwrap(), 2 * on_disk(&roots[0]) + on_disk(common));
+    // What rmi would free, then what it frees.
+    let one: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "tree", "--format", "json", "first:1"])).unwrap();
+    let frees = one["rmi"]["frees"].as_u64().unwrap();
+    assert_eq!(one["rmi"]["layers"].as_array().unwrap().len(), 1, "{one:#}");
+    assert!(frees > 3 << 20, "{one:#}");
+    let before = du(&s);
+    s.ok(&["rmi", "first:1"]);
+    assert_eq!(before - du(&s), frees);
+}
+
+#[test]
+fn diff_of_two_builds_differing_in_one_file_lists_that_file() {
+    let (s, ctx) = setup("overlay");
+    fs::create_dir(ctx.join("app")).unwrap();
+    for i in 0..20 {
+        fs::write(ctx.join("app").join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let dockerfile = "FROM base:1\nCOPY app /app\nRUN touch /app/stamp\n";
+    build(&s, &ctx, "one:1", dockerfile);
+    // Same size, other bytes: only the content tells them apart.
+    fs::write(ctx.join("app/f7"), "FILE 7\n").unwrap();
+    build(&s, &ctx, "two:1", dockerfile);
+    let d: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "diff", "--format", "json", "one:1", "two:1"])).unwrap();
+    assert_eq!(d["shared"].as_array().unwrap().len(), 1, "{d:#}");
+    assert_eq!((d["only_a"].as_array().unwrap().len(), d["only_b"].as_array().unwrap().len()), (2, 2));
+    let changes: Vec<(String, String, serde_json::Value)> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["change"].as_str().unwrap().into(), c["path"].as_str().unwrap().into(), c["what"].clone()))
+        .collect();
+    assert_eq!(changes, [("C".to_string(), "/app/f7".to_string(), serde_json::json!(["content"]))]);
+    assert_eq!(s.ok(&["image", "diff", "one:1", "two:1"]).lines().last().unwrap(), "C /app/f7 (content)");
+    // A change of mode and an added file, the other way round too.
+    build(&s, &ctx, "three:1", "FROM one:1\nRUN chmod 600 /app/f1 && echo x > /app/new\n");
+    let d: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "diff", "--format", "json", "three:1", "one:1"])).unwrap();
+    let changes: Vec<(String, String)> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["change"].as_str().unwrap().into(), c["path"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(changes, [("C".to_string(), "/app/f1".to_string()), ("D".to_string(), "/app/new".to_string())], "{d:#}");
+    assert_eq!(d["changes"][0]["what"], serde_json::json!(["mode"]));
+}

@@ -253,11 +253,26 @@ impl Core {
                 deleted.push(chain);
             }
         }
-        let mut referenced = HashSet::new();
-        for l in self.store.layers()? {
-            referenced.insert(l.blob);
+        let referenced = self.referenced_blobs(&self.store.layers()?, &self.store.images()?)?;
+        for b in self.content.list()? {
+            if !referenced.contains(&b) {
+                freed += self.content.size(&b).unwrap_or(0);
+                self.content.remove(&b)?;
+            }
         }
-        for img in self.store.images()? {
+        Ok((deleted, freed))
+    }
+
+    /// The blobs a collection keeps while `layers` and `images` stay: each
+    /// layer's blob, each image's config and manifest and the blobs its
+    /// manifest names.
+    pub(crate) fn referenced_blobs(
+        &self,
+        layers: &[crate::store::LayerRecord],
+        images: &[crate::store::ImageRecord],
+    ) -> Result<HashSet<Digest>> {
+        let mut referenced: HashSet<Digest> = layers.iter().map(|l| l.blob.clone()).collect();
+        for img in images {
             referenced.insert(img.id.clone());
             referenced.insert(img.manifest.clone());
             if let Ok(bytes) = self.content.read(&img.manifest) {
@@ -268,13 +283,7 @@ impl Core {
                 }
             }
         }
-        for b in self.content.list()? {
-            if !referenced.contains(&b) {
-                freed += self.content.size(&b).unwrap_or(0);
-                self.content.remove(&b)?;
-            }
-        }
-        Ok((deleted, freed))
+        Ok(referenced)
     }
 
     /// After a failed operation: drop whatever it stored that nothing uses,

@@ -1347,6 +1347,14 @@ impl Store {
         Ok((n as u64, rows.into_iter().map(|s| Digest::parse(&s)).collect::<Result<_>>()?))
     }
 
+    /// Every layer the build cache names (a root for garbage collection).
+    pub fn build_cache_chains(&self) -> Result<Vec<Digest>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT DISTINCT chain_id FROM build_cache WHERE chain_id IS NOT NULL")?;
+        let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
     /// Remember that a registry's repository has a blob (for cross-repository mounts on push).
     pub fn add_blob_source(&self, digest: &Digest, registry: &str, repository: &str) -> Result<()> {
         self.conn().execute(

@@ -25,6 +25,7 @@ const VERSION: u32 = 1;
 
 /// What a tar entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A regular file.
     File,

@@ -4,10 +4,12 @@
 //! are stacked ([`stack`]); [`ci`] holds dive's CI rules over the result.
 
 pub mod ci;
+pub mod diff;
 pub mod index;
+pub mod sharing;
 pub mod stack;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::PathBuf;
 
@@ -167,6 +169,160 @@ impl<'c> Explorer<'c> {
             user_wasted_ratio: if user_size == 0 { 0.0 } else { user_wasted as f64 / user_size as f64 },
             hidden,
         })
+    }
+
+    /// `image diff A B`.
+    pub fn diff(&self, a: &str, b: &str) -> Result<diff::ImageDiff> {
+        let (ida, idb) = (self.core.resolve_image(a)?, self.core.resolve_image(b)?);
+        let (ra, rb) = (self.core.store.image_layers(&ida)?, self.core.store.image_layers(&idb)?);
+        let (ia, ib) = (self.indexes(a, &ra)?, self.indexes(b, &rb)?);
+        let (sa, sb) = (stack::stack(&ia.iter().collect::<Vec<_>>()), stack::stack(&ib.iter().collect::<Vec<_>>()));
+        let shared = ra.iter().zip(&rb).take_while(|(x, y)| x.chain_id == y.chain_id).count();
+        let dirs = |r: &[LayerRecord]| r.iter().map(|l| layer_dir(&self.core.layers_dir, &l.chain_id)).collect();
+        let changes = diff::changes(
+            &diff::Side { dirs: dirs(&ra), indexes: &ia, tree: &sa.tree },
+            &diff::Side { dirs: dirs(&rb), indexes: &ib, tree: &sb.tree },
+            shared,
+        )?;
+        let chains = |r: &[LayerRecord]| r.iter().map(|l| l.chain_id.clone()).collect::<Vec<_>>();
+        Ok(diff::ImageDiff {
+            a: ida,
+            b: idb,
+            shared: chains(&ra[..shared]),
+            only_a: chains(&ra[shared..]),
+            only_b: chains(&rb[shared..]),
+            changes,
+        })
+    }
+
+    /// `image tree [IMAGE] [--whatrequires]`: every layer; or IMAGE's
+    /// layers and what `rmi IMAGE` would free; or (`what_requires`) IMAGE's
+    /// top layer and every layer and image built on it.
+    pub fn tree(&self, image: Option<&str>, what_requires: bool) -> Result<sharing::LayerTree> {
+        let all: HashMap<Digest, LayerRecord> =
+            self.core.store.layers()?.into_iter().map(|l| (l.chain_id.clone(), l)).collect();
+        let users = self.core.store.images_using_layers()?;
+        let images = self.core.store.images()?;
+        let mut tops: HashMap<Digest, Vec<SharedWith>> = HashMap::new();
+        let mut image_layers: HashMap<Digest, Vec<Digest>> = HashMap::new();
+        for img in &images {
+            let chains: Vec<Digest> = self.core.store.image_layers(&img.id)?.into_iter().map(|l| l.chain_id).collect();
+            if let Some(top) = chains.last() {
+                tops.entry(top.clone())
+                    .or_default()
+                    .push(SharedWith { id: img.id.clone(), names: self.core.store.tags_of(&img.id)? });
+            }
+            image_layers.insert(img.id.clone(), chains);
+        }
+        let target = image.map(|n| self.core.resolve_image(n)).transpose()?;
+        let shown: HashSet<Digest> = match &target {
+            None => all.keys().cloned().collect(),
+            Some(id) if !what_requires => image_layers[id].iter().cloned().collect(),
+            Some(id) => match image_layers[id].last() {
+                None => HashSet::new(),
+                Some(top) => all
+                    .keys()
+                    .filter(|c| {
+                        let mut at = Some((*c).clone());
+                        while let Some(x) = at {
+                            if &x == top {
+                                return true;
+                            }
+                            at = all.get(&x).and_then(|l| l.parent.clone());
+                        }
+                        false
+                    })
+                    .cloned()
+                    .collect(),
+            },
+        };
+        let mut on_disk = HashMap::new();
+        for c in &shown {
+            on_disk.insert(c.clone(), self.layer_usage(&all[c])?);
+        }
+        let used_by = |c: &Digest| users.get(c).map_or(0, |u| u.len());
+        let roots = sharing::arrange(&shown, &all, &|c| {
+            Ok(sharing::LayerNode {
+                chain_id: c.clone(),
+                on_disk: on_disk[c],
+                used_by: used_by(c),
+                images: tops.get(c).cloned().unwrap_or_default(),
+                children: Vec::new(),
+            })
+        })?;
+        let rmi = match (&target, image) {
+            (Some(id), Some(name)) if !what_requires => {
+                Some(self.rmi_estimate(name, id, &all, &images, &image_layers)?)
+            }
+            _ => None,
+        };
+        Ok(sharing::LayerTree {
+            roots,
+            on_disk: on_disk.values().sum(),
+            saved_by_sharing: on_disk.iter().map(|(c, b)| b * used_by(c).saturating_sub(1) as u64).sum(),
+            rmi,
+        })
+    }
+
+    /// A layer's bytes on disk: its directory, and its blob when one is stored.
+    fn layer_usage(&self, l: &LayerRecord) -> Result<u64> {
+        let blob = if l.split { 0 } else { sharing::disk_usage(&self.core.content.path(&l.blob))? };
+        Ok(sharing::disk_usage(&self.core.layers_dir.join(l.chain_id.hex()))? + blob)
+    }
+
+    /// What `rmi NAME` (image `id`) would free, by the collector's rules.
+    fn rmi_estimate(
+        &self,
+        name: &str,
+        id: &Digest,
+        all: &HashMap<Digest, LayerRecord>,
+        images: &[crate::store::ImageRecord],
+        image_layers: &HashMap<Digest, Vec<Digest>>,
+    ) -> Result<sharing::RmiEstimate> {
+        let tags = self.core.store.tags_of(id)?;
+        let by_id = id.hex().starts_with(name.trim_start_matches("sha256:"));
+        let containers = self.core.store.containers_using(id)?.len();
+        let mut est = sharing::RmiEstimate {
+            image: id.clone(),
+            frees: 0,
+            layers: Vec::new(),
+            blobs: Vec::new(),
+            untag_only: tags.len() > 1 && !by_id,
+            containers,
+        };
+        if est.untag_only {
+            return Ok(est);
+        }
+        let cache = self.core.store.build_cache_chains()?;
+        let roots = |skip: Option<&Digest>| {
+            image_layers
+                .iter()
+                .filter(|(i, _)| Some(*i) != skip)
+                .flat_map(|(_, ls)| ls.iter().cloned())
+                .chain(cache.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let before = sharing::survivors(all, roots(None));
+        let after = sharing::survivors(all, roots(Some(id)));
+        let records =
+            |alive: &HashSet<Digest>| all.values().filter(|l| alive.contains(&l.chain_id)).cloned().collect::<Vec<_>>();
+        let rest: Vec<crate::store::ImageRecord> = images.iter().filter(|i| &i.id != id).cloned().collect();
+        let blobs_before = self.core.referenced_blobs(&records(&before), images)?;
+        let blobs_after = self.core.referenced_blobs(&records(&after), &rest)?;
+        let mut layers: Vec<Digest> = before.difference(&after).cloned().collect();
+        layers.sort();
+        let mut blobs: Vec<Digest> =
+            blobs_before.difference(&blobs_after).filter(|b| self.core.content.path(b).exists()).cloned().collect();
+        blobs.sort();
+        for c in &layers {
+            est.frees += sharing::disk_usage(&self.core.layers_dir.join(c.hex()))?;
+        }
+        for b in &blobs {
+            est.frees += sharing::disk_usage(&self.core.content.path(b))?;
+        }
+        est.layers = layers;
+        est.blobs = blobs;
+        Ok(est)
     }
 
     /// The index of each of `records` (bottom first), made where missing

@@ -51,27 +51,36 @@ pub struct Hidden {
     pub deleted: bool,
 }
 
-/// The stack's answer: per layer (bottom first) and every hidden copy.
+/// The stack's answer: per layer (bottom first), every hidden copy, and
+/// the merged tree the image shows.
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
     /// Per layer, bottom first.
     pub layers: Vec<LayerChanges>,
     /// Every copy made unreachable, in the order the layers hid them.
     pub hidden: Vec<Hidden>,
+    /// What the image shows at each path (directories named in a tar included).
+    pub tree: BTreeMap<String, Visible>,
 }
 
-/// What the tree shows at a path: which layer's copy, and its bytes.
-#[derive(Debug, Clone, Copy)]
-struct Visible {
-    layer: usize,
-    size: u64,
-    dir: bool,
+/// What the tree shows at a path: which layer's copy (and which entry of
+/// that layer's index), and its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visible {
+    /// The layer (0 = bottom).
+    pub layer: usize,
+    /// The entry in that layer's index.
+    pub entry: usize,
+    /// Content bytes.
+    pub size: u64,
+    /// A directory.
+    pub dir: bool,
 }
 
 /// Stack `indexes`, bottom layer first.
 pub fn stack(indexes: &[&LayerIndex]) -> Stack {
-    let mut tree: BTreeMap<String, Visible> = BTreeMap::new();
     let mut out = Stack::default();
+    let mut tree = std::mem::take(&mut out.tree);
     for (i, index) in indexes.iter().enumerate() {
         let mut ch = LayerChanges::default();
         // Whiteouts and opaque markers apply to the layers below only:
@@ -91,7 +100,7 @@ pub fn stack(indexes: &[&LayerIndex]) -> Stack {
                 _ => {}
             }
         }
-        for e in &index.entries {
+        for (k, e) in index.entries.iter().enumerate() {
             if matches!(e.kind, Kind::Opaque | Kind::Whiteout) {
                 continue;
             }
@@ -126,10 +135,11 @@ pub fn stack(indexes: &[&LayerIndex]) -> Stack {
                     }
                 }
             }
-            tree.insert(e.path.clone(), Visible { layer: i, size: e.size, dir });
+            tree.insert(e.path.clone(), Visible { layer: i, entry: k, size: e.size, dir });
         }
         out.layers.push(ch);
     }
+    out.tree = tree;
     out
 }
 
