@@ -152,8 +152,9 @@ impl LayerIndex {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).at(path),
         };
-        let dec = zstd::stream::read::Decoder::new(BufReader::new(f)).at(path)?;
-        match serde_json::from_reader::<_, LayerIndex>(dec) {
+        // Whole, then parsed: serde_json reading through the decoder goes a byte at a time.
+        let bytes = zstd::stream::decode_all(BufReader::new(f)).at(path)?;
+        match serde_json::from_slice::<LayerIndex>(&bytes) {
             Ok(i) if i.version == VERSION => Ok(Some(i)),
             // Another version, or damaged: made again from the tar.
             _ => Ok(None),
