@@ -255,3 +255,32 @@ pub(crate) fn tree(engine: &Engine, a: TreeArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub(crate) struct ExplainArgs {
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// An image built by strata on this store.
+    image: String,
+}
+
+pub(crate) fn explain(engine: &Engine, a: ExplainArgs) -> Result<ExitCode> {
+    let steps = engine.builds().explain(&a.image)?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&steps)?),
+        "table" => {
+            for s in &steps {
+                println!("STEP {}: {}", s.step, s.text);
+                if s.cached {
+                    println!("--> CACHED");
+                }
+                for r in &s.reasons {
+                    println!("--> not cached: {r}");
+                }
+            }
+        }
+        other => anyhow::bail!("unknown --format {other:?}: want table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -22,6 +22,7 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
     };
     let mut opts = strata::build::BuildOptions {
         context,
+        explain: a.explain,
         file: a.file,
         tags: a.tag,
         build_args: a.build_arg,

@@ -151,6 +151,8 @@ enum Command {
 enum BuilderCommand {
     /// Remove the build cache (cached steps, their layers, cache mounts).
     Prune(PruneArgs),
+    /// Say for each step of the build that made an image whether it came from the cache, and why not.
+    Explain(explore::ExplainArgs),
 }
 
 #[derive(Args)]
@@ -231,6 +233,9 @@ struct LogoutArgs {
 
 #[derive(Args)]
 struct BuildArgs {
+    /// Say why each step that did not come from the cache was rebuilt.
+    #[arg(long)]
+    explain: bool,
     /// Name and optionally a tag (NAME[:TAG]); may be given more than once.
     #[arg(short, long = "tag")]
     tag: Vec<String>,
@@ -1112,6 +1117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => images::build(&engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => images::builder_prune(&engine, a),
+        Command::Builder(BuilderCommand::Explain(a)) => explore::explain(&engine, a),
         Command::Pull(a) => registry::pull(&engine, a),
         Command::Push(a) => registry::push(&engine, a),
         Command::Login(a) => registry::login(a),

@@ -352,3 +352,56 @@ fn diff_of_two_builds_differing_in_one_file_lists_that_file() {
     assert_eq!(changes, [("C".to_string(), "/app/f1".to_string()), ("D".to_string(), "/app/new".to_string())], "{d:#}");
     assert_eq!(d["changes"][0]["what"], serde_json::json!(["mode"]));
 }
+
+/// The `--> not cached:` reasons `build --explain` gave for the step `text`.
+fn reasons_for(out: &str, text: &str) -> Vec<String> {
+    let mut lines = out.lines().skip_while(|l| !(l.starts_with("STEP ") && l.ends_with(&format!(": {text}"))));
+    assert!(lines.next().is_some(), "no step {text:?} in:\n{out}");
+    lines
+        .take_while(|l| !l.starts_with("STEP "))
+        .filter_map(|l| l.strip_prefix("--> not cached: ").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn build_explain_names_the_changed_context_file_build_arg_and_base() {
+    let (s, ctx) = setup("overlay");
+    for f in ["one", "two", "three"] {
+        fs::write(ctx.join(f), format!("{f}\n")).unwrap();
+    }
+    fs::write(ctx.join("Dockerfile"), "FROM base:1\nARG V=1\nCOPY one two three /x/\nRUN echo $V > /v\n").unwrap();
+    let c = ctx.to_str().unwrap();
+    let first = s.ok(&["build", "--explain", "-t", "ex:1", c]);
+    assert_eq!(reasons_for(&first, "COPY one two three /x/"), ["no earlier build of this step"]);
+    // One context file changes: it alone is named, with its old and new digests.
+    fs::write(ctx.join("two"), "TWO\n").unwrap();
+    let out = s.ok(&["build", "--explain", "-t", "ex:1", c]);
+    let (old, new) = (format!("sha256:{}", sha256_hex(b"two\n")), format!("sha256:{}", sha256_hex(b"TWO\n")));
+    assert_eq!(reasons_for(&out, "COPY one two three /x/"), [format!("input two changed: {new}, was {old}")], "{out}");
+    assert_eq!(reasons_for(&out, "ARG V=1"), Vec::<String>::new(), "cached: {out}");
+    assert_eq!(reasons_for(&out, "RUN echo $V > /v"), ["the step before it changed (STEP 3 was rebuilt)"], "{out}");
+    // The same reasons are kept with the image.
+    let kept = s.ok(&["builder", "explain", "ex:1"]);
+    assert_eq!(reasons_for(&kept, "COPY one two three /x/"), [format!("input two changed: {new}, was {old}")]);
+    // A build arg changes: the ARG step and every step after it name it.
+    let out = s.ok(&["build", "--explain", "--build-arg", "V=2", "-t", "ex:1", c]);
+    assert_eq!(reasons_for(&out, "ARG V=1"), ["build arg V changed: \"2\", was \"1\""], "{out}");
+    assert!(
+        reasons_for(&out, "RUN echo $V > /v").contains(&"build arg V changed: \"2\", was \"1\"".to_string()),
+        "{out}"
+    );
+    // The base image changes under its name: the first step says so.
+    let other = s.write(
+        "other.tar",
+        &docker_archive(&[TestImage::new("base:1", vec![busybox_layer(), LayerTar::new().file("new", b"n").build()])]),
+    );
+    s.ok(&["load", "-q", "-i", other.to_str().unwrap()]);
+    let base = s.image_id("base:1");
+    let out = s.ok(&["build", "--explain", "--build-arg", "V=2", "-t", "ex:1", c]);
+    let r = reasons_for(&out, "ARG V=1");
+    assert_eq!(r.len(), 1, "{out}");
+    assert!(r[0].starts_with(&format!("the parent changed: FROM base:1 is {base}, was sha256:")), "{out}");
+    let (code, err) = s.fails(&["builder", "explain", "base:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not built"), "{err}");
+}

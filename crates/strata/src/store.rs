@@ -78,6 +78,17 @@ CREATE TABLE IF NOT EXISTS image_bases (
     base        TEXT NOT NULL,
     layers      INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS build_steps (
+    key         TEXT PRIMARY KEY,
+    slot        TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    created     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS build_steps_slot ON build_steps(slot, created);
+CREATE TABLE IF NOT EXISTS build_explanations (
+    image_id    TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    steps       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS build_cache (
     key         TEXT PRIMARY KEY,
     config      TEXT NOT NULL,
@@ -437,6 +448,11 @@ pub struct Store {
 /// Seconds since the epoch: the time every record carries.
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch: orders records made within one second.
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 fn digest(s: String) -> rusqlite::Result<Digest> {
@@ -1345,6 +1361,58 @@ impl Store {
         )?;
         let rows: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok((n as u64, rows.into_iter().map(|s| Digest::parse(&s)).collect::<Result<_>>()?))
+    }
+
+    /// Record what a build step's cache key `key` was made of, at its
+    /// `slot` (the newest 20 records of a slot are kept).
+    pub fn put_build_step(&self, key: &Digest, slot: &str, record: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO build_steps (key, slot, record, created) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![key.as_str(), slot, record, now_nanos()],
+        )?;
+        tx.execute(
+            "DELETE FROM build_steps WHERE slot = ?1 AND key NOT IN
+             (SELECT key FROM build_steps WHERE slot = ?1 ORDER BY created DESC LIMIT 20)",
+            [slot],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The records of the steps at `slot`, newest first.
+    pub fn build_steps_at(&self, slot: &str) -> Result<Vec<(Digest, String)>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT key, record FROM build_steps WHERE slot = ?1 ORDER BY created DESC")?;
+        let rows: Vec<(String, String)> =
+            st.query_map([slot], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|(k, r)| Ok((Digest::parse(&k)?, r))).collect()
+    }
+
+    /// The record of the step whose key is `key`.
+    pub fn build_step(&self, key: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT record FROM build_steps WHERE key = ?1", [key.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Keep a build's explanation with the image it made.
+    pub fn put_build_explanation(&self, image: &Digest, steps: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO build_explanations (image_id, steps) VALUES (?1, ?2)",
+            rusqlite::params![image.as_str(), steps],
+        )?;
+        Ok(())
+    }
+
+    /// The explanation kept with `image`, if it was built here.
+    pub fn build_explanation(&self, image: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT steps FROM build_explanations WHERE image_id = ?1", [image.as_str()], |r| r.get(0))
+            .optional()?)
     }
 
     /// Every layer the build cache names (a root for garbage collection).

@@ -156,45 +156,72 @@ impl SourceRoot {
     }
 
     /// Feed the content identity of `rels` (and everything under them) to `h`.
-    pub fn hash_into(&self, rels: &[String], h: &mut Hasher) -> Result<()> {
+    pub fn hash_into(&self, rels: &[String], h: &mut Hasher, log: &mut Vec<(String, String)>) -> Result<()> {
         let tree = self.tree()?;
         for rel in rels {
             h.update(format!("source {rel}\n").as_bytes());
             let (dir, name) = self.locate(&tree, rel)?;
             let md = dir.stat(&name)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
-            self.hash_entry(h, "", &md, &dir, &name)?;
+            self.hash_entry(h, "", &md, &dir, &name, rel, log)?;
             if md.is_dir() {
                 let sub = if name.is_empty() { dir } else { dir.subdir(&name)? };
-                self.hash_dir(h, &sub, rel, &self.key_of(&tree, rel), "")?;
+                self.hash_dir(h, &sub, rel, &self.key_of(&tree, rel), "", log)?;
             }
         }
         Ok(())
     }
 
-    fn hash_dir(&self, h: &mut Hasher, dir: &Dir, rel: &str, key: &str, shown: &str) -> Result<()> {
+    fn hash_dir(
+        &self,
+        h: &mut Hasher,
+        dir: &Dir,
+        rel: &str,
+        key: &str,
+        shown: &str,
+        log: &mut Vec<(String, String)>,
+    ) -> Result<()> {
         for c in self.children(dir, rel, key)? {
             let shown = format!("{shown}/{}", c.name.to_string_lossy());
             if !c.excluded {
-                self.hash_entry(h, &shown, &c.md, dir, &c.name)?;
+                self.hash_entry(h, &shown, &c.md, dir, &c.name, &c.rel, log)?;
             }
             if c.md.is_dir() {
-                self.hash_dir(h, &dir.subdir(&c.name)?, &c.rel, &c.key, &shown)?;
+                self.hash_dir(h, &dir.subdir(&c.name)?, &c.rel, &c.key, &shown, log)?;
             }
         }
         Ok(())
     }
 
     /// Paths, types, modes, owners (when kept), bytes and link targets; never mtimes.
-    fn hash_entry(&self, h: &mut Hasher, shown: &str, md: &fs::Metadata, dir: &Dir, name: &OsStr) -> Result<()> {
+    /// What was hashed is logged under the entry's context path `rel`
+    /// (for `build --explain`: which file changed).
+    #[allow(clippy::too_many_arguments)]
+    fn hash_entry(
+        &self,
+        h: &mut Hasher,
+        shown: &str,
+        md: &fs::Metadata,
+        dir: &Dir,
+        name: &OsStr,
+        rel: &str,
+        log: &mut Vec<(String, String)>,
+    ) -> Result<()> {
         let owner = if self.keep_owner { format!("{}:{}", md.uid(), md.gid()) } else { String::new() };
+        let head = format!("{:o}{}{owner}", md.mode(), if owner.is_empty() { "" } else { " " });
         h.update(format!("{shown}\0{:o}\0{owner}\0", md.mode()).as_bytes());
-        if md.is_file() {
+        let what = if md.is_file() {
             let (d, _) = crate::digest::HashingReader::new(dir.open_file(name)?).drain_finish().at(shown)?;
             h.update(d.as_str().as_bytes());
+            format!("mode {head} {d}")
         } else if md.file_type().is_symlink() {
-            h.update(dir.read_link(name)?.as_os_str().as_encoded_bytes());
-        }
+            let target = dir.read_link(name)?;
+            h.update(target.as_os_str().as_encoded_bytes());
+            format!("mode {head} -> {}", target.display())
+        } else {
+            format!("mode {head}")
+        };
         h.update(b"\n");
+        log.push((rel.to_string(), what));
         Ok(())
     }
 

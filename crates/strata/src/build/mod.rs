@@ -21,6 +21,7 @@
 
 mod context;
 mod copy;
+pub mod explain;
 mod ignore;
 mod run;
 mod snapshot;
@@ -62,6 +63,8 @@ pub enum ContextSource {
 pub struct BuildOptions {
     /// The context.
     pub context: ContextSource,
+    /// Say why each step that did not come from the cache was rebuilt.
+    pub explain: bool,
     /// `-f`: the Dockerfile (a path, relative to the working directory), default `Dockerfile` then `Containerfile` in the context.
     pub file: Option<PathBuf>,
     /// `-t`, any number.
@@ -159,6 +162,14 @@ struct Builder<'a> {
     /// `ADD URL` sources, downloaded once per build (to key the cache by their content).
     downloads: HashMap<String, PathBuf>,
     download_dir: Option<TempDir>,
+    /// What names this Dockerfile in the step records (`explain`): its path.
+    project: String,
+    /// The index of the step being built within its stage.
+    step_in_stage: usize,
+    /// The number of the step before when it was rebuilt (not cached).
+    rebuilt_before: Option<usize>,
+    /// Each step so far, cached or why not.
+    explained: Vec<explain::Explained>,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -306,6 +317,7 @@ impl<'a> Builder<'a> {
         if let Some(prev) = self.stage_named(&name, stage) {
             let st = self.built.get(&prev).cloned().expect("dependencies are built first");
             let key = digest_of(&[b"from-stage", st.key.as_str().as_bytes()]);
+            self.record_from(stage, &key, ("stage", st.key.to_string()))?;
             return Ok((State { key, ..st }, Vec::new()));
         }
         if name == "scratch" {
@@ -313,7 +325,9 @@ impl<'a> Builder<'a> {
             let config = json!({"architecture": host.architecture, "os": host.os,
                 "config": {"Env": [spec::DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             let base = Some(("scratch".to_string(), 0));
-            return Ok((State { config, layers: Vec::new(), key: digest_of(&[b"scratch"]), base }, Vec::new()));
+            let key = digest_of(&[b"scratch"]);
+            self.record_from(stage, &key, ("image", "scratch".into()))?;
+            return Ok((State { config, layers: Vec::new(), key, base }, Vec::new()));
         }
         let local = if self.opts.pull { None } else { self.core.resolve_image(&name).ok() };
         let id = match local {
@@ -340,7 +354,26 @@ impl<'a> Builder<'a> {
             config["config"]["Env"] = json!(env);
         }
         let base = Some((name.clone(), layers.len()));
-        Ok((State { config, layers, key: digest_of(&[b"from", id.as_str().as_bytes()]), base }, onbuild))
+        let key = digest_of(&[b"from", id.as_str().as_bytes()]);
+        self.record_from(stage, &key, ("image", id.to_string()))?;
+        Ok((State { config, layers, key, base }, onbuild))
+    }
+
+    /// The place of a step in the records: this Dockerfile, the stage, the step.
+    fn slot(&self, stage: usize, step: &str) -> String {
+        format!("{}:{stage}:{step}", self.project)
+    }
+
+    /// Record what a stage's FROM resolved to (what its first step builds on).
+    fn record_from(&self, stage: usize, key: &Digest, base: (&str, String)) -> Result<()> {
+        let rec = explain::StepInputs {
+            slot: self.slot(stage, "from"),
+            parent: String::new(),
+            text: self.df.stages[stage].from.text.clone(),
+            args: BTreeMap::new(),
+            inputs: vec![(base.0.to_string(), base.1)],
+        };
+        explain::record(&self.core.store, key, &rec)
     }
 
     fn build_stage(&mut self, i: usize) -> Result<State> {
@@ -367,7 +400,9 @@ impl<'a> Builder<'a> {
             }
         }
         steps.extend(self.df.stages[i].steps.clone());
-        for st in &steps {
+        self.rebuilt_before = None;
+        for (k, st) in steps.iter().enumerate() {
+            self.step_in_stage = k;
             self.step += 1;
             self.say(&format!("STEP {}/{}: {}", self.step, self.total, st.text))?;
             let t0 = Instant::now();
@@ -417,22 +452,44 @@ impl<'a> Builder<'a> {
             }
         }
         let vars = vars_of(args, &state.env());
-        let inputs = self.inputs_of(stage, st, &vars)?;
+        let (inputs, input_log) = self.inputs_of(stage, st, &vars)?;
         let key = digest_of(&[
             state.key.as_str().as_bytes(),
             st.text.as_bytes(),
             Self::args_text(args).as_bytes(),
             inputs.as_str().as_bytes(),
         ]);
+        let record = explain::StepInputs {
+            slot: self.slot(stage, &self.step_in_stage.to_string()),
+            parent: state.key.to_string(),
+            text: st.text.clone(),
+            args: args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            inputs: input_log,
+        };
         if !self.opts.no_cache {
             if let Some(mut hit) = self.cached(&key)? {
                 hit.base = state.base.clone();
                 if matches!(st.value, Instruction::Cmd(_)) {
                     *cmd_set = true;
                 }
+                self.explained.push(explain::Explained {
+                    step: self.step,
+                    text: st.text.clone(),
+                    cached: true,
+                    reasons: Vec::new(),
+                });
+                self.rebuilt_before = None;
                 return Ok((hit, true));
             }
         }
+        let reasons = explain::reasons(&self.core.store, &key, &record, self.rebuilt_before, self.opts.no_cache)?;
+        if self.opts.explain {
+            for r in &reasons {
+                self.say(&format!("--> not cached: {r}"))?;
+            }
+        }
+        self.explained.push(explain::Explained { step: self.step, text: st.text.clone(), cached: false, reasons });
+        self.rebuilt_before = Some(self.step);
         let mut next = state.clone();
         next.key = key.clone();
         let created = image::format_time(self.now());
@@ -476,6 +533,7 @@ impl<'a> Builder<'a> {
         }
         let text = serde_json::to_string(&next.config).expect("config serializes");
         self.core.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
+        explain::record(&self.core.store, &key, &record)?;
         Ok((next, false))
     }
 
@@ -498,8 +556,15 @@ impl<'a> Builder<'a> {
     }
 
     /// The content identity of a step's inputs (COPY/ADD sources, bind mounts).
-    fn inputs_of(&mut self, stage: usize, st: &Located<Instruction>, vars: &Vars) -> Result<Digest> {
+    fn inputs_of(
+        &mut self,
+        stage: usize,
+        st: &Located<Instruction>,
+        vars: &Vars,
+    ) -> Result<(Digest, Vec<(String, String)>)> {
         let mut h = Hasher::default();
+        // What went into the digest, named, for `build --explain`.
+        let mut log: Vec<(String, String)> = Vec::new();
         let esc = self.df.escape;
         match &st.value {
             Instruction::Copy(c) | Instruction::Add(c) => {
@@ -518,6 +583,7 @@ impl<'a> Builder<'a> {
                             };
                             h.update(format!("heredoc {}\n", body.len()).as_bytes());
                             h.update(body.as_bytes());
+                            log.push(("heredoc".to_string(), Digest::of(body.as_bytes()).to_string()));
                         }
                         Source::Path(p) => {
                             let p = words::expand(p, vars, esc).map_err(|e| self.err(st.line, e))?;
@@ -530,6 +596,7 @@ impl<'a> Builder<'a> {
                                 if let Some(sum) = &c.checksum {
                                     // The checksum names the content: no download needed to key the cache.
                                     h.update(format!("url {p} {sum}\n").as_bytes());
+                                    log.push((p.clone(), sum.clone()));
                                     continue;
                                 }
                                 let file = self.download(&p, st.line)?;
@@ -538,15 +605,18 @@ impl<'a> Builder<'a> {
                                     .drain_finish()
                                     .at(&file)?;
                                 h.update(d.as_str().as_bytes());
+                                log.push((p.clone(), d.to_string()));
                                 continue;
                             }
                             match &from {
-                                Some(f) => h.update(
-                                    format!("from {} {p}\n", self.identity_of_from(f, stage, st.line)?).as_bytes(),
-                                ),
+                                Some(f) => {
+                                    let id = self.identity_of_from(f, stage, st.line)?;
+                                    h.update(format!("from {id} {p}\n").as_bytes());
+                                    log.push((format!("--from={f} {p}"), id));
+                                }
                                 None => {
                                     let rels = self.context.resolve(&p).map_err(|e| self.err(st.line, e))?;
-                                    self.context.hash_into(&rels, &mut h)?;
+                                    self.context.hash_into(&rels, &mut h, &mut log)?;
                                 }
                             }
                         }
@@ -558,21 +628,23 @@ impl<'a> Builder<'a> {
                     let src = m.source.clone().unwrap_or_default();
                     match &m.from {
                         Some(f) => {
-                            h.update(format!("from {} {src}\n", self.identity_of_from(f, stage, st.line)?).as_bytes())
+                            let id = self.identity_of_from(f, stage, st.line)?;
+                            h.update(format!("from {id} {src}\n").as_bytes());
+                            log.push((format!("--mount from={f} {src}"), id));
                         }
                         None => {
                             let rels = self
                                 .context
                                 .resolve(if src.is_empty() { "." } else { &src })
                                 .map_err(|e| self.err(st.line, e))?;
-                            self.context.hash_into(&rels, &mut h)?;
+                            self.context.hash_into(&rels, &mut h, &mut log)?;
                         }
                     }
                 }
             }
             _ => {}
         }
-        Ok(h.finish())
+        Ok((h.finish(), log))
     }
 
     fn resolve_from(&self, name: &str, stage: usize, line: usize) -> Result<FromRef> {
@@ -738,6 +810,10 @@ impl<'c> Builds<'c> {
             None => read_dockerfile(opts, &context_dir)?,
         };
         let df = dockerfile::parse(&file, &text)?;
+        let project = match (&owned_context, fs::canonicalize(&df_path)) {
+            (None, Ok(p)) => p.display().to_string(),
+            _ => format!("-/{file}"),
+        };
         let ignore_text = [df_path.with_file_name(format!("{file}.dockerignore")), context_dir.join(".dockerignore")]
             .iter()
             .find_map(|p| fs::read_to_string(p).ok().map(|t| (t, p.clone())));
@@ -823,6 +899,10 @@ impl<'c> Builds<'c> {
             epoch,
             downloads: HashMap::new(),
             download_dir: None,
+            project,
+            step_in_stage: 0,
+            rebuilt_before: None,
+            explained: Vec::new(),
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
@@ -851,6 +931,7 @@ impl<'c> Builds<'c> {
         if let Some((base, layers)) = &state.base {
             b.core.store.set_image_base(&id, base, *layers)?;
         }
+        b.core.store.put_build_explanation(&id, &serde_json::to_string(&b.explained).expect("serializes"))?;
         drop(owned_context);
         if !quiet {
             for t in &tags {
@@ -858,6 +939,17 @@ impl<'c> Builds<'c> {
             }
         }
         Ok(id)
+    }
+
+    /// `builder explain IMAGE`: each step of the build that made IMAGE,
+    /// cached or why not.
+    pub fn explain(&self, image: &str) -> Result<Vec<explain::Explained>> {
+        let id = self.core.resolve_image(image)?;
+        match self.core.store.build_explanation(&id)? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::Corrupt(format!("the build explanation of image {id}: {e}"))),
+            None => Err(Error::invalid(format!("image {image} was not built by strata here: no build explanation"))),
+        }
     }
 
     /// `builder prune`: forget the build cache, then free what only it kept.
