@@ -5,6 +5,7 @@
 mod containers;
 mod copy;
 mod explore;
+mod explore_view;
 mod format;
 mod images;
 mod network;
@@ -289,6 +290,8 @@ enum ImageCommand {
     Diff(explore::DiffArgs),
     /// Show the store's layers as a tree: which images use them, bytes on disk and saved by sharing, what rmi would free.
     Tree(explore::TreeArgs),
+    /// Look through an image's layers and files interactively (keys: ? for help).
+    Explore(explore_view::ExploreArgs),
     /// Add a tag to an image.
     Tag(TagArgs),
     /// Import a rootfs tarball as a one-layer image.
@@ -1200,6 +1203,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(ImageCommand::Layers(a)) => explore::layers(&engine, a),
         Command::Image(ImageCommand::Diff(a)) => explore::diff(&engine, a),
         Command::Image(ImageCommand::Tree(a)) => explore::tree(&engine, a),
+        Command::Image(ImageCommand::Explore(a)) => explore_view::explore(&engine, a),
         Command::Image(ImageCommand::Mount(a)) => {
             println!("{}", engine.images().mount(&a.image)?.display());
             Ok(ExitCode::SUCCESS)

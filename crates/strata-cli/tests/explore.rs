@@ -405,3 +405,107 @@ fn build_explain_names_the_changed_context_file_build_arg_and_base() {
     assert_eq!(code, 1);
     assert!(err.contains("not built"), "{err}");
 }
+
+/// A tmux server of the test's own (its own socket), 80x24, running one
+/// command; killed on drop, also when the test fails.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Self {
+        let socket = format!("strata-test-{}", std::process::id());
+        let t = Tmux { socket };
+        let ok = t.tmux(&["new-session", "-d", "-s", "x", "-x", "80", "-y", "24", command]).status.success();
+        assert!(ok, "tmux new-session");
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().unwrap()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "x"];
+        args.extend(keys);
+        assert!(self.tmux(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "x"]).stdout).into_owned()
+    }
+
+    /// The screen once `want` holds for it (the program draws after each key).
+    fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if want(&s) {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "waiting for {what}; the screen:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session", "-t", "x"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// The file pane's line for `name` (the right half of the screen).
+fn file_line<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .map(|l| l.split("││").nth(1).unwrap_or(""))
+        .find(|l| l.trim_end_matches('│').split_whitespace().last() == Some(name))
+}
+
+#[test]
+fn explore_view_navigates_layers_toggles_filters_and_quits_in_a_terminal() {
+    let (s, ctx) = setup("overlay");
+    wasteful(&s, &ctx);
+    let mut c = s.command();
+    c.args(["image", "explore", "wasteful:1"]);
+    let line =
+        format!("{:?} {}", c.get_program(), c.get_args().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "));
+    let t = Tmux::start(&line);
+    // Layer 0 (busybox) first: its files, added.
+    let sc = t.wait_for("the layer list", |s| s.contains("Layer 0: changes"));
+    assert!(sc.contains("wasteful:1") && sc.contains("efficiency"), "{sc}");
+    assert!(file_line(&sc, "busybox").is_some_and(|l| l.trim_start().starts_with("A ")), "{sc}");
+    // Down to layer 3 (RUN chmod): /data/big modified, nothing else of data/.
+    t.keys(&["Down", "Down", "Down"]);
+    let sc = t.wait_for("layer 3", |s| s.contains("Layer 3: changes"));
+    assert!(file_line(&sc, "big").is_some_and(|l| l.trim_start().starts_with("M ")), "{sc}");
+    assert!(file_line(&sc, "other").is_none(), "{sc}");
+    // Layer 4 (RUN rm): other deleted.
+    t.keys(&["Down"]);
+    let sc = t.wait_for("layer 4", |s| s.contains("Layer 4: changes"));
+    assert!(file_line(&sc, "other").is_some_and(|l| l.trim_start().starts_with("D ")), "{sc}");
+    assert!(file_line(&sc, "busybox").is_none(), "{sc}");
+    // The whole tree up to layer 4: busybox's files too, unmarked.
+    t.keys(&["a"]);
+    let sc = t.wait_for("the whole tree", |s| s.contains("Layer 4: whole tree"));
+    assert!(file_line(&sc, "busybox").is_some_and(|l| !l.trim_start().starts_with('A')), "{sc}");
+    // A filter leaves the matching paths (and their directories).
+    t.keys(&["/", "b", "i", "g", "Enter"]);
+    let sc = t.wait_for("the filter", |s| s.contains("[/big]"));
+    assert!(file_line(&sc, "big").is_some() && file_line(&sc, "busybox").is_none(), "{sc}");
+    // The wasted view lists the hidden copies.
+    t.keys(&["w"]);
+    let sc = t.wait_for("the wasted view", |s| s.contains("Wasted:"));
+    assert!(sc.contains("2x /data/big") && sc.contains("1x /data/other"), "{sc}");
+    t.keys(&["q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while t.alive() {
+        assert!(std::time::Instant::now() < deadline, "q did not quit:\n{}", t.screen());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

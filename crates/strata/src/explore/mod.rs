@@ -8,6 +8,7 @@ pub mod diff;
 pub mod index;
 pub mod sharing;
 pub mod stack;
+pub mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
@@ -88,6 +89,16 @@ impl<'c> Explorer<'c> {
 
     /// `image layers NAME`.
     pub fn layers(&self, name: &str) -> Result<ImageLayers> {
+        Ok(self.analyse(name)?.0)
+    }
+
+    /// `image explore NAME`: the analysis and the layers' files to look into.
+    pub fn open(&self, name: &str) -> Result<(ImageLayers, view::ImageFiles)> {
+        let (layers, indexes) = self.analyse(name)?;
+        Ok((layers, view::ImageFiles::new(indexes)))
+    }
+
+    fn analyse(&self, name: &str) -> Result<(ImageLayers, Vec<LayerIndex>)> {
         let id = self.core.resolve_image(name)?;
         let (_, cfg) = self.core.config_of(&id)?;
         let records = self.core.store.image_layers(&id)?;
@@ -158,7 +169,7 @@ impl<'c> Explorer<'c> {
         let (user_size, user_wasted) = user.iter().fold((0u64, 0u64), |(s, w), l| (s + l.size, w + l.wasted));
         let mut hidden = stacked.hidden;
         hidden.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-        Ok(ImageLayers {
+        let analysis = ImageLayers {
             id,
             rows,
             base,
@@ -168,7 +179,8 @@ impl<'c> Explorer<'c> {
             efficiency: if size == 0 { 1.0 } else { 1.0 - wasted as f64 / size as f64 },
             user_wasted_ratio: if user_size == 0 { 0.0 } else { user_wasted as f64 / user_size as f64 },
             hidden,
-        })
+        };
+        Ok((analysis, indexes))
     }
 
     /// `image diff A B`.
