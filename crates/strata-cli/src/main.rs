@@ -941,6 +941,8 @@ enum SystemCommand {
     Df(DfArgs),
     /// Remove unused data.
     Prune(PruneArgs),
+    /// Check the store: blobs, layers, images, containers, volumes and mounts against their records.
+    Check(system::CheckArgs),
 }
 
 #[derive(Args)]
@@ -1214,6 +1216,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::System(SystemCommand::Df(a)) => system::df(&engine, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(&engine, a, true),
+        Command::System(SystemCommand::Check(a)) => system::check(&engine, a),
     }
 }
 

@@ -259,3 +259,41 @@ pub(crate) fn events(engine: &Engine, a: crate::EventsArgs) -> Result<ExitCode> 
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Only records, directories and mounts: leave blob bytes and layer files unread.
+    #[arg(long)]
+    quick: bool,
+    /// Output format: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// `system check`: exit 0 on a healthy store, 1 when something is wrong.
+pub(crate) fn check(engine: &Engine, a: CheckArgs) -> Result<ExitCode> {
+    let r = engine.checker().check(a.quick)?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&r)?),
+        "table" => {
+            for p in &r.problems {
+                println!("{}: {}: {}", p.kind, p.object, p.detail);
+                if !p.affects.is_empty() {
+                    println!("  affects: {}", p.affects.join(", "));
+                }
+            }
+            let mut kinds: Vec<_> = r.checked.iter().collect();
+            kinds.sort();
+            let looked: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "{} problem{} in {}{}",
+                r.problems.len(),
+                if r.problems.len() == 1 { "" } else { "s" },
+                looked.join(", "),
+                if r.quick { " (quick: contents not read)" } else { "" }
+            );
+        }
+        other => anyhow::bail!("unknown --format {other:?}: want table or json"),
+    }
+    Ok(if r.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

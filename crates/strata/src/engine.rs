@@ -165,6 +165,11 @@ impl Engine {
         Images::new(&self.core)
     }
 
+    /// The store check (`system check`).
+    pub fn checker(&self) -> crate::check::Checker<'_> {
+        crate::check::Checker::new(&self.core)
+    }
+
     /// The layer explorer (`image layers`).
     pub fn explorer(&self) -> crate::explore::Explorer<'_> {
         crate::explore::Explorer::new(&self.core)

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod check;
 pub mod confined;
 pub mod container;
 pub mod content;

@@ -1,0 +1,174 @@
+//! `system check`: nothing found on a healthy store that has been used
+//! (builds, commits, volumes, a running container, an image mount), and
+//! each planted fault found and named with what it affects.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A store that has seen some use: a loaded base, a build with COPY and
+/// RUN, a container with a named volume that wrote and exited, a commit of
+/// it, a running container, an image mounted.
+fn used_store() -> Strata {
+    let s = Strata::new("overlay");
+    let a = s.write("base.tar", &docker_archive(&[TestImage::new("base:1", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    let ctx = s.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("data"), "some data\n").unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM base:1\nCOPY data /srv/data\nRUN echo built > /srv/built\n").unwrap();
+    s.ok(&["build", "-q", "-t", "built:1", ctx.to_str().unwrap()]);
+    s.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "writer",
+        "-v",
+        "vol:/v",
+        "built:1",
+        "sh",
+        "-c",
+        "echo hi > /v/f; echo x > /srv/x",
+    ]);
+    s.ok(&["commit", "writer", "committed:1"]);
+    s.ok(&["run", "-d", "--network", "none", "--name", "sleeper", "committed:1", "sleep", "1000"]);
+    s.ok(&["image", "mount", "base:1"]);
+    s
+}
+
+fn check(s: &Strata, quick: bool) -> (i32, serde_json::Value) {
+    let mut args = vec!["system", "check", "--format", "json"];
+    if quick {
+        args.push("--quick");
+    }
+    let (code, out, err) = s.code(&args);
+    assert!(code == 0 || code == 1, "{err}");
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}")))
+}
+
+/// The (kind, object) of each problem found.
+fn found(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap().to_string(), p["object"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn assert_clean(s: &Strata) {
+    for quick in [false, true] {
+        let (code, v) = check(s, quick);
+        assert_eq!((code, found(&v)), (0, vec![]), "quick={quick}: {v:#}");
+    }
+}
+
+fn layer_of(s: &Strata, image: &str, top: usize) -> String {
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", image])).unwrap();
+    let layers = v[0]["Layers"].as_array().unwrap();
+    layers[layers.len() - 1 - top]["ChainID"].as_str().unwrap().to_string()
+}
+
+fn layer_path(s: &Strata, chain: &str) -> PathBuf {
+    s.root().join("layers").join(chain.trim_start_matches("sha256:"))
+}
+
+fn blob_path(s: &Strata, digest: &str) -> PathBuf {
+    s.root().join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+}
+
+fn flip_byte(p: &Path) {
+    let mut b = fs::read(p).unwrap();
+    b[0] ^= 0x20;
+    fs::write(p, b).unwrap();
+}
+
+fn cleanup(s: &Strata) {
+    s.ok(&["rm", "-f", "sleeper"]);
+    s.ok(&["image", "unmount", "base:1"]);
+}
+
+#[test]
+fn a_used_store_checks_clean() {
+    let s = used_store();
+    assert_clean(&s);
+    let (_, v) = check(&s, false);
+    assert_eq!(v["checked"]["containers"], 2);
+    assert_eq!(v["checked"]["volumes"], 1);
+    cleanup(&s);
+}
+
+#[test]
+fn each_planted_fault_is_found_and_names_what_it_affects() {
+    let s = used_store();
+    let built = s.image_id("built:1");
+    let run_layer = layer_of(&s, "built:1", 0);
+    let affects_built = |v: &serde_json::Value| {
+        v["problems"][0]["affects"].as_array().unwrap().iter().any(|a| a == "image docker.io/library/built:1")
+    };
+
+    // A flipped byte in a blob (built:1's config): found by the full check only.
+    let config = blob_path(&s, &built);
+    let saved = fs::read(&config).unwrap();
+    flip_byte(&config);
+    let (code, v) = check(&s, false);
+    assert_eq!(code, 1);
+    assert!(found(&v).contains(&("blob-corrupt".into(), built.clone())), "{v:#}");
+    fs::write(&config, &saved).unwrap();
+    assert_clean(&s);
+
+    // A flipped byte in a layer's file.
+    let file = layer_path(&s, &run_layer).join("diff/srv/built");
+    let saved = fs::read(&file).unwrap();
+    flip_byte(&file);
+    let (code, v) = check(&s, false);
+    assert_eq!((code, found(&v)), (1, vec![("layer-corrupt".to_string(), run_layer.clone())]), "{v:#}");
+    assert!(affects_built(&v), "{v:#}");
+    fs::write(&file, &saved).unwrap();
+    assert_clean(&s);
+
+    // A layer directory removed (its record left without it).
+    let dir = layer_path(&s, &run_layer);
+    let aside = s.path("aside");
+    fs::rename(&dir, &aside).unwrap();
+    let (code, v) = check(&s, true);
+    assert_eq!(code, 1);
+    assert!(found(&v).contains(&("layer-missing".into(), run_layer.clone())), "{v:#}");
+    assert!(affects_built(&v), "{v:#}");
+    fs::rename(&aside, &dir).unwrap();
+    assert_clean(&s);
+
+    // A blob removed (built:1's manifest).
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "built:1"])).unwrap();
+    let manifest = v[0]["Digest"].as_str().unwrap().to_string();
+    fs::rename(blob_path(&s, &manifest), &aside).unwrap();
+    let (code, v) = check(&s, true);
+    assert_eq!((code, found(&v)), (1, vec![("blob-missing".to_string(), manifest.clone())]), "{v:#}");
+    fs::rename(&aside, blob_path(&s, &manifest)).unwrap();
+    assert_clean(&s);
+
+    // A layer directory without a record.
+    let stray = s.root().join("layers").join("ab".repeat(32));
+    fs::create_dir_all(stray.join("diff")).unwrap();
+    let (code, v) = check(&s, true);
+    assert_eq!((code, found(&v)), (1, vec![("layer-orphan".to_string(), stray.display().to_string())]), "{v:#}");
+    fs::remove_dir_all(&stray).unwrap();
+    assert_clean(&s);
+
+    // A mount nothing holds: the root of a container that is not running.
+    let writer = s.ok(&["inspect", "--format", "{{.Id}}", "writer"]).trim().to_string();
+    let target = s.root().join("containers").join(&writer).join("rootfs");
+    fs::create_dir_all(&target).unwrap();
+    let m = std::process::Command::new("mount").args(["-t", "tmpfs", "stale"]).arg(&target).status().unwrap();
+    assert!(m.success());
+    let (code, v) = check(&s, true);
+    let unmounted = std::process::Command::new("umount").arg(&target).status().unwrap();
+    assert!(unmounted.success());
+    assert_eq!((code, found(&v)), (1, vec![("mount-stale".to_string(), target.display().to_string())]), "{v:#}");
+    assert_clean(&s);
+    cleanup(&s);
+}

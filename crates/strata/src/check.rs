@@ -1,0 +1,420 @@
+//! `system check`: whether the store is what its records say, and each
+//! problem with what it affects. Blobs against their digests; layer
+//! records against their directories both ways, and (unless quick) each
+//! layer's files against its diff ID — a tar-split layer's tar rebuilt
+//! from its directory and hashed, a layer with a stored blob compared file
+//! by file with the blob's tar; images against their configs, manifests
+//! and layers; containers against their images and directories; volumes
+//! against their directories; mounts under the root against what may hold
+//! them; the build cache against its layers.
+//!
+//! It reads only: it holds the store lock shared, as any reading command.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::core::Core;
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::split::{SplitReader, SPLIT_FILE};
+use crate::store::{ContainerState, LayerRecord};
+use crate::unpack::layer_dir;
+
+/// One thing found wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// What kind of problem (`blob-corrupt`, `layer-missing`, ...).
+    pub kind: &'static str,
+    /// What it is in (a digest, a chain ID, a container, a path).
+    pub object: String,
+    /// What is wrong, in words.
+    pub detail: String,
+    /// The images, containers or volumes it affects.
+    pub affects: Vec<String>,
+}
+
+/// `system check`'s answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Only records and directories, not contents.
+    pub quick: bool,
+    /// What was looked at, by kind.
+    pub checked: HashMap<&'static str, usize>,
+    /// What is wrong; empty for a healthy store.
+    pub problems: Vec<Problem>,
+}
+
+/// The check service.
+pub struct Checker<'c> {
+    core: &'c Core,
+}
+
+impl<'c> Checker<'c> {
+    /// The service over `core`.
+    pub fn new(core: &'c Core) -> Self {
+        Checker { core }
+    }
+
+    /// Check the whole store; `quick` leaves contents (blob bytes, layer files) unread.
+    pub fn check(&self, quick: bool) -> Result<Report> {
+        let core = self.core;
+        let mut problems = Vec::new();
+        let mut checked = HashMap::new();
+        let layers: HashMap<Digest, LayerRecord> =
+            core.store.layers()?.into_iter().map(|l| (l.chain_id.clone(), l)).collect();
+        let images = core.store.images()?;
+        // Who uses what, to say what a problem affects.
+        let mut names: HashMap<Digest, String> = HashMap::new();
+        let mut layer_users: HashMap<Digest, Vec<String>> = HashMap::new();
+        let mut blob_users: HashMap<Digest, Vec<String>> = HashMap::new();
+        for img in &images {
+            let name = core.store.tags_of(&img.id)?.first().cloned().unwrap_or_else(|| img.id.to_string());
+            names.insert(img.id.clone(), name.clone());
+            for d in [&img.id, &img.manifest] {
+                blob_users.entry(d.clone()).or_default().push(format!("image {name}"));
+            }
+            for l in core.store.image_layers(&img.id)? {
+                layer_users.entry(l.chain_id.clone()).or_default().push(format!("image {name}"));
+                blob_users.entry(l.blob.clone()).or_default().push(format!("image {name}"));
+            }
+        }
+        let affects = |m: &HashMap<Digest, Vec<String>>, d: &Digest| m.get(d).cloned().unwrap_or_default();
+
+        // Blobs: present where named, and (unless quick) their bytes match their names.
+        let blobs = core.content.list()?;
+        checked.insert("blobs", blobs.len());
+        let present: HashSet<&Digest> = blobs.iter().collect();
+        if !quick {
+            let bad = parallel(&blobs, |d| {
+                let p = core.content.path(d);
+                let (got, _) = HashingReader::new(File::open(&p).at(&p)?).drain_finish().at(&p)?;
+                Ok((got != *d).then(|| format!("its bytes hash to {got}")))
+            })?;
+            for (d, detail) in bad {
+                problems.push(Problem {
+                    kind: "blob-corrupt",
+                    object: d.to_string(),
+                    detail,
+                    affects: affects(&blob_users, d),
+                });
+            }
+        }
+
+        // Layers: each ready record has its directory, each directory a record.
+        checked.insert("layers", layers.len());
+        for (c, l) in &layers {
+            if !layer_dir(&core.layers_dir, c).is_dir() {
+                problems.push(Problem {
+                    kind: "layer-missing",
+                    object: c.to_string(),
+                    detail: format!("its directory {} is missing", layer_dir(&core.layers_dir, c).display()),
+                    affects: affects(&layer_users, c),
+                });
+            } else if !l.split && !present.contains(&l.blob) {
+                problems.push(Problem {
+                    kind: "blob-missing",
+                    object: l.blob.to_string(),
+                    detail: format!("the blob of layer {c} is missing"),
+                    affects: affects(&blob_users, &l.blob),
+                });
+            }
+            if let Some(p) = &l.parent {
+                if !layers.contains_key(p) {
+                    problems.push(Problem {
+                        kind: "layer-parent-missing",
+                        object: c.to_string(),
+                        detail: format!("its parent layer {p} has no record"),
+                        affects: affects(&layer_users, c),
+                    });
+                }
+            }
+        }
+        for e in std::fs::read_dir(&core.layers_dir).at(&core.layers_dir)? {
+            let e = e.at(&core.layers_dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let chain = Digest::parse(&format!("sha256:{name}")).ok();
+            let known = chain.as_ref().is_some_and(|d| layers.contains_key(d));
+            // Renamed into place but not yet marked ready by a live process: not an orphan.
+            let in_flight = match &chain {
+                Some(d) if !known => core.store.layer_claimed(d)?,
+                _ => false,
+            };
+            if !known && !in_flight {
+                problems.push(Problem {
+                    kind: "layer-orphan",
+                    object: e.path().display().to_string(),
+                    detail: "a layer directory without a record".into(),
+                    affects: Vec::new(),
+                });
+            }
+        }
+        if !quick {
+            let present_layers: Vec<&LayerRecord> =
+                layers.values().filter(|l| layer_dir(&core.layers_dir, &l.chain_id).is_dir()).collect();
+            let bad = parallel(&present_layers, |l| self.verify_layer(l).map(|r| r.err()))?;
+            for (l, detail) in bad {
+                problems.push(Problem {
+                    kind: "layer-corrupt",
+                    object: l.chain_id.to_string(),
+                    detail,
+                    affects: affects(&layer_users, &l.chain_id),
+                });
+            }
+        }
+
+        // Images: config, manifest and layers as recorded, and the config's diff IDs the layers'.
+        checked.insert("images", images.len());
+        for img in &images {
+            let name = format!("image {}", names[&img.id]);
+            for (d, what) in [(&img.id, "config"), (&img.manifest, "manifest")] {
+                if !present.contains(d) {
+                    problems.push(Problem {
+                        kind: "blob-missing",
+                        object: d.to_string(),
+                        detail: format!("the {what} of {name} is missing"),
+                        affects: vec![name.clone()],
+                    });
+                }
+            }
+            let recorded = core.store.image_layers(&img.id)?;
+            for l in &recorded {
+                if !layers.contains_key(&l.chain_id) {
+                    problems.push(Problem {
+                        kind: "layer-missing",
+                        object: l.chain_id.to_string(),
+                        detail: format!("a layer of {name} is not ready in the store"),
+                        affects: vec![name.clone()],
+                    });
+                }
+            }
+            if present.contains(&img.id) {
+                match core.config_of(&img.id) {
+                    Ok((v, _)) => {
+                        let want: Vec<&str> = v["rootfs"]["diff_ids"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|d| d.as_str()).collect())
+                            .unwrap_or_default();
+                        let have: Vec<&str> = recorded.iter().map(|l| l.diff_id.as_str()).collect();
+                        if want != have {
+                            problems.push(Problem {
+                                kind: "image-layers-mismatch",
+                                object: img.id.to_string(),
+                                detail: format!(
+                                    "its config names {} layers that differ from the {} recorded",
+                                    want.len(),
+                                    have.len()
+                                ),
+                                affects: vec![name.clone()],
+                            });
+                        }
+                    }
+                    Err(e) => problems.push(Problem {
+                        kind: "image-config-unreadable",
+                        object: img.id.to_string(),
+                        detail: e.to_string(),
+                        affects: vec![name.clone()],
+                    }),
+                }
+            }
+        }
+
+        // Containers: their image, their directory; volumes: their directory.
+        let containers = core.store.containers()?;
+        checked.insert("containers", containers.len());
+        let image_ids: HashSet<&Digest> = images.iter().map(|i| &i.id).collect();
+        for c in &containers {
+            if c.state == ContainerState::Incomplete {
+                continue; // being made, or swept by the next exclusive command
+            }
+            let who = format!("container {}", c.name);
+            if !image_ids.contains(&c.image_id) {
+                problems.push(Problem {
+                    kind: "container-image-missing",
+                    object: c.id.clone(),
+                    detail: format!("its image {} is not in the store", c.image_id),
+                    affects: vec![who.clone()],
+                });
+            }
+            let dir = core.root.join("containers").join(&c.id);
+            if !dir.is_dir() {
+                problems.push(Problem {
+                    kind: "container-dir-missing",
+                    object: c.id.clone(),
+                    detail: format!("its directory {} is missing", dir.display()),
+                    affects: vec![who],
+                });
+            }
+        }
+        let volumes = core.store.volumes()?;
+        checked.insert("volumes", volumes.len());
+        for v in &volumes {
+            let dir = core.root.join("volumes").join(&v.name).join("_data");
+            if !dir.is_dir() {
+                problems.push(Problem {
+                    kind: "volume-dir-missing",
+                    object: v.name.clone(),
+                    detail: format!("its directory {} is missing", dir.display()),
+                    affects: vec![format!("volume {}", v.name)],
+                });
+            }
+        }
+
+        // Mounts under the root that nothing holds.
+        let running: HashSet<&str> =
+            containers.iter().filter(|c| c.state == ContainerState::Running).map(|c| c.id.as_str()).collect();
+        let setups: HashSet<String> = core.store.network_setups()?.into_iter().map(|s| s.netns).collect();
+        for m in crate::snapshot::mount::mounts_below(&core.root) {
+            if m == core.root || self.mount_is_held(&m, &running, &image_ids, &setups) {
+                continue;
+            }
+            problems.push(Problem {
+                kind: "mount-stale",
+                object: m.display().to_string(),
+                detail: "mounted, but no running container, image mount, network or live build holds it".into(),
+                affects: Vec::new(),
+            });
+        }
+
+        // The build cache names layers that are there.
+        for c in core.store.build_cache_chains()? {
+            if !layers.contains_key(&c) {
+                problems.push(Problem {
+                    kind: "cache-layer-missing",
+                    object: c.to_string(),
+                    detail: "the build cache names a layer that is not in the store".into(),
+                    affects: Vec::new(),
+                });
+            }
+        }
+        problems.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
+        problems.dedup();
+        Ok(Report { quick, checked, problems })
+    }
+
+    /// Whether something may hold the mount at `m`.
+    fn mount_is_held(
+        &self,
+        m: &Path,
+        running: &HashSet<&str>,
+        images: &HashSet<&Digest>,
+        setups: &HashSet<String>,
+    ) -> bool {
+        let Ok(rel) = m.strip_prefix(&self.core.root) else { return false };
+        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        match parts.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["containers", id, ..] => running.contains(id),
+            ["mounts", id] => Digest::parse(&format!("sha256:{id}")).is_ok_and(|d| images.contains(&d)),
+            ["netns", name] => name.starts_with("network-") || setups.contains(&m.display().to_string()),
+            ["tmp", entry, ..] => crate::tmp::owner_alive(entry),
+            _ => false,
+        }
+    }
+
+    /// Whether a layer's files are what its diff ID names: `Err(why)` if not.
+    fn verify_layer(&self, l: &LayerRecord) -> Result<std::result::Result<(), String>> {
+        let dir = layer_dir(&self.core.layers_dir, &l.chain_id);
+        if l.split {
+            let split = self.core.layers_dir.join(l.chain_id.hex()).join(SPLIT_FILE);
+            let reader = match SplitReader::open(&split, &dir) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(format!("its tar-split cannot be read: {e}"))),
+            };
+            return Ok(match HashingReader::new(reader).drain_finish() {
+                Ok((d, _)) if d == l.diff_id => Ok(()),
+                Ok((d, _)) => Err(format!("its files rebuild a tar hashing to {d}, not its diff ID {}", l.diff_id)),
+                Err(e) => Err(format!("rebuilding its tar from its files: {e}")),
+            });
+        }
+        // A stored blob: the tar it holds, file by file, against the directory.
+        let blob = self.core.content.path(&l.blob);
+        let Ok(f) = File::open(&blob) else { return Ok(Ok(())) }; // reported as blob-missing
+        let (_, tar) = crate::layer::decompress(BufReader::with_capacity(1 << 20, f)).at(&blob)?;
+        let mut hashing = HashingReader::new(tar);
+        let mut wanted: HashMap<String, Digest> = HashMap::new();
+        {
+            let mut ar = tar::Archive::new(&mut hashing);
+            let entries = match ar.entries() {
+                Ok(e) => e,
+                Err(e) => return Ok(Err(format!("its blob's tar cannot be read: {e}"))),
+            };
+            for e in entries {
+                let mut e = match e {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Err(format!("its blob's tar cannot be read: {e}"))),
+                };
+                if !e.header().entry_type().is_file() {
+                    continue;
+                }
+                let path = e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                if path.rsplit('/').next().is_some_and(|n| n.starts_with(".wh.")) {
+                    continue; // a whiteout: a device or nothing in the directory, not a file
+                }
+                let mut h = crate::digest::Hasher::default();
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n =
+                        e.read(&mut buf).map_err(|err| Error::stream(format!("reading layer {}", l.chain_id), err))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                wanted.insert(path, h.finish());
+            }
+        }
+        let mut rest = Vec::new();
+        hashing.read_to_end(&mut rest).at(&blob)?;
+        let (diff_id, _) = hashing.drain_finish().at(&blob)?;
+        if diff_id != l.diff_id {
+            return Ok(Err(format!("its blob's tar hashes to {diff_id}, not its diff ID {}", l.diff_id)));
+        }
+        for (path, want) in wanted {
+            let rel = crate::confined::clean_container_path(&path);
+            let rel = Path::new(rel.trim_start_matches('/'));
+            let Some(f) = crate::confined::open_beneath(&dir, rel)? else {
+                return Ok(Err(format!("its file /{} is missing", rel.display())));
+            };
+            let (got, _) = HashingReader::new(f).drain_finish().at(dir.join(rel))?;
+            if got != want {
+                return Ok(Err(format!("its file /{} differs from the layer's tar", rel.display())));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// `check` over `items` on as many threads as there are cores; the items
+/// it had something to say about, with what.
+fn parallel<'a, T: Sync>(
+    items: &'a [T],
+    check: impl Fn(&T) -> Result<Option<String>> + Sync,
+) -> Result<Vec<(&'a T, String)>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len().max(1));
+    let found: Vec<Result<Vec<(&T, String)>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { return Ok(out) };
+                        if let Some(msg) = check(item)? {
+                            out.push((item, msg));
+                        }
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("a check thread panicked")).collect()
+    });
+    let mut out = Vec::new();
+    for f in found {
+        out.extend(f?);
+    }
+    Ok(out)
+}
