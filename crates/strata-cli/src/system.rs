@@ -265,6 +265,9 @@ pub(crate) struct CheckArgs {
     /// Only records, directories and mounts: leave blob bytes and layer files unread.
     #[arg(long)]
     quick: bool,
+    /// Fix what can be fixed without losing anything still good, then check again.
+    #[arg(long)]
+    repair: bool,
     /// Output format: table or json.
     #[arg(long, default_value = "table")]
     format: String,
@@ -272,7 +275,20 @@ pub(crate) struct CheckArgs {
 
 /// `system check`: exit 0 on a healthy store, 1 when something is wrong.
 pub(crate) fn check(engine: &Engine, a: CheckArgs) -> Result<ExitCode> {
-    let r = engine.checker().check(a.quick)?;
+    let r = if a.repair {
+        let done = engine.checker().repair(a.quick)?;
+        if a.format == "json" {
+            println!("{}", serde_json::to_string_pretty(&done)?);
+            return Ok(if done.after.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        for r in &done.repairs {
+            let how = if r.fixed { "fixed" } else { "NOT fixed" };
+            println!("{how}: {}: {}: {}", r.problem.kind, r.problem.object, r.action);
+        }
+        done.after
+    } else {
+        engine.checker().check(a.quick)?
+    };
     match a.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&r)?),
         "table" => {

@@ -172,3 +172,56 @@ fn each_planted_fault_is_found_and_names_what_it_affects() {
     assert_clean(&s);
     cleanup(&s);
 }
+
+#[test]
+fn repair_fixes_what_a_good_copy_allows_and_names_what_it_cannot() {
+    let s = used_store();
+    // An image whose layer is kept as its blob (import keeps the tarball);
+    // not base:1's layer (that one is kept as a tar-split).
+    let bb = fs::read("/bin/busybox").unwrap();
+    let tar = LayerTar::new().dir("bin").file_mode("bin/busybox", &bb, 0o755).symlink("bin/sh", "busybox");
+    let tarball = s.write("rootfs.tar", &tar.file("imported", b"yes\n").build());
+    s.ok(&["import", tarball.to_str().unwrap(), "imp:1"]);
+    let imported = layer_of(&s, "imp:1", 0);
+    let busybox = layer_path(&s, &imported).join("diff/bin/busybox");
+    assert!(busybox.is_file());
+
+    // A damaged file in it, a stray layer directory and a stale mount, at once.
+    flip_byte(&busybox);
+    let stray = s.root().join("layers").join("cd".repeat(32));
+    fs::create_dir_all(stray.join("diff")).unwrap();
+    let writer = s.ok(&["inspect", "--format", "{{.Id}}", "writer"]).trim().to_string();
+    let target = s.root().join("containers").join(&writer).join("rootfs");
+    fs::create_dir_all(&target).unwrap();
+    assert!(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "stale"])
+        .arg(&target)
+        .status()
+        .unwrap()
+        .success());
+    let (code, v) = check(&s, false);
+    assert_eq!(code, 1);
+    assert_eq!(found(&v).len(), 3, "{v:#}");
+    let (code, out, err) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("fixed: ")).count(), 3, "{out}");
+    assert!(!stray.exists() && !s.ok(&["inspect", "--format", "{{.State.Status}}", "sleeper"]).contains("exited"));
+    assert_clean(&s);
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "imp:1", "sh", "-c", "echo ok"]), "ok\n");
+
+    // The layer's directory gone altogether: unpacked again from the blob.
+    fs::remove_dir_all(layer_path(&s, &imported)).unwrap();
+    let (code, out, err) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_clean(&s);
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "imp:1", "sh", "-c", "echo ok"]), "ok\n");
+
+    // A layer kept as a tar-split has no other copy here: said, not "fixed".
+    let run_layer = layer_of(&s, "built:1", 0);
+    flip_byte(&layer_path(&s, &run_layer).join("diff/srv/built"));
+    let (code, out, _) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 1, "{out}");
+    let line = out.lines().find(|l| l.contains(&run_layer)).unwrap_or_default();
+    assert!(line.starts_with("NOT fixed: layer-corrupt") && line.contains("built:1"), "{out}");
+    cleanup(&s);
+}

@@ -48,6 +48,26 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
+/// What `--repair` did about one problem.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// The problem.
+    pub problem: Problem,
+    /// Fixed.
+    pub fixed: bool,
+    /// What was done, or why nothing could be.
+    pub action: String,
+}
+
+/// `system check --repair`'s answer: what was done, then the check made again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    /// One per problem found first.
+    pub repairs: Vec<Repair>,
+    /// The store checked again afterwards.
+    pub after: Report,
+}
+
 /// The check service.
 pub struct Checker<'c> {
     core: &'c Core,
@@ -293,6 +313,81 @@ impl<'c> Checker<'c> {
         problems.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
         problems.dedup();
         Ok(Report { quick, checked, problems })
+    }
+
+    /// `system check --repair`: check, fix what can be fixed without losing
+    /// anything still good, check again. Holds the store lock exclusively
+    /// (no other command runs meanwhile). Fixes: a layer directory without a
+    /// record is removed; a stale mount is unmounted; a layer whose files
+    /// are damaged or gone is unpacked again from its stored blob when the
+    /// blob is good. Never touches a running container.
+    pub fn repair(&self, quick: bool) -> Result<Repaired> {
+        // Checked first, then locked: taking the lock exclusively sweeps what
+        // crashed commands left, which would hide it from the report. Each
+        // repair looks again under the lock before it acts.
+        let first = self.check(quick)?;
+        self.core.exclusive()?;
+        let bad_blobs: HashSet<String> =
+            first.problems.iter().filter(|p| p.kind.starts_with("blob-")).map(|p| p.object.clone()).collect();
+        let mut repairs = Vec::new();
+        for p in first.problems {
+            let (fixed, action) = match self.repair_one(&p, &bad_blobs) {
+                Ok(r) => r,
+                Err(e) => (false, format!("repair failed: {e}")),
+            };
+            repairs.push(Repair { problem: p, fixed, action });
+        }
+        Ok(Repaired { repairs, after: self.check(quick)? })
+    }
+
+    fn repair_one(&self, p: &Problem, bad_blobs: &HashSet<String>) -> Result<(bool, String)> {
+        let core = self.core;
+        Ok(match p.kind {
+            "layer-orphan" => {
+                let dir = Path::new(&p.object);
+                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if Digest::parse(&format!("sha256:{name}")).is_ok_and(|d| core.store.layer(&d).ok().flatten().is_some())
+                {
+                    return Ok((false, "it has a record now".into()));
+                }
+                crate::tree::remove(dir)?;
+                (true, "removed the directory".into())
+            }
+            "mount-stale" => {
+                let containers = core.store.containers()?;
+                let running: HashSet<&str> =
+                    containers.iter().filter(|c| c.state == ContainerState::Running).map(|c| c.id.as_str()).collect();
+                let images = core.store.images()?;
+                let ids: HashSet<&Digest> = images.iter().map(|i| &i.id).collect();
+                let setups: HashSet<String> = core.store.network_setups()?.into_iter().map(|s| s.netns).collect();
+                if self.mount_is_held(Path::new(&p.object), &running, &ids, &setups) {
+                    return Ok((false, "something holds it now".into()));
+                }
+                crate::snapshot::mount::unmount(Path::new(&p.object))?;
+                (true, "unmounted".into())
+            }
+            "layer-corrupt" | "layer-missing" => {
+                let chain = Digest::parse(&p.object)?;
+                let Some(rec) = core.store.layer(&chain)? else {
+                    return Ok((false, "the layer has no record: pull or load its image again".into()));
+                };
+                if rec.split || !core.content.has(&rec.blob) || bad_blobs.contains(rec.blob.as_str()) {
+                    return Ok((
+                        false,
+                        format!(
+                            "no good copy of the layer here (no stored blob): pull or load {} again",
+                            p.affects.join(", ")
+                        ),
+                    ));
+                }
+                core.unpacker().rebuild_layer(&core.store, &rec)?;
+                (true, format!("unpacked again from its blob {}", rec.blob))
+            }
+            _ => (
+                false,
+                format!("not repaired here: {} may need to be pulled, loaded or built again", p.affects.join(", ")),
+            ),
+        })
     }
 
     /// Whether something may hold the mount at `m`.

@@ -180,6 +180,48 @@ impl Unpacker<'_> {
         self.install(store, built, rec)
     }
 
+    /// Unpack a ready layer again from its stored blob (`system check
+    /// --repair` of a layer whose files were damaged or lost): built in
+    /// tmp/ and checked against the diff ID; only then is the old
+    /// directory moved aside and the new one renamed into place. The store
+    /// lock must be held exclusively (nothing may be mounting the layer).
+    pub fn rebuild_layer(&self, store: &Store, rec: &LayerRecord) -> Result<()> {
+        let mut lowers = Vec::new();
+        let mut at = rec.parent.clone();
+        while let Some(p) = at {
+            at = store.layer(&p)?.and_then(|l| l.parent);
+            lowers.push(p);
+        }
+        let spec = LayerSpec {
+            chain_id: rec.chain_id.clone(),
+            diff_id: rec.diff_id.clone(),
+            lowers,
+            blob: Some(rec.blob.clone()),
+            media_type: Some(rec.media_type.clone()),
+            label: rec.chain_id.to_string(),
+        };
+        let path = self.content.path(&rec.blob);
+        let mut blob = std::fs::File::open(&path).at(&path)?;
+        let built = self.build(&spec, &mut blob, &|| Ok(()), None)?;
+        if built.diff_id != rec.diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("layer {} rebuilt from blob {}", rec.chain_id, rec.blob),
+                expected: rec.diff_id.to_string(),
+                actual: built.diff_id.to_string(),
+            });
+        }
+        let final_dir = self.layers_dir.join(rec.chain_id.hex());
+        let old = crate::tmp::TempDir::new(self.tmp, "repair")?;
+        match std::fs::rename(&final_dir, old.path().join("old")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at(&final_dir),
+        }
+        std::fs::rename(built.work.path(), &final_dir).at(&final_dir)?;
+        built.work.keep();
+        Ok(())
+    }
+
     /// Import a layer whose diff ID is not known beforehand (a rootfs
     /// tarball): build it in tmp/, then claim it under the chain ID its
     /// bytes turned out to have. Only for a bottom layer.
