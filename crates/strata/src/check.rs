@@ -484,10 +484,7 @@ impl<'c> Checker<'c> {
 
 /// `check` over `items` on as many threads as there are cores; the items
 /// it had something to say about, with what.
-fn parallel<'a, T: Sync>(
-    items: &'a [T],
-    check: impl Fn(&T) -> Result<Option<String>> + Sync,
-) -> Result<Vec<(&'a T, String)>> {
+fn parallel<T: Sync>(items: &[T], check: impl Fn(&T) -> Result<Option<String>> + Sync) -> Result<Vec<(&T, String)>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len().max(1));
     let found: Vec<Result<Vec<(&T, String)>>> = std::thread::scope(|s| {
