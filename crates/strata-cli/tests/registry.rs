@@ -862,3 +862,51 @@ fn a_pulled_image_has_its_repo_digest_and_is_found_by_it() {
     ok(&s, &["rmi", &by_digest]);
     assert_eq!(ok(&s, &["images", "-q"]), "");
 }
+
+#[test]
+fn check_repair_fetches_damaged_or_lost_layer_blobs_again_from_their_registry() {
+    let reg = Registry::start();
+    let s = Strata::on_host_network("overlay");
+    let a = s.write("app.tar", &three_layers("app:1", 7));
+    let name = format!("{}/check/app:1", reg.addr);
+    skopeo_push(&a, &name);
+    s.ok(&["pull", "-q", &name]);
+    let clean = |s: &Strata| {
+        let (code, out, err) = s.code(&["system", "check"]);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    clean(&s);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", &name])).unwrap();
+    let layer = &v[0]["Layers"][1];
+    let blob = layer["Digest"].as_str().unwrap().to_string();
+    assert_ne!(layer["Digest"], layer["DiffID"], "a gzip layer, kept as its blob: {layer:#}");
+    let blob_file = s.root().join("blobs/sha256").join(blob.trim_start_matches("sha256:"));
+    let chain = layer["ChainID"].as_str().unwrap().to_string();
+    let data_file = s.root().join("layers").join(chain.trim_start_matches("sha256:")).join("diff/data/blob.bin");
+
+    // A flipped byte in the layer's blob and a damaged file in its directory.
+    let mut b = std::fs::read(&blob_file).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0xff;
+    std::fs::write(&blob_file, &b).unwrap();
+    std::fs::write(&data_file, b"not the data").unwrap();
+    let (code, out, _) = s.code(&["system", "check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("blob-corrupt: {blob}")) && out.contains(&format!("layer-corrupt: {chain}")),
+        "{out}"
+    );
+    let (code, out, err) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("fixed: blob-corrupt: {blob}: fetched again from {}/check/app", reg.addr)), "{out}");
+    clean(&s);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i as u8).wrapping_mul(7)).collect();
+    assert_eq!(std::fs::read(&data_file).unwrap(), data);
+
+    // The blob gone altogether.
+    std::fs::remove_file(&blob_file).unwrap();
+    let (code, out, err) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("fixed: blob-missing: {blob}")), "{out}");
+    clean(&s);
+}

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::core::Core;
 use crate::digest::{Digest, HashingReader};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::layer::split::{SplitReader, SPLIT_FILE};
 use crate::store::{ContainerState, LayerRecord};
 use crate::unpack::layer_dir;
@@ -330,7 +330,10 @@ impl<'c> Checker<'c> {
         let bad_blobs: HashSet<String> =
             first.problems.iter().filter(|p| p.kind.starts_with("blob-")).map(|p| p.object.clone()).collect();
         let mut repairs = Vec::new();
-        for p in first.problems {
+        let mut todo = first.problems;
+        // Blobs first: a layer is unpacked again from its blob once that is good.
+        todo.sort_by_key(|p| !p.kind.starts_with("blob-"));
+        for p in todo {
             let (fixed, action) = match self.repair_one(&p, &bad_blobs) {
                 Ok(r) => r,
                 Err(e) => (false, format!("repair failed: {e}")),
@@ -366,12 +369,25 @@ impl<'c> Checker<'c> {
                 crate::snapshot::mount::unmount(Path::new(&p.object))?;
                 (true, "unmounted".into())
             }
+            "blob-corrupt" | "blob-missing" => {
+                let d = Digest::parse(&p.object)?;
+                match crate::registry::Registries::new(core).fetch_again(&d)? {
+                    Some(from) => (true, format!("fetched again from {from}")),
+                    None => (
+                        false,
+                        format!("no registry it came from is recorded: pull or load {} again", p.affects.join(", ")),
+                    ),
+                }
+            }
             "layer-corrupt" | "layer-missing" => {
                 let chain = Digest::parse(&p.object)?;
                 let Some(rec) = core.store.layer(&chain)? else {
                     return Ok((false, "the layer has no record: pull or load its image again".into()));
                 };
-                if rec.split || !core.content.has(&rec.blob) || bad_blobs.contains(rec.blob.as_str()) {
+                // A damaged or missing blob is fetched first (its own problem, repaired before).
+                let blob_ok = core.content.has(&rec.blob)
+                    && (!bad_blobs.contains(rec.blob.as_str()) || self.blob_is_good(&rec.blob)?);
+                if rec.split || !blob_ok {
                     return Ok((
                         false,
                         format!(
@@ -388,6 +404,12 @@ impl<'c> Checker<'c> {
                 format!("not repaired here: {} may need to be pulled, loaded or built again", p.affects.join(", ")),
             ),
         })
+    }
+
+    fn blob_is_good(&self, d: &Digest) -> Result<bool> {
+        let p = self.core.content.path(d);
+        let (got, _) = HashingReader::new(File::open(&p).at(&p)?).drain_finish().at(&p)?;
+        Ok(&got == d)
     }
 
     /// Whether something may hold the mount at `m`.
@@ -427,43 +449,41 @@ impl<'c> Checker<'c> {
         // A stored blob: the tar it holds, file by file, against the directory.
         let blob = self.core.content.path(&l.blob);
         let Ok(f) = File::open(&blob) else { return Ok(Ok(())) }; // reported as blob-missing
-        let (_, tar) = crate::layer::decompress(BufReader::with_capacity(1 << 20, f)).at(&blob)?;
-        let mut hashing = HashingReader::new(tar);
-        let mut wanted: HashMap<String, Digest> = HashMap::new();
-        {
-            let mut ar = tar::Archive::new(&mut hashing);
-            let entries = match ar.entries() {
-                Ok(e) => e,
-                Err(e) => return Ok(Err(format!("its blob's tar cannot be read: {e}"))),
-            };
-            for e in entries {
-                let mut e = match e {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(format!("its blob's tar cannot be read: {e}"))),
-                };
-                if !e.header().entry_type().is_file() {
-                    continue;
-                }
-                let path = e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                if path.rsplit('/').next().is_some_and(|n| n.starts_with(".wh.")) {
-                    continue; // a whiteout: a device or nothing in the directory, not a file
-                }
-                let mut h = crate::digest::Hasher::default();
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    let n =
-                        e.read(&mut buf).map_err(|err| Error::stream(format!("reading layer {}", l.chain_id), err))?;
-                    if n == 0 {
-                        break;
+                                                                  // What the blob's tar holds: each regular file's digest (the last copy of a path), and the tar's.
+        let read = || -> std::io::Result<(HashMap<String, Digest>, Digest)> {
+            let (_, tar) = crate::layer::decompress(BufReader::with_capacity(1 << 20, f))?;
+            let mut hashing = HashingReader::new(tar);
+            let mut wanted: HashMap<String, Digest> = HashMap::new();
+            {
+                let mut ar = tar::Archive::new(&mut hashing);
+                for e in ar.entries()? {
+                    let mut e = e?;
+                    if !e.header().entry_type().is_file() {
+                        continue;
                     }
-                    h.update(&buf[..n]);
+                    let path = e.path()?.to_string_lossy().into_owned();
+                    if path.rsplit('/').next().is_some_and(|n| n.starts_with(".wh.")) {
+                        continue; // a whiteout: a device or nothing in the directory, not a file
+                    }
+                    let mut h = crate::digest::Hasher::default();
+                    let mut buf = vec![0u8; 1 << 16];
+                    loop {
+                        let n = e.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        h.update(&buf[..n]);
+                    }
+                    wanted.insert(path, h.finish());
                 }
-                wanted.insert(path, h.finish());
             }
-        }
-        let mut rest = Vec::new();
-        hashing.read_to_end(&mut rest).at(&blob)?;
-        let (diff_id, _) = hashing.drain_finish().at(&blob)?;
+            let (diff_id, _) = hashing.drain_finish()?;
+            Ok((wanted, diff_id))
+        };
+        let (wanted, diff_id) = match read() {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("its blob {} cannot be read as its tar: {e}", l.blob))),
+        };
         if diff_id != l.diff_id {
             return Ok(Err(format!("its blob's tar hashes to {diff_id}, not its diff ID {}", l.diff_id)));
         }

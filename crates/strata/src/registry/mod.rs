@@ -589,6 +589,31 @@ impl<'c> Registries<'c> {
         r
     }
 
+    /// Fetch the blob `digest` again from a registry repository it is
+    /// recorded to have come from or gone to (`system check --repair`): the
+    /// new copy is verified while written and replaces the stored one only
+    /// then. Returns where it came from, or `None` when no source is recorded.
+    pub(crate) fn fetch_again(&self, digest: &Digest) -> Result<Option<String>> {
+        let mut last = None;
+        for (registry, repository) in self.core.store.all_blob_sources(digest)? {
+            let Ok(from) = Reference::parse(&format!("{registry}/{repository}")) else { continue };
+            let fetched = (|| -> Result<()> {
+                let remote = Remote::connect(&from, &RegistryOptions::default())?;
+                let mut reader = remote.open_blob(&from, digest, None, Arc::new(Quiet))?;
+                let mut w = self.core.content.writer()?;
+                io::copy(&mut reader, &mut w)
+                    .map_err(|e| Error::stream(format!("fetching blob {digest} from {from}"), e))?;
+                w.commit(Some(digest), None)?;
+                Ok(())
+            })();
+            match fetched {
+                Ok(()) => return Ok(Some(format!("{registry}/{repository}"))),
+                Err(e) => last = Some(e),
+            }
+        }
+        last.map_or(Ok(None), Err)
+    }
+
     /// [`pull`](Self::pull) without the rollback (whose sweep would take a running
     /// build's own temp files): a build's base image.
     pub(crate) fn pull_inner(&self, name: &str, opts: &PullOptions, progress: Arc<dyn Progress>) -> Result<Digest> {
