@@ -405,3 +405,65 @@ fn buildah_builds_the_same_tree_and_config() {
     labels.as_object_mut().unwrap().remove("io.buildah.version");
     assert_eq!(ours["Labels"], labels);
 }
+
+/// Pids of processes whose command line is exactly `argv`.
+fn processes(argv: &[&str]) -> Vec<String> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
+        .filter(|e| !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z "))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_killed_build_leaves_no_run_process_once_the_next_command_ran() {
+    /// Ends the RUN's process if the test fails before strata does.
+    struct EndSleep;
+    impl Drop for EndSleep {
+        fn drop(&mut self) {
+            for pid in processes(&["sleep", "31337"]) {
+                let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            }
+        }
+    }
+    let _end = EndSleep;
+    let (s, ctx) = setup("overlay");
+    put(&ctx, "Dockerfile", "FROM busybox:latest\nRUN echo started; sleep 31337\n");
+    let mut child = s
+        .command()
+        .args(["build", "--network", "none", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "the build ended before its RUN started"
+        );
+        if line == "started\n" {
+            break;
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while processes(&["sleep", "31337"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the RUN's sleep never showed up");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next command, whatever it is, ends the killed build's RUN.
+    s.ok(&["images"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !processes(&["sleep", "31337"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the killed build's RUN is still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(s.tmp_entries(), Vec::<String>::new());
+}

@@ -51,3 +51,31 @@ pub fn run_config(rec: &crate::store::ContainerRecord) -> Result<RunConfig> {
         crate::error::Error::Corrupt(format!("container {} ({}): run configuration: {e}", rec.name, rec.id))
     })
 }
+
+/// A sweeper (run while the store lock is held exclusively, before `tmp/`
+/// is cleared): the RUN containers of builds that were killed. A step's
+/// container is started by the build process; a SIGKILLed build leaves it
+/// running with nobody to wait for it. Its bundle in the build's `tmp/`
+/// entry names it (`cgroupsPath` `/strata/ID` in `config.json`), and the
+/// runtime deletes it by force: every process in its cgroup is killed.
+pub fn sweep_killed_steps(core: &crate::core::Core) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(&core.tmp) else { return Ok(()) };
+    for e in entries.flatten() {
+        if crate::tmp::owner_alive(&e.file_name().to_string_lossy()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read(e.path().join("config.json")) else { continue };
+        let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&text) else { continue };
+        let Some(id) = spec["linux"]["cgroupsPath"].as_str().and_then(|p| p.strip_prefix("/strata/")) else {
+            continue;
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let rt = runtime::for_name(None, &core.root.join("runtime"))?;
+        if let Err(err) = rt.delete(id) {
+            tracing::warn!("ending the RUN container {id} of a killed build: {err}");
+        }
+    }
+    Ok(())
+}
