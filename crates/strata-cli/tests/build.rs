@@ -433,6 +433,8 @@ fn a_killed_build_leaves_no_run_process_once_the_next_command_ran() {
     let _end = EndSleep;
     let (s, ctx) = setup("overlay");
     put(&ctx, "Dockerfile", "FROM busybox:latest\nRUN echo started; sleep 31337\n");
+    // Only this build's process counts (not one another run of this test left).
+    let before = processes(&["sleep", "31337"]);
     let mut child = s
         .command()
         .args(["build", "--network", "none", ctx.to_str().unwrap()])
@@ -452,16 +454,19 @@ fn a_killed_build_leaves_no_run_process_once_the_next_command_ran() {
         }
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while processes(&["sleep", "31337"]).is_empty() {
+    let ours = loop {
+        if let Some(p) = processes(&["sleep", "31337"]).into_iter().find(|p| !before.contains(p)) {
+            break p;
+        }
         assert!(std::time::Instant::now() < deadline, "the RUN's sleep never showed up");
         std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     // The next command, whatever it is, ends the killed build's RUN.
     s.ok(&["images"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !processes(&["sleep", "31337"]).is_empty() {
+    while processes(&["sleep", "31337"]).contains(&ours) {
         assert!(std::time::Instant::now() < deadline, "the killed build's RUN is still running");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
