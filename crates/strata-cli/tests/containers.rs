@@ -432,10 +432,11 @@ fn terminal_with_t() {
         let o = child.wait_with_output().unwrap();
         (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string())
     };
-    let (code, out) = run("run -t --rm app:1 sh -c 'tty; exit 3'", "");
+    // `script` runs strata in the host's network namespace: no network for these containers.
+    let (code, out) = run("run -t --rm --network none app:1 sh -c 'tty; exit 3'", "");
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("/dev/pts/0"), "the process has a terminal: {out}");
-    let (code, out) = run("run -it --rm app:1 sh", "echo typed-in; exit 4\n");
+    let (code, out) = run("run -it --rm --network none app:1 sh", "echo typed-in; exit 4\n");
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("typed-in\r\n"), "{out}");
     s.ok(&["run", "-d", "--name", "term", "app:1", "sleep", "30"]);
