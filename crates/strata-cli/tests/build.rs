@@ -407,19 +407,6 @@ fn buildah_builds_the_same_tree_and_config() {
     assert_eq!(ours["Labels"], labels);
 }
 
-/// Pids of processes whose command line is exactly `argv`.
-fn processes(argv: &[&str]) -> Vec<String> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        .filter(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
-        .filter(|e| !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z "))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[test]
 fn a_killed_build_leaves_no_run_process_once_the_next_command_ran() {
     /// Ends the RUN's process if the test fails before strata does.

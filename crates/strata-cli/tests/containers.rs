@@ -590,24 +590,11 @@ fn commit_changes_mean_what_the_same_dockerfile_lines_mean() {
     }
 }
 
-/// Pids of live processes whose command line is exactly `argv`.
-fn live_processes(argv: &[&str]) -> Vec<String> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        .filter(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
-        .filter(|e| !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z "))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[test]
 fn a_killed_exec_leaves_its_process_in_the_container_s_cgroup_and_rm_ends_it() {
     let s = with_image("overlay");
     s.ok(&["run", "-d", "--network", "none", "--name", "host", "app:1", "sleep", "1000"]);
-    let before = live_processes(&["sleep", "31338"]);
+    let before = processes(&["sleep", "31338"]);
     let mut child = s
         .command()
         .args(["exec", "host", "sleep", "31338"])
@@ -617,7 +604,7 @@ fn a_killed_exec_leaves_its_process_in_the_container_s_cgroup_and_rm_ends_it() {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let ours = loop {
-        if let Some(p) = live_processes(&["sleep", "31338"]).into_iter().find(|p| !before.contains(p)) {
+        if let Some(p) = processes(&["sleep", "31338"]).into_iter().find(|p| !before.contains(p)) {
             break p;
         }
         assert!(std::time::Instant::now() < deadline, "the exec'd sleep never showed up");
@@ -634,7 +621,7 @@ fn a_killed_exec_leaves_its_process_in_the_container_s_cgroup_and_rm_ends_it() {
     }
     s.ok(&["rm", "-f", "host"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while live_processes(&["sleep", "31338"]).contains(&ours) {
+    while processes(&["sleep", "31338"]).contains(&ours) {
         assert!(std::time::Instant::now() < deadline, "rm -f left the killed exec's process running");
         std::thread::sleep(Duration::from_millis(20));
     }

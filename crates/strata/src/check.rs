@@ -20,7 +20,6 @@ use serde::Serialize;
 use crate::core::Core;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
-use crate::layer::split::{SplitReader, SPLIT_FILE};
 use crate::store::{ContainerState, LayerRecord};
 use crate::unpack::layer_dir;
 
@@ -109,12 +108,9 @@ impl<'c> Checker<'c> {
         checked.insert("blobs", blobs.len());
         let present: HashSet<&Digest> = blobs.iter().collect();
         if !quick {
-            let bad = parallel(&blobs, |d| {
-                let p = core.content.path(d);
-                let (got, _) = HashingReader::new(File::open(&p).at(&p)?).drain_finish().at(&p)?;
-                Ok((got != *d).then(|| format!("its bytes hash to {got}")))
-            })?;
-            for (d, detail) in bad {
+            let hashes = crate::work::each(&blobs, crate::work::cores(), |d| self.blob_digest(d))?;
+            for (d, got) in blobs.iter().zip(hashes).filter(|(d, got)| d != &got) {
+                let detail = format!("its bytes hash to {got}");
                 problems.push(Problem {
                     kind: "blob-corrupt",
                     object: d.to_string(),
@@ -175,8 +171,8 @@ impl<'c> Checker<'c> {
         if !quick {
             let present_layers: Vec<&LayerRecord> =
                 layers.values().filter(|l| layer_dir(&core.layers_dir, &l.chain_id).is_dir()).collect();
-            let bad = parallel(&present_layers, |l| self.verify_layer(l).map(|r| r.err()))?;
-            for (l, detail) in bad {
+            let verdicts = crate::work::each(&present_layers, crate::work::cores(), |l| self.verify_layer(l))?;
+            for (l, detail) in present_layers.iter().zip(verdicts).filter_map(|(l, v)| v.err().map(|e| (l, e))) {
                 problems.push(Problem {
                     kind: "layer-corrupt",
                     object: l.chain_id.to_string(),
@@ -386,7 +382,7 @@ impl<'c> Checker<'c> {
                 };
                 // A damaged or missing blob is fetched first (its own problem, repaired before).
                 let blob_ok = core.content.has(&rec.blob)
-                    && (!bad_blobs.contains(rec.blob.as_str()) || self.blob_is_good(&rec.blob)?);
+                    && (!bad_blobs.contains(rec.blob.as_str()) || self.blob_digest(&rec.blob)? == rec.blob);
                 if rec.split || !blob_ok {
                     return Ok((
                         false,
@@ -406,10 +402,10 @@ impl<'c> Checker<'c> {
         })
     }
 
-    fn blob_is_good(&self, d: &Digest) -> Result<bool> {
+    /// What the stored blob `d` hashes to.
+    fn blob_digest(&self, d: &Digest) -> Result<Digest> {
         let p = self.core.content.path(d);
-        let (got, _) = HashingReader::new(File::open(&p).at(&p)?).drain_finish().at(&p)?;
-        Ok(&got == d)
+        Ok(HashingReader::new(File::open(&p).at(&p)?).drain_finish().at(&p)?.0)
     }
 
     /// Whether something may hold the mount at `m`.
@@ -435,8 +431,7 @@ impl<'c> Checker<'c> {
     fn verify_layer(&self, l: &LayerRecord) -> Result<std::result::Result<(), String>> {
         let dir = layer_dir(&self.core.layers_dir, &l.chain_id);
         if l.split {
-            let split = self.core.layers_dir.join(l.chain_id.hex()).join(SPLIT_FILE);
-            let reader = match SplitReader::open(&split, &dir) {
+            let reader = match crate::unpack::open_layer_blob(&self.core.layers_dir, &self.core.content, l) {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(format!("its tar-split cannot be read: {e}"))),
             };
@@ -500,33 +495,4 @@ impl<'c> Checker<'c> {
         }
         Ok(Ok(()))
     }
-}
-
-/// `check` over `items` on as many threads as there are cores; the items
-/// it had something to say about, with what.
-fn parallel<T: Sync>(items: &[T], check: impl Fn(&T) -> Result<Option<String>> + Sync) -> Result<Vec<(&T, String)>> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len().max(1));
-    let found: Vec<Result<Vec<(&T, String)>>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { return Ok(out) };
-                        if let Some(msg) = check(item)? {
-                            out.push((item, msg));
-                        }
-                    }
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("a check thread panicked")).collect()
-    });
-    let mut out = Vec::new();
-    for f in found {
-        out.extend(f?);
-    }
-    Ok(out)
 }

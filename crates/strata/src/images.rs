@@ -7,8 +7,6 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -184,39 +182,12 @@ impl<'c> Images<'c> {
     ) -> Result<Vec<LayerRecord>> {
         let parallel = self.core.snapshots.independent_layers();
         let workers = if parallel { specs.len().clamp(1, workers.max(1)) } else { 1 };
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<LayerRecord>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
         let unpacker = self.core.unpacker();
-        let store = &self.core.store;
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= specs.len() || failed.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let entry = img.layers[i].entry.clone();
-                    let r = unpacker.ensure_layer(store, &specs[i], &|| open_layer(&entry));
-                    if r.is_err() {
-                        failed.store(true, Ordering::SeqCst);
-                    }
-                    results.lock().expect("not poisoned")[i] = Some(r);
-                });
-            }
-        });
-        let mut out = Vec::new();
-        for r in results.into_inner().expect("not poisoned") {
-            match r {
-                Some(Ok(rec)) => out.push(rec),
-                Some(Err(e)) => return Err(e),
-                None => {}
-            }
-        }
-        if out.len() != specs.len() {
-            return Err(Error::Corrupt("a layer was not unpacked".into()));
-        }
-        Ok(out)
+        let indexes: Vec<usize> = (0..specs.len()).collect();
+        crate::work::each(&indexes, workers, |&i| {
+            let entry = img.layers[i].entry.clone();
+            unpacker.ensure_layer(&self.core.store, &specs[i], &|| open_layer(&entry))
+        })
     }
 
     /// Record an image made here: `config` (its rootfs set from `layers`,

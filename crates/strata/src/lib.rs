@@ -34,6 +34,7 @@ pub mod tree;
 pub mod units;
 pub mod unpack;
 pub mod volume;
+pub mod work;
 
 pub use digest::Digest;
 pub use engine::{Engine, EngineOptions};

@@ -274,6 +274,20 @@ macro_rules! both_drivers {
     };
 }
 
+/// Pids of live (not zombie) processes whose command line is exactly `argv`.
+#[allow(dead_code)]
+pub fn processes(argv: &[&str]) -> Vec<String> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
+        .filter(|e| !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z "))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
 /// The parent of process `pid` (field 4 of /proc/PID/stat).
 #[allow(dead_code)]

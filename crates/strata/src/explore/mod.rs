@@ -353,27 +353,9 @@ impl<'c> Explorer<'c> {
             out.push(LayerIndex::load(&self.index_path(r))?);
         }
         let missing: Vec<usize> = (0..records.len()).filter(|&i| out[i].is_none()).collect();
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(missing.len());
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let made: Vec<Result<Vec<(usize, LayerIndex)>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&i) = missing.get(k) else { return Ok(done) };
-                            done.push((i, self.make_index(&records[i])?));
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("an indexing thread panicked")).collect()
-        });
-        for batch in made {
-            for (i, idx) in batch? {
-                out[i] = Some(idx);
-            }
+        let made = crate::work::each(&missing, crate::work::cores(), |&i| self.make_index(&records[i]))?;
+        for (i, idx) in missing.into_iter().zip(made) {
+            out[i] = Some(idx);
         }
         Ok(out.into_iter().map(|i| i.expect("every layer indexed")).collect())
     }
