@@ -1070,6 +1070,7 @@ struct NameArg {
 }
 
 fn main() -> ExitCode {
+    strata::fault::setup();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -1098,10 +1099,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", error_text(&e));
             ExitCode::from(failure)
         }
     }
+}
+
+/// An error and its causes, each said once: the library's errors already
+/// end with their OS error, which is also their `source`.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.ends_with(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn open(cli: &Cli) -> Result<Engine> {

@@ -155,8 +155,10 @@ impl BlobWriter {
             }
         }
         // The content store promises its bytes survive a crash: sync before the rename makes them visible.
+        crate::fault::failpoint!("blob-sync");
         self.file.as_ref().expect("not committed").sync_all().at(&self.path)?;
         let dst = self.dir.join(actual.hex());
+        crate::fault::failpoint!("blob-rename");
         fs::rename(&self.path, &dst).at(&dst)?;
         self.file = None;
         Ok(actual)
@@ -165,6 +167,7 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::fault::failpoint!("blob-write", io);
         let n = self.file.as_mut().expect("not committed").write(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)

@@ -174,7 +174,47 @@ impl Core {
             .at(&self.tmp)?
             .flatten()
             .any(|e| !crate::tmp::owner_alive(&e.file_name().to_string_lossy()));
-        Ok(stale_tmp || self.store.needs_sweep()?)
+        Ok(stale_tmp
+            || self.store.needs_sweep()?
+            || !self.orphan_dirs()?.is_empty()
+            || !self.stale_rootfs_mounts()?.is_empty())
+    }
+
+    /// Mounts in the directory of a container that is not running: a start
+    /// killed after mounting its root filesystem, before its process ran.
+    fn stale_rootfs_mounts(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.root.join("containers");
+        let mounts = mount::mounts_below(&dir);
+        if mounts.is_empty() {
+            return Ok(mounts);
+        }
+        let running: HashSet<String> =
+            self.store.containers()?.into_iter().filter(|c| c.state == ContainerState::Running).map(|c| c.id).collect();
+        Ok(mounts
+            .into_iter()
+            .filter(|m| {
+                let id = m.strip_prefix(&dir).ok().and_then(|r| r.components().next());
+                !id.is_some_and(|id| running.contains(id.as_os_str().to_string_lossy().as_ref()))
+            })
+            .collect())
+    }
+
+    /// Container and volume directories without a record: what a command
+    /// killed while removing (record first) or making a volume left.
+    fn orphan_dirs(&self) -> Result<Vec<PathBuf>> {
+        let containers: HashSet<String> = self.store.containers()?.into_iter().map(|c| c.id).collect();
+        let volumes: HashSet<String> = self.store.volumes()?.into_iter().map(|v| v.name).collect();
+        let mut out = Vec::new();
+        for (dir, known) in [("containers", containers), ("volumes", volumes)] {
+            let dir = self.root.join(dir);
+            for e in fs::read_dir(&dir).at(&dir)? {
+                let e = e.at(&dir)?;
+                if !known.contains(e.file_name().to_string_lossy().as_ref()) {
+                    out.push(e.path());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Remove what crashed or failed commands left: temp files, incomplete
@@ -222,13 +262,12 @@ impl Core {
                 self.store.delete_container(&c.id)?;
             }
         }
-        let known: HashSet<String> = self.store.containers()?.into_iter().map(|c| c.id).collect();
-        let containers = self.root.join("containers");
-        for e in fs::read_dir(&containers).at(&containers)? {
-            let e = e.at(&containers)?;
-            if !known.contains(e.file_name().to_string_lossy().as_ref()) {
-                crate::tree::remove(&e.path())?;
-            }
+        for m in self.stale_rootfs_mounts()? {
+            mount::unmount(&m)?;
+        }
+        for dir in self.orphan_dirs()? {
+            tracing::debug!(dir = %dir.display(), "removing a directory without a record");
+            crate::tree::remove(&dir)?;
         }
         self.collect_garbage()?;
         Ok(())
@@ -247,9 +286,11 @@ impl Core {
             for chain in unused {
                 let dir = self.layers_dir.join(chain.hex());
                 freed += crate::tree::usage(&dir)?;
-                // Record first: a directory without a record is swept, a record without its directory would be corrupt.
-                self.store.delete_layer(&chain)?;
+                // Unready first: a layer half removed is then an abandoned one, which the sweep finishes.
+                self.store.unready_layer(&chain)?;
+                crate::fault::failpoint!("gc-delete");
                 crate::tree::remove(&dir)?;
+                self.store.delete_layer(&chain)?;
                 deleted.push(chain);
             }
         }

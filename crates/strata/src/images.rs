@@ -598,6 +598,7 @@ impl<'c> Images<'c> {
                 }
             }
         }
+        crate::fault::failpoint!("image-remove");
         let (layers, _) = self.core.collect_garbage()?;
         out.extend(layers.into_iter().map(Removal::Deleted));
         match first_err {

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod explore;
+pub mod fault;
 pub mod filter;
 pub mod image;
 pub mod images;

@@ -705,6 +705,21 @@ impl Store {
         Ok(())
     }
 
+    /// Take a ready layer back to incomplete, owned by this process, before
+    /// its directory is removed: if the process dies midway, the sweep
+    /// finishes the removal as it does for an abandoned unpack.
+    pub fn unready_layer(&self, chain: &Digest) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM build_cache WHERE chain_id = ?1", [chain.as_str()])?;
+        tx.execute(
+            "UPDATE layers SET state = 'incomplete', owner = ?2 WHERE chain_id = ?1",
+            params![chain.as_str(), this_owner()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Drop a layer record (a failed claim, or garbage collection).
     pub fn delete_layer(&self, chain: &Digest) -> Result<()> {
         self.conn().execute("DELETE FROM build_cache WHERE chain_id = ?1", [chain.as_str()])?;
@@ -808,6 +823,7 @@ impl Store {
         for t in tags {
             tx.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [t.as_str(), img.id.as_str()])?;
         }
+        crate::fault::failpoint!("image-commit");
         tx.commit()?;
         Ok(())
     }
@@ -1339,6 +1355,7 @@ impl Store {
 
     /// Record a build step's result (replacing an older one under the same key).
     pub fn put_cached_step(&self, key: &Digest, config: &str, chain: Option<&Digest>) -> Result<()> {
+        crate::fault::failpoint!("build-cache");
         self.conn().execute(
             "INSERT OR REPLACE INTO build_cache (key, config, chain_id, created) VALUES (?1, ?2, ?3, ?4)",
             params![key.as_str(), config, chain.map(|c| c.as_str()), now()],

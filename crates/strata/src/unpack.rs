@@ -363,8 +363,10 @@ impl Unpacker<'_> {
         if let Some(w) = built.writer {
             w.commit(Some(&built.blob), Some(built.blob_size))?;
         }
+        crate::fault::failpoint!("layer-rename");
         std::fs::rename(built.work.path(), &final_dir).at(&final_dir)?;
         built.work.keep();
+        crate::fault::failpoint!("layer-ready");
         rec.blob = built.blob;
         rec.blob_size = built.blob_size;
         rec.media_type = built.media_type;
@@ -483,7 +485,10 @@ fn claim(store: &Store, rec: &LayerRecord) -> Result<Option<LayerRecord>> {
                 return ready.map(Some).ok_or_else(|| Error::Corrupt(format!("layer {} vanished", rec.chain_id)));
             }
             Claim::Busy => std::thread::sleep(Duration::from_millis(50)),
-            Claim::Mine => return Ok(None),
+            Claim::Mine => {
+                crate::fault::failpoint!("layer-claim");
+                return Ok(None);
+            }
         }
     }
 }

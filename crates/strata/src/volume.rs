@@ -249,6 +249,7 @@ impl<'c> Volumes<'c> {
     pub(crate) fn ensure(&self, name: &str, anonymous: bool, labels: &str) -> Result<()> {
         let data = self.data_dir(name);
         fs::create_dir_all(&data).at(&data)?;
+        crate::fault::failpoint!("volume-create");
         self.core.store.insert_volume(&VolumeRecord {
             name: name.to_string(),
             created: now(),
@@ -349,10 +350,22 @@ impl<'c> Volumes<'c> {
         }
         let data = self.data_dir(&m.source);
         let empty = fs::read_dir(&data).at(&data)?.next().is_none();
-        // The image's directory, resolved inside the container's root.
+        // The image's directory, resolved inside the container's root. It is
+        // copied beside the store and renamed onto the empty data directory,
+        // so a command killed midway leaves the volume empty, not half seeded.
         if let Some(src) = crate::confined::Root::open(rootfs)?.resolve(&m.target)? {
             if empty && src.metadata()?.is_dir() {
-                crate::tree::copy_tree(&src.proc_path(), &data)?;
+                let seed = crate::tmp::TempDir::new(&self.core.tmp, "seed")?;
+                crate::tree::copy_tree(&src.proc_path(), seed.path())?;
+                crate::fault::failpoint!("volume-seed");
+                match fs::rename(seed.path(), &data) {
+                    Ok(()) => {
+                        seed.keep();
+                    }
+                    // Seeded meanwhile by another container's start: theirs stays.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e).at(&data),
+                }
             }
         }
         self.core.store.mark_seeded(&m.source)

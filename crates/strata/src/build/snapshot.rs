@@ -81,6 +81,7 @@ impl Snapshot {
         mount_targets: &[&str],
         label: &str,
     ) -> Result<LayerRecord> {
+        crate::fault::failpoint!("build-step");
         self.unmount()?;
         if self.driver == Driver::Overlay && mount_targets.is_empty() {
             // The upper directory holds exactly the step's changes, in the layer

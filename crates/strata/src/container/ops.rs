@@ -737,6 +737,7 @@ impl Containers<'_> {
                     }
                 }
             }
+            crate::fault::failpoint!("container-create");
             Ok(())
         })();
         if let Err(e) = made {
@@ -960,6 +961,7 @@ impl Containers<'_> {
             let spec = spec::build_spec(&rec.id, &cfg, &user, &rootfs, &dir, &volumes, ns_path.as_deref(), &pid_of)?;
             let path = dir.join("config.json");
             fs::write(&path, serde_json::to_vec(&spec).expect("spec serializes")).at(&path)?;
+            crate::fault::failpoint!("container-start");
             Ok(Ok(dir.clone()))
         })();
         let bundle = match prepared {
@@ -1434,6 +1436,7 @@ impl Containers<'_> {
         self.release_container(&rec.id);
         // Record first: a directory without a record is swept; a record without its directory would be broken.
         self.core.store.delete_container(&rec.id)?;
+        crate::fault::failpoint!("container-remove");
         crate::events::record(self.core, "container", "destroy", &rec.id, &[("name", &rec.name)]);
         crate::tree::remove(&self.container_dir(&rec.id))?;
         Ok(rec.name)

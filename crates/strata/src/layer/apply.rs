@@ -77,6 +77,7 @@ pub fn apply<R: Read>(reader: R, root: &Path, opts: &ApplyOptions<'_>) -> Result
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::stream("reading layer tar", e))?;
         applier.entry(&mut entry)?;
+        crate::fault::failpoint!("layer-unpack");
     }
     applier.finish()
 }
