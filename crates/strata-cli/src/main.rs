@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata::snapshot::Driver;
 use strata::{Engine, EngineOptions};
 
@@ -1071,7 +1071,8 @@ struct NameArg {
 
 fn main() -> ExitCode {
     strata::fault::setup();
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -1096,10 +1097,24 @@ fn main() -> ExitCode {
     } else {
         1
     };
+    let root = cli.root.clone();
+    // The command's name, for an error that must say what stopped.
+    let mut verb = Vec::new();
+    let mut m = &matches;
+    while let Some((name, sub)) = m.subcommand() {
+        verb.push(name);
+        m = sub;
+    }
+    let verb = verb.join(" ");
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", error_text(&e));
+            let no_space = e.chain().any(|c| c.downcast_ref::<strata::error::Error>().is_some_and(|e| e.is_no_space()));
+            if no_space {
+                eprintln!("Error: no space left on {}: {verb} stopped: {}", root.display(), error_text(&e));
+            } else {
+                eprintln!("Error: {}", error_text(&e));
+            }
             ExitCode::from(failure)
         }
     }

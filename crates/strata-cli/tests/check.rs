@@ -159,9 +159,9 @@ fn each_planted_fault_is_found_and_names_what_it_affects() {
     fs::remove_dir_all(&stray).unwrap();
     assert_clean(&s);
 
-    // A mount nothing holds: the root of a container that is not running.
-    let writer = s.ok(&["inspect", "--format", "{{.Id}}", "writer"]).trim().to_string();
-    let target = s.root().join("containers").join(&writer).join("rootfs");
+    // A mount nothing holds: an image mount of no image. (The root of a
+    // container that is not running is unmounted by the next command's sweep.)
+    let target = s.root().join("mounts").join("ef".repeat(32));
     fs::create_dir_all(&target).unwrap();
     let m = std::process::Command::new("mount").args(["-t", "tmpfs", "stale"]).arg(&target).status().unwrap();
     assert!(m.success());
@@ -190,8 +190,7 @@ fn repair_fixes_what_a_good_copy_allows_and_names_what_it_cannot() {
     flip_byte(&busybox);
     let stray = s.root().join("layers").join("cd".repeat(32));
     fs::create_dir_all(stray.join("diff")).unwrap();
-    let writer = s.ok(&["inspect", "--format", "{{.Id}}", "writer"]).trim().to_string();
-    let target = s.root().join("containers").join(&writer).join("rootfs");
+    let target = s.root().join("mounts").join("ef".repeat(32));
     fs::create_dir_all(&target).unwrap();
     assert!(std::process::Command::new("mount")
         .args(["-t", "tmpfs", "stale"])

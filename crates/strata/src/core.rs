@@ -81,6 +81,7 @@ impl Core {
         let lock =
             File::options().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).at(&lock_path)?;
         let content = ContentStore::open(&root, &tmp)?;
+        crate::reserve::balance(&root, &tmp)?;
         let store = Store::open(&root.join("strata.db"))?;
         for f in ["lock", "strata.db", "strata.db-wal", "strata.db-shm"] {
             let p = root.join(f);

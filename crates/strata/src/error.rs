@@ -139,6 +139,24 @@ impl Error {
         }
     }
 
+    /// Whether the filesystem ran out of space (or quota): the front end
+    /// says so, with the store's root, above whatever step it stopped.
+    pub fn is_no_space(&self) -> bool {
+        fn io_full(e: &io::Error) -> bool {
+            matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                || e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()).is_some_and(Error::is_no_space)
+        }
+        match self {
+            Error::Io { source, .. } | Error::Stream { source, .. } => io_full(source),
+            // SQLite's full disk, and its shared-memory index that could not grow.
+            Error::Db(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+                    || matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_IOERR_SHMSIZE)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn not_found(what: &'static str, name: impl Into<String>) -> Self {
         Error::NotFound { what, name: name.into() }
     }
@@ -155,6 +173,9 @@ impl Error {
         Error::Stream { context: context.into(), source }
     }
 }
+
+/// SQLite's extended code for a shared-memory file it could not extend.
+const SQLITE_IOERR_SHMSIZE: i32 = 10 | (19 << 8);
 
 /// Result with the library's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -28,6 +28,7 @@ pub mod layer;
 pub mod layers;
 pub mod network;
 pub mod registry;
+pub mod reserve;
 pub mod snapshot;
 pub mod store;
 pub mod tmp;

@@ -307,6 +307,9 @@ impl Unpacker<'_> {
                 Error::BadEntry { entry, reason } => {
                     Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) }
                 }
+                Error::Io { path, source } => {
+                    Error::Stream { context: format!("layer {}: writing {}", spec.label, path.display()), source }
+                }
                 e => e,
             })?;
             // Trailing blocks after the end of the archive belong to the tar too.

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use sha2::{Digest as _, Sha256};
 
 pub mod docker;
+pub mod registry;
 
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))

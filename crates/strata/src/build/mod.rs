@@ -219,6 +219,9 @@ impl<'a> Builder<'a> {
     fn placed(&self, line: usize, e: Error) -> Error {
         match e {
             Error::Dockerfile { .. } | Error::StepFailed { .. } => e,
+            // Keep the OS error (a full disk is told apart by it).
+            Error::Io { path, source } => Error::Stream { context: self.err(line, path.display()).to_string(), source },
+            Error::Stream { context, source } => Error::Stream { context: self.err(line, context).to_string(), source },
             other => self.err(line, other),
         }
     }
