@@ -224,3 +224,55 @@ fn repair_fixes_what_a_good_copy_allows_and_names_what_it_cannot() {
     assert!(line.starts_with("NOT fixed: layer-corrupt") && line.contains("built:1"), "{out}");
     cleanup(&s);
 }
+
+/// Run a command as if in another boot of the machine.
+fn in_boot(s: &Strata, boot: &str, args: &[&str]) -> String {
+    let o = s.command().args(args).env("STRATA_TEST_BOOT_ID", boot).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn layers_made_before_a_reboot_and_never_synced_are_verified_once_after_it() {
+    let s = Strata::new("overlay");
+    let bb = fs::read("/bin/busybox").unwrap();
+    let tar = LayerTar::new().dir("bin").file_mode("bin/busybox", &bb, 0o755).symlink("bin/sh", "busybox");
+    let tarball = s.write("rootfs.tar", &tar.build());
+    // Made in the boot before: an imported layer (its blob kept) and a loaded one (a tar-split).
+    in_boot(&s, "boot-before", &["import", tarball.to_str().unwrap(), "imp:1"]);
+    let other = LayerTar::new().dir("etc").file("etc/motd", b"loaded before the reboot\n").build();
+    let archive = s.write("other.tar", &docker_archive(&[TestImage::new("other:1", vec![other])]));
+    in_boot(&s, "boot-before", &["load", "-q", "-i", archive.to_str().unwrap()]);
+    let top = |image: &str| {
+        let v: serde_json::Value = serde_json::from_str(&in_boot(&s, "boot-before", &["inspect", image])).unwrap();
+        layer_path(&s, v[0]["Layers"][0]["ChainID"].as_str().unwrap())
+    };
+    let busybox = top("imp:1").join("diff/bin/busybox");
+    let motd = top("other:1").join("diff/etc/motd");
+
+    // What a power loss does to writes the kernel had not flushed: files left empty.
+    fs::write(&busybox, b"").unwrap();
+    fs::write(&motd, b"").unwrap();
+    // Still in that boot, nothing is verified: the damage stays.
+    in_boot(&s, "boot-before", &["images"]);
+    assert_eq!(fs::metadata(&busybox).unwrap().len(), 0);
+
+    // The first command after the reboot verifies both: the one with a blob is unpacked again.
+    let o = s.command().args(["images"]).output().unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unpacked again from its blob"), "{err}");
+    assert_eq!(fs::read(&busybox).unwrap(), bb);
+    // The tar-split one has no other copy: system check names its image.
+    let (code, v) = check(&s, false);
+    assert_eq!(code, 1);
+    let p = &v["problems"][0];
+    assert_eq!(
+        (p["kind"].as_str(), p["affects"][0].as_str()),
+        (Some("layer-corrupt"), Some("image docker.io/library/other:1")),
+        "{v:#}"
+    );
+    // Once: the next command verifies nothing again.
+    let o = s.command().args(["images"]).output().unwrap();
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -72,6 +72,38 @@ pub struct Checker<'c> {
     core: &'c Core,
 }
 
+/// A sweeper: layers made before the last reboot and never synced may
+/// have lost files to a power loss. Each is verified against its diff ID;
+/// a damaged one is unpacked again from its blob, or, with no blob, left
+/// for `system check` to report with the images it affects. Then the
+/// marks go, so this runs once per reboot.
+pub fn verify_after_reboot(core: &Core) -> Result<()> {
+    let layers = core.store.unsynced_from_other_boots()?;
+    if layers.is_empty() {
+        return Ok(());
+    }
+    let checker = Checker::new(core);
+    let mut done = Vec::new();
+    for l in layers {
+        if let Err(why) = checker.verify_layer(&l)? {
+            if !l.split && core.content.has(&l.blob) {
+                tracing::warn!(
+                    "layer {} lost files before the last boot ({why}): unpacked again from its blob",
+                    l.chain_id
+                );
+                core.unpacker().rebuild_layer(&core.store, &l)?;
+                continue; // marked unsynced in this boot by the rebuild
+            }
+            tracing::warn!(
+                "layer {} lost files before the last boot ({why}); `strata system check` names the images to pull or load again",
+                l.chain_id
+            );
+        }
+        done.push(l.chain_id);
+    }
+    core.store.mark_synced(&done)
+}
+
 impl<'c> Checker<'c> {
     /// The service over `core`.
     pub fn new(core: &'c Core) -> Self {

@@ -108,7 +108,12 @@ pub struct DiskUsage {
 impl Engine {
     /// Open (creating) a store; sweeps it first if something may have been left behind.
     pub fn open(opts: EngineOptions) -> Result<Self> {
-        Ok(Engine { core: Core::open(opts, &[crate::container::sweep_killed_steps, crate::network::sweep])? })
+        Ok(Engine {
+            core: Core::open(
+                opts,
+                &[crate::container::sweep_killed_steps, crate::network::sweep, crate::check::verify_after_reboot],
+            )?,
+        })
     }
 
     /// The store root.

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 /// The schema version this build writes (`PRAGMA user_version`); older
 /// databases are migrated when opened ([`Store::migrate`]).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The tables as the newest version has them; `CREATE ... IF NOT EXISTS`, so
 /// a new store gets them whole and an older one gains the new tables, while
@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS layers (
     split       INTEGER NOT NULL DEFAULT 0,
     state       TEXT NOT NULL CHECK (state IN ('incomplete', 'ready')),
     owner       TEXT,
-    created     INTEGER NOT NULL
+    created     INTEGER NOT NULL,
+    -- Until its files are known to be on disk: the boot it was made in, and when.
+    unsynced_boot TEXT,
+    unsynced_at   INTEGER
 );
 CREATE TABLE IF NOT EXISTS images (
     id          TEXT PRIMARY KEY,
@@ -445,6 +448,22 @@ pub struct Store {
     path: std::path::PathBuf,
 }
 
+/// This boot of the machine (`/proc/sys/kernel/random/boot_id`): layers
+/// made in another boot and never synced may have lost files to a power
+/// loss. Tests built with failpoints can pretend another boot
+/// (`STRATA_TEST_BOOT_ID`).
+pub fn boot_id() -> String {
+    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        #[cfg(feature = "failpoints")]
+        if let Ok(b) = std::env::var("STRATA_TEST_BOOT_ID") {
+            return b;
+        }
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+    })
+    .clone()
+}
+
 /// Seconds since the epoch: the time every record carries.
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -573,6 +592,10 @@ impl Store {
                 2 if !has_column("containers", "process")? => "ALTER TABLE containers ADD COLUMN process TEXT;",
                 // Containers record the process that waits on them (it records the exit and cleans up).
                 3 if !has_column("containers", "waiter")? => "ALTER TABLE containers ADD COLUMN waiter TEXT;",
+                // Layers record the boot they were written in until a sync has put them on disk.
+                4 if !has_column("layers", "unsynced_boot")? => {
+                    "ALTER TABLE layers ADD COLUMN unsynced_boot TEXT; ALTER TABLE layers ADD COLUMN unsynced_at INTEGER;"
+                }
                 _ => "",
             };
             conn.execute_batch(&format!("BEGIN IMMEDIATE; {step} PRAGMA user_version = {next}; COMMIT;"))?;
@@ -688,7 +711,8 @@ impl Store {
     pub fn layer_ready(&self, rec: &LayerRecord) -> Result<()> {
         let n = self.conn().execute(
             "UPDATE layers SET state = 'ready', owner = NULL, blob = ?2, blob_size = ?3, media_type = ?4,
-                    diff_size = ?5, size = ?6, split = ?7 WHERE chain_id = ?1 AND state = 'incomplete'",
+                    diff_size = ?5, size = ?6, split = ?7, unsynced_boot = ?8, unsynced_at = ?9
+             WHERE chain_id = ?1 AND state = 'incomplete'",
             params![
                 rec.chain_id.as_str(),
                 rec.blob.as_str(),
@@ -696,12 +720,59 @@ impl Store {
                 rec.media_type,
                 rec.diff_size as i64,
                 rec.size as i64,
-                rec.split as i64
+                rec.split as i64,
+                boot_id(),
+                now()
             ],
         )?;
         if n != 1 {
             return Err(Error::Corrupt(format!("layer {} was not claimed when marked ready", rec.chain_id)));
         }
+        Ok(())
+    }
+
+    /// A layer's files were written again (a repair): not known to be on disk.
+    pub fn mark_unsynced(&self, chain: &Digest) -> Result<()> {
+        self.conn().execute(
+            "UPDATE layers SET unsynced_boot = ?2, unsynced_at = ?3 WHERE chain_id = ?1",
+            params![chain.as_str(), boot_id(), now()],
+        )?;
+        Ok(())
+    }
+
+    /// Ready layers not known to be on disk that were made in another
+    /// boot: a power loss may have taken some of their files.
+    pub fn unsynced_from_other_boots(&self) -> Result<Vec<LayerRecord>> {
+        let sql = format!(
+            "SELECT {LAYER_COLS} FROM layers WHERE state = 'ready' AND unsynced_boot IS NOT NULL AND unsynced_boot != ?1"
+        );
+        let c = self.conn();
+        let mut st = c.prepare(&sql)?;
+        let rows = st.query_map([boot_id()], layer_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Ready layers of this boot not known to be on disk, made before `before`.
+    pub fn unsynced_before(&self, before: i64) -> Result<Vec<Digest>> {
+        let c = self.conn();
+        let mut st =
+            c.prepare("SELECT chain_id FROM layers WHERE state = 'ready' AND unsynced_boot = ?1 AND unsynced_at < ?2")?;
+        let rows: Vec<String> =
+            st.query_map(params![boot_id(), before], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        rows.iter().map(|c| Digest::parse(c)).collect()
+    }
+
+    /// These layers' files are on disk (a sync has returned since they were made).
+    pub fn mark_synced(&self, chains: &[Digest]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for chain in chains {
+            tx.execute(
+                "UPDATE layers SET unsynced_boot = NULL, unsynced_at = NULL WHERE chain_id = ?1",
+                [chain.as_str()],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -785,6 +856,14 @@ impl Store {
             return Ok(true);
         }
         if !self.stale_network_setups()?.is_empty() {
+            return Ok(true);
+        }
+        let from_other_boots: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM layers WHERE unsynced_boot IS NOT NULL AND unsynced_boot != ?1",
+            [boot_id()],
+            |r| r.get(0),
+        )?;
+        if from_other_boots > 0 {
             return Ok(true);
         }
         Ok(!self.unreferenced_layers()?.is_empty())

@@ -219,7 +219,7 @@ impl Unpacker<'_> {
         }
         std::fs::rename(built.work.path(), &final_dir).at(&final_dir)?;
         built.work.keep();
-        Ok(())
+        store.mark_unsynced(&rec.chain_id)
     }
 
     /// Import a layer whose diff ID is not known beforehand (a rootfs
