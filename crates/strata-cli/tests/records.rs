@@ -56,13 +56,16 @@ fn a_database_from_before_schema_versions_is_migrated() {
     let s = Strata::new("overlay");
     s.ok(&["images", "-q"]);
     let db = s.root().join("strata.db");
-    // The containers table as the first schema had it, and no version.
+    // The layers and containers tables as the first schema had them, and no version.
+    sql(&db, "DROP TABLE layers; CREATE TABLE layers (chain_id TEXT PRIMARY KEY, diff_id TEXT NOT NULL, parent TEXT, blob TEXT NOT NULL, blob_size INTEGER NOT NULL, media_type TEXT NOT NULL, diff_size INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, split INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL CHECK (state IN ('incomplete', 'ready')), owner TEXT, created INTEGER NOT NULL);");
     sql(&db, "DROP TABLE containers; CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL REFERENCES images(id), created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'incomplete', pid INTEGER, exit_code INTEGER, started INTEGER, finished INTEGER, config TEXT NOT NULL DEFAULT '{}'); PRAGMA user_version = 0;");
     s.ok(&["ps", "-a"]);
-    assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(3,)]");
+    assert_eq!(sql(&db, "PRAGMA user_version").trim(), "[(4,)]");
     assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'process'"));
     // v3: containers record their waiter; networks, containers' endpoints on them, network setups to tear down, events.
     assert!(sql(&db, "SELECT name FROM pragma_table_info('containers')").contains("'waiter'"));
+    // v4: layers record the boot they were made in until they are synced.
+    assert!(sql(&db, "SELECT name FROM pragma_table_info('layers')").contains("'unsynced_boot'"));
     let tables = sql(&db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
     for t in ["'endpoints'", "'events'", "'network_setups'", "'networks'"] {
         assert!(tables.contains(t), "{t} in {tables}");

@@ -105,7 +105,7 @@ pub fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
 /// A shell-style pattern (`*` any run, `?` one character) matched against
 /// all of `text`, as Docker's `reference` filter matches names.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(text))
+    crate::wildcard::Wildcard::new(pattern, false).is_ok_and(|p| p.matches(text))
 }
 
 #[cfg(test)]

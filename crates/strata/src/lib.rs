@@ -36,6 +36,7 @@ pub mod tree;
 pub mod units;
 pub mod unpack;
 pub mod volume;
+pub mod wildcard;
 pub mod work;
 
 pub use digest::Digest;

@@ -11,16 +11,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use glob::{MatchOptions, Pattern};
+use crate::wildcard::Wildcard;
 use rustix::fs::{Gid, Timespec, Timestamps, Uid};
 
 use super::ignore::{clean, Ignore};
 use crate::confined::{Dir, Root};
 use crate::digest::Hasher;
 use crate::error::{Error, IoContext, Result};
-
-const GLOB: MatchOptions =
-    MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
 
 /// A tree files are copied from.
 #[derive(Debug, Clone)]
@@ -65,7 +62,7 @@ impl SourceRoot {
         let mut found = vec![String::new()];
         for part in rel.split('/') {
             let mut next = Vec::new();
-            let pat = Pattern::new(part).map_err(|e| format!("{source}: bad pattern: {}", e.msg))?;
+            let pat = Wildcard::new(part, true).map_err(|e| format!("{source}: bad pattern: {e}"))?;
             for base in &found {
                 if !part.contains(['*', '?', '[']) {
                     let cand = if base.is_empty() { part.to_string() } else { format!("{base}/{part}") };
@@ -78,7 +75,7 @@ impl SourceRoot {
                 let Ok(rd) = fs::read_dir(dir.proc_path()) else { continue };
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    if pat.matches_with(&name, GLOB) {
+                    if pat.matches(&name) {
                         next.push(if base.is_empty() { name } else { format!("{base}/{name}") });
                     }
                 }

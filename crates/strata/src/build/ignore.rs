@@ -3,18 +3,14 @@
 //! same), `*` and `?` within one path element, `**` across any number of
 //! them, `!` re-including what an earlier line excluded, the last matching
 //! line winning, and a pattern that matches a directory covering all of it.
-//! Single-element matching is the `glob` crate's.
-
-use glob::{MatchOptions, Pattern};
+//! Patterns are [`Wildcard`]s.
 
 use crate::error::{Error, Result};
-
-const OPTS: MatchOptions =
-    MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+use crate::wildcard::Wildcard;
 
 #[derive(Debug, Clone)]
 struct Rule {
-    pattern: Pattern,
+    pattern: Wildcard,
     exception: bool,
     text: String,
 }
@@ -55,8 +51,8 @@ impl Ignore {
                 None => (false, line),
             };
             let cleaned = clean(pat).unwrap_or_default();
-            let pattern = Pattern::new(if cleaned.is_empty() { "." } else { &cleaned })
-                .map_err(|e| Error::invalid(format!("{file}:{}: bad pattern {pat:?}: {}", n + 1, e.msg)))?;
+            let pattern = Wildcard::new(if cleaned.is_empty() { "." } else { &cleaned }, true)
+                .map_err(|e| Error::invalid(format!("{file}:{}: bad pattern {pat:?}: {e}", n + 1)))?;
             rules.push(Rule { pattern, exception, text: cleaned });
         }
         Ok(Ignore { rules })
@@ -88,13 +84,13 @@ impl Ignore {
 }
 
 /// The path or one of its parent directories matches.
-fn matches(p: &Pattern, rel: &str) -> bool {
-    if p.matches_with(rel, OPTS) {
+fn matches(p: &Wildcard, rel: &str) -> bool {
+    if p.matches(rel) {
         return true;
     }
     let mut end = rel.len();
     while let Some(i) = rel[..end].rfind('/') {
-        if p.matches_with(&rel[..i], OPTS) {
+        if p.matches(&rel[..i]) {
             return true;
         }
         end = i;

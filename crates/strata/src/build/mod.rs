@@ -22,7 +22,7 @@
 mod context;
 mod copy;
 pub mod explain;
-mod ignore;
+pub mod ignore;
 mod run;
 mod snapshot;
 

@@ -558,6 +558,9 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 
 /// Parse Dockerfile `text` read from `file`.
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile> {
+    // A UTF-8 byte order mark is not part of the text (Docker skips it too);
+    // the parser's offsets are past it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let parsed = pd::parse(text).map_err(|e| Error::Dockerfile {
         file: file.to_string(),
         line: e.line(),
@@ -766,5 +769,12 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration("500ms"), Some(500_000_000));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        // Found by fuzzing: the mark put the parser's offsets off by three bytes, inside a character.
+        let df = parse("Dockerfile", "\u{feff}\nFROM sR").unwrap();
+        assert_eq!((df.stages.len(), df.stages[0].from.line), (1, 2));
     }
 }
