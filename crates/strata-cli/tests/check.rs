@@ -276,3 +276,39 @@ fn layers_made_before_a_reboot_and_never_synced_are_verified_once_after_it() {
     let o = s.command().args(["images"]).output().unwrap();
     assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn repair_removes_a_layer_with_no_good_copy_and_marks_its_images_damaged_until_loaded_again() {
+    let s = Strata::new("overlay");
+    let own = LayerTar::new().dir("etc").file("etc/motd", b"the only copy\n").build();
+    let archive = s.write("other.tar", &docker_archive(&[TestImage::new("other:1", vec![busybox_layer(), own])]));
+    s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    s.ok(&["create", "--network", "none", "--name", "idle", "other:1", "true"]);
+    // A tar-split layer keeps no blob: a flipped byte has no other copy here.
+    let top = layer_of(&s, "other:1", 0);
+    flip_byte(&layer_path(&s, &top).join("diff/etc/motd"));
+
+    let (code, out, err) = s.code(&["system", "check", "--repair"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let line = out.lines().find(|l| l.contains(&top)).unwrap_or_default();
+    assert!(line.starts_with("NOT fixed: layer-corrupt"), "{out}");
+    assert!(line.contains("marked damaged other:1") && line.contains("container(s) idle cannot start"), "{out}");
+    assert!(!layer_path(&s, &top).exists(), "the damaged layer is removed");
+    let (code, v) = check(&s, true);
+    assert_eq!(code, 1);
+    assert_eq!(found(&v), vec![("image-damaged".to_string(), s.image_id("other:1"))], "{v:#}");
+    assert_eq!(v["problems"][0]["affects"], serde_json::json!(["image docker.io/library/other:1", "container idle"]));
+
+    // Used, it is refused with what to do; nothing half works.
+    let (code, err) = s.fails(&["run", "--rm", "--network", "none", "other:1", "cat", "/etc/motd"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("is damaged") && err.contains("pull or load it again"), "{err}");
+    let (_, err) = s.fails(&["start", "idle"]);
+    assert!(err.contains("is damaged"), "{err}");
+
+    // Loaded again: the layer is unpacked anew and the mark goes.
+    s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert_clean(&s);
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "other:1", "cat", "/etc/motd"]), "the only copy\n");
+    s.ok(&["start", "idle"]);
+}

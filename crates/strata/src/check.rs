@@ -218,6 +218,18 @@ impl<'c> Checker<'c> {
         checked.insert("images", images.len());
         for img in &images {
             let name = format!("image {}", names[&img.id]);
+            // A repair found a layer of it with no good copy and removed it: said once, with why.
+            if let Some(reason) = core.store.damage(&img.id)? {
+                let mut affected = vec![name.clone()];
+                affected.extend(core.store.containers_using(&img.id)?.into_iter().map(|c| format!("container {c}")));
+                problems.push(Problem {
+                    kind: "image-damaged",
+                    object: img.id.to_string(),
+                    detail: format!("{reason}; pull or load it again, or remove it"),
+                    affects: affected,
+                });
+                continue;
+            }
             for (d, what) in [(&img.id, "config"), (&img.manifest, "manifest")] {
                 if !present.contains(d) {
                     problems.push(Problem {
@@ -416,13 +428,7 @@ impl<'c> Checker<'c> {
                 let blob_ok = core.content.has(&rec.blob)
                     && (!bad_blobs.contains(rec.blob.as_str()) || self.blob_digest(&rec.blob)? == rec.blob);
                 if rec.split || !blob_ok {
-                    return Ok((
-                        false,
-                        format!(
-                            "no good copy of the layer here (no stored blob): pull or load {} again",
-                            p.affects.join(", ")
-                        ),
-                    ));
+                    return self.give_up_layer(&rec, &p.detail).map(|lost| (false, lost));
                 }
                 core.unpacker().rebuild_layer(&core.store, &rec)?;
                 (true, format!("unpacked again from its blob {}", rec.blob))
@@ -432,6 +438,64 @@ impl<'c> Checker<'c> {
                 format!("not repaired here: {} may need to be pulled, loaded or built again", p.affects.join(", ")),
             ),
         })
+    }
+
+    /// A layer with no good copy here: removed (its damage would otherwise
+    /// be used: a container, a build, a pull that finds it "present"), and
+    /// every image on it marked damaged, so that using one is refused with
+    /// what to do and a pull or load of it unpacks the layer anew. Says what
+    /// was lost. Only under the exclusive lock, never with a running
+    /// container on it (its images are left as they are then).
+    fn give_up_layer(&self, rec: &LayerRecord, detail: &str) -> Result<String> {
+        let core = self.core;
+        // Every image that stacks it: an image's records list all its layers.
+        let mut images: Vec<Digest> = core.store.images_using_layers()?.remove(&rec.chain_id).unwrap_or_default();
+        images.sort();
+        images.dedup();
+        let mut containers = Vec::new();
+        let mut running = Vec::new();
+        for c in core.store.containers()? {
+            if images.contains(&c.image_id) {
+                if c.state == ContainerState::Running {
+                    running.push(c.name.clone());
+                }
+                containers.push(c.name);
+            }
+        }
+        let names: Vec<String> = images.iter().map(|i| self.image_name(i)).collect::<Result<_>>()?;
+        if !running.is_empty() {
+            return Ok(format!(
+                "no good copy of the layer here, and running container(s) {} use it: left as it is; stop them, then repair again, or pull or load {} again",
+                running.join(", "),
+                names.join(", ")
+            ));
+        }
+        let reason = format!("its layer {} had no good copy here and was removed ({detail})", rec.chain_id);
+        for i in &images {
+            core.store.mark_damaged(i, &reason)?;
+        }
+        core.store.unready_layer(&rec.chain_id)?;
+        crate::tree::remove(&core.layers_dir.join(rec.chain_id.hex()))?;
+        core.store.delete_layer(&rec.chain_id)?;
+        let mut lost = format!(
+            "no good copy of the layer here: removed it and marked damaged {} (pull or load again to use)",
+            names.join(", ")
+        );
+        if !containers.is_empty() {
+            lost.push_str(&format!("; container(s) {} cannot start until then", containers.join(", ")));
+        }
+        Ok(lost)
+    }
+
+    /// An image as `images` names it: its first tag, else its short ID.
+    fn image_name(&self, id: &Digest) -> Result<String> {
+        Ok(self
+            .core
+            .store
+            .tags_of(id)?
+            .first()
+            .map(|t| crate::image::reference::display_tag(t))
+            .unwrap_or_else(|| id.short().to_string()))
     }
 
     /// What the stored blob `d` hashes to.

@@ -296,6 +296,18 @@ impl Core {
         Ok(())
     }
 
+    /// An image's layers, bottom first, to stack and use; refused for an
+    /// image marked damaged (a layer of it was lost), saying what to do.
+    pub(crate) fn usable_layers(&self, id: &Digest) -> Result<Vec<crate::store::LayerRecord>> {
+        if let Some(reason) = self.store.damage(id)? {
+            return Err(Error::Corrupt(format!(
+                "image {} is damaged ({reason}): pull or load it again, or remove it",
+                id.short()
+            )));
+        }
+        self.store.image_layers(id)
+    }
+
     /// Delete layers no image references, then blobs nothing references.
     /// Returns (deleted layers, bytes freed).
     pub(crate) fn collect_garbage(&self) -> Result<(Vec<Digest>, u64)> {

@@ -32,8 +32,7 @@ impl<'c> Layers<'c> {
     pub fn lowers(&self, image_id: &Digest) -> Result<Vec<PathBuf>> {
         Ok(self
             .core
-            .store
-            .image_layers(image_id)?
+            .usable_layers(image_id)?
             .iter()
             .rev()
             .map(|l| layer_dir(&self.core.layers_dir, &l.chain_id))

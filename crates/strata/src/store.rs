@@ -98,6 +98,13 @@ CREATE TABLE IF NOT EXISTS build_cache (
     chain_id    TEXT REFERENCES layers(chain_id),
     created     INTEGER NOT NULL
 );
+-- Images `system check --repair` found a layer of that had no good copy here:
+-- the layer is gone, the image is refused until pulled or loaded again.
+CREATE TABLE IF NOT EXISTS damaged_images (
+    image_id    TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    marked      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS blob_sources (
     digest      TEXT NOT NULL,
     registry    TEXT NOT NULL,
@@ -887,11 +894,21 @@ impl Store {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool =
             tx.query_row("SELECT COUNT(*) FROM images WHERE id = ?1", [img.id.as_str()], |r| r.get::<_, i64>(0))? > 0;
+        // A damaged image (its layers unlinked by a repair) gets them back.
+        let damaged: bool =
+            tx.query_row("SELECT COUNT(*) FROM damaged_images WHERE image_id = ?1", [img.id.as_str()], |r| {
+                r.get::<_, i64>(0)
+            })? > 0;
+        if damaged {
+            tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [img.id.as_str()])?;
+        }
         if !exists {
             tx.execute(
                 "INSERT INTO images (id, manifest, created, added) VALUES (?1, ?2, ?3, ?4)",
                 params![img.id.as_str(), img.manifest.as_str(), img.created, img.added],
             )?;
+        }
+        if !exists || damaged {
             for (i, c) in chains.iter().enumerate() {
                 tx.execute(
                     "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
@@ -902,6 +919,8 @@ impl Store {
         for t in tags {
             tx.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)", [t.as_str(), img.id.as_str()])?;
         }
+        // Stored whole again (every layer ready): no longer damaged.
+        tx.execute("DELETE FROM damaged_images WHERE image_id = ?1", [img.id.as_str()])?;
         crate::fault::failpoint!("image-commit");
         tx.commit()?;
         Ok(())
@@ -938,6 +957,29 @@ impl Store {
         let mut st = c.prepare("SELECT id FROM images WHERE manifest = ?1")?;
         let rows: Vec<String> = st.query_map([manifest.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(|s| Digest::parse(&s)).collect()
+    }
+
+    /// Mark an image damaged (a layer of it is lost), saying why, and
+    /// unlink its layers: the lost one can then go, what only it used is
+    /// collected, and a pull or load of it stores it whole again.
+    pub fn mark_damaged(&self, id: &Digest, reason: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO damaged_images (image_id, reason, marked) VALUES (?1, ?2, ?3)",
+            params![id.as_str(), reason, now()],
+        )?;
+        tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.as_str()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Why an image is marked damaged, if it is.
+    pub fn damage(&self, id: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT reason FROM damaged_images WHERE image_id = ?1", [id.as_str()], |r| r.get(0))
+            .optional()?)
     }
 
     /// An image's layer chain IDs, bottom first.
@@ -1403,6 +1445,7 @@ impl Store {
         tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+        tx.execute("DELETE FROM damaged_images WHERE image_id = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok(())
     }

@@ -344,7 +344,7 @@ impl<'a> Builder<'a> {
             }
         };
         let (mut config, _) = self.core.config_of(&id)?;
-        let layers = self.core.store.image_layers(&id)?;
+        let layers = self.core.usable_layers(&id).map_err(|e| self.err(line, e))?;
         let onbuild: Vec<String> = serde_json::from_value(config["config"]["OnBuild"].clone()).unwrap_or_default();
         if !config["config"].is_object() {
             config["config"] = json!({});
@@ -678,7 +678,7 @@ impl<'a> Builder<'a> {
     fn view(&mut self, name: &str, stage: usize, line: usize) -> Result<View> {
         let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
             FromRef::Stage(i) => self.built[&i].layers.clone(),
-            FromRef::Image(id) => self.core.store.image_layers(&id)?,
+            FromRef::Image(id) => self.core.usable_layers(&id).map_err(|e| self.err(line, e))?,
         };
         // A RUN holds no store lock while it runs: what it may mount is leased.
         let chains: Vec<Digest> = layers.iter().map(|l| l.chain_id.clone()).collect();

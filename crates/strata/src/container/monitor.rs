@@ -45,6 +45,8 @@ impl Containers<'_> {
         if self.is_restarting(&rec) {
             return Err(Error::InUse(format!("container {} is restarting: stop it first", rec.name)));
         }
+        // Said here, not only in the monitor's log: an image a repair marked damaged.
+        self.core.usable_layers(&rec.image_id)?;
         // A manual start: its restart policy applies again.
         super::restart::clear_stopped(&self.container_dir(&rec.id));
         let log = self.container_dir(&rec.id).join("container.log");
