@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Registry benchmark (docs/BENCHMARKS.md), one go on one machine, against a
 # docker-registry on 127.0.0.1:
-#   pull of a ~150 MB (uncompressed), 4-layer gzip image, fresh store each run:
-#     strata pull vs podman pull vs the plain lower bound (every layer in
+#   pull of a ~150 MB (uncompressed), 4-layer gzip image, a fresh store each run:
+#     strata pull vs Docker 20.10 (Debian's docker.io: a dockerd of the
+#     benchmark's own per run, on its own socket and data root, no bridge or
+#     iptables) vs podman pull vs the plain lower bound (every layer in
 #     parallel: curl BLOB | gzip -d | tar -x)
 #   push of the same image to an empty registry: strata push vs podman push
-# Interleaved runs, `sync` before each, median of RUNS. Needs docker-registry,
-# skopeo, podman, curl, python3; root; `cargo build --release` first.
+# Interleaved runs, `sync` before each, median of RUNS. Every timed run writes
+# into a new directory and all of them are removed only at the end (deleting
+# hundreds of MB right before a timed run slows the next tool's file creation
+# on ext4). Needs docker-registry, skopeo, podman, docker.io, curl, python3;
+# root; `cargo build --release` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BENCH_DIR:-/var/tmp/strata-bench}
@@ -15,6 +20,8 @@ PORT=${PORT:-5999}
 R=127.0.0.1:$PORT
 S="$PWD/target/release/strata"
 P="podman --root $B/rp --runroot /tmp/rpx --storage-driver overlay"
+# Per-run stores, removed at the end.
+T="$B/runs"; rm -rf "$T"; mkdir -p "$T"
 [ -f "$B/image.tar" ] || python3 bench/make-image.py "$B" >/dev/null
 reg_pid=
 start_registry() {
@@ -30,7 +37,22 @@ EOF
   reg_pid=$!
   until curl -sf "http://$R/v2/" >/dev/null; do sleep 0.1; done
 }
-trap '[ -n "$reg_pid" ] && kill $reg_pid' EXIT
+dockerd_pid=
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null || true; dockerd_pid=
+}
+# A dockerd on a new data root (under $T) and a short exec root; waits until it answers.
+start_dockerd() {
+  local d="$T/docker-$1" x="/tmp/dkb-$1"
+  mkdir -p "$d" "$x"
+  /usr/sbin/dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
+    --data-root "$d" --exec-root "$x" --pidfile "$x/pid" --host "unix://$x/sock" --log-level error >"$x/log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST="unix://$x/sock"
+  until /usr/bin/docker version >/dev/null 2>&1; do sleep 0.1; done
+}
+trap '[ -n "$reg_pid" ] && kill $reg_pid; stop_dockerd; rm -rf /tmp/dkb-*' EXIT
 start_registry
 skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/image.tar" "docker://$R/bench/image:1"
 clean_podman() { $P system reset -f >/dev/null 2>&1 || true; rm -rf "$B/rp" /tmp/rpx; }
@@ -42,9 +64,10 @@ layers=$(echo "$manifest" | python3 -c 'import json,sys; print(" ".join(l["diges
 cat > "$B/plain-pull.sh" <<EOF
 #!/usr/bin/env bash
 set -e
-rm -rf $B/plain; mkdir -p $B/plain
+D=\${PLAIN:-$B/plain}
+mkdir -p \$D
 for d in $layers; do
-  ( mkdir -p $B/plain/\$d && curl -sf http://$R/v2/bench/image/blobs/\$d | gzip -d | tar -x -C $B/plain/\$d ) &
+  ( mkdir -p \$D/\$d && curl -sf http://$R/v2/bench/image/blobs/\$d | gzip -d | tar -x -C \$D/\$d ) &
 done
 wait
 EOF
@@ -54,13 +77,18 @@ time_cmd() { bash -c "$1" >/dev/null 2>&1; sync; local t0 t1; t0=$(date +%s.%N);
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m() { printf '%s\n' "$@" | median; }
 
-a=(); b=(); c=()
-for _ in $(seq "$RUNS"); do
-  a+=("$(time_cmd "rm -rf $B/rs" "$S --root $B/rs pull -q $R/bench/image:1")")
-  b+=("$(time_cmd "clean_podman" "$P pull -q --tls-verify=false $R/bench/image:1")")
-  c+=("$(time_cmd "rm -rf $B/plain" "$B/plain-pull.sh")")
+a=(); b=(); c=(); k=()
+for i in $(seq "$RUNS"); do
+  a+=("$(time_cmd "true" "$S --root $T/strata-$i pull -q $R/bench/image:1")")
+  start_dockerd "$i"
+  k+=("$(time_cmd "true" "/usr/bin/docker pull -q $R/bench/image:1")")
+  stop_dockerd
+  b+=("$(time_cmd "true" "podman --root $T/podman-$i --runroot /tmp/rpx-$i --storage-driver overlay pull -q --tls-verify=false $R/bench/image:1")")
+  c+=("$(time_cmd "true" "PLAIN=$T/plain-$i $B/plain-pull.sh")")
 done
-ma=$(m "${a[@]}"); mb=$(m "${b[@]}"); mc=$(m "${c[@]}")
+ma=$(m "${a[@]}"); mb=$(m "${b[@]}"); mc=$(m "${c[@]}"); mk=$(m "${k[@]}")
+for i in $(seq "$RUNS"); do podman --root "$T/podman-$i" --runroot "/tmp/rpx-$i" system reset -f >/dev/null 2>&1 || true; rm -rf "/tmp/rpx-$i"; done
+rm -rf "$T"
 
 # Push: both stores hold the pulled image; each run goes to a fresh, empty registry.
 rm -rf "$B/rs"; $S --root "$B/rs" pull -q "$R/bench/image:1" >/dev/null
@@ -75,6 +103,7 @@ done
 md=$(m "${d[@]}"); me=$(m "${e[@]}")
 echo "| registry (median of $RUNS) | strata | peer | peer / strata |"
 echo "|---|---|---|---|"
+printf '| pull, fresh store (vs Docker 20.10 pull) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mk" "$(echo "$mk / $ma" | bc -l)"
 printf '| pull, fresh store (vs podman pull) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)"
 printf '| pull, fresh store (vs curl \\| gzip -d \\| tar -x, layers in parallel) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mc" "$(echo "$mc / $ma" | bc -l)"
 printf '| push to an empty registry (vs podman push) | %.2f s | %.2f s | %.2fx |\n' "$md" "$me" "$(echo "$me / $md" | bc -l)"
