@@ -22,7 +22,10 @@ S="$PWD/target/release/strata"
 P="podman --root $B/rp --runroot /tmp/rpx --storage-driver overlay"
 # Per-run stores, removed at the end.
 T="$B/runs"; rm -rf "$T"; mkdir -p "$T"
-[ -f "$B/image.tar" ] || python3 bench/make-image.py "$B" >/dev/null
+# The image: bench/make-image.py's by default; ARCHIVE=$B/pull-image.tar for issue 17's
+# (bench/make-pull-image.sh).
+ARCHIVE=${ARCHIVE:-$B/image.tar}
+[ "$ARCHIVE" != "$B/image.tar" ] || [ -f "$ARCHIVE" ] || python3 bench/make-image.py "$B" >/dev/null
 reg_pid=
 start_registry() {
   [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null || true
@@ -54,7 +57,7 @@ start_dockerd() {
 }
 trap '[ -n "$reg_pid" ] && kill $reg_pid; stop_dockerd; rm -rf /tmp/dkb-*' EXIT
 start_registry
-skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/image.tar" "docker://$R/bench/image:1"
+skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$ARCHIVE" "docker://$R/bench/image:1"
 clean_podman() { $P system reset -f >/dev/null 2>&1 || true; rm -rf "$B/rp" /tmp/rpx; }
 export -f clean_podman; export P B
 
