@@ -26,7 +26,7 @@ pub fn setup() {
 pub fn fired(name: &str, action: Option<String>) -> Error {
     if action.as_deref() == Some("kill") {
         let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-        // SIGKILL is not delivered later than the call's return; never reached.
+        // A SIGKILL a process sends itself arrives before kill(2) returns: not reached.
         std::process::abort();
     }
     Error::Io {
