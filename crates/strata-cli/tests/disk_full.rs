@@ -51,11 +51,6 @@ fn snapshot(s: &Strata) -> StoreState {
     s.state()
 }
 
-fn check_is_clean(s: &Strata) {
-    let (code, out, err) = s.code(&["system", "check"]);
-    assert_eq!(code, 0, "{out}{err}");
-}
-
 fn assert_says_disk_full(s: &Strata, err: &str, verb: &str) {
     let want = format!("no space left on {}: {verb} stopped", s.root().display());
     assert!(err.contains(&want), "expected {want:?} in: {err}");
@@ -73,7 +68,7 @@ fn full_disk_still_reads_and_frees(s: &Strata) {
     fill(&s.root());
     s.ok(&["system", "df"]);
     s.ok(&["images"]);
-    check_is_clean(s);
+    assert_check_clean(s);
     // The store gave back its reserve, and a load fills it again.
     let more = LayerTar::new().file("more", &random_bytes(8 << 20)).build();
     let archive = s.write("more.tar", &docker_archive(&[TestImage::new("more:1", vec![busybox_layer(), more])]));
@@ -85,7 +80,7 @@ fn full_disk_still_reads_and_frees(s: &Strata) {
     s.ok(&["image", "prune", "-a", "-f"]);
     assert_eq!(s.ok(&["images", "-q"]), "");
     assert_eq!(s.layer_dirs(), Vec::<String>::new());
-    check_is_clean(s);
+    assert_check_clean(s);
 }
 
 #[test]
@@ -109,7 +104,7 @@ fn a_pull_that_fills_the_disk_fails_clearly_and_leaves_the_store_as_it_was() {
     assert_eq!(code, 1, "{err}");
     assert_says_disk_full(&s, &err, "pull");
     assert_eq!(snapshot(&s), before);
-    check_is_clean(&s);
+    assert_check_clean(&s);
 
     full_disk_still_reads_and_frees(&s);
 }
@@ -134,7 +129,7 @@ fn a_build_that_fills_the_disk_fails_clearly_and_leaves_the_store_as_it_was() {
     assert_eq!(cached_run.len(), layers_before + 1, "{cached_run:?}");
     s.ok(&["builder", "prune", "-f"]);
     assert_eq!(snapshot(&s), before);
-    check_is_clean(&s);
+    assert_check_clean(&s);
 
     // A RUN that fills it: the command's own error, the same clean store.
     fs::write(ctx.join("Dockerfile"), "FROM base:1\nRUN dd if=/dev/zero of=/fill bs=1M count=100\n").unwrap();
@@ -142,7 +137,7 @@ fn a_build_that_fills_the_disk_fails_clearly_and_leaves_the_store_as_it_was() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert_eq!(snapshot(&s), before);
-    check_is_clean(&s);
+    assert_check_clean(&s);
 
     full_disk_still_reads_and_frees(&s);
 }

@@ -144,18 +144,6 @@ fn case(point: &str) -> Case {
     }
 }
 
-fn check_is_clean(s: &Strata) {
-    for quick in [false, true] {
-        let mut a = vec!["system", "check", "--format", "json"];
-        if quick {
-            a.push("--quick");
-        }
-        let (code, out, err) = s.code(&a);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        assert_eq!((code, v["problems"].clone()), (0, serde_json::json!([])), "quick={quick}: {err}");
-    }
-}
-
 fn entries(dir: std::path::PathBuf) -> Vec<String> {
     let mut v: Vec<String> = match fs::read_dir(&dir) {
         Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect(),
@@ -202,7 +190,7 @@ fn fire(point: &str, action: &str) {
     }
 
     s.ok(&(c.next)(&s).iter().map(String::as_str).collect::<Vec<_>>());
-    check_is_clean(&s);
+    assert_check_clean(&s);
     nothing_left_over(&s);
     for (name, (id, tree)) in &before {
         if name == "other:1" && (point == "image-remove" || point == "gc-delete") {

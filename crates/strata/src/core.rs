@@ -28,7 +28,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Reference};
 use crate::snapshot::{self, mount, Driver, Snapshotter};
-use crate::store::{ContainerState, ImageRecord, Store};
+use crate::store::{ContainerRecord, ContainerState, ImageRecord, Store};
 use crate::unpack::Unpacker;
 
 /// Where the store is and how to open it.
@@ -197,35 +197,32 @@ impl Core {
             .at(&self.tmp)?
             .flatten()
             .any(|e| !crate::tmp::owner_alive(&e.file_name().to_string_lossy()));
-        Ok(stale_tmp
-            || self.store.needs_sweep()?
-            || !self.orphan_dirs()?.is_empty()
-            || !self.stale_rootfs_mounts()?.is_empty())
+        if stale_tmp || self.store.needs_sweep()? {
+            return Ok(true);
+        }
+        let containers = self.store.containers()?;
+        Ok(!self.orphan_dirs(&containers)?.is_empty() || !self.stale_rootfs_mounts(&containers).is_empty())
     }
 
     /// Mounts in the directory of a container that is not running: a start
     /// killed after mounting its root filesystem, before its process ran.
-    fn stale_rootfs_mounts(&self) -> Result<Vec<PathBuf>> {
+    fn stale_rootfs_mounts(&self, containers: &[ContainerRecord]) -> Vec<PathBuf> {
         let dir = self.root.join("containers");
-        let mounts = mount::mounts_below(&dir);
-        if mounts.is_empty() {
-            return Ok(mounts);
-        }
-        let running: HashSet<String> =
-            self.store.containers()?.into_iter().filter(|c| c.state == ContainerState::Running).map(|c| c.id).collect();
-        Ok(mounts
+        let running: HashSet<&str> =
+            containers.iter().filter(|c| c.state == ContainerState::Running).map(|c| c.id.as_str()).collect();
+        mount::mounts_below(&dir)
             .into_iter()
             .filter(|m| {
                 let id = m.strip_prefix(&dir).ok().and_then(|r| r.components().next());
                 !id.is_some_and(|id| running.contains(id.as_os_str().to_string_lossy().as_ref()))
             })
-            .collect())
+            .collect()
     }
 
     /// Container and volume directories without a record: what a command
     /// killed while removing (record first) or making a volume left.
-    fn orphan_dirs(&self) -> Result<Vec<PathBuf>> {
-        let containers: HashSet<String> = self.store.containers()?.into_iter().map(|c| c.id).collect();
+    fn orphan_dirs(&self, containers: &[ContainerRecord]) -> Result<Vec<PathBuf>> {
+        let containers: HashSet<String> = containers.iter().map(|c| c.id.clone()).collect();
         let volumes: HashSet<String> = self.store.volumes()?.into_iter().map(|v| v.name).collect();
         let mut out = Vec::new();
         for (dir, known) in [("containers", containers), ("volumes", volumes)] {
@@ -285,10 +282,11 @@ impl Core {
                 self.store.delete_container(&c.id)?;
             }
         }
-        for m in self.stale_rootfs_mounts()? {
+        let containers = self.store.containers()?;
+        for m in self.stale_rootfs_mounts(&containers) {
             mount::unmount(&m)?;
         }
-        for dir in self.orphan_dirs()? {
+        for dir in self.orphan_dirs(&containers)? {
             tracing::debug!(dir = %dir.display(), "removing a directory without a record");
             crate::tree::remove(&dir)?;
         }

@@ -532,6 +532,19 @@ pub fn busybox_layer_size() -> u64 {
     fs::metadata("/bin/busybox").unwrap().len() + PASSWD.len() as u64 + 7 * BUSYBOX_APPLETS.len() as u64
 }
 
+/// `system check`, full and quick, finds nothing and exits 0.
+pub fn assert_check_clean(s: &Strata) {
+    for quick in [false, true] {
+        let mut a = vec!["system", "check", "--format", "json"];
+        if quick {
+            a.push("--quick");
+        }
+        let (code, out, err) = s.code(&a);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        assert_eq!((code, v["problems"].clone()), (0, serde_json::json!([])), "quick={quick}: {err}");
+    }
+}
+
 /// Mounts under a store root (none may be left), but for the anchors of
 /// networks (`<root>/netns/network-*`: a network in use keeps one until
 /// `network rm`, by design; the network tests check them).
