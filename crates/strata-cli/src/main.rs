@@ -1082,8 +1082,12 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(format!("{},libcgroups=error", cli.log_level))
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{},libcgroups=error{}",
+                cli.log_level,
+                if strata::trace::enabled() { ",strata::trace=info" } else { "" }
+            ))
+            .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(io::stderr)
         .without_time()

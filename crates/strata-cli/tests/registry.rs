@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ enum Mode {
     BusyFirst,
     /// Refuse monolithic uploads (a PUT carrying the blob), as some registries do.
     NoMonolithic,
+    /// Drop Range headers, as a registry that cannot serve ranges (it answers 200 with the whole blob).
+    NoRange,
 }
 
 /// Requests a proxy saw: method, path, Range header.
@@ -39,6 +41,8 @@ type Seen = Mutex<Vec<(String, String, Option<String>)>>;
 struct Proxy {
     addr: String,
     requests: Arc<Seen>,
+    /// Bytes sent to the client (heads and bodies).
+    sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -47,24 +51,25 @@ impl Proxy {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let dropped: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
-        let (up, reqs, st) = (upstream.to_string(), requests.clone(), stop.clone());
+        let (up, reqs, st, counted) = (upstream.to_string(), requests.clone(), stop.clone(), sent.clone());
         l.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((c, _)) => {
-                        let (up, reqs, dropped) = (up.clone(), reqs.clone(), dropped.clone());
+                        let (up, reqs, dropped, counted) = (up.clone(), reqs.clone(), dropped.clone(), counted.clone());
                         std::thread::spawn(move || {
-                            let _ = serve(c, &up, mode, &reqs, &dropped);
+                            let _ = serve(c, &up, mode, &reqs, &dropped, &counted);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Proxy { addr, requests, stop }
+        Proxy { addr, requests, sent, stop }
     }
 
     /// GETs of blobs (not manifests) seen so far.
@@ -107,6 +112,7 @@ fn serve(
     mode: Mode,
     reqs: &Seen,
     dropped: &Mutex<HashMap<String, bool>>,
+    sent: &AtomicU64,
 ) -> std::io::Result<()> {
     let head = read_head(&mut c)?;
     let text = String::from_utf8_lossy(&head).into_owned();
@@ -126,7 +132,7 @@ fn serve(
             range = Some(l[6..].trim().to_string());
         }
         // The client's Host stays: the registry builds upload Locations from it, so they come back here.
-        if lower.starts_with("connection:") {
+        if lower.starts_with("connection:") || (mode == Mode::NoRange && lower.starts_with("range:")) {
             continue;
         }
         out_head.push_str(l);
@@ -155,6 +161,7 @@ fn serve(
     u.read_to_end(&mut resp)?;
     let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(resp.len());
     let (rh, rb) = resp.split_at(split);
+    sent.fetch_add(resp.len() as u64, Ordering::SeqCst);
     let is_blob = method == "GET" && path.contains("/blobs/sha256:") && rh.starts_with(b"HTTP/1.1 20");
     match mode {
         Mode::Corrupt if is_blob && !rb.is_empty() => {
@@ -737,4 +744,151 @@ fn check_repair_fetches_damaged_or_lost_layer_blobs_again_from_their_registry() 
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("fixed: blob-missing: {blob}")), "{out}");
     clean(&s);
+}
+
+/// Incompressible bytes from a seed (xorshift), so compressed sizes are file sizes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+const CHUNKED_FILE: usize = 64 << 10;
+
+/// busybox and a layer of 24 files of 64 KiB; `changed` replaces the
+/// first file's content and adds one more file.
+fn chunked_archive(tag: &str, changed: bool) -> Vec<u8> {
+    let mut data = LayerTar::new().dir("data");
+    for i in 0..24u64 {
+        let seed = if changed && i == 0 { 1000 } else { i };
+        data = data.file(&format!("data/f{i}"), &noise(seed, CHUNKED_FILE));
+    }
+    if changed {
+        data = data.file("data/new", &noise(2000, CHUNKED_FILE));
+    }
+    docker_archive(&[TestImage::new(tag, vec![busybox_layer(), data.build()])])
+}
+
+/// Push an archive's image as zstd:chunked with podman (a store of its own).
+fn podman_push_chunked(s: &Strata, archive: &[u8], tag: &str, dest: &str) {
+    let p = Peer::new("podman");
+    let file = s.write(&format!("{tag}.tar").replace(':', "-"), archive);
+    p.ok(&["load", "-q", "-i", &file.display().to_string()]);
+    p.ok(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "--compression-format",
+        "zstd:chunked",
+        tag,
+        &format!("docker://{dest}"),
+    ]);
+}
+
+/// The manifest as the registry has it.
+fn registry_manifest(reg: &Registry, repo: &str, tag: &str) -> serde_json::Value {
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", reg.addr);
+    let body = curl(&["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url]);
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_zstd_chunked_image_pulls_with_podmans_image_id_and_files() {
+    let reg = Registry::start();
+    let s = Strata::on_host_network("overlay");
+    let name = format!("{}/chunked/app:a", reg.addr);
+    podman_push_chunked(&s, &chunked_archive("chunked:a", false), "chunked:a", &name);
+    let m = registry_manifest(&reg, "chunked/app", "a");
+    let layers = m["layers"].as_array().unwrap();
+    assert!(
+        layers.iter().all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+            && l["annotations"]["io.containers.zstd-chunked.manifest-position"].is_string()),
+        "podman pushed zstd:chunked layers: {m}"
+    );
+    ok(&s, &["pull", "-q", &name]);
+    let p = Peer::new("podman");
+    p.ok(&["pull", "-q", "--tls-verify=false", &name]);
+    let podman_id = p.ok(&["inspect", "--format", "{{.Id}}", &name]).trim().to_string();
+    assert_eq!(s.image_id(&name), format!("sha256:{podman_id}"), "same image ID as podman's pull");
+    let mnt = p.ok(&["image", "mount", &name]);
+    let theirs = shape(&tree(Path::new(mnt.trim())));
+    p.ok(&["image", "unmount", &name]);
+    assert_eq!(shape(&s.image_tree(&name)), theirs, "same files as podman's pull");
+    // Stored as received: a push elsewhere gives the same manifest digest.
+    let again = format!("{}/chunked/copy:a", reg.addr);
+    ok(&s, &["push", "-q", &name, &again]);
+    assert_eq!(registry_manifest(&reg, "chunked/copy", "a")["layers"], m["layers"], "the same layer blobs pushed back");
+    assert_check_clean(&s);
+}
+
+/// Image a, then image b (one file changed, one added) through a proxy
+/// in `mode`: the bytes the proxy sent for b, and the bound the issue sets
+/// (the files b does not share and its metadata).
+fn pull_second_chunked_image(s: &Strata, mode: Mode) -> (String, u64, u64) {
+    let reg = Registry::start();
+    let (a, b) = (format!("{}/chunked/app:a", reg.addr), format!("{}/chunked/app:b", reg.addr));
+    podman_push_chunked(s, &chunked_archive("chunked:a", false), "chunked:a", &a);
+    podman_push_chunked(s, &chunked_archive("chunked:b", true), "chunked:b", &b);
+    ok(s, &["pull", "-q", &a]);
+    let proxy = Proxy::start(&reg.addr, mode);
+    let via = format!("{}/chunked/app:b", proxy.addr);
+    ok(s, &["pull", "-q", &via]);
+    let sent = proxy.sent.load(Ordering::SeqCst);
+    // Metadata: the manifest, the config, the data layer's table of
+    // contents, a tar header per entry, an HTTP head per request.
+    let m = registry_manifest(&reg, "chunked/app", "b");
+    let position = m["layers"][1]["annotations"]["io.containers.zstd-chunked.manifest-position"].as_str().unwrap();
+    let toc_len: u64 = position.split(':').nth(1).unwrap().parse().unwrap();
+    let entries = 27; // data/, 25 files, the footer
+    let requests = proxy.requests.lock().unwrap().len() as u64;
+    let metadata =
+        m.to_string().len() as u64 + m["config"]["size"].as_u64().unwrap() + toc_len + 512 * entries + 1024 * requests;
+    let bound = 2 * CHUNKED_FILE as u64 + metadata;
+    eprintln!("the proxy sent {sent} bytes for b in {requests} requests; the bound is {bound}");
+    (via, sent, bound)
+}
+
+/// The data files image b must hold.
+fn expected_b_files() -> Vec<(String, String)> {
+    let mut want: Vec<(String, String)> = (0..24u64)
+        .map(|i| (format!("data/f{i}"), sha256_hex(&noise(if i == 0 { 1000 } else { i }, CHUNKED_FILE))))
+        .collect();
+    want.push(("data/new".into(), sha256_hex(&noise(2000, CHUNKED_FILE))));
+    want.sort();
+    want
+}
+
+fn data_files(s: &Strata, name: &str) -> Vec<(String, String)> {
+    s.image_tree(name)
+        .into_iter()
+        .filter(|(k, n)| k.starts_with("data/") && n.kind == 'f')
+        .map(|(k, n)| (k, n.data))
+        .collect()
+}
+
+#[test]
+fn a_zstd_chunked_image_sharing_files_with_a_stored_one_fetches_only_the_files_it_does_not_share() {
+    let s = Strata::on_host_network("overlay");
+    let (b, sent, bound) = pull_second_chunked_image(&s, Mode::Pass);
+    assert!(sent <= bound, "the proxy sent {sent} bytes; at most {bound} (the unshared files and metadata)");
+    assert_eq!(data_files(&s, &b), expected_b_files());
+    assert_check_clean(&s);
+}
+
+#[test]
+fn a_zstd_chunked_pull_fetches_the_whole_blob_from_a_registry_without_ranges() {
+    let s = Strata::on_host_network("overlay");
+    let (b, sent, _) = pull_second_chunked_image(&s, Mode::NoRange);
+    let files = 25 * CHUNKED_FILE as u64; // the data layer's contents
+    assert!(sent > files, "the whole data layer came: {sent} bytes");
+    assert!(sent < 2 * files, "once, not again after the first ranged request: {sent} bytes");
+    assert_eq!(data_files(&s, &b), expected_b_files());
+    assert_check_clean(&s);
+    assert!(s.tmp_entries().is_empty());
 }

@@ -32,6 +32,7 @@ pub mod reserve;
 pub mod snapshot;
 pub mod store;
 pub mod tmp;
+pub mod trace;
 pub mod tree;
 pub mod units;
 pub mod unpack;

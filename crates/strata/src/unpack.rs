@@ -20,6 +20,7 @@ use crate::layer::split::{Recorder, Split, SplitReader, SPLIT_FILE};
 use crate::layer::{self, ApplyOptions, Compression};
 use crate::snapshot::Snapshotter;
 use crate::store::{Claim, LayerRecord, Store};
+use crate::trace::{timed, Stage, Timed};
 
 /// A layer to make present.
 pub struct LayerSpec {
@@ -117,9 +118,9 @@ struct BlobSink {
 
 impl Write for BlobSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
+        timed(Stage::BlobHash, || self.hasher.update(buf));
         if let Some(w) = self.writer.as_mut() {
-            w.write_all(buf)?;
+            timed(Stage::BlobWrite, || w.write_all(buf))?;
         }
         Ok(buf.len())
     }
@@ -169,6 +170,7 @@ impl Unpacker<'_> {
         open: &dyn Fn() -> Result<Box<dyn Read + Send>>,
     ) -> Result<LayerRecord> {
         let wait_lowers = || wait_ready(store, &spec.lowers);
+        let trace = crate::trace::layer(&spec.label);
         let built = self.build(spec, &mut *open()?, &wait_lowers, Some(open))?;
         if built.diff_id != spec.diff_id {
             return Err(Error::DigestMismatch {
@@ -177,7 +179,12 @@ impl Unpacker<'_> {
                 actual: built.diff_id.to_string(),
             });
         }
-        self.install(store, built, rec)
+        let sizes = (built.blob_size, built.diff_size);
+        let rec = timed(Stage::Install, || self.install(store, built, rec))?;
+        if let Some(t) = trace {
+            t.finish(sizes.0, sizes.1);
+        }
+        Ok(rec)
     }
 
     /// Unpack a ready layer again from its stored blob (`system check
@@ -278,7 +285,7 @@ impl Unpacker<'_> {
         }
         self.snapshots.prepare(&diff, lower_dirs.first().map(|p| p.as_path()))?;
         let read_err = |e: io::Error| Error::stream(format!("reading layer {}", spec.label), e);
-        let mut raw = BufReader::with_capacity(1 << 20, raw);
+        let mut raw = BufReader::with_capacity(1 << 20, Timed::new(raw, Stage::Receive));
         let compression = Compression::detect(raw.fill_buf().map_err(read_err)?);
         // An uncompressed blob would be a second full copy of the layer: keep a split instead.
         let record = compression == Compression::None && reopen.is_some();
@@ -290,17 +297,17 @@ impl Unpacker<'_> {
         let mut sink = BlobSink { hasher: Hasher::default(), writer };
         let split = RefCell::new(Split::default());
         let (stats, diff_id, diff_size) = {
-            let tee = TeeReader::new(&mut raw, &mut sink);
+            let tee = Timed::new(TeeReader::new(&mut raw, &mut sink), Stage::Tee);
             let (_, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
-            let mut hashing = HashingReader::new(dec);
-            let mut recorder = Recorder::new(&mut hashing, record.then_some(&split));
+            let mut hashing = HashingReader::new(Timed::new(dec, Stage::Inflate));
+            let mut recorder = Recorder::new(Timed::new(&mut hashing, Stage::DiffHash), record.then_some(&split));
             let opts = ApplyOptions {
                 format: self.snapshots.format(),
                 lowers: lower_dirs,
                 before_lower_lookup: Some(wait_lowers),
                 split: record.then_some(&split),
             };
-            let stats = layer::apply(&mut recorder, &diff, &opts).map_err(|e| match e {
+            let stats = timed(Stage::Apply, || layer::apply(&mut recorder, &diff, &opts)).map_err(|e| match e {
                 Error::Stream { context, source } => {
                     Error::Stream { context: format!("layer {}: {context}", spec.label), source }
                 }

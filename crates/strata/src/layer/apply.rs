@@ -440,7 +440,7 @@ impl Applier<'_> {
                     ))
                 }
             };
-            file.write_all(&self.buf[..n]).at(raw)?;
+            crate::trace::timed(crate::trace::Stage::FileWrite, || file.write_all(&self.buf[..n])).at(raw)?;
             total += n as u64;
         }
         if total != e.size() {

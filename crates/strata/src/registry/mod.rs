@@ -21,6 +21,7 @@
 //! try HTTPS without verification and fall back to plain HTTP, as Docker.
 
 pub mod auth;
+mod chunked;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -657,20 +658,36 @@ impl<'c> Registries<'c> {
         }
         let chains = chain_ids(&diff_ids);
         let mut sizes = HashMap::new();
+        let mut tocs = HashMap::new();
         let mut layers = Vec::new();
         for (l, chain) in manifest.layers().iter().zip(&chains) {
             let d = image::digest_of(l)?;
             if self.core.store.layer(chain)?.is_some() {
                 progress.event(&d, Event::Exists);
+            } else if let Some(toc) = chunked::toc_of(l.annotations().as_ref()) {
+                tocs.insert(d.to_string(), toc);
             }
             sizes.insert(d.to_string(), l.size());
             layers.push(ArchiveLayer { entry: d.to_string(), digest: Some(d) });
         }
+        // zstd:chunked layers to fetch: the chunks stored here need not come again.
+        let local = match tocs.is_empty() {
+            true => chunked::LocalChunks::default(),
+            false => chunked::LocalChunks::of(&self.core.store.layers()?, &self.core.content),
+        };
         let tags = if r.digest.is_none() { vec![r.to_string()] } else { Vec::new() };
         let img = ArchiveImage { config, manifest: Some(bytes), tags, layers, blobs_remote: true };
         let open = |entry: &str| -> Result<Box<dyn Read + Send>> {
             let d = Digest::parse(entry)?;
             let size = sizes.get(entry).copied();
+            if let (Some(toc), Some(size)) = (tocs.get(entry), size) {
+                let content = &self.core.content;
+                match remote.fetch_chunked(&r, &d, size, toc, &local, content, progress.as_ref()) {
+                    Ok(true) => return Ok(Box::new(content.open_blob(&d)?)),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("{shown}: fetching blob {d} whole after a partial fetch failed: {e}"),
+                }
+            }
             Ok(Box::new(remote.open_blob(&r, &d, size, progress.clone())?))
         };
         let workers = if opts.registry.max_concurrent == 0 { 3 } else { opts.registry.max_concurrent };
