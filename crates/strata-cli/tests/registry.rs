@@ -775,20 +775,16 @@ fn chunked_archive(tag: &str, changed: bool) -> Vec<u8> {
     docker_archive(&[TestImage::new(tag, vec![busybox_layer(), data.build()])])
 }
 
-/// Push an archive's image as zstd:chunked with podman (a store of its own).
-fn podman_push_chunked(s: &Strata, archive: &[u8], tag: &str, dest: &str) {
+/// Push an archive's image with podman (a store of its own), compressed as `format`.
+fn podman_push_as(s: &Strata, archive: &[u8], tag: &str, dest: &str, format: &str) {
     let p = Peer::new("podman");
     let file = s.write(&format!("{tag}.tar").replace(':', "-"), archive);
     p.ok(&["load", "-q", "-i", &file.display().to_string()]);
-    p.ok(&[
-        "push",
-        "-q",
-        "--tls-verify=false",
-        "--compression-format",
-        "zstd:chunked",
-        tag,
-        &format!("docker://{dest}"),
-    ]);
+    p.ok(&["push", "-q", "--tls-verify=false", "--compression-format", format, tag, &format!("docker://{dest}")]);
+}
+
+fn podman_push_chunked(s: &Strata, archive: &[u8], tag: &str, dest: &str) {
+    podman_push_as(s, archive, tag, dest, "zstd:chunked");
 }
 
 /// The manifest as the registry has it.
@@ -798,18 +794,19 @@ fn registry_manifest(reg: &Registry, repo: &str, tag: &str) -> serde_json::Value
     serde_json::from_str(&body).unwrap()
 }
 
-#[test]
-fn a_zstd_chunked_image_pulls_with_podmans_image_id_and_files() {
+/// Pull an image podman pushed as `format` and compare with podman's pull of it.
+fn pull_matches_podman(format: &str) {
     let reg = Registry::start();
     let s = Strata::on_host_network("overlay");
-    let name = format!("{}/chunked/app:a", reg.addr);
-    podman_push_chunked(&s, &chunked_archive("chunked:a", false), "chunked:a", &name);
-    let m = registry_manifest(&reg, "chunked/app", "a");
+    let name = format!("{}/zstd/app:a", reg.addr);
+    podman_push_as(&s, &chunked_archive("zstd:a", false), "zstd:a", &name, format);
+    let m = registry_manifest(&reg, "zstd/app", "a");
     let layers = m["layers"].as_array().unwrap();
+    let chunked = format == "zstd:chunked";
     assert!(
         layers.iter().all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
-            && l["annotations"]["io.containers.zstd-chunked.manifest-position"].is_string()),
-        "podman pushed zstd:chunked layers: {m}"
+            && l["annotations"]["io.containers.zstd-chunked.manifest-position"].is_string() == chunked),
+        "podman pushed {format} layers: {m}"
     );
     ok(&s, &["pull", "-q", &name]);
     let p = Peer::new("podman");
@@ -820,11 +817,21 @@ fn a_zstd_chunked_image_pulls_with_podmans_image_id_and_files() {
     let theirs = shape(&tree(Path::new(mnt.trim())));
     p.ok(&["image", "unmount", &name]);
     assert_eq!(shape(&s.image_tree(&name)), theirs, "same files as podman's pull");
-    // Stored as received: a push elsewhere gives the same manifest digest.
-    let again = format!("{}/chunked/copy:a", reg.addr);
+    // Stored as received: a push elsewhere sends the same layer blobs.
+    let again = format!("{}/zstd/copy:a", reg.addr);
     ok(&s, &["push", "-q", &name, &again]);
-    assert_eq!(registry_manifest(&reg, "chunked/copy", "a")["layers"], m["layers"], "the same layer blobs pushed back");
+    assert_eq!(registry_manifest(&reg, "zstd/copy", "a")["layers"], m["layers"], "the same layer blobs pushed back");
     assert_check_clean(&s);
+}
+
+#[test]
+fn a_zstd_image_pulls_with_podmans_image_id_and_files() {
+    pull_matches_podman("zstd");
+}
+
+#[test]
+fn a_zstd_chunked_image_pulls_with_podmans_image_id_and_files() {
+    pull_matches_podman("zstd:chunked");
 }
 
 /// Image a, then image b (one file changed, one added) through a proxy
