@@ -90,6 +90,10 @@ for i in $(seq "$RUNS"); do
   c+=("$(time_cmd "true" "PLAIN=$T/plain-$i $B/plain-pull.sh")")
 done
 ma=$(m "${a[@]}"); mb=$(m "${b[@]}"); mc=$(m "${c[@]}"); mk=$(m "${k[@]}")
+echo "runs: strata ${a[*]} | docker ${k[*]} | podman ${b[*]} | plain ${c[*]}" >&2
+# Where strata's time goes: one more pull, untimed, with STRATA_TRACE's per-layer stages.
+sync
+STRATA_TRACE=1 NO_COLOR=1 $S --root "$T/strata-trace" pull -q "$R/bench/image:1" 2>"$B/trace.log" >/dev/null
 for i in $(seq "$RUNS"); do podman --root "$T/podman-$i" --runroot "/tmp/rpx-$i" system reset -f >/dev/null 2>&1 || true; rm -rf "/tmp/rpx-$i"; done
 rm -rf "$T"
 
@@ -104,9 +108,23 @@ for i in $(seq "$RUNS"); do
   e+=("$(time_cmd "true" "$P push -q --tls-verify=false $R/bench/image:1 $R/bench/pushed:$i")")
 done
 md=$(m "${d[@]}"); me=$(m "${e[@]}")
-echo "| registry (median of $RUNS) | strata | peer | peer / strata |"
-echo "|---|---|---|---|"
-printf '| pull, fresh store (vs Docker 20.10 pull) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mk" "$(echo "$mk / $ma" | bc -l)"
-printf '| pull, fresh store (vs podman pull) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)"
-printf '| pull, fresh store (vs curl \\| gzip -d \\| tar -x, layers in parallel) | %.2f s | %.2f s | %.2fx |\n' "$ma" "$mc" "$(echo "$mc / $ma" | bc -l)"
-printf '| push to an empty registry (vs podman push) | %.2f s | %.2f s | %.2fx |\n' "$md" "$me" "$(echo "$me / $md" | bc -l)"
+row() { printf '| %s | %.2f s | %.2f s | %.2fx | %.2fx |\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)" "$(echo "$3 / $2" | bc -l)"; }
+echo "| registry (median of $RUNS) | strata | peer | strata / peer | peer / strata |"
+echo "|---|---|---|---|---|"
+row "pull, fresh store (vs Docker 20.10 pull)" "$ma" "$mk"
+row "pull, fresh store (vs podman pull)" "$ma" "$mb"
+row "pull, fresh store (vs the lower bound: curl \\| gzip -d \\| tar -x, layers in parallel)" "$ma" "$mc"
+row "push to an empty registry (vs podman push)" "$md" "$me"
+echo
+echo "strata pull, per layer (one traced run, STRATA_TRACE=1; seconds; receive to inflate on one thread, diff-ID hash to file write on the other):"
+echo
+echo "| layer | blob MB | tar MB | wall | receive | blob hash | blob write | inflate | diff-ID hash | tar parse, file creation, metadata | file write | applying thread waiting for the tar | install |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+python3 - "$B/trace.log" <<'PY'
+import re, sys
+for line in open(sys.argv[1]):
+    m = re.search(r"layer sha256:([0-9a-f]{12}).*?: blob ([0-9.]+) MB, tar ([0-9.]+) MB: wall ([0-9.]+) s = (.*)", line)
+    if m:
+        stages = re.findall(r"([0-9.]+)", m.group(5))
+        print("| " + " | ".join(list(m.groups()[:4]) + stages) + " |")
+PY

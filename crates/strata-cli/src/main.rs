@@ -1090,6 +1090,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .without_time()
         .init();
     // Docker: a failure of strata itself while running a container is 125; other commands fail with 1.

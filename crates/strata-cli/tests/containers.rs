@@ -456,12 +456,27 @@ fn attached_until_ready(s: &Strata, flags: &[&str]) -> std::process::Child {
     let mut args = vec!["run"];
     args.extend(flags);
     args.extend(["app:1", "sh", "-c", "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done"]);
-    until_ready(s, &args)
+    let mut c = s.command();
+    // SIGINT as a terminal would deliver it: a shell without job control starts
+    // background jobs (a test run with `&`) with it ignored, and exec keeps that.
+    // SAFETY: signal(2) between fork and exec, async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    spawn_until_ready(c.args(&args))
 }
 
 /// `strata ARGS` with its output piped, once its first line says "ready".
 fn until_ready(s: &Strata, args: &[&str]) -> std::process::Child {
-    let mut child = s.command().args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    spawn_until_ready(s.command().args(args))
+}
+
+/// Spawn `c` with its output piped, and return once its first line says "ready".
+fn spawn_until_ready(c: &mut std::process::Command) -> std::process::Child {
+    let mut child = c.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();

@@ -284,9 +284,9 @@ impl<'c> Images<'c> {
 
     fn import_inner(&self, input: Option<&Path>, tag: Option<Reference>, message: Option<&str>) -> Result<Digest> {
         let label = input.map(|p| p.display().to_string()).unwrap_or_else(|| "standard input".into());
-        let mut reader: Box<dyn Read> = match input {
+        let mut reader: Box<dyn Read + Send> = match input {
             Some(p) => Box::new(File::open(p).at(p)?),
-            None => Box::new(io::stdin().lock()),
+            None => Box::new(io::stdin()),
         };
         let layer = self.core.unpacker().import_layer(&self.core.store, &mut reader, &label)?;
         let created = image::format_time(now());

@@ -2,13 +2,14 @@
 //! `STRATA_TRACE` is set (for benchmarks: `bench/registry.sh` prints the
 //! breakdown). Off, each timing point costs one load of a flag.
 //!
-//! A layer is unpacked on one thread as a chain of readers (receive, tee
-//! into blob hash and blob file, inflate, diff-ID hash, tar parse and
-//! file creation), so the stages are timed where they run: each wrapper
-//! adds the time spent inside it to a per-thread tally, and a stage's own
-//! time is its total less the stage it reads from. One line per layer is
-//! logged at INFO under the `strata::trace` target (the CLI shows it when
-//! `STRATA_TRACE` is set).
+//! A layer is unpacked by two threads, each a chain of readers: one
+//! receives, tees into the blob hash and blob file, and inflates; the other
+//! hashes the tar (diff ID), parses it and creates the files. The stages
+//! are timed where they run: each wrapper adds the time spent inside it to
+//! its thread's tally (the inflating thread's is merged into the layer's at
+//! the end), and a stage's own time is its total less the stage it reads
+//! from. One line per layer is logged at INFO under the `strata::trace`
+//! target (the CLI shows it when `STRATA_TRACE` is set).
 
 use std::cell::RefCell;
 use std::io::{self, Read};
@@ -28,7 +29,9 @@ pub enum Stage {
     Tee,
     /// The decompressor, in total (including the tee it reads).
     Inflate,
-    /// The diff-ID hash, in total (including the decompressor).
+    /// The applying thread waiting for the inflating thread's tar.
+    Handoff,
+    /// The diff-ID hash, in total (including the wait for the tar).
     DiffHash,
     /// Writing file contents.
     FileWrite,
@@ -38,10 +41,13 @@ pub enum Stage {
     Install,
 }
 
-const STAGES: usize = 9;
+const STAGES: usize = 10;
+
+/// A thread's times per stage.
+pub type Tally = [Duration; STAGES];
 
 thread_local! {
-    static TALLY: RefCell<Option<[Duration; STAGES]>> = const { RefCell::new(None) };
+    static TALLY: RefCell<Option<Tally>> = const { RefCell::new(None) };
 }
 
 /// Whether `STRATA_TRACE` is set (to anything but empty or `0`).
@@ -86,6 +92,30 @@ impl<R: Read> Read for Timed<R> {
     }
 }
 
+/// Start a tally on a helper thread of a layer (when tracing is on).
+pub fn thread_start() {
+    if enabled() {
+        TALLY.with(|t| *t.borrow_mut() = Some([Duration::ZERO; STAGES]));
+    }
+}
+
+/// The helper thread's tally, to [`merge`] into the layer's.
+pub fn thread_end() -> Option<Tally> {
+    TALLY.with(|t| t.borrow_mut().take())
+}
+
+/// Add a helper thread's tally to this thread's.
+pub fn merge(other: Option<Tally>) {
+    let Some(other) = other else { return };
+    TALLY.with(|t| {
+        if let Some(a) = t.borrow_mut().as_mut() {
+            for (x, y) in a.iter_mut().zip(other) {
+                *x += y;
+            }
+        }
+    });
+}
+
 /// The timing of one layer on this thread, from [`layer`] to [`LayerTrace::finish`].
 pub struct LayerTrace {
     start: Instant,
@@ -109,7 +139,7 @@ impl LayerTrace {
         let own = |total: Stage, inner: Stage| (at(total) - at(inner)).max(0.0);
         tracing::info!(
             target: "strata::trace",
-            "layer {}: blob {:.1} MB, tar {:.1} MB: wall {:.3} s = receive {:.3} + blob hash {:.3} + blob write {:.3} + inflate {:.3} + diff-ID hash {:.3} + tar and metadata {:.3} + file write {:.3} + install {:.3}",
+            "layer {}: blob {:.1} MB, tar {:.1} MB: wall {:.3} s; inflating thread: receive {:.3}, blob hash {:.3}, blob write {:.3}, inflate {:.3}; applying thread: diff-ID hash {:.3}, tar parse, file creation and metadata {:.3}, file write {:.3}, waiting for the tar {:.3}; install {:.3}",
             self.label,
             blob_bytes as f64 / 1e6,
             tar_bytes as f64 / 1e6,
@@ -118,9 +148,10 @@ impl LayerTrace {
             at(Stage::BlobHash),
             at(Stage::BlobWrite),
             own(Stage::Inflate, Stage::Tee),
-            own(Stage::DiffHash, Stage::Inflate),
+            own(Stage::DiffHash, Stage::Handoff),
             (at(Stage::Apply) - at(Stage::DiffHash) - at(Stage::FileWrite)).max(0.0),
             at(Stage::FileWrite),
+            at(Stage::Handoff),
             at(Stage::Install),
         );
     }

@@ -1,7 +1,8 @@
 //! Unpack: turning a layer blob stream into a ready layer directory
 //! (`layers/<chain-id hex>/diff`) and its blob in the content store, in one
-//! pass over the bytes: they are hashed (blob digest), copied to the blob
-//! file, decompressed, hashed again (diff ID) and applied as they arrive.
+//! pass over the bytes on two threads: one hashes them (blob digest),
+//! copies them to the blob file and decompresses them; the other hashes
+//! the tar (diff ID) and applies it, as the bytes arrive.
 //!
 //! The layer is claimed in the metadata store first (an `incomplete`
 //! record naming this process), built in `tmp/`, verified, renamed into
@@ -11,6 +12,7 @@
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::content::{BlobWriter, ContentStore};
@@ -232,7 +234,7 @@ impl Unpacker<'_> {
     /// Import a layer whose diff ID is not known beforehand (a rootfs
     /// tarball): build it in tmp/, then claim it under the chain ID its
     /// bytes turned out to have. Only for a bottom layer.
-    pub fn import_layer(&self, store: &Store, raw: &mut dyn Read, label: &str) -> Result<LayerRecord> {
+    pub fn import_layer(&self, store: &Store, raw: &mut (dyn Read + Send), label: &str) -> Result<LayerRecord> {
         let spec = LayerSpec {
             chain_id: Digest::of(b""),
             diff_id: Digest::of(b""),
@@ -267,12 +269,12 @@ impl Unpacker<'_> {
     }
 
     /// One pass over the raw bytes: hash, keep the blob (or, for an
-    /// uncompressed blob that can be re-read, a tar-split instead), decompress,
-    /// hash, apply.
+    /// uncompressed blob that can be re-read, a tar-split instead), decompress
+    /// (on a thread of its own), hash, apply.
     fn build(
         &self,
         spec: &LayerSpec,
-        raw: &mut dyn Read,
+        raw: &mut (dyn Read + Send),
         wait_lowers: &(dyn Fn() -> Result<()> + Sync),
         reopen: Option<&dyn Fn() -> Result<Box<dyn Read + Send>>>,
     ) -> Result<Built> {
@@ -296,36 +298,57 @@ impl Unpacker<'_> {
         };
         let mut sink = BlobSink { hasher: Hasher::default(), writer };
         let split = RefCell::new(Split::default());
-        let (stats, diff_id, diff_size) = {
-            let tee = Timed::new(TeeReader::new(&mut raw, &mut sink), Stage::Tee);
-            let (_, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
-            let mut hashing = HashingReader::new(Timed::new(dec, Stage::Inflate));
-            let mut recorder = Recorder::new(Timed::new(&mut hashing, Stage::DiffHash), record.then_some(&split));
-            let opts = ApplyOptions {
-                format: self.snapshots.format(),
-                lowers: lower_dirs,
-                before_lower_lookup: Some(wait_lowers),
-                split: record.then_some(&split),
-            };
-            let stats = timed(Stage::Apply, || layer::apply(&mut recorder, &diff, &opts)).map_err(|e| match e {
-                Error::Stream { context, source } => {
-                    Error::Stream { context: format!("layer {}: {context}", spec.label), source }
+        // Two threads per layer, so a large layer uses both cores: this one
+        // receives, keeps the blob and inflates; the caller's hashes the tar
+        // and applies it. The tar crosses in blocks over a bounded channel.
+        let (applied, produced, tally) = std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel::<Block>(BLOCKS_IN_FLIGHT);
+            let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+            let (raw, sink) = (&mut raw, &mut sink);
+            let producer = scope.spawn(move || {
+                crate::trace::thread_start();
+                let produced = inflate_into(raw, sink, &tx, &spare_rx);
+                if let Err(e) = &produced {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
                 }
-                Error::BadEntry { entry, reason } => {
-                    Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) }
-                }
-                Error::Io { path, source } => {
-                    Error::Stream { context: format!("layer {}: writing {}", spec.label, path.display()), source }
-                }
-                e => e,
-            })?;
-            // Trailing blocks after the end of the archive belong to the tar too.
-            io::copy(&mut recorder, &mut io::sink()).map_err(read_err)?;
-            drop(recorder);
-            let (d, n) = hashing.drain_finish().map_err(read_err)?;
-            (stats, d, n)
-        };
-        io::copy(&mut raw, &mut sink).map_err(read_err)?;
+                (produced, crate::trace::thread_end())
+            });
+            let tar = Blocks { rx, cur: Vec::new(), at: 0, spare: spare_tx };
+            let applied = (|| {
+                let mut hashing = HashingReader::new(Timed::new(tar, Stage::Handoff));
+                let mut recorder = Recorder::new(Timed::new(&mut hashing, Stage::DiffHash), record.then_some(&split));
+                let opts = ApplyOptions {
+                    format: self.snapshots.format(),
+                    lowers: lower_dirs,
+                    before_lower_lookup: Some(wait_lowers),
+                    split: record.then_some(&split),
+                };
+                let stats = timed(Stage::Apply, || layer::apply(&mut recorder, &diff, &opts)).map_err(|e| match e {
+                    Error::Stream { context, source } => {
+                        Error::Stream { context: format!("layer {}: {context}", spec.label), source }
+                    }
+                    Error::BadEntry { entry, reason } => {
+                        Error::BadEntry { entry, reason: format!("{reason} (in layer {})", spec.label) }
+                    }
+                    Error::Io { path, source } => {
+                        Error::Stream { context: format!("layer {}: writing {}", spec.label, path.display()), source }
+                    }
+                    e => e,
+                })?;
+                // Trailing blocks after the end of the archive belong to the tar too.
+                io::copy(&mut recorder, &mut io::sink()).map_err(read_err)?;
+                drop(recorder);
+                let (d, n) = hashing.drain_finish().map_err(read_err)?;
+                Ok::<_, Error>((stats, d, n))
+            })();
+            // The producer stops at its next block once the receiving end is gone.
+            let (produced, tally) = producer.join().expect("the inflating thread does not panic");
+            (applied, produced, tally)
+        });
+        crate::trace::merge(tally);
+        // The bytes' own error (a short read, a full disk, bad compression) explains an apply that failed on them.
+        produced.map_err(read_err)?;
+        let (stats, diff_id, diff_size) = applied?;
         let blob_size = sink.hasher.len();
         let blob = sink.hasher.clone().finish();
         if let Some(want) = &spec.blob {
@@ -447,6 +470,80 @@ impl Unpacker<'_> {
         io::copy(&mut r, &mut w).map_err(|e| Error::stream(format!("reading blob {digest}"), e))?;
         w.commit(Some(digest), None)?;
         Ok(())
+    }
+}
+
+/// Decompressed tar bytes handed from the inflating thread to the applying one.
+type Block = io::Result<Vec<u8>>;
+
+/// Blocks of tar in flight between a layer's two threads (at most 4 MiB).
+const BLOCKS_IN_FLIGHT: usize = 16;
+const BLOCK_BYTES: usize = 256 << 10;
+
+/// The inflating side of a layer: read the raw bytes through the blob
+/// sink, decompress, send the tar in blocks (reusing the blocks the other
+/// side hands back), then pass any bytes after the compressed stream to the
+/// sink too, so the blob is whole.
+fn inflate_into(
+    raw: &mut (impl BufRead + Send),
+    sink: &mut BlobSink,
+    tx: &mpsc::SyncSender<Block>,
+    spare: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    {
+        let tee = Timed::new(TeeReader::new(&mut *raw, &mut *sink), Stage::Tee);
+        let (_, dec) = layer::decompress(BufReader::with_capacity(1 << 20, tee))?;
+        let mut dec = Timed::new(dec, Stage::Inflate);
+        loop {
+            let mut block = spare.try_recv().unwrap_or_default();
+            block.resize(BLOCK_BYTES, 0);
+            let mut n = 0;
+            while n < BLOCK_BYTES {
+                match dec.read(&mut block[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            block.truncate(n);
+            if tx.send(Ok(block)).is_err() {
+                return Ok(()); // the applying side stopped; its error is the one to report
+            }
+        }
+    }
+    io::copy(raw, sink)?;
+    Ok(())
+}
+
+/// The applying side's reader of the blocks.
+struct Blocks {
+    rx: mpsc::Receiver<Block>,
+    cur: Vec<u8>,
+    at: usize,
+    spare: mpsc::Sender<Vec<u8>>,
+}
+
+impl Read for Blocks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(block)) => {
+                    let used = std::mem::replace(&mut self.cur, block);
+                    let _ = self.spare.send(used);
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the inflating side is done
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -558,10 +558,11 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 
 /// Parse Dockerfile `text` read from `file`.
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile> {
-    // A UTF-8 byte order mark is not part of the text (Docker skips it too);
-    // the parser's offsets are past it.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let parsed = pd::parse(text).map_err(|e| Error::Dockerfile {
+    // A UTF-8 byte order mark is not part of the text (Docker skips one too).
+    // The parser skips it itself and its offsets are past it: strip the same
+    // one here, and only one (a second is text, as for Docker).
+    let (original, text) = (text, text.strip_prefix('\u{feff}').unwrap_or(text));
+    let parsed = pd::parse(original).map_err(|e| Error::Dockerfile {
         file: file.to_string(),
         line: e.line(),
         message: e.to_string().split(" at line ").next().unwrap_or("syntax error").to_string(),
@@ -776,5 +777,7 @@ mod tests {
         // Found by fuzzing: the mark put the parser's offsets off by three bytes, inside a character.
         let df = parse("Dockerfile", "\u{feff}\nFROM sR").unwrap();
         assert_eq!((df.stages.len(), df.stages[0].from.line), (1, 2));
+        // Found by fuzzing too: with two marks, both were skipped (one here, one by the parser).
+        let _ = parse("Dockerfile", "\u{feff}\u{feff}\nFROM sR\nFROM sR");
     }
 }
