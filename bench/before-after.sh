@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two strata builds side by side on the same machine in one go (docs/BENCHMARKS.md, "Before and after"):
 #   load of bench/make-image.py's ~170 MB 4-layer docker-archive, pull of it from a loopback
-#   docker-registry, `run --rm IMAGE true`, and a cold `build` (COPY of 2,000 files + RUN) on a
+#   docker-registry (and of bench/make-pull-image.sh's image, when made), `run --rm IMAGE true`, and a cold `build` (COPY of 2,000 files + RUN) on a
 #   busybox base. Runs interleave OLD and NEW, every timed run gets a fresh store, medians of RUNS.
 # Usage: bench/before-after.sh OLD_BINARY NEW_BINARY   (as root; needs skopeo, docker-registry, busybox-static)
 set -euo pipefail
@@ -26,6 +26,8 @@ reg_pid=$!
 trap 'kill $reg_pid' EXIT
 until curl -sf "http://$R/v2/" >/dev/null; do sleep 0.1; done
 skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/image.tar" "docker://$R/bench/image:1"
+# Issue 17's image too, when bench/make-pull-image.sh has made it.
+[ ! -f "$B/pull-image.tar" ] || skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/pull-image.tar" "docker://$R/bench/pull:1"
 
 # A busybox base and a build context of 2,000 small files.
 ctx="$B/ba-ctx"
@@ -62,7 +64,8 @@ echo "| operation | before | after | after/before |"
 echo "|---|---|---|---|"
 row "load (170 MB, 4 layers)" "true" "{S} load -q -i $B/image.tar"
 row "pull (same image, loopback registry)" "true" "{S} pull -q $R/bench/image:1"
+[ ! -f "$B/pull-image.tar" ] || row "pull (issue 17's image, 179 MB gzip, 324 MB)" "true" "{S} pull -q $R/bench/pull:1"
 row "run --rm IMAGE true" "{S} import $B/ba-base.tar base" "{S} run --rm base true"
 row "build, cold (COPY 2,000 files + RUN)" "{S} import $B/ba-base.tar base" "{S} build -q -t out $ctx"
-for d in "$B"/ba-store-*; do umount -R "$d"/mounts/* 2>/dev/null || true; done
+for d in "$B"/ba-store-*; do umount -R "$d"/mounts/* "$d"/netns/* 2>/dev/null || true; done
 rm -rf "$B"/ba-store-*

@@ -123,7 +123,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 python3 - "$B/trace.log" <<'PY'
 import re, sys
 for line in open(sys.argv[1]):
-    m = re.search(r"layer sha256:([0-9a-f]{12}).*?: blob ([0-9.]+) MB, tar ([0-9.]+) MB: wall ([0-9.]+) s = (.*)", line)
+    m = re.search(r"layer sha256:([0-9a-f]{12}).*?: blob ([0-9.]+) MB, tar ([0-9.]+) MB: wall ([0-9.]+) s; (.*)", line)
     if m:
         stages = re.findall(r"([0-9.]+)", m.group(5))
         print("| " + " | ".join(list(m.groups()[:4]) + stages) + " |")
