@@ -899,3 +899,28 @@ fn a_zstd_chunked_pull_fetches_the_whole_blob_from_a_registry_without_ranges() {
     assert_check_clean(&s);
     assert!(s.tmp_entries().is_empty());
 }
+
+#[test]
+fn a_zstd_chunked_pull_killed_while_assembling_or_after_leaves_a_consistent_store_and_the_next_completes() {
+    use std::os::unix::process::ExitStatusExt;
+    let reg = Registry::start();
+    let (a, b) = (format!("{}/chunked/app:a", reg.addr), format!("{}/chunked/app:b", reg.addr));
+    let s = Strata::on_host_network("overlay");
+    podman_push_chunked(&s, &chunked_archive("chunked:a", false), "chunked:a", &a);
+    podman_push_chunked(&s, &chunked_archive("chunked:b", true), "chunked:b", &b);
+    ok(&s, &["pull", "-q", &a]);
+    // blob-rename: the assembled blob complete but not in place; layer-unpack: in place, its layer half made.
+    for point in ["blob-rename", "layer-unpack"] {
+        let proxy = Proxy::start(&reg.addr, Mode::Pass);
+        let via = format!("{}/chunked/app:b", proxy.addr);
+        let out =
+            s.command().args(["pull", "-q", &via]).env("FAILPOINTS", format!("{point}=return(kill)")).output().unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(proxy.ranged() > 0, "{point}: killed while fetching in ranges");
+        ok(&s, &["pull", "-q", &via]);
+        assert_eq!(data_files(&s, &via), expected_b_files(), "after a kill at {point}");
+        assert_check_clean(&s);
+        assert!(s.tmp_entries().is_empty(), "{point}: {:?}", s.tmp_entries());
+        ok(&s, &["rmi", &via]);
+    }
+}
