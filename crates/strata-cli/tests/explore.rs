@@ -21,19 +21,6 @@ fn setup(driver: &str) -> (Strata, PathBuf) {
     (s, ctx)
 }
 
-/// `n` bytes that do not compress (xorshift).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// The image's layer tars, bottom first, as `save` writes them.
 fn layer_tars(s: &Strata, image: &str) -> Vec<Vec<u8>> {
     let out = s.path(&format!("{image}.saved.tar").replace(':', "_"));

@@ -746,19 +746,6 @@ fn check_repair_fetches_damaged_or_lost_layer_blobs_again_from_their_registry() 
     clean(&s);
 }
 
-/// Incompressible bytes from a seed (xorshift), so compressed sizes are file sizes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 const CHUNKED_FILE: usize = 64 << 10;
 
 /// busybox and a layer of 24 files of 64 KiB; `changed` replaces the
@@ -767,10 +754,10 @@ fn chunked_archive(tag: &str, changed: bool) -> Vec<u8> {
     let mut data = LayerTar::new().dir("data");
     for i in 0..24u64 {
         let seed = if changed && i == 0 { 1000 } else { i };
-        data = data.file(&format!("data/f{i}"), &noise(seed, CHUNKED_FILE));
+        data = data.file(&format!("data/f{i}"), &noise(CHUNKED_FILE, seed));
     }
     if changed {
-        data = data.file("data/new", &noise(2000, CHUNKED_FILE));
+        data = data.file("data/new", &noise(CHUNKED_FILE, 2000));
     }
     docker_archive(&[TestImage::new(tag, vec![busybox_layer(), data.build()])])
 }
@@ -864,9 +851,9 @@ fn pull_second_chunked_image(s: &Strata, mode: Mode) -> (String, u64, u64) {
 /// The data files image b must hold.
 fn expected_b_files() -> Vec<(String, String)> {
     let mut want: Vec<(String, String)> = (0..24u64)
-        .map(|i| (format!("data/f{i}"), sha256_hex(&noise(if i == 0 { 1000 } else { i }, CHUNKED_FILE))))
+        .map(|i| (format!("data/f{i}"), sha256_hex(&noise(CHUNKED_FILE, if i == 0 { 1000 } else { i }))))
         .collect();
-    want.push(("data/new".into(), sha256_hex(&noise(2000, CHUNKED_FILE))));
+    want.push(("data/new".into(), sha256_hex(&noise(CHUNKED_FILE, 2000))));
     want.sort();
     want
 }

@@ -289,7 +289,6 @@ pub fn processes(argv: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
 /// The parent of process `pid` (field 4 of /proc/PID/stat).
 #[allow(dead_code)]
 pub fn parent_of(pid: &str) -> String {
@@ -297,6 +296,21 @@ pub fn parent_of(pid: &str) -> String {
     stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().to_string()
 }
 
+/// `n` bytes that do not compress (xorshift), different for every seed.
+#[allow(dead_code)]
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Temp dirs on the disk the store uses (not a tmpfs: overlayfs needs xattrs).
 pub fn test_tmp() -> PathBuf {
     let p = std::env::var_os("STRATA_TEST_TMP")
         .map(PathBuf::from)
