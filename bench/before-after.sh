@@ -65,7 +65,7 @@ echo "|---|---|---|---|"
 row "load (170 MB, 4 layers)" "true" "{S} load -q -i $B/image.tar"
 row "pull (same image, loopback registry)" "true" "{S} pull -q $R/bench/image:1"
 [ ! -f "$B/pull-image.tar" ] || row "pull (issue 17's image, 179 MB gzip, 324 MB)" "true" "{S} pull -q $R/bench/pull:1"
-row "run --rm IMAGE true" "{S} import $B/ba-base.tar base" "{S} run --rm base true"
+row "run --rm --network none IMAGE true" "{S} import $B/ba-base.tar base" "{S} run --rm --network none base true"
 row "build, cold (COPY 2,000 files + RUN)" "{S} import $B/ba-base.tar base" "{S} build -q -t out $ctx"
 for d in "$B"/ba-store-*; do umount -R "$d"/mounts/* "$d"/netns/* 2>/dev/null || true; done
 rm -rf "$B"/ba-store-*
