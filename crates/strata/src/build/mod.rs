@@ -318,10 +318,15 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(prev) = self.stage_named(&name, stage) {
-            let st = self.built.get(&prev).cloned().expect("dependencies are built first");
+            let mut st = self.built.get(&prev).cloned().expect("dependencies are built first");
             let key = digest_of(&[b"from-stage", st.key.as_str().as_bytes()]);
             self.record_from(stage, &key, ("stage", st.key.to_string()))?;
-            return Ok((State { key, ..st }, Vec::new()));
+            // As BuildKit: a stage's ONBUILD triggers run in a stage built on it, as an image's do.
+            let onbuild: Vec<String> = serde_json::from_value(st.cfg("OnBuild").clone()).unwrap_or_default();
+            if !onbuild.is_empty() {
+                st.set("OnBuild", Value::Null);
+            }
+            return Ok((State { key, ..st }, onbuild));
         }
         if name == "scratch" {
             let host = image::Platform::host();
@@ -930,6 +935,7 @@ impl<'c> Builds<'c> {
         let created = image::parse_time(state.config["created"].as_str());
         let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
         let b_out = b.out;
+        dockerfile::metadata::omit_empty(&mut state.config);
         let id = Images::new(b.core).store_image(state.config, &state.layers, None, &tags, created)?;
         if let Some((base, layers)) = &state.base {
             b.core.store.set_image_base(&id, base, *layers)?;

@@ -19,6 +19,21 @@ fn set(config: &mut Value, field: &str, v: Value) {
     config["config"][field] = v;
 }
 
+/// Drop the config fields that are empty (an empty list, map or string, or
+/// null), as BuildKit writes a built image's config (the OCI image config's
+/// fields are all `omitempty`).
+pub fn omit_empty(config: &mut Value) {
+    if let Some(c) = config["config"].as_object_mut() {
+        c.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// The config's environment, `KEY=VALUE` entries.
 pub fn env(config: &Value) -> Vec<String> {
     serde_json::from_value(cfg(config, "Env").clone()).unwrap_or_default()
