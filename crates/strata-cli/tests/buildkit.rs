@@ -100,17 +100,7 @@ fn flatten(archive: &[u8]) -> (BTreeMap<String, Entry>, serde_json::Value) {
                 continue;
             }
             let h = e.header().clone();
-            let (kind, data) = match h.entry_type() {
-                tar::EntryType::Directory => ('d', String::new()),
-                tar::EntryType::Symlink => ('l', e.link_name().unwrap().unwrap().display().to_string()),
-                tar::EntryType::Link => ('h', e.link_name().unwrap().unwrap().display().to_string()),
-                tar::EntryType::Regular => {
-                    let mut b = Vec::new();
-                    e.read_to_end(&mut b).unwrap();
-                    ('f', sha256_hex(&b))
-                }
-                t => (format!("{t:?}").chars().next().unwrap(), String::new()),
-            };
+            let (kind, data) = tar_entry_data(&mut e);
             let size = if kind == 'f' { h.size().unwrap() } else { 0 };
             added.push((path, (kind, h.mode().unwrap() & 0o7777, h.uid().unwrap(), h.gid().unwrap(), size, data)));
         }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use common::docker::Docker;
 use common::*;
@@ -41,17 +40,7 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, Entry> {
         let mut e = e.unwrap();
         let path = e.path().unwrap().display().to_string().trim_end_matches('/').to_string();
         let h = e.header().clone();
-        let (kind, data) = match h.entry_type() {
-            tar::EntryType::Directory => ('d', String::new()),
-            tar::EntryType::Symlink => ('l', e.link_name().unwrap().unwrap().display().to_string()),
-            tar::EntryType::Link => ('h', e.link_name().unwrap().unwrap().display().to_string()),
-            tar::EntryType::Regular => {
-                let mut b = Vec::new();
-                e.read_to_end(&mut b).unwrap();
-                ('f', sha256_hex(&b))
-            }
-            t => (format!("{t:?}").chars().next().unwrap(), String::new()),
-        };
+        let (kind, data) = tar_entry_data(&mut e);
         out.insert(
             path,
             (kind, h.mode().unwrap() & 0o7777, h.uid().unwrap(), h.gid().unwrap(), h.size().unwrap(), data),

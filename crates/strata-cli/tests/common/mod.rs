@@ -296,6 +296,23 @@ pub fn parent_of(pid: &str) -> String {
     stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().to_string()
 }
 
+/// A tar entry's kind ('d', 'l' for a symlink, 'h' for a hard link, 'f',
+/// else the type's initial) and its content's hash or its link's target.
+#[allow(dead_code)]
+pub fn tar_entry_data<R: Read>(e: &mut tar::Entry<'_, R>) -> (char, String) {
+    match e.header().entry_type() {
+        tar::EntryType::Directory => ('d', String::new()),
+        tar::EntryType::Symlink => ('l', e.link_name().unwrap().unwrap().display().to_string()),
+        tar::EntryType::Link => ('h', e.link_name().unwrap().unwrap().display().to_string()),
+        tar::EntryType::Regular => {
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            ('f', sha256_hex(&b))
+        }
+        t => (format!("{t:?}").chars().next().unwrap(), String::new()),
+    }
+}
+
 /// `n` bytes that do not compress (xorshift), different for every seed.
 #[allow(dead_code)]
 pub fn noise(n: usize, seed: u64) -> Vec<u8> {
