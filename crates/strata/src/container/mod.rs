@@ -76,6 +76,10 @@ pub fn sweep_killed_steps(core: &crate::core::Core) -> Result<()> {
         if let Err(err) = rt.delete(id) {
             tracing::warn!("ending the RUN container {id} of a killed build: {err}");
         }
+        // A build killed while its step's container was starting leaves the runtime
+        // no usable state (none yet, or one still "creating"), and `delete` then
+        // ends nothing: the container's processes are in its cgroup all the same.
+        stats::kill_cgroup(id);
     }
     Ok(())
 }

@@ -64,6 +64,21 @@ fn cgroup_mounts() -> Vec<(String, PathBuf)> {
     out
 }
 
+/// SIGKILL every process in the cgroup `strata/ID` of every hierarchy: what
+/// a container left when the runtime has no usable state for it (a build
+/// killed while its step's container was starting).
+pub(crate) fn kill_cgroup(id: &str) {
+    for (_, mount) in cgroup_mounts() {
+        let procs = mount.join("strata").join(id).join("cgroup.procs");
+        let Ok(text) = fs::read_to_string(&procs) else { continue };
+        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
 /// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 when unreadable).
 pub(crate) fn host_memory() -> u64 {
     fs::read_to_string("/proc/meminfo")
