@@ -1,8 +1,10 @@
 //! Unpack: turning a layer blob stream into a ready layer directory
 //! (`layers/<chain-id hex>/diff`) and its blob in the content store, in one
-//! pass over the bytes on two threads: one hashes them (blob digest),
-//! copies them to the blob file and decompresses them; the other hashes
-//! the tar (diff ID) and applies it, as the bytes arrive.
+//! pass over the bytes: they are hashed (blob digest), copied to the blob
+//! file, decompressed, hashed again (diff ID) and applied as they arrive.
+//! A compressed blob takes two threads (one hashes, keeps and inflates the
+//! bytes, the other hashes and applies the tar); a plain tar, with nothing
+//! to inflate, one.
 //!
 //! The layer is claimed in the metadata store first (an `incomplete`
 //! record naming this process), built in `tmp/`, verified, renamed into
