@@ -221,8 +221,8 @@ fn syntax_errors_name_file_and_line(driver: &str) {
         ("FROM busybox\nCOPY missing.txt /x\n", 2, "missing.txt"),
         ("FROM busybox\nCOPY a b /notadir\n", 2, "end with a /"),
         ("FROM busybox\nEXPOSE 99999\n", 2, "99999"),
-        // Steps that parse but cannot start: the failure is placed at the step too.
-        ("FROM busybox\nWORKDIR /bin/busybox\nRUN true\n", 3, "not a directory"),
+        // Steps that parse but cannot be done: the failure is placed at the step too.
+        ("FROM busybox\nWORKDIR /bin/busybox\nRUN true\n", 2, "not a directory"),
         ("FROM busybox\nCOPY a /bin/busybox/a\n", 2, "not a directory"),
     ] {
         put(&ctx, "a", "a");

@@ -25,20 +25,7 @@ type Entry = (char, u32, u64, u64, u64, String);
 /// Cases that still differ from BuildKit, with why: issue 18 is open and
 /// these are its next changes. Each must still differ (a case that comes to
 /// match must leave this list), and is reported, not failed.
-const PENDING: &[(&str, &str)] = &[
-    ("05-substitution-forms", "WORKDIR does not make its directory (BuildKit makes it, owned by USER)"),
-    ("07-workdir-chain", "WORKDIR does not make its directory (BuildKit makes it, owned by USER)"),
-    ("32-workdir-made-for-the-user", "WORKDIR does not make its directory (BuildKit makes it, owned by USER)"),
-    (
-        "24-copy-symlinks-as-symlinks",
-        "COPY of a source that is itself a symlink copies the link; BuildKit copies its target",
-    ),
-    (
-        "38-arg-redeclared-after-env-and-cleared",
-        "an ARG declared after an ENV of the same name: BuildKit's RUN sees the ARG's value, \
-         strata keeps the reference's rule that ENV always wins (to decide: follow BuildKit or list it as deliberate)",
-    ),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 /// The runtime's mount points, which BuildKit leaves in a RUN's layer (empty,
 /// 0755, root) when the image lacks them. strata does not yet (pending too):

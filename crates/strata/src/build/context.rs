@@ -113,6 +113,21 @@ impl SourceRoot {
         }
     }
 
+    /// What a named source stands for: `rel` itself, or, when `rel` is a
+    /// symlink, its target inside the root (as BuildKit: a source that is a
+    /// link is copied as what it points to, under its own name; links below
+    /// a copied directory stay links). A dangling link stands for itself.
+    pub fn followed(&self, rel: &str) -> Result<String> {
+        if !self.metadata(rel)?.file_type().is_symlink() {
+            return Ok(rel.to_string());
+        }
+        let tree = self.tree()?;
+        Ok(match tree.resolve(rel)? {
+            Some(e) => tree.relative_path(&e).map(|p| p.to_string_lossy().into_owned()).unwrap_or(rel.to_string()),
+            None => rel.to_string(),
+        })
+    }
+
     /// `rel`'s own metadata (a link's, not its target's).
     pub fn metadata(&self, rel: &str) -> Result<fs::Metadata> {
         let (dir, name) = self.locate(&self.tree()?, rel)?;
@@ -157,6 +172,7 @@ impl SourceRoot {
         let tree = self.tree()?;
         for rel in rels {
             h.update(format!("source {rel}\n").as_bytes());
+            let rel = &self.followed(rel)?;
             let (dir, name) = self.locate(&tree, rel)?;
             let md = dir.stat(&name)?.ok_or_else(|| Error::not_found("source", rel.to_string()))?;
             self.hash_entry(h, "", &md, &dir, &name, rel, log)?;

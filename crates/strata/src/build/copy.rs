@@ -1,6 +1,7 @@
 //! COPY and ADD: sources from the context, another stage or image, heredocs
 //! and (ADD) URLs and local archives, written into a snapshot of the stage
-//! with Docker's destination rules, owners and modes.
+//! with Docker's destination rules, owners and modes; and the directory a
+//! WORKDIR names, made when missing.
 
 use std::fs::File;
 use std::io;
@@ -18,6 +19,26 @@ use crate::store::LayerRecord;
 use crate::tmp::TempDir;
 
 impl Builder<'_> {
+    /// WORKDIR's directory, made when the stage lacks it (as BuildKit: mode
+    /// 755 with its missing parents, owned by the USER at that point), as a
+    /// layer of its own; `None` when it is already there.
+    pub(super) fn workdir_step(&self, state: &State, next: &State, line: usize) -> Result<Option<LayerRecord>> {
+        let dir = next.workdir();
+        if dir.trim_matches('/').is_empty() {
+            return Ok(None);
+        }
+        let snap = Snapshot::new(self.core, state, &[])?;
+        let rootfs = Root::open(&snap.rootfs())?;
+        if rootfs.resolve(&dir)?.map(|e| e.metadata()).transpose()?.is_some_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        let user = next.cfg("User").as_str().unwrap_or_default().to_string();
+        let owner = spec::resolve_user(&user, &rootfs).map_err(|e| self.err(line, e))?;
+        rootfs.mkdir_all(&dir, (owner.uid, owner.gid)).map_err(|e| self.err(line, format!("WORKDIR: {e}")))?;
+        drop(rootfs);
+        snap.commit(self.core, state, &[], &format!("{}:{line}", self.df.file)).map(Some)
+    }
+
     pub(super) fn copy_step(
         &mut self,
         stage: usize,
@@ -110,9 +131,10 @@ impl Builder<'_> {
             || many
             || rootfs.resolve(&dest).ok().flatten().and_then(|e| e.metadata().ok()).is_some_and(|m| m.is_dir());
         for rel in &files {
-            let md = &root.metadata(rel)?;
+            let src = root.followed(rel)?;
+            let md = &root.metadata(&src)?;
             if add && md.is_file() {
-                if let Some(mut f) = root.open_regular(rel)? {
+                if let Some(mut f) = root.open_regular(&src)? {
                     if is_archive(&read_head(&mut f).at(rel)?) {
                         io::Seek::rewind(&mut f).at(rel)?;
                         self.extract(f, rel, &rootfs, &dest, mode)
@@ -129,7 +151,7 @@ impl Builder<'_> {
             } else {
                 dest.clone()
             };
-            root.copy(rel, &rootfs, &target, mode)?;
+            root.copy(&src, &rootfs, &target, mode)?;
         }
         for (url, file) in &urls {
             // As Docker: a downloaded file is not unpacked, and gets mode 600 unless --chmod says otherwise.

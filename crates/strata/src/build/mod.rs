@@ -185,14 +185,62 @@ fn digest_of(parts: &[&[u8]]) -> Digest {
     h.finish()
 }
 
-fn vars_of(args: &Vars, env: &[String]) -> Vars {
-    let mut v = args.clone();
-    for e in env {
-        if let Some((k, val)) = e.split_once('=') {
-            v.insert(k.to_string(), val.to_string());
+/// A stage's ARGs in scope, and which of them were declared after an ENV of
+/// the same name. As BuildKit: ARG and ENV set one environment in order, so
+/// such an ARG shadows the ENV (in RUN and in expansions) until the next ENV
+/// of that name; the image's config keeps the ENV's value either way.
+#[derive(Default)]
+struct StageArgs {
+    values: Vars,
+    over_env: HashSet<String>,
+}
+
+impl StageArgs {
+    /// Declare (or, with no value, undeclare) an ARG.
+    fn declare(&mut self, name: &str, value: Option<String>) {
+        match value {
+            Some(v) => {
+                self.values.insert(name.to_string(), v);
+                self.over_env.insert(name.to_string());
+            }
+            None => {
+                self.values.remove(name);
+                self.over_env.remove(name);
+            }
         }
     }
-    v
+
+    /// An ENV set `name`: from here on the ENV's value is seen.
+    fn env_set(&mut self, name: &str) {
+        self.over_env.remove(name);
+    }
+
+    /// What expansions see: the ENVs over the ARGs, but for ARGs declared since.
+    fn vars(&self, env: &[String]) -> Vars {
+        let mut v = self.values.clone();
+        for e in env {
+            if let Some((k, val)) = e.split_once('=') {
+                if !self.over_env.contains(k) {
+                    v.insert(k.to_string(), val.to_string());
+                }
+            }
+        }
+        v
+    }
+
+    /// A RUN's environment: the image's, then the ARGs it lacks or that shadow its ENVs.
+    fn run_env(&self, mut env: Vec<String>) -> Vec<String> {
+        let mut sorted: Vec<(&String, &String)> = self.values.iter().collect();
+        sorted.sort();
+        for (k, v) in sorted {
+            match env.iter().position(|e| e.split('=').next() == Some(k.as_str())) {
+                Some(i) if self.over_env.contains(k) => env[i] = format!("{k}={v}"),
+                Some(_) => {}
+                None => env.push(format!("{k}={v}")),
+            }
+        }
+        env
+    }
 }
 
 /// Set a variable where it is (as Docker does), or append it.
@@ -392,7 +440,7 @@ impl<'a> Builder<'a> {
         self.total += triggers.len();
         self.say(&format!("STEP {}/{}: {from_text}", self.step, self.total))?;
         self.say(&format!("--> {}", done(started)))?;
-        let mut args: Vars = Vars::new();
+        let mut args = StageArgs::default();
         let mut cmd_set = false;
         let from_line = self.df.stages[i].from.line;
         let mut steps: Vec<Located<Instruction>> = Vec::new();
@@ -431,7 +479,7 @@ impl<'a> Builder<'a> {
         &mut self,
         stage: usize,
         state: &State,
-        args: &mut Vars,
+        args: &mut StageArgs,
         cmd_set: &mut bool,
         st: &Located<Instruction>,
     ) -> Result<(State, bool)> {
@@ -439,7 +487,7 @@ impl<'a> Builder<'a> {
         let esc = self.df.escape;
         if let Instruction::Arg(decls) = &st.value {
             for d in decls {
-                let vars = vars_of(args, &state.env());
+                let vars = args.vars(&state.env());
                 let value = if let Some(v) = self.build_args.get(&d.name) {
                     self.used_args.insert(d.name.clone());
                     Some(v.clone())
@@ -452,26 +500,29 @@ impl<'a> Builder<'a> {
                         .transpose()
                         .map_err(|e| self.err(line, e))?
                 };
-                if let Some(v) = value {
-                    args.insert(d.name.clone(), v);
-                } else {
-                    args.remove(&d.name);
-                }
+                args.declare(&d.name, value);
             }
         }
-        let vars = vars_of(args, &state.env());
+        if let Instruction::Env(text) = &st.value {
+            // Before the cache is asked: a cached ENV ends an ARG's shadowing too.
+            let vars = args.vars(&state.env());
+            for (k, _) in words::pairs(text, &vars, esc, true).map_err(|e| self.err(line, e))? {
+                args.env_set(&k);
+            }
+        }
+        let vars = args.vars(&state.env());
         let (inputs, input_log) = self.inputs_of(stage, st, &vars)?;
         let key = digest_of(&[
             state.key.as_str().as_bytes(),
             st.text.as_bytes(),
-            Self::args_text(args).as_bytes(),
+            Self::args_text(&args.values).as_bytes(),
             inputs.as_str().as_bytes(),
         ]);
         let record = explain::StepInputs {
             slot: self.slot(stage, &self.step_in_stage.to_string()),
             parent: state.key.to_string(),
             text: st.text.clone(),
-            args: args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            args: args.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             inputs: input_log,
         };
         if !self.opts.no_cache {
@@ -523,6 +574,9 @@ impl<'a> Builder<'a> {
                 let cmd_set_before = *cmd_set;
                 dockerfile::metadata::apply(&mut next.config, meta, &vars, esc, cmd_set_before)
                     .map_err(|e| self.err(line, e))?;
+                if matches!(meta, Instruction::Workdir(_)) {
+                    layer = self.workdir_step(state, &next, line).map_err(|e| self.placed(line, e))?;
+                }
             }
         }
         let mut entry = json!({"created": created, "created_by": created_by, "comment": "strata build"});

@@ -26,7 +26,7 @@ impl Builder<'_> {
         stage: usize,
         state: &State,
         r: &dockerfile::Run,
-        args: &Vars,
+        args: &super::StageArgs,
         vars: &Vars,
         st: &Located<Instruction>,
     ) -> Result<(LayerRecord, String)> {
@@ -136,12 +136,7 @@ impl Builder<'_> {
                 source,
             ));
         }
-        let mut env = state.env();
-        for (k, v) in args {
-            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
-                env.push(format!("{k}={v}"));
-            }
-        }
+        let mut env = args.run_env(state.env());
         for k in PREDEFINED_ARGS {
             if let Some(v) = self.build_args.get(k) {
                 if !env.iter().any(|e| e.split('=').next() == Some(k)) {
