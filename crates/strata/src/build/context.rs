@@ -368,17 +368,14 @@ fn fd_meta(fd: BorrowedFd<'_>, uid: u32, gid: u32, perm: u32, times: &Timestamps
 
 /// The directory a directory source is copied into: `dest` resolved inside
 /// `rootfs` (a link to a directory followed inside it), made when missing
-/// (owned by `owner`; an existing one keeps its metadata), or replacing a
-/// file that is in the way.
+/// (owned by `owner`; an existing one keeps its metadata). A file there is
+/// an error, as BuildKit's "cannot copy to non-directory".
 fn dest_dir(rootfs: &Root, dest: &str, owner: (u32, u32)) -> Result<Dir> {
     if let Some(e) = rootfs.resolve(dest)? {
         if e.metadata()?.is_dir() {
             return e.open_dir();
         }
-        let (parent, name) = rootfs.parent_for_write(dest, owner)?;
-        if parent.stat(&name)?.is_some_and(|m| !m.file_type().is_symlink()) {
-            parent.remove(&name)?;
-        }
+        return Err(Error::invalid(format!("{dest}: cannot copy a directory onto a file")));
     }
     rootfs.mkdir_all(dest, owner)
 }

@@ -106,14 +106,19 @@ pub fn apply(config: &mut Value, instr: &Instruction, vars: &Vars, esc: char, cm
             for p in ports {
                 for p in words::split(p, &vars, esc)? {
                     let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
-                    let valid = port
-                        .split_once('-')
-                        .map(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok())
-                        .unwrap_or_else(|| port.parse::<u16>().is_ok());
-                    if !valid || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp") {
-                        return Err(format!("invalid port {p:?}: want PORT[/tcp|udp|sctp]"));
+                    let proto = proto.to_ascii_lowercase();
+                    let range = match port.split_once('-') {
+                        Some((a, b)) => a.parse::<u16>().ok().zip(b.parse::<u16>().ok()).filter(|(a, b)| a <= b),
+                        None => port.parse::<u16>().ok().map(|p| (p, p)),
+                    };
+                    let Some((first, last)) = range.filter(|_| matches!(proto.as_str(), "tcp" | "udp" | "sctp"))
+                    else {
+                        return Err(format!("invalid port {p:?}: want PORT[-PORT][/tcp|udp|sctp]"));
+                    };
+                    // As Docker and BuildKit: a range is kept as each of its ports.
+                    for port in first..=last {
+                        map.insert(format!("{port}/{proto}"), json!({}));
                     }
-                    map.insert(format!("{port}/{}", proto.to_ascii_lowercase()), json!({}));
                 }
             }
             set(config, "ExposedPorts", Value::Object(map));
