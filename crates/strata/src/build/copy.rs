@@ -36,7 +36,7 @@ impl Builder<'_> {
         let owner = spec::resolve_user(&user, &rootfs).map_err(|e| self.err(line, e))?;
         rootfs.mkdir_all(&dir, (owner.uid, owner.gid)).map_err(|e| self.err(line, format!("WORKDIR: {e}")))?;
         drop(rootfs);
-        snap.commit(self.core, state, &[], &format!("{}:{line}", self.df.file)).map(Some)
+        snap.commit(self.core, state, &[], false, &format!("{}:{line}", self.df.file)).map(Some)
     }
 
     pub(super) fn copy_step(
@@ -174,7 +174,7 @@ impl Builder<'_> {
             write_file(&rootfs, &dest, &mut body.as_bytes(), chown.unwrap_or((0, 0)), c.chmod.unwrap_or(0o644))?;
         }
         drop(view);
-        snap.commit(self.core, state, &[], &format!("{}:{line}", self.df.file))
+        snap.commit(self.core, state, &[], false, &format!("{}:{line}", self.df.file))
     }
 
     /// ADD of a local archive: unpack it (safely, in tmp/) and copy its tree in, owners kept.

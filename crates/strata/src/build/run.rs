@@ -245,7 +245,7 @@ impl Builder<'_> {
             return Err(Error::StepFailed { file: self.df.file.clone(), line, instruction: st.text.clone(), code });
         }
         let targets: Vec<&str> = points.iter().map(|(t, _)| t.as_str()).collect();
-        let layer = snap.commit(self.core, state, &targets, &format!("{}:{line}", self.df.file))?;
+        let layer = snap.commit(self.core, state, &targets, true, &format!("{}:{line}", self.df.file))?;
         drop(scratch);
         Ok((layer, created_by))
     }

@@ -5,7 +5,8 @@
 //! another stage or image that `--from` reads.
 
 use std::fs;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use super::State;
 use crate::core::Core;
@@ -73,16 +74,42 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The step's changes as one new layer on `state`'s layers.
+    /// The step's changes as one new layer on `state`'s layers. A RUN's
+    /// (`runtime_dirs`) also holds /dev, /proc and /sys, empty, when the
+    /// stage lacked them: as BuildKit, whose RUN leaves the runtime's mount
+    /// points in the layer (strata's overlay keeps them in the `init` lower,
+    /// so they are added here on either driver).
     pub(super) fn commit(
         mut self,
         core: &Core,
         state: &State,
         mount_targets: &[&str],
+        runtime_dirs: bool,
         label: &str,
     ) -> Result<LayerRecord> {
         crate::fault::failpoint!("build-step");
         self.unmount()?;
+        let mut added = Vec::new();
+        if runtime_dirs {
+            let tree = self.dir.path().join(match self.driver {
+                Driver::Overlay => "upper",
+                Driver::Copy => "rootfs",
+            });
+            for d in RUNTIME_DIRS {
+                if crate::layer::changes::lower_entry(&self.lowers, Path::new(d))?.is_some() {
+                    continue;
+                }
+                let p = tree.join(d);
+                match fs::symlink_metadata(&p) {
+                    Ok(md) if md.is_dir() => {}
+                    // Not a mount point left by the runtime: the step's own doing, kept as it is.
+                    Ok(_) => continue,
+                    Err(_) => fs::create_dir(&p).at(&p)?,
+                }
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).at(&p)?;
+                added.push(('A', format!("/{d}")));
+            }
+        }
         if self.driver == Driver::Overlay && mount_targets.is_empty() {
             // The upper directory holds exactly the step's changes, in the layer
             // directories' own form: it becomes the layer as it is, nothing copied.
@@ -92,10 +119,18 @@ impl Snapshot {
             let lowers: Vec<Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
             return core.unpacker().install_tree(&core.store, work, &lowers, &crate::layer::WriteOptions::from_env());
         }
-        let (source, changes) = Layers::new(core).changes(self.dir.path(), &self.lowers, mount_targets)?;
+        let (source, mut changes) = Layers::new(core).changes(self.dir.path(), &self.lowers, mount_targets)?;
+        for a in added {
+            if !changes.contains(&a) {
+                changes.push(a);
+            }
+        }
         Layers::new(core).from_changes(&source, &changes, &state.layers, label)
     }
 }
+
+/// The runtime's mount points a RUN's layer keeps when the stage lacks them.
+const RUNTIME_DIRS: [&str; 3] = ["dev", "proc", "sys"];
 
 impl Drop for Snapshot {
     fn drop(&mut self) {

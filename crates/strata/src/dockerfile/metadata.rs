@@ -111,8 +111,7 @@ pub fn apply(config: &mut Value, instr: &Instruction, vars: &Vars, esc: char, cm
                         Some((a, b)) => a.parse::<u16>().ok().zip(b.parse::<u16>().ok()).filter(|(a, b)| a <= b),
                         None => port.parse::<u16>().ok().map(|p| (p, p)),
                     };
-                    let Some((first, last)) = range.filter(|_| matches!(proto.as_str(), "tcp" | "udp" | "sctp"))
-                    else {
+                    let Some((first, last)) = range.filter(|_| matches!(proto.as_str(), "tcp" | "udp" | "sctp")) else {
                         return Err(format!("invalid port {p:?}: want PORT[-PORT][/tcp|udp|sctp]"));
                     };
                     // As Docker and BuildKit: a range is kept as each of its ports.
