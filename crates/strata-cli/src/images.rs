@@ -35,6 +35,8 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         progress: crate::registry::progress(a.quiet),
         sig_proxy: true,
         network: a.network,
+        secrets: a.secret,
+        ssh: a.ssh,
     };
     let mut out = io::stdout();
     match engine.builds().build(&mut opts, &mut out) {

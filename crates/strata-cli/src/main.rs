@@ -267,6 +267,12 @@ struct BuildArgs {
     /// Set a label on the image (KEY=VALUE).
     #[arg(long)]
     label: Vec<String>,
+    /// A secret RUN --mount=type=secret may mount: id=ID,src=FILE or id=ID,env=VAR.
+    #[arg(long)]
+    secret: Vec<String>,
+    /// An ssh agent RUN --mount=type=ssh may reach: default (SSH_AUTH_SOCK), or ID=SOCKET or ID=KEY[,KEY...].
+    #[arg(long)]
+    ssh: Vec<String>,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on standard input.
     context: String,
 }

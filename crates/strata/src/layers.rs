@@ -60,11 +60,12 @@ impl<'c> Layers<'c> {
                 (dir.join("rootfs"), changes::tree_changes(&dir.join("rootfs"), &base)?)
             }
         };
-        let changes = changes
+        let mut changes: Vec<Change> = changes
             .into_iter()
             .filter(|(k, p)| !mount_point_artifact(*k, p, dir, self.core.driver(), targets))
             .filter(|(_, p)| !targets.iter().any(|t| p.starts_with(&format!("{t}/"))))
             .collect();
+        drop_mount_parents(&mut changes, targets);
         Ok((source, changes))
     }
 
@@ -100,6 +101,27 @@ impl<'c> Layers<'c> {
         };
         let tp = tar_path.clone();
         self.core.unpacker().ensure_layer(&self.core.store, &spec, &move || Ok(Box::new(File::open(&tp).at(&tp)?)))
+    }
+}
+
+/// Directories added only to hold a mount point (a target's parents the
+/// image lacked, made by the runtime on the copy driver) with nothing else
+/// added below them: not the container's own changes either. As BuildKit
+/// since v0.11 (moby/buildkit#3307, #3314), whose earlier versions left
+/// such stubs in RUN layers.
+fn drop_mount_parents(changes: &mut Vec<Change>, targets: &[&str]) {
+    let mut stubs: Vec<String> = changes
+        .iter()
+        .filter(|(k, p)| *k == 'A' && targets.iter().any(|t| t.starts_with(&format!("{p}/"))))
+        .map(|(_, p)| p.clone())
+        .collect();
+    // Deepest first: a parent goes only when what was below it went.
+    stubs.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for stub in stubs {
+        let below = format!("{stub}/");
+        if !changes.iter().any(|(_, p)| p.starts_with(&below)) {
+            changes.retain(|(_, p)| p != &stub);
+        }
     }
 }
 

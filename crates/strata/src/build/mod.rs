@@ -24,6 +24,7 @@ mod copy;
 pub mod explain;
 pub mod ignore;
 mod run;
+mod secrets;
 mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -91,6 +92,10 @@ pub struct BuildOptions {
     pub sig_proxy: bool,
     /// `--network`: RUN steps' network, `default` (the default bridge), `host` or `none`.
     pub network: Option<String>,
+    /// `--secret id=ID[,src=FILE|env=VAR]`: secrets RUN steps may mount.
+    pub secrets: Vec<String>,
+    /// `--ssh ID[=SOCKET|KEY,...]`: ssh agents RUN steps may mount.
+    pub ssh: Vec<String>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -170,6 +175,9 @@ struct Builder<'a> {
     rebuilt_before: Option<usize>,
     /// Each step so far, cached or why not.
     explained: Vec<explain::Explained>,
+    /// What the build was lent for its RUN steps (`--secret`, `--ssh`).
+    secrets: secrets::Secrets,
+    agents: secrets::Agents,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -946,6 +954,8 @@ impl<'c> Builds<'c> {
         }
         let context = SourceRoot { root: context_dir, ignore, keep_owner: false };
         let quiet = opts.quiet;
+        let secrets = secrets::Secrets::read(&opts.secrets)?;
+        let agents = secrets::Agents::start(&opts.ssh, &self.core.tmp)?;
         let mut b = Builder {
             core: self.core,
             df,
@@ -965,6 +975,8 @@ impl<'c> Builds<'c> {
             step_in_stage: 0,
             rebuilt_before: None,
             explained: Vec::new(),
+            secrets,
+            agents,
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.

@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use super::secrets::{AgentRelay, SecretFiles};
 use super::snapshot::Snapshot;
 use super::{command_args, ignore, Builder, State, PREDEFINED_ARGS};
 use crate::confined::Root;
@@ -57,8 +58,49 @@ impl Builder<'_> {
         let mut volumes: Vec<(MountSpec, PathBuf)> = Vec::new();
         let mut points = Vec::new();
         let mut scratch = Vec::new();
+        // What the build lends this RUN only: secret files, secret variables, agent relays.
+        let mut secret_files: Option<SecretFiles> = None;
+        let mut lent_env: Vec<String> = Vec::new();
+        let mut relays: Vec<AgentRelay> = Vec::new();
         for m in &r.mounts {
-            let target = words::expand(&m.target, vars, self.df.escape).map_err(|e| self.err(line, e))?;
+            let id = m.id.as_deref().unwrap_or_default();
+            let lent =
+                match m.kind.as_str() {
+                    "secret" => match self.secrets.get(id) {
+                        Some(v) => Some(v),
+                        None if m.required => return Err(self.err(
+                            line,
+                            format!(
+                                "secret {id:?} is required but the build was not given it (--secret id={id},src=FILE)"
+                            ),
+                        )),
+                        None => continue,
+                    },
+                    "ssh" if self.agents.get(id).is_none() => {
+                        if m.required {
+                            return Err(self.err(
+                                line,
+                                format!(
+                                    "ssh agent {id:?} is required but the build was not given it (--ssh {id}[=SOCKET])"
+                                ),
+                            ));
+                        }
+                        continue;
+                    }
+                    _ => None,
+                };
+            if let (Some(value), Some(var)) = (lent, &m.env) {
+                lent_env.push(format!("{var}={}", String::from_utf8_lossy(value)));
+            }
+            if m.target.is_empty() && m.kind == "secret" {
+                continue;
+            }
+            let ssh_index = relays.len();
+            let target = if m.target.is_empty() {
+                format!("/run/buildkit/ssh_agent.{ssh_index}")
+            } else {
+                words::expand(&m.target, vars, self.df.escape).map_err(|e| self.err(line, e))?
+            };
             let target = crate::confined::clean_container_path(&if target.starts_with('/') {
                 target
             } else {
@@ -66,6 +108,40 @@ impl Builder<'_> {
             });
             if target == "/" {
                 return Err(self.err(line, "--mount target=/: cannot mount over the root"));
+            }
+            let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+            let lent_source = match (m.kind.as_str(), lent) {
+                ("secret", Some(value)) => {
+                    if secret_files.is_none() {
+                        secret_files = Some(SecretFiles::new(&self.core.tmp)?);
+                    }
+                    let files = secret_files.as_mut().expect("made above");
+                    Some(files.add(value, uid, gid, m.mode.unwrap_or(0o400))?)
+                }
+                ("ssh", _) => {
+                    let agent = self.agents.get(id).expect("checked above");
+                    let relay = AgentRelay::new(&self.core.tmp, agent, uid, gid, m.mode.unwrap_or(0o600))?;
+                    // As BuildKit: the RUN finds its agent through SSH_AUTH_SOCK.
+                    lent_env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+                    lent_env.push(format!("SSH_AUTH_SOCK={target}"));
+                    let sock = relay.socket();
+                    relays.push(relay);
+                    Some(sock)
+                }
+                _ => None,
+            };
+            if let Some(source) = lent_source {
+                points.push((target.clone(), true));
+                let spec = MountSpec {
+                    kind: MountKind::Bind,
+                    source: source.display().to_string(),
+                    target,
+                    readonly: m.kind == "secret",
+                    anonymous: false,
+                    options: Vec::new(),
+                };
+                volumes.push((spec, source));
+                continue;
             }
             if m.kind == "tmpfs" {
                 points.push((target.clone(), false));
@@ -146,6 +222,11 @@ impl Builder<'_> {
         }
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, spec::DEFAULT_PATH.to_string());
+        }
+        for e in lent_env {
+            let name = e.split('=').next().unwrap_or_default().to_string();
+            env.retain(|x| x.split('=').next() != Some(name.as_str()));
+            env.push(e);
         }
         let snap = Snapshot::new(self.core, state, &points)?;
         let rootfs = snap.rootfs();
@@ -235,6 +316,8 @@ impl Builder<'_> {
         let code = runtime::wait(pid);
         drop(proxy);
         let _ = rt.delete(&id);
+        drop(relays);
+        drop(secret_files);
         self.core.relock()?;
         let code = code?;
         drop(views);

@@ -90,7 +90,7 @@ pub struct Heredoc {
 /// A `RUN --mount=...`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunMount {
-    /// `cache` or `bind` (others are refused when parsed).
+    /// `bind`, `cache`, `tmpfs`, `secret` or `ssh` (others are refused when parsed).
     pub kind: String,
     /// `target=` (unexpanded).
     pub target: String,
@@ -98,7 +98,8 @@ pub struct RunMount {
     pub source: Option<String>,
     /// `from=` (stage or image).
     pub from: Option<String>,
-    /// `id=` (cache).
+    /// `id=` (cache, secret, ssh; for a secret without one, its target's
+    /// file name; for ssh, `default`).
     pub id: Option<String>,
     /// `readonly`/`ro` (cache), or bind without `rw`.
     pub readonly: bool,
@@ -108,6 +109,10 @@ pub struct RunMount {
     pub uid: Option<u32>,
     /// `gid=`.
     pub gid: Option<u32>,
+    /// `env=` (secret: also, or only, as this environment variable).
+    pub env: Option<String>,
+    /// `required` (secret, ssh: fail when the build was not given it).
+    pub required: bool,
 }
 
 /// `RUN`.
@@ -370,6 +375,8 @@ impl Ctx<'_> {
                 "mode" => m.mode = Some(num(v, 8)?),
                 "uid" => m.uid = Some(num(v, 10)?),
                 "gid" => m.gid = Some(num(v, 10)?),
+                "env" => m.env = v.filter(|v| !v.is_empty()).map(String::from),
+                "required" => m.required = v.is_none_or(|v| v != "false"),
                 "sharing" if matches!(v, Some("shared" | "private" | "locked")) => {}
                 _ => return Err(self.err(at, format!("--mount: unknown option {part:?}"))),
             }
@@ -377,10 +384,32 @@ impl Ctx<'_> {
         match m.kind.as_str() {
             "bind" => m.readonly = !rw,
             "cache" | "tmpfs" => {}
+            "secret" => {
+                // As BuildKit: the id defaults to the target's name, the target to /run/secrets/ID
+                // (unless the secret is asked for as an environment variable only).
+                if m.id.is_none() {
+                    let name = m.target.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                    if name.is_empty() {
+                        return Err(self.err(at, "--mount type=secret needs id= or target="));
+                    }
+                    m.id = Some(name.to_string());
+                }
+                if m.target.is_empty() && m.env.is_none() {
+                    m.target = format!("/run/secrets/{}", m.id.as_deref().unwrap_or_default());
+                }
+                return Ok(m);
+            }
+            "ssh" => {
+                if m.id.is_none() {
+                    m.id = Some("default".into());
+                }
+                return Ok(m);
+            }
             other => {
-                return Err(
-                    self.err(at, format!("--mount type={other} is not supported (use type=cache, bind or tmpfs)"))
-                )
+                return Err(self.err(
+                    at,
+                    format!("--mount type={other} is not supported (use type=bind, cache, tmpfs, secret or ssh)"),
+                ))
             }
         }
         if m.target.is_empty() {
