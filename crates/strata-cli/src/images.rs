@@ -37,13 +37,23 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         network: a.network,
         secrets: a.secret,
         ssh: a.ssh,
+        output: a.output.clone(),
+        add_hosts: a.add_host,
+        ulimits: a.ulimit,
     };
-    let mut out = io::stdout();
+    // A tar on standard output leaves no room for progress: it goes to standard error.
+    let to_stdout =
+        matches!(a.output.as_deref(), Some("-")) || a.output.as_deref().is_some_and(|o| o.ends_with("dest=-"));
+    let mut out: Box<dyn Write> = if to_stdout { Box::new(io::stderr()) } else { Box::new(io::stdout()) };
     match engine.builds().build(&mut opts, &mut out) {
-        Ok(id) => {
+        Ok(Some(id)) => {
+            if let Some(f) = &a.iidfile {
+                std::fs::write(f, id.as_str()).with_context(|| format!("writing --iidfile {}", f.display()))?;
+            }
             println!("{}", if a.quiet { id.to_string() } else { id.hex().to_string() });
             Ok(ExitCode::SUCCESS)
         }
+        Ok(None) => Ok(ExitCode::SUCCESS),
         Err(e @ strata::Error::StepFailed { code, .. }) => {
             eprintln!("Error: {e}");
             Ok(ExitCode::from(code.clamp(1, 255) as u8))

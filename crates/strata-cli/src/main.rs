@@ -273,6 +273,18 @@ struct BuildArgs {
     /// An ssh agent RUN --mount=type=ssh may reach: default (SSH_AUTH_SOCK), or ID=SOCKET or ID=KEY[,KEY...].
     #[arg(long)]
     ssh: Vec<String>,
+    /// Write the final stage's filesystem instead of storing an image: type=local,dest=DIR, type=tar,dest=FILE, DIR, or - (a tar on standard output).
+    #[arg(short, long)]
+    output: Option<String>,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Add NAME:IP to RUN steps' /etc/hosts.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// RUN steps' resource limit, NAME=SOFT[:HARD] (as run --ulimit).
+    #[arg(long)]
+    ulimit: Vec<String>,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on standard input.
     context: String,
 }

@@ -23,6 +23,7 @@ mod context;
 mod copy;
 pub mod explain;
 pub mod ignore;
+mod output;
 mod run;
 mod secrets;
 mod snapshot;
@@ -47,10 +48,10 @@ use crate::dockerfile::{self, Dockerfile, Instruction, Located, Source};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Reference};
 use crate::images::Images;
-use crate::snapshot::mount;
 use crate::store::{now, LayerRecord};
 use crate::tmp::TempDir;
 use crate::unpack::layer_dir;
+pub use output::Output;
 
 /// Where the build context comes from.
 pub enum ContextSource {
@@ -96,6 +97,12 @@ pub struct BuildOptions {
     pub secrets: Vec<String>,
     /// `--ssh ID[=SOCKET|KEY,...]`: ssh agents RUN steps may mount.
     pub ssh: Vec<String>,
+    /// `--output`/`-o`: write the final stage's filesystem there instead of storing an image.
+    pub output: Option<String>,
+    /// `--add-host NAME:IP`: entries of RUN steps' /etc/hosts.
+    pub add_hosts: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`: RUN steps' resource limits.
+    pub ulimits: Vec<String>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -178,6 +185,8 @@ struct Builder<'a> {
     /// What the build was lent for its RUN steps (`--secret`, `--ssh`).
     secrets: secrets::Secrets,
     agents: secrets::Agents,
+    /// RUN steps' limits (`--ulimit`).
+    run_resources: crate::container::resources::Resources,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -747,19 +756,7 @@ impl<'a> Builder<'a> {
             FromRef::Stage(i) => self.built[&i].layers.clone(),
             FromRef::Image(id) => self.core.usable_layers(&id).map_err(|e| self.err(line, e))?,
         };
-        // A RUN holds no store lock while it runs: what it may mount is leased.
-        let chains: Vec<Digest> = layers.iter().map(|l| l.chain_id.clone()).collect();
-        self.core.store.lease_layers(&chains)?;
-        let dir = TempDir::new(&self.core.tmp, "build-from")?;
-        let target = dir.path().join("root");
-        fs::create_dir(&target).at(&target)?;
-        let dirs: Vec<PathBuf> = layers.iter().rev().map(|l| layer_dir(&self.core.layers_dir, &l.chain_id)).collect();
-        if dirs.is_empty() {
-            return Ok(View { target, _dir: dir, mounted: false });
-        }
-        let mounts = self.core.snapshots.view(&dirs, &target)?;
-        mount::mount_all(&mounts)?;
-        Ok(View { target, _dir: dir, mounted: true })
+        View::of(self.core, &layers)
     }
 }
 
@@ -795,9 +792,6 @@ fn done(t: Instant) -> String {
 /// Read the Dockerfile a build uses.
 fn read_dockerfile(opts: &BuildOptions, context: &Path) -> Result<(String, String, PathBuf)> {
     let path = match &opts.file {
-        Some(f) if f.as_os_str() == "-" => {
-            return Err(Error::invalid("-f - is not supported; pass the Dockerfile as a path"))
-        }
         Some(f) => {
             if f.exists() {
                 f.clone()
@@ -836,11 +830,18 @@ impl<'c> Builds<'c> {
     }
 
     /// `build`: run a Dockerfile on a context; progress lines go to `out`.
-    /// Returns the image ID.
-    pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Digest> {
+    /// Returns the image ID, or `None` when `--output` took the result instead.
+    pub fn build(&self, opts: &mut BuildOptions, out: &mut dyn Write) -> Result<Option<Digest>> {
         if let Some(n) = opts.network.as_deref().filter(|n| !matches!(*n, "default" | "bridge" | "host" | "none")) {
             return Err(Error::invalid(format!("build --network {n:?}: want default, host or none")));
         }
+        let output = opts.output.as_deref().map(Output::parse).transpose()?;
+        spec::check_add_hosts(&opts.add_hosts)?;
+        let run_resources = crate::container::resources::Resources::from_flags(
+            &crate::container::resources::ResourceFlags { ulimits: opts.ulimits.clone(), ..Default::default() },
+            "none",
+            &|_| Err(Error::invalid("a build step shares no namespace")),
+        )?;
         let mut owned_context = None;
         let (context_dir, stdin_dockerfile) = match &mut opts.context {
             ContextSource::Dir(d) => {
@@ -875,13 +876,24 @@ impl<'c> Builds<'c> {
                 (p, text)
             }
         };
+        let df_from_stdin = opts.file.as_ref().is_some_and(|f| f.as_os_str() == "-");
         let (file, text, df_path) = match stdin_dockerfile {
+            Some(_) if df_from_stdin => {
+                return Err(Error::invalid("-f -: standard input already holds the context (build -)"))
+            }
             Some(t) => ("Dockerfile".to_string(), t, context_dir.join("Dockerfile")),
+            None if df_from_stdin => {
+                let mut text = String::new();
+                io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| Error::stream("reading the Dockerfile from standard input (-f -)", e))?;
+                ("Dockerfile".to_string(), text, context_dir.join("Dockerfile"))
+            }
             None => read_dockerfile(opts, &context_dir)?,
         };
         let df = dockerfile::parse(&file, &text)?;
         let project = match (&owned_context, fs::canonicalize(&df_path)) {
-            (None, Ok(p)) => p.display().to_string(),
+            (None, Ok(p)) if !df_from_stdin => p.display().to_string(),
             _ => format!("-/{file}"),
         };
         let ignore_text = [df_path.with_file_name(format!("{file}.dockerignore")), context_dir.join(".dockerignore")]
@@ -977,6 +989,7 @@ impl<'c> Builds<'c> {
             explained: Vec::new(),
             secrets,
             agents,
+            run_resources,
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
@@ -1001,6 +1014,11 @@ impl<'c> Builds<'c> {
         let created = image::parse_time(state.config["created"].as_str());
         let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
         let b_out = b.out;
+        if let Some(output) = &output {
+            output.write(b.core, &state.layers)?;
+            drop(owned_context);
+            return Ok(None);
+        }
         dockerfile::metadata::omit_empty(&mut state.config);
         let id = Images::new(b.core).store_image(state.config, &state.layers, None, &tags, created)?;
         if let Some((base, layers)) = &state.base {
@@ -1013,7 +1031,7 @@ impl<'c> Builds<'c> {
                 let _ = writeln!(b_out, "Successfully tagged {}", crate::image::reference::display_tag(t));
             }
         }
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// `builder explain IMAGE`: each step of the build that made IMAGE,

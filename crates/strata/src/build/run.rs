@@ -64,31 +64,32 @@ impl Builder<'_> {
         let mut relays: Vec<AgentRelay> = Vec::new();
         for m in &r.mounts {
             let id = m.id.as_deref().unwrap_or_default();
-            let lent =
-                match m.kind.as_str() {
-                    "secret" => match self.secrets.get(id) {
-                        Some(v) => Some(v),
-                        None if m.required => return Err(self.err(
+            let lent = match m.kind.as_str() {
+                "secret" => match self.secrets.get(id) {
+                    Some(v) => Some(v),
+                    None if m.required => {
+                        return Err(self.err(
                             line,
                             format!(
                                 "secret {id:?} is required but the build was not given it (--secret id={id},src=FILE)"
                             ),
-                        )),
-                        None => continue,
-                    },
-                    "ssh" if self.agents.get(id).is_none() => {
-                        if m.required {
-                            return Err(self.err(
-                                line,
-                                format!(
-                                    "ssh agent {id:?} is required but the build was not given it (--ssh {id}[=SOCKET])"
-                                ),
-                            ));
-                        }
-                        continue;
+                        ))
                     }
-                    _ => None,
-                };
+                    None => continue,
+                },
+                "ssh" if self.agents.get(id).is_none() => {
+                    if m.required {
+                        return Err(self.err(
+                            line,
+                            format!(
+                                "ssh agent {id:?} is required but the build was not given it (--ssh {id}[=SOCKET])"
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                _ => None,
+            };
             if let (Some(value), Some(var)) = (lent, &m.env) {
                 lent_env.push(format!("{var}={}", String::from_utf8_lossy(value)));
             }
@@ -246,6 +247,8 @@ impl Builder<'_> {
                 Some("host") => "host".into(),
                 _ => crate::network::DEFAULT_NETWORK.into(),
             },
+            add_hosts: self.opts.add_hosts.clone(),
+            resources: self.run_resources.clone(),
             ..Default::default()
         };
         let user = spec::resolve_user(&cfg.user, &root).map_err(|e| self.err(line, e))?;

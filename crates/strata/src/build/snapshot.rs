@@ -146,6 +146,26 @@ pub(super) struct View {
     pub(super) mounted: bool,
 }
 
+impl View {
+    /// The merged, read-only root of `layers` (bottom first), under tmp/.
+    pub(super) fn of(core: &Core, layers: &[LayerRecord]) -> Result<View> {
+        // A RUN holds no store lock while it runs: what it may mount is leased.
+        let chains: Vec<Digest> = layers.iter().map(|l| l.chain_id.clone()).collect();
+        core.store.lease_layers(&chains)?;
+        let dir = TempDir::new(&core.tmp, "build-from")?;
+        let target = dir.path().join("root");
+        fs::create_dir(&target).at(&target)?;
+        let dirs: Vec<PathBuf> =
+            layers.iter().rev().map(|l| crate::unpack::layer_dir(&core.layers_dir, &l.chain_id)).collect();
+        if dirs.is_empty() {
+            return Ok(View { target, _dir: dir, mounted: false });
+        }
+        let mounts = core.snapshots.view(&dirs, &target)?;
+        mount::mount_all(&mounts)?;
+        Ok(View { target, _dir: dir, mounted: true })
+    }
+}
+
 impl Drop for View {
     fn drop(&mut self) {
         if self.mounted {

@@ -579,12 +579,7 @@ impl Containers<'_> {
             d.parse::<std::net::IpAddr>()
                 .map_err(|_| Error::invalid(format!("invalid --dns {d:?}: want an IP address")))?;
         }
-        for h in &o.add_hosts {
-            let ok = h.split_once(':').is_some_and(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
-            if !ok {
-                return Err(Error::invalid(format!("invalid --add-host {h:?}: want NAME:IP")));
-            }
-        }
+        spec::check_add_hosts(&o.add_hosts)?;
         let mut args: Vec<String> = match &o.entrypoint {
             Some(e) if e.is_empty() => Vec::new(),
             Some(e) => vec![e.clone()],

@@ -103,6 +103,17 @@ pub struct RunConfig {
     pub log: super::logs::LogConfig,
 }
 
+/// Check `--add-host NAME:IP` entries.
+pub fn check_add_hosts(hosts: &[String]) -> Result<()> {
+    for h in hosts {
+        let ok = h.split_once(':').is_some_and(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+        if !ok {
+            return Err(Error::invalid(format!("invalid --add-host {h:?}: want NAME:IP")));
+        }
+    }
+    Ok(())
+}
+
 /// The init `--init` runs as PID 1: Debian's static tini (what Docker's
 /// `docker-init` is), bind-mounted read-only at /dev/init as Docker does.
 pub const INIT_BINARY: &str = "/usr/bin/tini-static";
