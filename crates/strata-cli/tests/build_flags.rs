@@ -1,4 +1,5 @@
-//! `build` flags CI pipelines use (issue 18): `--output` (a directory or a
+//! `build` flags CI pipelines use (issue 18): COPY `--parents`, `--exclude`
+//! and `--link`; `--output` (a directory or a
 //! tar of the final stage's filesystem instead of an image), `--iidfile`,
 //! `-f -` with a directory context, and RUN steps' `--add-host` and
 //! `--ulimit`.
@@ -163,4 +164,98 @@ fn run_steps_get_the_builds_added_hosts_and_ulimits() {
         assert_eq!(code, 1, "{err}");
         assert!(err.contains(flag) && err.contains(value), "{err}");
     }
+}
+
+fn files_under(s: &Strata, image: &str, dir: &str) -> Vec<String> {
+    let out = s.ok(&["run", "--rm", "--network", "none", image, "find", dir]);
+    let mut v: Vec<String> = out.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn copy_parents_keeps_the_sources_directories_below_a_pivot() {
+    let (s, ctx) = setup();
+    for f in ["a/b/c.txt", "a/d/e.txt", "a/d/skip.md", "x/y/z.txt"] {
+        fs::create_dir_all(ctx.join(f).parent().unwrap()).unwrap();
+        fs::write(ctx.join(f), f).unwrap();
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY --parents a/*/*.txt /dst/\nCOPY --parents ./x/./y/z.txt /piv/\nCOPY --parents a/d /whole/\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "parents", ctx.to_str().unwrap()]);
+    assert_eq!(
+        files_under(&s, "parents", "/dst"),
+        ["/dst", "/dst/a", "/dst/a/b", "/dst/a/b/c.txt", "/dst/a/d", "/dst/a/d/e.txt"]
+    );
+    assert_eq!(files_under(&s, "parents", "/piv"), ["/piv", "/piv/y", "/piv/y/z.txt"]);
+    assert_eq!(
+        files_under(&s, "parents", "/whole"),
+        ["/whole", "/whole/a", "/whole/a/d", "/whole/a/d/e.txt", "/whole/a/d/skip.md"]
+    );
+}
+
+#[test]
+fn copy_exclude_leaves_out_matches_and_their_changes_keep_the_cache() {
+    let (s, ctx) = setup();
+    for f in ["keep.txt", "a.log", "sub/keep.txt", "sub/b.log", "tmp/t", "sub/tmp/deep"] {
+        fs::create_dir_all(ctx.join(f).parent().unwrap()).unwrap();
+        fs::write(ctx.join(f), f).unwrap();
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY --exclude=**/*.log --exclude=tmp --exclude=Dockerfile . /app/\nCOPY --exclude=*.txt *.txt *.log /top/\n",
+    )
+    .unwrap();
+    let c = ctx.to_str().unwrap();
+    s.ok(&["build", "-q", "-t", "ex", c]);
+    assert_eq!(
+        files_under(&s, "ex", "/app"),
+        ["/app", "/app/keep.txt", "/app/sub", "/app/sub/keep.txt", "/app/sub/tmp", "/app/sub/tmp/deep"]
+    );
+    assert_eq!(files_under(&s, "ex", "/top"), ["/top", "/top/a.log"]);
+    // A change to an excluded file is no change to the step.
+    fs::write(ctx.join("sub/b.log"), "changed").unwrap();
+    fs::write(ctx.join("tmp/t"), "changed").unwrap();
+    let out = s.ok(&["build", c]);
+    assert_eq!(out.matches("--> CACHED").count(), 2, "{out}");
+    fs::write(ctx.join("keep.txt"), "changed").unwrap();
+    let out = s.ok(&["build", c]);
+    assert_eq!(out.matches("--> CACHED").count(), 0, "{out}");
+}
+
+fn diff_ids(s: &Strata, image: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", image])).unwrap();
+    serde_json::from_value(v[0]["RootFS"]["Layers"].clone()).unwrap()
+}
+
+#[test]
+fn copy_link_reuses_its_layer_when_the_base_changes() {
+    let (s, ctx) = setup();
+    let other = s.write(
+        "other.tar",
+        &docker_archive(&[TestImage::new(
+            "other:latest",
+            vec![busybox_layer(), LayerTar::new().dir("etc").file("etc/other", b"a different base\n").build()],
+        )]),
+    );
+    s.ok(&["load", "-q", "-i", other.to_str().unwrap()]);
+    fs::write(ctx.join("f"), "linked file\n").unwrap();
+    fs::write(ctx.join("Dockerfile"), "ARG BASE=busybox\nFROM $BASE\nCOPY --link f /app/f\nRUN cat /app/f > /seen\n")
+        .unwrap();
+    let c = ctx.to_str().unwrap();
+    s.ok(&["build", "-q", "-t", "on-busybox", c]);
+    let out = s.ok(&["build", "-t", "on-other", "--build-arg", "BASE=other", c]);
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("--> ") || l.starts_with("STEP")).collect();
+    // The linked COPY is not made again; the RUN after it is (its stage changed).
+    let copy_at = steps.iter().position(|l| l.contains("COPY --link")).unwrap();
+    assert_eq!(steps[copy_at + 1], "--> CACHED", "{out}");
+    assert_ne!(steps[copy_at + 3], "--> CACHED", "{out}");
+    let (a, b) = (diff_ids(&s, "on-busybox"), diff_ids(&s, "on-other"));
+    assert_eq!((a.len(), b.len()), (3, 4));
+    assert_eq!(a[1], b[2], "the same layer on either base");
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "on-other", "cat", "/seen"]), "linked file\n");
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "on-other", "cat", "/etc/other"]), "a different base\n");
 }

@@ -28,6 +28,8 @@ pub struct SourceRoot {
     pub ignore: Ignore,
     /// Whether copies keep the files' owners (stages and images) or make them root's (the context).
     pub keep_owner: bool,
+    /// `COPY --exclude` patterns, matched against paths inside each source.
+    pub exclude: Ignore,
 }
 
 /// Owner and mode a copy gives its files.
@@ -151,18 +153,23 @@ impl SourceRoot {
     /// The entries of the source directory `dir` (named `rel`, `key` to the
     /// ignore rules), sorted; excluded ones left out unless a directory
     /// whose contents a later rule may bring back.
-    fn children(&self, dir: &Dir, rel: &str, key: &str) -> Result<Vec<Child>> {
+    fn children(&self, dir: &Dir, rel: &str, key: &str, within: &str) -> Result<Vec<Child>> {
         let join = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { format!("{a}/{b}") };
         let mut out = Vec::new();
         for name in dir.names()? {
             let n = name.to_string_lossy().into_owned();
             let Some(md) = dir.stat(&name)? else { continue };
             let key = join(key, &n);
-            let excluded = self.ignore.excluded(&key);
-            if excluded && !(md.is_dir() && self.ignore.may_reinclude_below(&key)) {
+            let within = join(within, &n);
+            let (by_ignore, by_exclude) = (self.ignore.excluded(&key), self.exclude.excluded(&within));
+            let walked = md.is_dir()
+                && (!by_ignore || self.ignore.may_reinclude_below(&key))
+                && (!by_exclude || self.exclude.may_reinclude_below(&within));
+            let excluded = by_ignore || by_exclude;
+            if excluded && !walked {
                 continue;
             }
-            out.push(Child { rel: join(rel, &n), name, key, md, excluded });
+            out.push(Child { rel: join(rel, &n), name, key, within, md, excluded });
         }
         Ok(out)
     }
@@ -178,7 +185,7 @@ impl SourceRoot {
             self.hash_entry(h, "", &md, &dir, &name, rel, log)?;
             if md.is_dir() {
                 let sub = if name.is_empty() { dir } else { dir.subdir(&name)? };
-                self.hash_dir(h, &sub, rel, &self.key_of(&tree, rel), "", log)?;
+                self.hash_dir(h, &sub, rel, &self.key_of(&tree, rel), "", "", log)?;
             }
         }
         Ok(())
@@ -191,15 +198,16 @@ impl SourceRoot {
         rel: &str,
         key: &str,
         shown: &str,
+        within: &str,
         log: &mut Vec<(String, String)>,
     ) -> Result<()> {
-        for c in self.children(dir, rel, key)? {
+        for c in self.children(dir, rel, key, within)? {
             let shown = format!("{shown}/{}", c.name.to_string_lossy());
             if !c.excluded {
                 self.hash_entry(h, &shown, &c.md, dir, &c.name, &c.rel, log)?;
             }
             if c.md.is_dir() {
-                self.hash_dir(h, &dir.subdir(&c.name)?, &c.rel, &c.key, &shown, log)?;
+                self.hash_dir(h, &dir.subdir(&c.name)?, &c.rel, &c.key, &shown, &c.within, log)?;
             }
         }
         Ok(())
@@ -255,11 +263,11 @@ impl SourceRoot {
         }
         let src = if name.is_empty() { dir } else { dir.subdir(&name)? };
         let top = dest_dir(rootfs, dest, owner)?;
-        self.copy_dir(&src, &top, rel, &self.key_of(&tree, rel), mode)
+        self.copy_dir(&src, &top, rel, &self.key_of(&tree, rel), "", mode)
     }
 
-    fn copy_dir(&self, src: &Dir, dst: &Dir, rel: &str, key: &str, mode: CopyMode) -> Result<()> {
-        for c in self.children(src, rel, key)? {
+    fn copy_dir(&self, src: &Dir, dst: &Dir, rel: &str, key: &str, within: &str, mode: CopyMode) -> Result<()> {
+        for c in self.children(src, rel, key, within)? {
             if !c.md.is_dir() {
                 self.write_entry(src, &c.name, &c.md, dst, &c.name, mode)?;
                 continue;
@@ -276,7 +284,7 @@ impl SourceRoot {
                 dst.mkdir(&c.name, 0o700)?;
             }
             let sub = dst.subdir(&c.name)?;
-            self.copy_dir(&src.subdir(&c.name)?, &sub, &c.rel, &c.key, mode)?;
+            self.copy_dir(&src.subdir(&c.name)?, &sub, &c.rel, &c.key, &c.within, mode)?;
             if c.excluded && !existed && sub.names()?.is_empty() {
                 // Excluded, and nothing below it brought back: it was never there.
                 dst.remove(&c.name)?;
@@ -347,6 +355,8 @@ struct Child {
     rel: String,
     /// Its real path, which the ignore rules are checked against.
     key: String,
+    /// Its path inside the source being copied, which `--exclude` is checked against.
+    within: String,
     md: fs::Metadata,
     /// Excluded itself, walked only for what a later rule brings back.
     excluded: bool,

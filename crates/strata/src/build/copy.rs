@@ -19,6 +19,67 @@ use crate::store::LayerRecord;
 use crate::tmp::TempDir;
 
 impl Builder<'_> {
+    /// COPY/ADD `--link`: the step's layer, made apart from the stage's files
+    /// and kept in the cache under `link_key` (which leaves the stage out),
+    /// so on a changed stage the same layer is laid on it again rather than
+    /// made anew, as BuildKit's. Returns the layer and whether it was reused.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linked_copy_step(
+        &mut self,
+        stage: usize,
+        state: &State,
+        c: &dockerfile::Copy,
+        vars: &Vars,
+        st: &Located<Instruction>,
+        add: bool,
+        link_key: &crate::digest::Digest,
+    ) -> Result<(LayerRecord, bool)> {
+        let top: Vec<crate::digest::Digest> = state.layers.iter().rev().map(|l| l.chain_id.clone()).collect();
+        if !self.opts.no_cache {
+            let made = self.core.store.cached_step(link_key)?.and_then(|(_, chain)| chain);
+            if let Some(made) = made.map(|c| self.core.store.layer(&c)).transpose()?.flatten() {
+                if made.parent.as_ref() == top.first() {
+                    return Ok((made, true));
+                }
+                // The same files on another stage: a copy of the layer's tree, laid on it.
+                let work = TempDir::new(&self.core.tmp, "layer")?;
+                let diff = work.path().join("diff");
+                std::fs::create_dir(&diff).at(&diff)?;
+                crate::tree::copy_tree(&crate::unpack::layer_dir(&self.core.layers_dir, &made.chain_id), &diff)?;
+                let l = self.core.unpacker().install_tree(
+                    &self.core.store,
+                    work,
+                    &top,
+                    &crate::layer::WriteOptions::from_env(),
+                )?;
+                return Ok((l, true));
+            }
+        }
+        let l = self.copy_step(stage, state, c, vars, st, add, true)?;
+        self.core.store.put_cached_step(link_key, "{}", Some(&l.chain_id))?;
+        Ok((l, false))
+    }
+
+    /// `root` with the step's `--exclude` patterns, expanded.
+    pub(super) fn with_excludes(
+        &self,
+        mut root: SourceRoot,
+        c: &dockerfile::Copy,
+        vars: &Vars,
+        line: usize,
+    ) -> Result<SourceRoot> {
+        if c.exclude.is_empty() {
+            return Ok(root);
+        }
+        let mut text = String::new();
+        for e in &c.exclude {
+            text.push_str(&words::expand(e, vars, self.df.escape).map_err(|e| self.err(line, e))?);
+            text.push('\n');
+        }
+        root.exclude = Ignore::parse(&text, "--exclude").map_err(|e| self.err(line, e))?;
+        Ok(root)
+    }
+
     /// WORKDIR's directory, made when the stage lacks it (as BuildKit: mode
     /// 755 with its missing parents, owned by the USER at that point), as a
     /// layer of its own; `None` when it is already there.
@@ -47,6 +108,7 @@ impl Builder<'_> {
         vars: &Vars,
         st: &Located<Instruction>,
         add: bool,
+        linked: bool,
     ) -> Result<LayerRecord> {
         let line = st.line;
         let esc = self.df.escape;
@@ -60,11 +122,18 @@ impl Builder<'_> {
         let from = c.from.as_ref().map(|f| words::expand(f, vars, esc).map_err(|e| self.err(line, e))).transpose()?;
         let view = from.as_ref().map(|f| self.view(f, stage, line)).transpose()?;
         let root = match &view {
-            Some(v) => SourceRoot { root: v.target.clone(), ignore: Ignore::default(), keep_owner: true },
+            Some(v) => SourceRoot {
+                root: v.target.clone(),
+                ignore: Ignore::default(),
+                keep_owner: true,
+                exclude: Ignore::default(),
+            },
             None => self.context.clone(),
         };
-        // Sources, resolved before anything is written.
-        let mut files: Vec<String> = Vec::new();
+        let root = self.with_excludes(root, c, vars, line)?;
+        // Sources, resolved before anything is written: each with the path
+        // it keeps below the destination (`--parents`), else its name.
+        let mut files: Vec<(String, String)> = Vec::new();
         let mut heredocs: Vec<String> = Vec::new();
         let mut urls: Vec<(String, PathBuf)> = Vec::new();
         for s in &c.sources {
@@ -88,7 +157,25 @@ impl Builder<'_> {
                     if c.checksum.is_some() {
                         return Err(self.err(line, format!("{what} --checksum takes URL sources only, not {p}")));
                     }
-                    files.extend(root.resolve(&p).map_err(|e| self.err(line, format!("{what} failed: {e}")))?);
+                    // `--parents` keeps what is below a `/./` in the source, else all of its path.
+                    let (pivot, pattern) = match p.find("/./").filter(|_| c.parents) {
+                        Some(i) => (super::ignore::clean(&p[..i]).unwrap_or_default(), p.replacen("/./", "/", 1)),
+                        None => (String::new(), p.clone()),
+                    };
+                    for rel in root.resolve(&pattern).map_err(|e| self.err(line, format!("{what} failed: {e}")))? {
+                        let name = rel.rsplit('/').next().unwrap_or(&rel);
+                        if root.exclude.excluded(&rel) || root.exclude.excluded(name) {
+                            continue;
+                        }
+                        let kept = if !c.parents {
+                            name.to_string()
+                        } else if pivot.is_empty() {
+                            rel.clone()
+                        } else {
+                            rel.strip_prefix(&format!("{pivot}/")).unwrap_or(&rel).to_string()
+                        };
+                        files.push((rel, kept));
+                    }
                 }
                 Source::Heredoc(hd) => heredocs.push(if hd.expand {
                     words::expand_heredoc(&hd.body, vars).map_err(|e| self.err(line, e))?
@@ -108,7 +195,9 @@ impl Builder<'_> {
         if !heredocs.is_empty() && dir_form {
             return Err(self.err(line, format!("{what} <<heredoc: give a file path as the destination")));
         }
-        let snap = Snapshot::new(self.core, state, &[])?;
+        // --link: written on nothing, so the layer holds only what the step brings.
+        let on = if linked { State { layers: Vec::new(), ..state.clone() } } else { state.clone() };
+        let snap = Snapshot::new(self.core, &on, &[])?;
         let rootfs = Root::open(&snap.rootfs())?;
         let chown = c
             .chown
@@ -130,7 +219,7 @@ impl Builder<'_> {
         let dest_is_dir = dir_form
             || many
             || rootfs.resolve(&dest).ok().flatten().and_then(|e| e.metadata().ok()).is_some_and(|m| m.is_dir());
-        for rel in &files {
+        for (rel, kept) in &files {
             let src = root.followed(rel)?;
             let md = &root.metadata(&src)?;
             if add && md.is_file() {
@@ -143,11 +232,12 @@ impl Builder<'_> {
                     }
                 }
             }
-            let target = if md.is_dir() {
+            let target = if c.parents && !kept.is_empty() {
+                format!("{}/{kept}", dest.trim_end_matches('/'))
+            } else if md.is_dir() {
                 dest.clone()
             } else if dest_is_dir {
-                let name = rel.rsplit('/').next().unwrap_or(rel);
-                format!("{}/{name}", dest.trim_end_matches('/'))
+                format!("{}/{kept}", dest.trim_end_matches('/'))
             } else {
                 dest.clone()
             };
@@ -206,7 +296,12 @@ impl Builder<'_> {
         for (path, mut d) in dirs {
             d.unpack_in(tmp.path()).map_err(|e| bad(&path, &e))?;
         }
-        let from = SourceRoot { root: tmp.path().to_path_buf(), ignore: Ignore::default(), keep_owner: true };
+        let from = SourceRoot {
+            root: tmp.path().to_path_buf(),
+            ignore: Ignore::default(),
+            keep_owner: true,
+            exclude: Ignore::default(),
+        };
         let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
         from.copy("", rootfs, dest, mode)
     }

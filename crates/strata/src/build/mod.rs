@@ -570,6 +570,7 @@ impl<'a> Builder<'a> {
         next.key = key.clone();
         let created = image::format_time(self.now());
         let mut layer = None;
+        let mut linked_reuse = false;
         let mut created_by = st.text.clone();
         match &st.value {
             Instruction::Run(r) => {
@@ -577,11 +578,27 @@ impl<'a> Builder<'a> {
                 created_by = by;
                 layer = Some(l);
             }
-            Instruction::Copy(c) => {
-                layer = Some(self.copy_step(stage, state, c, &vars, st, false).map_err(|e| self.placed(line, e))?)
-            }
-            Instruction::Add(c) => {
-                layer = Some(self.copy_step(stage, state, c, &vars, st, true).map_err(|e| self.placed(line, e))?)
+            Instruction::Copy(c) | Instruction::Add(c) => {
+                let add = matches!(st.value, Instruction::Add(_));
+                // --link with a --chown by name needs the stage's /etc/passwd: then it is an ordinary copy.
+                let by_name = c.chown.as_deref().is_some_and(|u| u.split(':').any(|p| p.parse::<u32>().is_err()));
+                let l = if c.link && !by_name {
+                    let link_key = digest_of(&[
+                        b"link",
+                        st.text.as_bytes(),
+                        Self::args_text(&args.values).as_bytes(),
+                        inputs.as_str().as_bytes(),
+                        state.workdir().as_bytes(),
+                    ]);
+                    let (l, reused) = self
+                        .linked_copy_step(stage, state, c, &vars, st, add, &link_key)
+                        .map_err(|e| self.placed(line, e))?;
+                    linked_reuse = reused;
+                    l
+                } else {
+                    self.copy_step(stage, state, c, &vars, st, add, false).map_err(|e| self.placed(line, e))?
+                };
+                layer = Some(l);
             }
             Instruction::Arg(_) => {}
             meta => {
@@ -613,7 +630,7 @@ impl<'a> Builder<'a> {
         let text = serde_json::to_string(&next.config).expect("config serializes");
         self.core.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
         explain::record(&self.core.store, &key, &record)?;
-        Ok((next, false))
+        Ok((next, linked_reuse))
     }
 
     /// A cached step's result, if its layers are all still here.
@@ -694,8 +711,15 @@ impl<'a> Builder<'a> {
                                     log.push((format!("--from={f} {p}"), id));
                                 }
                                 None => {
-                                    let rels = self.context.resolve(&p).map_err(|e| self.err(st.line, e))?;
-                                    self.context.hash_into(&rels, &mut h, &mut log)?;
+                                    // As copy_step resolves them: `/./` of --parents and --exclude too.
+                                    let ctx = self.with_excludes(self.context.clone(), c, vars, st.line)?;
+                                    let pattern = if c.parents { p.replacen("/./", "/", 1) } else { p.clone() };
+                                    let mut rels = ctx.resolve(&pattern).map_err(|e| self.err(st.line, e))?;
+                                    rels.retain(|r| {
+                                        !ctx.exclude.excluded(r)
+                                            && !ctx.exclude.excluded(r.rsplit('/').next().unwrap_or(r))
+                                    });
+                                    ctx.hash_into(&rels, &mut h, &mut log)?;
                                 }
                             }
                         }
@@ -964,7 +988,7 @@ impl<'c> Builds<'c> {
                 }
             }
         }
-        let context = SourceRoot { root: context_dir, ignore, keep_owner: false };
+        let context = SourceRoot { root: context_dir, ignore, keep_owner: false, exclude: Ignore::default() };
         let quiet = opts.quiet;
         let secrets = secrets::Secrets::read(&opts.secrets)?;
         let agents = secrets::Agents::start(&opts.ssh, &self.core.tmp)?;

@@ -150,10 +150,17 @@ pub struct Copy {
     pub chown: Option<String>,
     /// `--chmod=OCTAL`.
     pub chmod: Option<u32>,
-    /// `--link` (accepted; every step's layer is independent here anyway).
+    /// `--link`: the layer is made apart from the stage's files, so its
+    /// cache survives a change below it.
     pub link: bool,
     /// `ADD --checksum=sha256:HEX` of a URL source.
     pub checksum: Option<String>,
+    /// `--exclude=PATTERN`s (unexpanded), any number.
+    pub exclude: Vec<String>,
+    /// `COPY --parents`: sources keep their directories (below a `/./` in the source, if any).
+    pub parents: bool,
+    /// `ADD --keep-git-dir` of a git source.
+    pub keep_git_dir: bool,
 }
 
 /// `HEALTHCHECK`.
@@ -298,7 +305,7 @@ impl Ctx<'_> {
 
     fn copy(&self, kw: usize, flags: &[pd::Flag<'_>], src: &[pd::Source<'_>], dest: &str, add: bool) -> Result<Copy> {
         let allowed: &[&str] = if add {
-            &["chown", "chmod", "link", "checksum", "keep-git-dir"]
+            &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]
         } else {
             &["from", "chown", "chmod", "link", "parents", "exclude"]
         };
@@ -311,6 +318,9 @@ impl Ctx<'_> {
             chmod: None,
             link: false,
             checksum: None,
+            exclude: Vec::new(),
+            parents: false,
+            keep_git_dir: false,
         };
         for (name, value, at) in self.flags(flags, allowed, what)? {
             let need = |v: Option<String>| {
@@ -329,6 +339,9 @@ impl Ctx<'_> {
                     );
                 }
                 "link" => c.link = value.as_deref().is_none_or(|v| v != "false"),
+                "parents" => c.parents = value.as_deref().is_none_or(|v| v != "false"),
+                "keep-git-dir" => c.keep_git_dir = value.as_deref().is_none_or(|v| v != "false"),
+                "exclude" => c.exclude.push(need(value)?),
                 "checksum" => {
                     let v = need(value)?;
                     let ok = v
