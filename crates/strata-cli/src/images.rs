@@ -17,6 +17,8 @@ use crate::*;
 pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
     let context = if a.context == "-" {
         strata::build::ContextSource::Stream(Box::new(io::stdin()))
+    } else if a.context.contains("://") || a.context.starts_with("git@") {
+        strata::build::ContextSource::Remote(a.context.clone())
     } else {
         strata::build::ContextSource::Dir(PathBuf::from(&a.context))
     };

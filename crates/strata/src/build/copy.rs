@@ -136,10 +136,19 @@ impl Builder<'_> {
         let mut files: Vec<(String, String)> = Vec::new();
         let mut heredocs: Vec<String> = Vec::new();
         let mut urls: Vec<(String, PathBuf)> = Vec::new();
+        // ADD of git repositories: each fetched tree (and the directory it is in).
+        let mut repos = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Path(p) => {
                     let p = words::expand(p, vars, esc).map_err(|e| self.err(line, e))?;
+                    if add && super::git::GitSource::is_git(&p) {
+                        let g = super::git::GitSource::parse(&p).map_err(|e| self.err(line, e))?;
+                        let fetched =
+                            g.fetch(&self.core.tmp, c.keep_git_dir).map_err(|e| self.err(line, format!("ADD {e}")))?;
+                        repos.push(fetched);
+                        continue;
+                    }
                     if is_url(&p) {
                         let file = self.download(&p, line)?;
                         if let Some(want) = &c.checksum {
@@ -184,7 +193,7 @@ impl Builder<'_> {
                 }),
             }
         }
-        let many = files.len() + heredocs.len() + urls.len() > 1;
+        let many = files.len() + heredocs.len() + urls.len() + repos.len() > 1;
         let dir_form = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
         if many && !dir_form {
             return Err(self.err(
@@ -242,6 +251,16 @@ impl Builder<'_> {
                 dest.clone()
             };
             root.copy(&src, &rootfs, &target, mode)?;
+        }
+        for (_, tree, _) in &repos {
+            // As a directory source: its contents go into the destination.
+            let from = SourceRoot {
+                root: tree.clone(),
+                ignore: Ignore::default(),
+                keep_owner: false,
+                exclude: root.exclude.clone(),
+            };
+            from.copy("", &rootfs, &dest, mode)?;
         }
         for (url, file) in &urls {
             // As Docker: a downloaded file is not unpacked, and gets mode 600 unless --chmod says otherwise.

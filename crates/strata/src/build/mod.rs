@@ -22,6 +22,7 @@
 mod context;
 mod copy;
 pub mod explain;
+pub mod git;
 pub mod ignore;
 mod output;
 mod run;
@@ -59,6 +60,8 @@ pub enum ContextSource {
     Dir(PathBuf),
     /// A tar archive (plain or compressed) or a lone Dockerfile, read from a stream (`-`).
     Stream(Box<dyn Read>),
+    /// A git repository (`URL#REF:SUBDIR`), or an http(s) URL of a tar or a Dockerfile.
+    Remote(String),
 }
 
 /// `build` flags.
@@ -683,6 +686,14 @@ impl<'a> Builder<'a> {
                         }
                         Source::Path(p) => {
                             let p = words::expand(p, vars, esc).map_err(|e| self.err(st.line, e))?;
+                            if git::GitSource::is_git(&p) && matches!(st.value, Instruction::Add(_)) {
+                                // The commit the ref names now: a moved branch is a changed source.
+                                let g = git::GitSource::parse(&p).map_err(|e| self.err(st.line, e))?;
+                                let commit = g.commit().map_err(|e| self.err(st.line, format!("ADD {e}")))?;
+                                h.update(format!("git {p} {commit} {}\n", c.keep_git_dir).as_bytes());
+                                log.push((p.clone(), commit));
+                                continue;
+                            }
                             if is_url(&p) {
                                 if !matches!(st.value, Instruction::Add(_)) {
                                     return Err(
@@ -867,6 +878,21 @@ impl<'c> Builds<'c> {
             &|_| Err(Error::invalid("a build step shares no namespace")),
         )?;
         let mut owned_context = None;
+        if let ContextSource::Remote(url) = &opts.context {
+            let url = url.clone();
+            if git::GitSource::is_git(&url) {
+                let (dir, sub, _) = git::GitSource::parse(&url)?.fetch(&self.core.tmp, false)?;
+                opts.context = ContextSource::Dir(sub);
+                owned_context = Some(dir);
+            } else {
+                // Downloaded whole, then read as `build -` reads standard input.
+                let dir = TempDir::new(&self.core.tmp, "build-remote")?;
+                let file = dir.path().join("context");
+                crate::registry::download(&url, &file).map_err(|e| Error::invalid(format!("context {url}: {e}")))?;
+                opts.context = ContextSource::Stream(Box::new(File::open(&file).at(&file)?));
+                owned_context = Some(dir);
+            }
+        }
         let (context_dir, stdin_dockerfile) = match &mut opts.context {
             ContextSource::Dir(d) => {
                 if !d.is_dir() {
@@ -899,6 +925,7 @@ impl<'c> Builds<'c> {
                 owned_context = Some(dir);
                 (p, text)
             }
+            ContextSource::Remote(_) => unreachable!("a remote context is fetched above"),
         };
         let df_from_stdin = opts.file.as_ref().is_some_and(|f| f.as_os_str() == "-");
         let (file, text, df_path) = match stdin_dockerfile {
