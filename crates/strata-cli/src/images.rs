@@ -42,6 +42,7 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         output: a.output.clone(),
         add_hosts: a.add_host,
         ulimits: a.ulimit,
+        build_contexts: a.build_context,
     };
     // A tar on standard output leaves no room for progress: it goes to standard error.
     let to_stdout =

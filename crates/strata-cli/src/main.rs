@@ -285,6 +285,9 @@ struct BuildArgs {
     /// RUN steps' resource limit, NAME=SOFT[:HARD] (as run --ulimit).
     #[arg(long)]
     ulimit: Vec<String>,
+    /// A named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=GIT-URL.
+    #[arg(long = "build-context")]
+    build_context: Vec<String>,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on standard input.
     context: String,
 }

@@ -1,7 +1,8 @@
 //! Where a build's files come from besides a local directory (issue 18): a
 //! git repository as the context (at a tag, a branch and a subdirectory)
 //! and as an ADD source, served by `git daemon` on the test's own loopback;
-//! and a tarball context from an HTTP server there.
+//! a tarball context from an HTTP server there; and named contexts
+//! (`--build-context NAME=DIR|docker-image://REF|GIT-URL`).
 
 mod common;
 
@@ -172,5 +173,76 @@ fn a_tarball_context_builds_from_an_http_url() {
     let (code, err) = s.fails(&["build", "http://127.0.0.1:8765/missing.tar.gz"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("missing.tar.gz"), "{err}");
+    assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
+}
+
+#[test]
+fn named_contexts_stand_for_images_directories_and_repositories() {
+    let s = setup();
+    let other = s.write(
+        "other.tar",
+        &docker_archive(&[TestImage::new(
+            "other:1",
+            vec![busybox_layer(), LayerTar::new().dir("etc").file("etc/which", b"other image\n").build()],
+        )]),
+    );
+    s.ok(&["load", "-q", "-i", other.to_str().unwrap()]);
+    let base = s.path("git");
+    make_repo(&base);
+    let _daemon = git_daemon(&s, &base);
+    let extra = s.path("extra");
+    fs::create_dir_all(extra.join("d")).unwrap();
+    fs::write(extra.join("d/file"), "from a named directory\n").unwrap();
+    let ctx = s.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM upstream\nCOPY --from=extra d/file /named-dir\nCOPY --from=repo sub/f /named-repo\nRUN --mount=from=extra,target=/mnt cat /mnt/d/file > /mounted\n",
+    )
+    .unwrap();
+    let c = ctx.to_str().unwrap();
+    let extra_arg = format!("extra={}", extra.display());
+    s.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "named",
+        "--network",
+        "none",
+        "--build-context",
+        "upstream=docker-image://other:1",
+        "--build-context",
+        &extra_arg,
+        "--build-context",
+        "repo=git://127.0.0.1:9418/repo.git#v1",
+        c,
+    ]);
+    assert_eq!(cat(&s, "named", "/etc/which"), "other image\n");
+    assert_eq!(cat(&s, "named", "/named-dir"), "from a named directory\n");
+    assert_eq!(cat(&s, "named", "/named-repo"), "v1\n");
+    assert_eq!(cat(&s, "named", "/mounted"), "from a named directory\n");
+    let owner = s.ok(&["run", "--rm", "--network", "none", "named", "stat", "-c", "%u:%g", "/named-dir"]);
+    assert_eq!(owner.trim(), "0:0");
+    // A changed file of a named directory is a changed source.
+    fs::write(extra.join("d/file"), "changed\n").unwrap();
+    let out = s.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--build-context",
+        "upstream=docker-image://other:1",
+        "--build-context",
+        &extra_arg,
+        "--build-context",
+        "repo=git://127.0.0.1:9418/repo.git#v1",
+        c,
+    ]);
+    assert_eq!(out.matches("--> CACHED").count(), 0, "{out}");
+    // Bad values name the flag.
+    for bad in ["novalue", "x=/no/such/dir", "x=docker-image://UPPER:case"] {
+        let (code, err) = s.fails(&["build", "--build-context", bad, c]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("--build-context"), "{bad}: {err}");
+    }
     assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
 }

@@ -121,13 +121,12 @@ impl Builder<'_> {
         };
         let from = c.from.as_ref().map(|f| words::expand(f, vars, esc).map_err(|e| self.err(line, e))).transpose()?;
         let view = from.as_ref().map(|f| self.view(f, stage, line)).transpose()?;
+        // Files from a directory --build-context are root's, as the context's; a stage's or image's keep their owners.
+        let keep_owner = !matches!(from.as_deref().and_then(|f| self.named.get(f)), Some(super::NamedContext::Dir(_)));
         let root = match &view {
-            Some(v) => SourceRoot {
-                root: v.target.clone(),
-                ignore: Ignore::default(),
-                keep_owner: true,
-                exclude: Ignore::default(),
-            },
+            Some(v) => {
+                SourceRoot { root: v.target.clone(), ignore: Ignore::default(), keep_owner, exclude: Ignore::default() }
+            }
             None => self.context.clone(),
         };
         let root = self.with_excludes(root, c, vars, line)?;

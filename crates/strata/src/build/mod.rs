@@ -106,6 +106,8 @@ pub struct BuildOptions {
     pub add_hosts: Vec<String>,
     /// `--ulimit NAME=SOFT[:HARD]`: RUN steps' resource limits.
     pub ulimits: Vec<String>,
+    /// `--build-context NAME=DIR|docker-image://REF|GIT-URL`.
+    pub build_contexts: Vec<String>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -155,10 +157,20 @@ impl State {
     }
 }
 
-/// A stage's input when named by `--from`: built here, or an image.
+/// A stage's input when named by `--from`: built here, an image, or a
+/// directory named by `--build-context`.
 enum FromRef {
     Stage(usize),
     Image(Digest),
+    Dir(SourceRoot),
+}
+
+/// What `--build-context NAME=VALUE` names.
+enum NamedContext {
+    /// `docker-image://REF`: an image, in the store or pulled.
+    Image(String),
+    /// A directory (or a git repository, fetched): files for COPY --from and RUN --mount from=.
+    Dir(SourceRoot),
 }
 
 struct Builder<'a> {
@@ -190,6 +202,8 @@ struct Builder<'a> {
     agents: secrets::Agents,
     /// RUN steps' limits (`--ulimit`).
     run_resources: crate::container::resources::Resources,
+    /// `--build-context`s, by name.
+    named: HashMap<String, NamedContext>,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -396,6 +410,15 @@ impl<'a> Builder<'a> {
             }
             return Ok((State { key, ..st }, onbuild));
         }
+        let name = match self.named.get(&name) {
+            Some(NamedContext::Image(r)) => r.clone(),
+            Some(NamedContext::Dir(_)) => {
+                return Err(
+                    self.err(line, format!("FROM {name}: a directory build context can be copied from, not built on"))
+                )
+            }
+            None => name,
+        };
         if name == "scratch" {
             let host = image::Platform::host();
             let config = json!({"architecture": host.architecture, "os": host.os,
@@ -765,6 +788,11 @@ impl<'a> Builder<'a> {
         if let Some(i) = self.stage_named(name, stage) {
             return Ok(FromRef::Stage(i));
         }
+        let name = match self.named.get(name) {
+            Some(NamedContext::Dir(root)) => return Ok(FromRef::Dir(root.clone())),
+            Some(NamedContext::Image(r)) => r.as_str(),
+            None => name,
+        };
         match self.core.resolve_image(name) {
             Ok(id) => Ok(FromRef::Image(id)),
             Err(e) if e.kind() == crate::ErrorKind::NotFound => {
@@ -783,6 +811,11 @@ impl<'a> Builder<'a> {
                 Digest::of(serde_json::to_string(&st.config).expect("serializes").as_bytes()).to_string()
             }
             FromRef::Image(id) => id.to_string(),
+            FromRef::Dir(root) => {
+                let mut h = Hasher::default();
+                root.hash_into(&[String::new()], &mut h, &mut Vec::new())?;
+                h.finish().to_string()
+            }
         })
     }
 
@@ -790,6 +823,7 @@ impl<'a> Builder<'a> {
         let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
             FromRef::Stage(i) => self.built[&i].layers.clone(),
             FromRef::Image(id) => self.core.usable_layers(&id).map_err(|e| self.err(line, e))?,
+            FromRef::Dir(root) => return View::of_dir(self.core, &root.root),
         };
         View::of(self.core, &layers)
     }
@@ -1017,6 +1051,7 @@ impl<'c> Builds<'c> {
         }
         let context = SourceRoot { root: context_dir, ignore, keep_owner: false, exclude: Ignore::default() };
         let quiet = opts.quiet;
+        let (named, _fetched) = self.named_contexts(&opts.build_contexts)?;
         let secrets = secrets::Secrets::read(&opts.secrets)?;
         let agents = secrets::Agents::start(&opts.ssh, &self.core.tmp)?;
         let mut b = Builder {
@@ -1041,6 +1076,7 @@ impl<'c> Builds<'c> {
             secrets,
             agents,
             run_resources,
+            named,
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
@@ -1083,6 +1119,44 @@ impl<'c> Builds<'c> {
             }
         }
         Ok(Some(id))
+    }
+
+    /// `--build-context NAME=VALUE`s, read (git ones fetched) before the
+    /// build; the fetched trees live as long as what is returned with them.
+    fn named_contexts(&self, specs: &[String]) -> Result<(HashMap<String, NamedContext>, Vec<TempDir>)> {
+        let mut named = HashMap::new();
+        let mut fetched = Vec::new();
+        for spec in specs {
+            let bad = |why: String| Error::invalid(format!("--build-context {spec:?}: {why}"));
+            let (name, value) = spec
+                .split_once('=')
+                .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+                .ok_or_else(|| bad("want NAME=DIR, NAME=docker-image://REF or NAME=GIT-URL".into()))?;
+            let dir_root = |root: PathBuf| SourceRoot {
+                root,
+                ignore: Ignore::default(),
+                keep_owner: false,
+                exclude: Ignore::default(),
+            };
+            let context = if let Some(r) = value.strip_prefix("docker-image://") {
+                Reference::parse(r).map_err(|e| bad(e.to_string()))?;
+                NamedContext::Image(r.to_string())
+            } else if git::GitSource::is_git(value) {
+                let (dir, sub, _) = git::GitSource::parse(value)?.fetch(&self.core.tmp, false)?;
+                fetched.push(dir);
+                NamedContext::Dir(dir_root(sub))
+            } else if value.contains("://") {
+                return Err(bad("want a directory, docker-image://REF or a git URL".into()));
+            } else {
+                let dir = PathBuf::from(value);
+                if !dir.is_dir() {
+                    return Err(bad(format!("{value}: not a directory")));
+                }
+                NamedContext::Dir(dir_root(dir))
+            };
+            named.insert(name.to_string(), context);
+        }
+        Ok((named, fetched))
     }
 
     /// `builder explain IMAGE`: each step of the build that made IMAGE,

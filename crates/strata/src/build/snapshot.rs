@@ -147,6 +147,11 @@ pub(super) struct View {
 }
 
 impl View {
+    /// A directory as it is (a `--build-context`): nothing mounted.
+    pub(super) fn of_dir(core: &Core, dir: &std::path::Path) -> Result<View> {
+        Ok(View { target: dir.to_path_buf(), _dir: TempDir::new(&core.tmp, "build-from")?, mounted: false })
+    }
+
     /// The merged, read-only root of `layers` (bottom first), under tmp/.
     pub(super) fn of(core: &Core, layers: &[LayerRecord]) -> Result<View> {
         // A RUN holds no store lock while it runs: what it may mount is leased.
