@@ -731,6 +731,9 @@ mod tests {
                         chmod: Some(0o640),
                         link: false,
                         checksum: None,
+                        exclude: Vec::new(),
+                        parents: false,
+                        keep_git_dir: false,
                     })
                 ),
                 (
@@ -743,6 +746,9 @@ mod tests {
                         chmod: None,
                         link: false,
                         checksum: None,
+                        exclude: Vec::new(),
+                        parents: false,
+                        keep_git_dir: false,
                     })
                 ),
                 (15, Instruction::Cmd(CommandForm::Exec(vec!["sh".into(), "-c".into(), "echo".into()]))),
@@ -770,6 +776,9 @@ mod tests {
                 chmod: None,
                 link: false,
                 checksum: None,
+                exclude: Vec::new(),
+                parents: false,
+                keep_git_dir: false,
             })
         );
     }
@@ -796,8 +805,9 @@ mod tests {
         assert!(e.starts_with("Dockerfile:1:") && e.contains("FROM"), "{e}");
         assert!(err("FROM a\nCOPY --nope=1 x y\n").starts_with("Dockerfile:2: unknown flag --nope"));
         assert!(
-            err("FROM a\nRUN --mount=type=secret,target=/x true\n").starts_with("Dockerfile:2: --mount type=secret")
+            err("FROM a\nRUN --mount=type=volume,target=/x true\n").starts_with("Dockerfile:2: --mount type=volume")
         );
+        assert!(err("FROM a\nRUN --mount=type=secret true\n").contains("id= or target="));
         assert!(err("FROM a\nRUN --mount=type=cache true\n").contains("target"));
         assert!(err("FROM a\nCOPY --chmod=9z x y\n").starts_with("Dockerfile:2: --chmod"));
         assert!(err("FROM a AS x\nFROM b AS x\n").starts_with("Dockerfile:2: duplicate stage"));
