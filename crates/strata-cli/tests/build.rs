@@ -13,12 +13,7 @@ use common::*;
 
 /// A store holding `busybox:latest` (one layer) and a context directory.
 fn setup(driver: &str) -> (Strata, PathBuf) {
-    let s = Strata::new(driver);
-    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
-    (s, ctx)
+    busybox_store(driver)
 }
 
 fn put(dir: &Path, rel: &str, body: &str) {

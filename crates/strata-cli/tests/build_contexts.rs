@@ -13,12 +13,9 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 
-/// A store holding `busybox:latest`.
-fn setup() -> Strata {
-    let s = Strata::new("overlay");
-    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    s
+/// A store holding `busybox:latest`, and a context directory.
+fn setup() -> (Strata, std::path::PathBuf) {
+    busybox_store("overlay")
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -88,6 +85,14 @@ fn make_repo(base: &Path) {
     assert!(out.status.success());
 }
 
+/// The repository of `make_repo` under the test's `git/`, served by `git daemon`.
+fn served_repo(s: &Strata) -> (std::path::PathBuf, Server) {
+    let base = s.path("git");
+    make_repo(&base);
+    let daemon = git_daemon(s, &base);
+    (base, daemon)
+}
+
 fn git_daemon(s: &Strata, base: &Path) -> Server {
     let mut cmd = s.in_netns("git");
     cmd.args(["daemon", "--verbose", "--export-all", "--reuseaddr", "--listen=127.0.0.1", "--port=9418"])
@@ -102,10 +107,8 @@ fn cat(s: &Strata, image: &str, path: &str) -> String {
 
 #[test]
 fn a_git_context_builds_at_a_tag_and_a_branch_from_a_subdirectory() {
-    let s = setup();
-    let base = s.path("git");
-    make_repo(&base);
-    let _daemon = git_daemon(&s, &base);
+    let (s, _) = setup();
+    let (_, _daemon) = served_repo(&s);
     s.ok(&["build", "-q", "-t", "at-tag", "git://127.0.0.1:9418/repo.git#v1:sub"]);
     assert_eq!(cat(&s, "at-tag", "/f"), "v1\n");
     s.ok(&["build", "-q", "-t", "at-main", "git://127.0.0.1:9418/repo.git#main:sub"]);
@@ -123,12 +126,8 @@ fn a_git_context_builds_at_a_tag_and_a_branch_from_a_subdirectory() {
 
 #[test]
 fn add_of_a_git_repository_copies_its_tree_and_keys_the_cache_by_commit() {
-    let s = setup();
-    let base = s.path("git");
-    make_repo(&base);
-    let _daemon = git_daemon(&s, &base);
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
+    let (s, ctx) = setup();
+    let (base, _daemon) = served_repo(&s);
     fs::write(
         ctx.join("Dockerfile"),
         "FROM busybox\nADD git://127.0.0.1:9418/repo.git#v1 /src/\nADD --keep-git-dir git://127.0.0.1:9418/repo.git#main /with-git/\n",
@@ -155,9 +154,7 @@ fn add_of_a_git_repository_copies_its_tree_and_keys_the_cache_by_commit() {
 
 #[test]
 fn a_tarball_context_builds_from_an_http_url() {
-    let s = setup();
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
+    let (s, ctx) = setup();
     fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY hello.txt /hello.txt\n").unwrap();
     fs::write(ctx.join("hello.txt"), "from a tarball\n").unwrap();
     let served = s.path("served");
@@ -178,7 +175,7 @@ fn a_tarball_context_builds_from_an_http_url() {
 
 #[test]
 fn named_contexts_stand_for_images_directories_and_repositories() {
-    let s = setup();
+    let (s, ctx) = setup();
     let other = s.write(
         "other.tar",
         &docker_archive(&[TestImage::new(
@@ -187,14 +184,10 @@ fn named_contexts_stand_for_images_directories_and_repositories() {
         )]),
     );
     s.ok(&["load", "-q", "-i", other.to_str().unwrap()]);
-    let base = s.path("git");
-    make_repo(&base);
-    let _daemon = git_daemon(&s, &base);
+    let (_, _daemon) = served_repo(&s);
     let extra = s.path("extra");
     fs::create_dir_all(extra.join("d")).unwrap();
     fs::write(extra.join("d/file"), "from a named directory\n").unwrap();
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
     fs::write(
         ctx.join("Dockerfile"),
         "FROM upstream\nCOPY --from=extra d/file /named-dir\nCOPY --from=repo sub/f /named-repo\nRUN --mount=from=extra,target=/mnt cat /mnt/d/file > /mounted\n",

@@ -15,12 +15,7 @@ use common::*;
 
 /// A store holding `busybox:latest` and a context directory.
 fn setup() -> (Strata, PathBuf) {
-    let s = Strata::new("overlay");
-    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
-    (s, ctx)
+    busybox_store("overlay")
 }
 
 /// Files of every kind, owners, modes, a deleted base file and a second stage.

@@ -15,12 +15,7 @@ const SECRET: &str = "s3cr3t-Value-7d1f9a";
 
 /// A store holding `busybox:latest` and a context directory.
 fn setup() -> (Strata, PathBuf) {
-    let s = Strata::new("overlay");
-    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    let ctx = s.path("ctx");
-    fs::create_dir(&ctx).unwrap();
-    (s, ctx)
+    busybox_store("overlay")
 }
 
 /// The files under `dir` (but the network namespaces' anchors) that hold `needle`.

@@ -548,6 +548,17 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "wc", "head", "dd", "pwd", "test", "stat", "mount", "cp", "chmod", "ln", "seq", "tr", "find",
 ];
 
+/// A store (on `driver`) holding `busybox:latest` (one layer), and an empty
+/// context directory `ctx` in the test's directory.
+pub fn busybox_store(driver: &str) -> (Strata, PathBuf) {
+    let s = Strata::new(driver);
+    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    let ctx = s.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    (s, ctx)
+}
+
 /// A tiny base layer with a shell from Debian's busybox-static.
 pub fn busybox_layer() -> Vec<u8> {
     let bb = fs::read("/bin/busybox").expect("busybox-static is installed (apt-get install busybox-static)");
