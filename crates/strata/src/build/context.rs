@@ -191,6 +191,7 @@ impl SourceRoot {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn hash_dir(
         &self,
         h: &mut Hasher,

@@ -100,6 +100,7 @@ impl Builder<'_> {
         snap.commit(self.core, state, &[], false, &format!("{}:{line}", self.df.file)).map(Some)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn copy_step(
         &mut self,
         stage: usize,
