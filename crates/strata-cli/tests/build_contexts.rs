@@ -101,6 +101,13 @@ fn git_daemon(s: &Strata, base: &Path) -> Server {
     start_until(cmd, true, "Ready to rumble")
 }
 
+/// `strata ARGS` exits 1 naming `what`.
+fn refused_naming(s: &Strata, args: &[&str], what: &str) {
+    let (code, err) = s.fails(args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(what), "{args:?}: {err}");
+}
+
 fn cat(s: &Strata, image: &str, path: &str) -> String {
     s.ok(&["run", "--rm", "--network", "none", image, "cat", path])
 }
@@ -115,12 +122,8 @@ fn a_git_context_builds_at_a_tag_and_a_branch_from_a_subdirectory() {
     assert_eq!(cat(&s, "at-main", "/f"), "v2\n");
     assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
     // A ref the repository does not have: named, and nothing left.
-    let (code, err) = s.fails(&["build", "git://127.0.0.1:9418/repo.git#no-such-ref:sub"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no-such-ref"), "{err}");
-    let (code, err) = s.fails(&["build", "git://127.0.0.1:9418/repo.git#v1:no/such/dir"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no/such/dir"), "{err}");
+    refused_naming(&s, &["build", "git://127.0.0.1:9418/repo.git#no-such-ref:sub"], "no-such-ref");
+    refused_naming(&s, &["build", "git://127.0.0.1:9418/repo.git#v1:no/such/dir"], "no/such/dir");
     assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
 }
 
@@ -167,9 +170,7 @@ fn a_tarball_context_builds_from_an_http_url() {
     let _server = start_until(cmd, false, "Serving HTTP");
     s.ok(&["build", "-q", "-t", "from-tar", "http://127.0.0.1:8765/ctx.tar.gz"]);
     assert_eq!(cat(&s, "from-tar", "/hello.txt"), "from a tarball\n");
-    let (code, err) = s.fails(&["build", "http://127.0.0.1:8765/missing.tar.gz"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("missing.tar.gz"), "{err}");
+    refused_naming(&s, &["build", "http://127.0.0.1:8765/missing.tar.gz"], "missing.tar.gz");
     assert!(s.tmp_entries().is_empty(), "{:?}", s.tmp_entries());
 }
 
