@@ -295,7 +295,7 @@ struct BuildArgs {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// Build an image from a Dockerfile.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List images.
     #[command(alias = "list")]
     Ls(ImagesArgs),
@@ -1178,7 +1178,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.log_level.clone(),
     ];
     match cli.command {
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => images::build(&engine, a),
+        Command::Build(a) => images::build(&engine, a),
+        Command::Image(ImageCommand::Build(a)) => images::build(&engine, *a),
         Command::Builder(BuilderCommand::Prune(a)) => images::builder_prune(&engine, a),
         Command::Builder(BuilderCommand::Explain(a)) => explore::explain(&engine, a),
         Command::Pull(a) => registry::pull(&engine, a),
