@@ -42,6 +42,35 @@ pub struct CopyMode {
 }
 
 impl SourceRoot {
+    /// `root` with no ignore file and no `--exclude`.
+    pub fn of(root: PathBuf, keep_owner: bool) -> SourceRoot {
+        SourceRoot { root, ignore: Ignore::default(), keep_owner, exclude: Ignore::default() }
+    }
+
+    /// What a COPY source names, each with the path it keeps below the
+    /// destination: its name or, with `--parents`, its path (below a `/./`
+    /// in the source, if any). What `--exclude` names is left out.
+    pub fn sources(&self, source: &str, parents: bool) -> std::result::Result<Vec<(String, String)>, String> {
+        let (pivot, pattern) = match source.find("/./").filter(|_| parents) {
+            Some(i) => (clean(&source[..i]).unwrap_or_default(), source.replacen("/./", "/", 1)),
+            None => (String::new(), source.to_string()),
+        };
+        let mut out = Vec::new();
+        for rel in self.resolve(&pattern)? {
+            let name = rel.rsplit('/').next().unwrap_or(&rel);
+            if self.exclude.excluded(&rel) || self.exclude.excluded(name) {
+                continue;
+            }
+            let kept = match rel.strip_prefix(&format!("{pivot}/")).filter(|_| !pivot.is_empty()) {
+                _ if !parents => name.to_string(),
+                Some(below) => below.to_string(),
+                None => rel.clone(),
+            };
+            out.push((rel, kept));
+        }
+        Ok(out)
+    }
+
     /// The tree, opened for lookups confined to it.
     fn tree(&self) -> Result<Root> {
         Root::open(&self.root)

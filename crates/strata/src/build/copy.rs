@@ -125,9 +125,7 @@ impl Builder<'_> {
         // Files from a directory --build-context are root's, as the context's; a stage's or image's keep their owners.
         let keep_owner = !matches!(from.as_deref().and_then(|f| self.named.get(f)), Some(super::NamedContext::Dir(_)));
         let root = match &view {
-            Some(v) => {
-                SourceRoot { root: v.target.clone(), ignore: Ignore::default(), keep_owner, exclude: Ignore::default() }
-            }
+            Some(v) => SourceRoot::of(v.target.clone(), keep_owner),
             None => self.context.clone(),
         };
         let root = self.with_excludes(root, c, vars, line)?;
@@ -166,25 +164,9 @@ impl Builder<'_> {
                     if c.checksum.is_some() {
                         return Err(self.err(line, format!("{what} --checksum takes URL sources only, not {p}")));
                     }
-                    // `--parents` keeps what is below a `/./` in the source, else all of its path.
-                    let (pivot, pattern) = match p.find("/./").filter(|_| c.parents) {
-                        Some(i) => (super::ignore::clean(&p[..i]).unwrap_or_default(), p.replacen("/./", "/", 1)),
-                        None => (String::new(), p.clone()),
-                    };
-                    for rel in root.resolve(&pattern).map_err(|e| self.err(line, format!("{what} failed: {e}")))? {
-                        let name = rel.rsplit('/').next().unwrap_or(&rel);
-                        if root.exclude.excluded(&rel) || root.exclude.excluded(name) {
-                            continue;
-                        }
-                        let kept = if !c.parents {
-                            name.to_string()
-                        } else if pivot.is_empty() {
-                            rel.clone()
-                        } else {
-                            rel.strip_prefix(&format!("{pivot}/")).unwrap_or(&rel).to_string()
-                        };
-                        files.push((rel, kept));
-                    }
+                    files.extend(
+                        root.sources(&p, c.parents).map_err(|e| self.err(line, format!("{what} failed: {e}")))?,
+                    );
                 }
                 Source::Heredoc(hd) => heredocs.push(if hd.expand {
                     words::expand_heredoc(&hd.body, vars).map_err(|e| self.err(line, e))?
@@ -254,12 +236,7 @@ impl Builder<'_> {
         }
         for (_, tree, _) in &repos {
             // As a directory source: its contents go into the destination.
-            let from = SourceRoot {
-                root: tree.clone(),
-                ignore: Ignore::default(),
-                keep_owner: false,
-                exclude: root.exclude.clone(),
-            };
+            let from = SourceRoot { exclude: root.exclude.clone(), ..SourceRoot::of(tree.clone(), false) };
             from.copy("", &rootfs, &dest, mode)?;
         }
         for (url, file) in &urls {
@@ -315,12 +292,7 @@ impl Builder<'_> {
         for (path, mut d) in dirs {
             d.unpack_in(tmp.path()).map_err(|e| bad(&path, &e))?;
         }
-        let from = SourceRoot {
-            root: tmp.path().to_path_buf(),
-            ignore: Ignore::default(),
-            keep_owner: true,
-            exclude: Ignore::default(),
-        };
+        let from = SourceRoot::of(tmp.path().to_path_buf(), true);
         let dest = if dest.trim_end_matches('/').is_empty() { "/" } else { dest };
         from.copy("", rootfs, dest, mode)
     }

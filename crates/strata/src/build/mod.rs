@@ -745,14 +745,14 @@ impl<'a> Builder<'a> {
                                     log.push((format!("--from={f} {p}"), id));
                                 }
                                 None => {
-                                    // As copy_step resolves them: `/./` of --parents and --exclude too.
+                                    // The sources copy_step copies (--parents and --exclude as there).
                                     let ctx = self.with_excludes(self.context.clone(), c, vars, st.line)?;
-                                    let pattern = if c.parents { p.replacen("/./", "/", 1) } else { p.clone() };
-                                    let mut rels = ctx.resolve(&pattern).map_err(|e| self.err(st.line, e))?;
-                                    rels.retain(|r| {
-                                        !ctx.exclude.excluded(r)
-                                            && !ctx.exclude.excluded(r.rsplit('/').next().unwrap_or(r))
-                                    });
+                                    let rels: Vec<String> = ctx
+                                        .sources(&p, c.parents)
+                                        .map_err(|e| self.err(st.line, e))?
+                                        .into_iter()
+                                        .map(|(rel, _)| rel)
+                                        .collect();
                                     ctx.hash_into(&rels, &mut h, &mut log)?;
                                 }
                             }
@@ -1049,7 +1049,7 @@ impl<'c> Builds<'c> {
                 }
             }
         }
-        let context = SourceRoot { root: context_dir, ignore, keep_owner: false, exclude: Ignore::default() };
+        let context = SourceRoot { ignore, ..SourceRoot::of(context_dir, false) };
         let quiet = opts.quiet;
         let (named, _fetched) = self.named_contexts(&opts.build_contexts)?;
         let secrets = secrets::Secrets::read(&opts.secrets)?;
@@ -1132,12 +1132,7 @@ impl<'c> Builds<'c> {
                 .split_once('=')
                 .filter(|(n, v)| !n.is_empty() && !v.is_empty())
                 .ok_or_else(|| bad("want NAME=DIR, NAME=docker-image://REF or NAME=GIT-URL".into()))?;
-            let dir_root = |root: PathBuf| SourceRoot {
-                root,
-                ignore: Ignore::default(),
-                keep_owner: false,
-                exclude: Ignore::default(),
-            };
+            let dir_root = |root: PathBuf| SourceRoot::of(root, false);
             let context = if let Some(r) = value.strip_prefix("docker-image://") {
                 Reference::parse(r).map_err(|e| bad(e.to_string()))?;
                 NamedContext::Image(r.to_string())
