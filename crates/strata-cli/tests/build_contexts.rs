@@ -189,6 +189,8 @@ fn named_contexts_stand_for_images_directories_and_repositories() {
     let extra = s.path("extra");
     fs::create_dir_all(extra.join("d")).unwrap();
     fs::write(extra.join("d/file"), "from a named directory\n").unwrap();
+    // Owned by someone else on the host: the copy is root's all the same, as the context's.
+    std::os::unix::fs::chown(extra.join("d/file"), Some(1000), Some(1000)).unwrap();
     fs::write(
         ctx.join("Dockerfile"),
         "FROM upstream\nCOPY --from=extra d/file /named-dir\nCOPY --from=repo sub/f /named-repo\nRUN --mount=from=extra,target=/mnt cat /mnt/d/file > /mounted\n",
