@@ -43,6 +43,8 @@ pub(crate) fn build(engine: &Engine, a: BuildArgs) -> Result<ExitCode> {
         add_hosts: a.add_host,
         ulimits: a.ulimit,
         build_contexts: a.build_context,
+        cache_to: a.cache_to,
+        cache_from: a.cache_from,
     };
     // A tar on standard output leaves no room for progress: it goes to standard error.
     let to_stdout =

@@ -288,6 +288,12 @@ struct BuildArgs {
     /// A named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=GIT-URL.
     #[arg(long = "build-context")]
     build_context: Vec<String>,
+    /// Export the build cache to a registry: type=registry,ref=REF[,mode=min|max][,ignore-error=true].
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Import a build cache from a registry: type=registry,ref=REF, or REF.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on standard input.
     context: String,
 }

@@ -19,6 +19,7 @@
 //! <root>/build-mounts/<id>/  RUN --mount=type=cache directories, kept between builds
 //! ```
 
+mod cache;
 mod context;
 mod copy;
 pub mod explain;
@@ -52,6 +53,7 @@ use crate::images::Images;
 use crate::store::{now, LayerRecord};
 use crate::tmp::TempDir;
 use crate::unpack::layer_dir;
+pub use cache::CacheSpec;
 pub use output::Output;
 
 /// Where the build context comes from.
@@ -108,6 +110,10 @@ pub struct BuildOptions {
     pub ulimits: Vec<String>,
     /// `--build-context NAME=DIR|docker-image://REF|GIT-URL`.
     pub build_contexts: Vec<String>,
+    /// `--cache-to type=registry,ref=REF[,mode=min|max]`: export the build cache there.
+    pub cache_to: Vec<String>,
+    /// `--cache-from type=registry,ref=REF` (or REF): import a build cache from there.
+    pub cache_from: Vec<String>,
 }
 
 /// ARGs every build knows without declaring them (proxies), as Docker's.
@@ -204,6 +210,14 @@ struct Builder<'a> {
     run_resources: crate::container::resources::Resources,
     /// `--build-context`s, by name.
     named: HashMap<String, NamedContext>,
+    /// `--cache-from`: steps other machines built, and their layers.
+    imported: cache::Imported,
+    /// Every step's key and result, for `--cache-to`.
+    exported: cache::Exported,
+    /// The stage built (`--target`, or the last).
+    target: usize,
+    /// Stages built on an earlier stage (FROM its name): stage → that stage.
+    from_stage: HashMap<usize, usize>,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -376,6 +390,7 @@ impl<'a> Builder<'a> {
             })?,
             None => self.df.stages.len() - 1,
         };
+        self.target = target;
         let order = self.plan(target)?;
         self.total = order.iter().map(|i| 1 + self.df.stages[*i].steps.len()).sum();
         for i in order {
@@ -400,6 +415,7 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(prev) = self.stage_named(&name, stage) {
+            self.from_stage.insert(stage, prev);
             let mut st = self.built.get(&prev).cloned().expect("dependencies are built first");
             let key = digest_of(&[b"from-stage", st.key.as_str().as_bytes()]);
             self.record_from(stage, &key, ("stage", st.key.to_string()))?;
@@ -569,8 +585,9 @@ impl<'a> Builder<'a> {
             inputs: input_log,
         };
         if !self.opts.no_cache {
-            if let Some(mut hit) = self.cached(&key)? {
+            if let Some(mut hit) = self.cached(&key)?.map_or_else(|| self.remote_hit(&key), |h| Ok(Some(h)))? {
                 hit.base = state.base.clone();
+                self.exported.add(stage, &key, &hit.config);
                 if matches!(st.value, Instruction::Cmd(_)) {
                     *cmd_set = true;
                 }
@@ -592,6 +609,10 @@ impl<'a> Builder<'a> {
         }
         self.explained.push(explain::Explained { step: self.step, text: st.text.clone(), cached: false, reasons });
         self.rebuilt_before = Some(self.step);
+        // A step built here builds on layers that are here (fetched now if a cache hit left them remote).
+        let mut state = state.clone();
+        self.ready(&mut state)?;
+        let state = &state;
         let mut next = state.clone();
         next.key = key.clone();
         let created = image::format_time(self.now());
@@ -656,7 +677,55 @@ impl<'a> Builder<'a> {
         let text = serde_json::to_string(&next.config).expect("config serializes");
         self.core.store.put_cached_step(&key, &text, next.layers.last().map(|l| &l.chain_id))?;
         explain::record(&self.core.store, &key, &record)?;
+        self.exported.add(stage, &key, &next.config);
         Ok((next, linked_reuse))
+    }
+
+    /// A step another machine built (`--cache-from`): its config, and those
+    /// of its layers that are here already; the rest wait for [`ready`](Self::ready).
+    fn remote_hit(&self, key: &Digest) -> Result<Option<State>> {
+        let Some(config) = self.imported.hit(self.core, key)? else { return Ok(None) };
+        let mut layers = Vec::new();
+        for c in chain_ids(&cache::diff_ids(&config)) {
+            match self.core.store.layer(&c)? {
+                Some(l) => layers.push(l),
+                None => break,
+            }
+        }
+        Ok(Some(State { config, layers, key: key.clone(), base: None }))
+    }
+
+    /// `--cache-to`: push the steps of the stages the result is built from
+    /// (every stage's for `mode=max`) to each spec's reference.
+    fn export_cache(&mut self, specs: &[CacheSpec]) -> Result<()> {
+        let mut stages = HashSet::from([self.target]);
+        let mut s = self.target;
+        while let Some(p) = self.from_stage.get(&s) {
+            s = *p;
+            stages.insert(s);
+        }
+        for spec in specs {
+            match self.exported.push(self.core, spec, &stages, &self.imported) {
+                Ok(d) => self.say(&format!("exported the build cache to {} ({d})", spec.reference))?,
+                Err(e) if spec.ignore_error => self.say(&format!("[Warning] --cache-to {}: {e}", spec.reference))?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Make every layer of `state` present: those a `--cache-from` hit left
+    /// in the registry are fetched now.
+    fn ready(&mut self, state: &mut State) -> Result<()> {
+        if state.layers.len() == cache::diff_ids(&state.config).len() {
+            return Ok(());
+        }
+        let (layers, fetched) = self.imported.layers_of(self.core, &state.config)?;
+        state.layers = layers;
+        if fetched > 0 {
+            self.say(&format!("--> fetched {fetched} layer(s) from the build cache"))?;
+        }
+        Ok(())
     }
 
     /// A cached step's result, if its layers are all still here.
@@ -821,7 +890,14 @@ impl<'a> Builder<'a> {
 
     fn view(&mut self, name: &str, stage: usize, line: usize) -> Result<View> {
         let layers: Vec<LayerRecord> = match self.resolve_from(name, stage, line)? {
-            FromRef::Stage(i) => self.built[&i].layers.clone(),
+            FromRef::Stage(i) => {
+                let mut st = self.built.remove(&i).expect("dependencies are built first");
+                let r = self.ready(&mut st);
+                let layers = st.layers.clone();
+                self.built.insert(i, st);
+                r?;
+                layers
+            }
             FromRef::Image(id) => self.core.usable_layers(&id).map_err(|e| self.err(line, e))?,
             FromRef::Dir(root) => return View::of_dir(self.core, &root.root),
         };
@@ -905,6 +981,10 @@ impl<'c> Builds<'c> {
             return Err(Error::invalid(format!("build --network {n:?}: want default, host or none")));
         }
         let output = opts.output.as_deref().map(Output::parse).transpose()?;
+        let cache_to: Vec<CacheSpec> =
+            opts.cache_to.iter().map(|v| CacheSpec::parse("--cache-to", v)).collect::<Result<_>>()?;
+        let cache_from: Vec<CacheSpec> =
+            opts.cache_from.iter().map(|v| CacheSpec::parse("--cache-from", v)).collect::<Result<_>>()?;
         spec::check_add_hosts(&opts.add_hosts)?;
         let run_resources = crate::container::resources::Resources::from_flags(
             &crate::container::resources::ResourceFlags { ulimits: opts.ulimits.clone(), ..Default::default() },
@@ -1054,6 +1134,7 @@ impl<'c> Builds<'c> {
         let (named, _fetched) = self.named_contexts(&opts.build_contexts)?;
         let secrets = secrets::Secrets::read(&opts.secrets)?;
         let agents = secrets::Agents::start(&opts.ssh, &self.core.tmp)?;
+        let imported = cache::Imported::load(self.core, &cache_from, out)?;
         let mut b = Builder {
             core: self.core,
             df,
@@ -1077,6 +1158,10 @@ impl<'c> Builds<'c> {
             agents,
             run_resources,
             named,
+            imported,
+            exported: cache::Exported::default(),
+            target: 0,
+            from_stage: HashMap::new(),
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
@@ -1100,9 +1185,12 @@ impl<'c> Builds<'c> {
         }
         let created = image::parse_time(state.config["created"].as_str());
         let created = if created == 0 { epoch.unwrap_or_else(now) } else { created };
+        b.ready(&mut state)?;
+        b.export_cache(&cache_to)?;
         let b_out = b.out;
         if let Some(output) = &output {
             output.write(b.core, &state.layers)?;
+            let _ = b.core.store.release_leases();
             drop(owned_context);
             return Ok(None);
         }
@@ -1112,6 +1200,8 @@ impl<'c> Builds<'c> {
             b.core.store.set_image_base(&id, base, *layers)?;
         }
         b.core.store.put_build_explanation(&id, &serde_json::to_string(&b.explained).expect("serializes"))?;
+        // Layers fetched from a build cache after the build were leased until the image held them.
+        let _ = b.core.store.release_leases();
         drop(owned_context);
         if !quiet {
             for t in &tags {

@@ -66,11 +66,21 @@ fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Result<Descriptor
 
 /// Write an OCI manifest for a config and layer blobs.
 pub fn make_manifest(config: &Digest, config_size: u64, layers: &[LayerDescriptor]) -> Result<Vec<u8>> {
+    make_manifest_of(OCI_CONFIG, config, config_size, layers)
+}
+
+/// An OCI manifest whose config blob is of `config_type` (an artifact's, or an image's).
+pub fn make_manifest_of(
+    config_type: &str,
+    config: &Digest,
+    config_size: u64,
+    layers: &[LayerDescriptor],
+) -> Result<Vec<u8>> {
     let layers = layers.iter().map(|l| descriptor(&l.media_type, &l.digest, l.size)).collect::<Result<Vec<_>>>()?;
     let m = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(OCI_CONFIG, config, config_size)?)
+        .config(descriptor(config_type, config, config_size)?)
         .layers(layers)
         .build()
         .map_err(|e| Error::invalid(format!("building manifest: {e}")))?;

@@ -718,37 +718,73 @@ impl<'c> Registries<'c> {
         let manifest = image::parse_manifest(&manifest_bytes, rec.manifest.as_str())?;
         let records = self.core.store.image_layers(&id)?;
         let remote = Remote::connect(&target, opts)?;
+        let mut blobs = Vec::new();
+        for (i, l) in manifest.layers().iter().enumerate() {
+            let d = image::digest_of(l)?;
+            blobs.push((d.clone(), l.size(), records.get(i).filter(|rec| rec.blob == d && rec.split).cloned()));
+        }
+        self.upload_layers(&remote, &target, &blobs, opts, progress, &format!("image {}", id.short()))?;
+        let config = self.core.content.read(&id)?;
+        upload_bytes(&remote, &target, &id, config)?;
+        let media_type =
+            manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| image::OCI_MANIFEST.to_string());
+        let header = media_type.parse().map_err(|_| Error::Corrupt(format!("manifest media type {media_type:?}")))?;
         let oref = remote.oci_ref(&target, None)?;
+        let explain = |e| explain(&shown, &target.registry, e);
+        remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
+        // Every layer is in this repository now, for later mounts into others.
+        for l in manifest.layers() {
+            self.core.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
+        }
+        let digest = Digest::of(&manifest_bytes);
+        self.core.store.add_blob_source(&digest, &target.registry, &target.repository)?;
+        Ok(digest)
+    }
+
+    /// Upload layer blobs `(digest, size, record)` to `target`'s repository:
+    /// skipped when there (HEAD), mounted from another repository of the
+    /// registry this store knows has it, else streamed from the store (a
+    /// split record's blob rebuilt from its layer) or from the registry it
+    /// was pulled from. `owner` names what they belong to in errors.
+    fn upload_layers(
+        &self,
+        remote: &Remote,
+        target: &Reference,
+        blobs: &[(Digest, u64, Option<crate::store::LayerRecord>)],
+        opts: &RegistryOptions,
+        progress: Arc<dyn Progress>,
+        owner: &str,
+    ) -> Result<()> {
+        let shown = target.to_string();
+        let oref = remote.oci_ref(target, None)?;
         let workers = if opts.max_concurrent == 0 { 3 } else { opts.max_concurrent };
         let sem = Arc::new(tokio::sync::Semaphore::new(workers));
         let mut tasks = Vec::new();
         // Registries blobs are fetched back from (kept here: a runtime must not be dropped inside a task).
         let mut origins: Vec<Arc<Remote>> = Vec::new();
-        for (i, l) in manifest.layers().iter().enumerate() {
-            let d = image::digest_of(l)?;
-            let size = l.size();
+        for (d, size, rec) in blobs {
+            let (d, size) = (d.clone(), *size);
             let source =
                 self.core.store.blob_sources(&d, &target.registry)?.into_iter().find(|repo| repo != &target.repository);
-            let blob = if self.core.content.has(&d) {
-                PushBlob::Local(BlobFile::Plain(self.core.content.path(&d)))
-            } else if let Some(rec) = records.get(i).filter(|rec| rec.blob == d && rec.split) {
-                PushBlob::Local(BlobFile::of(&self.core.layers_dir, &self.core.content, rec))
-            } else {
-                // A pull that found this layer here under another blob left the registry's copy
-                // there: it is fetched back from where it came, only if the destination lacks it.
-                let from = self
-                    .core
-                    .store
-                    .all_blob_sources(&d)?
-                    .into_iter()
-                    .find_map(|(registry, repository)| Reference::parse(&format!("{registry}/{repository}")).ok());
-                let Some(from) = from else {
-                    return Err(Error::Corrupt(format!("layer blob {d} of image {} is not in the store", id.short())));
+            let blob =
+                if self.core.content.has(&d) {
+                    PushBlob::Local(BlobFile::Plain(self.core.content.path(&d)))
+                } else if let Some(rec) = rec.as_ref().filter(|rec| rec.blob == d && rec.split) {
+                    PushBlob::Local(BlobFile::of(&self.core.layers_dir, &self.core.content, rec))
+                } else {
+                    // A pull that found this layer here under another blob left the registry's copy
+                    // there: it is fetched back from where it came, only if the destination lacks it.
+                    let from =
+                        self.core.store.all_blob_sources(&d)?.into_iter().find_map(|(registry, repository)| {
+                            Reference::parse(&format!("{registry}/{repository}")).ok()
+                        });
+                    let Some(from) = from else {
+                        return Err(Error::Corrupt(format!("layer blob {d} of {owner} is not in the store")));
+                    };
+                    let origin = Arc::new(Remote::connect(&from, opts)?);
+                    origins.push(origin.clone());
+                    PushBlob::Remote { origin, from, size }
                 };
-                let origin = Arc::new(Remote::connect(&from, opts)?);
-                origins.push(origin.clone());
-                PushBlob::Remote { origin, from, size }
-            };
             let (client, chunked, auth, oref, sem, progress) = (
                 remote.client.clone(),
                 remote.chunked.clone(),
@@ -801,29 +837,94 @@ impl<'c> Registries<'c> {
                 Err(e) => return Err(registry_error(&shown, format!("upload task failed: {e}"))),
             }
         }
-        let config = self.core.content.read(&id)?;
-        let explain = |e| explain(&shown, &target.registry, e);
-        let cfg_exists = remote.rt.block_on(remote.client.blob_exists(&oref, id.as_str())).map_err(explain)?;
-        if !cfg_exists {
-            match remote.rt.block_on(remote.client.push_blob(&oref, config.clone(), id.as_str())) {
-                Ok(_) => {}
-                Err(e) if !is_auth_error(&e) => {
-                    remote.rt.block_on(remote.chunked.push_blob(&oref, config, id.as_str())).map_err(explain)?;
-                }
-                Err(e) => return Err(explain(e)),
-            }
+        Ok(())
+    }
+
+    /// Push an artifact to `dest`: an OCI manifest whose config is `config`
+    /// (of `config_type`) and whose layers are `layers` (each blob uploaded
+    /// as [`push`](Self::push) does, the record telling a split layer's). Returns the
+    /// manifest digest.
+    pub(crate) fn push_artifact(
+        &self,
+        dest: &str,
+        config_type: &str,
+        config: Vec<u8>,
+        layers: &[(image::LayerDescriptor, Option<crate::store::LayerRecord>)],
+        opts: &RegistryOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Digest> {
+        let target = Reference::parse(dest)?;
+        let remote = Remote::connect(&target, opts)?;
+        let blobs: Vec<_> = layers.iter().map(|(l, rec)| (l.digest.clone(), l.size, rec.clone())).collect();
+        self.upload_layers(&remote, &target, &blobs, opts, progress, &format!("the artifact {target}"))?;
+        let config_digest = Digest::of(&config);
+        let config_size = config.len() as u64;
+        upload_bytes(&remote, &target, &config_digest, config)?;
+        let descriptors: Vec<image::LayerDescriptor> = layers.iter().map(|(l, _)| l.clone()).collect();
+        let manifest = image::make_manifest_of(config_type, &config_digest, config_size, &descriptors)?;
+        let oref = remote.oci_ref(&target, None)?;
+        let header = image::OCI_MANIFEST.parse().expect("a valid header value");
+        remote
+            .rt
+            .block_on(remote.client.push_manifest_raw(&oref, manifest.clone(), header))
+            .map_err(|e| explain(&target.to_string(), &target.registry, e))?;
+        for (l, _) in layers {
+            self.core.store.add_blob_source(&l.digest, &target.registry, &target.repository)?;
         }
-        let media_type =
-            manifest.media_type().as_ref().map(|m| m.to_string()).unwrap_or_else(|| image::OCI_MANIFEST.to_string());
-        let header = media_type.parse().map_err(|_| Error::Corrupt(format!("manifest media type {media_type:?}")))?;
-        remote.rt.block_on(remote.client.push_manifest_raw(&oref, manifest_bytes.clone(), header)).map_err(explain)?;
-        // Every layer is in this repository now, for later mounts into others.
+        Ok(Digest::of(&manifest))
+    }
+
+    /// An artifact's manifest and config, fetched from `source` (a
+    /// `NotFound` error when the registry has no such manifest), and a
+    /// [`BlobSource`] for its other blobs.
+    pub(crate) fn fetch_artifact(
+        &self,
+        source: &str,
+        opts: &RegistryOptions,
+    ) -> Result<(oci_spec::image::ImageManifest, Vec<u8>, BlobSource)> {
+        let r = Reference::parse(source)?;
+        let shown = r.to_string();
+        let remote = Remote::connect(&r, opts)?;
+        let (bytes, digest) = remote.manifest(&r, None)?;
+        if image::is_index(&bytes) {
+            return Err(registry_error(&shown, "an image index, not a single manifest"));
+        }
+        let manifest = image::parse_manifest(&bytes, &format!("{shown} ({digest})"))?;
+        let config_digest = image::digest_of(manifest.config())?;
+        let config = remote.blob_bytes(&r, &config_digest, manifest.config().size().max(0) as u64)?;
         for l in manifest.layers() {
-            self.core.store.add_blob_source(&image::digest_of(l)?, &target.registry, &target.repository)?;
+            self.core.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
         }
-        let digest = Digest::of(&manifest_bytes);
-        self.core.store.add_blob_source(&digest, &target.registry, &target.repository)?;
-        Ok(digest)
+        Ok((manifest, config, BlobSource { remote, reference: r }))
+    }
+}
+
+/// Blobs of one registry repository, read as streams (verified by whoever reads them).
+pub(crate) struct BlobSource {
+    remote: Remote,
+    reference: Reference,
+}
+
+impl BlobSource {
+    /// A reader of the blob `digest` of `size` bytes (retrying and resuming as a pull does).
+    pub(crate) fn open(&self, digest: &Digest, size: u64) -> Result<Box<dyn Read + Send>> {
+        Ok(Box::new(self.remote.open_blob(&self.reference, digest, Some(size), Arc::new(Quiet))?))
+    }
+}
+
+/// Upload a small blob held in memory (an image config) unless `target`'s repository has it.
+fn upload_bytes(remote: &Remote, target: &Reference, digest: &Digest, bytes: Vec<u8>) -> Result<()> {
+    let oref = remote.oci_ref(target, None)?;
+    let explain = |e| explain(&target.to_string(), &target.registry, e);
+    if remote.rt.block_on(remote.client.blob_exists(&oref, digest.as_str())).map_err(explain)? {
+        return Ok(());
+    }
+    match remote.rt.block_on(remote.client.push_blob(&oref, bytes.clone(), digest.as_str())) {
+        Ok(_) => Ok(()),
+        Err(e) if !is_auth_error(&e) => {
+            remote.rt.block_on(remote.chunked.push_blob(&oref, bytes, digest.as_str())).map(|_| ()).map_err(explain)
+        }
+        Err(e) => Err(explain(e)),
     }
 }
 
