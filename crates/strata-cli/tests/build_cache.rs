@@ -174,3 +174,73 @@ fn an_unreachable_cache_to_fails_the_build_unless_ignore_error() {
     assert!(out.contains(&format!("[Warning] --cache-to {nowhere}/cache:x")), "{out}");
     assert_eq!(s.ok(&["run", "--rm", "--network", "none", "app:1", "cat", "/hi"]), "hi\n");
 }
+
+#[test]
+fn an_image_buildkit_pushed_with_inline_cache_gives_its_run_layers_until_the_first_copy() {
+    let reg = Registry::start();
+    let (a, ctx, base) = pushed_base(&reg);
+    // Each RUN writes a random UUID: equal files mean the layer came from BuildKit's image.
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             ARG V=3\n\
+             ENV A=1 B=\"two words\"\n\
+             RUN echo $V $A > /x && cat /proc/sys/kernel/random/uuid > /u1\n\
+             WORKDIR /app\n\
+             LABEL k=v\n\
+             RUN cat /proc/sys/kernel/random/uuid > /app/u2\n\
+             COPY f.txt /f.txt\n\
+             RUN cat /proc/sys/kernel/random/uuid > /u3\n"
+        ),
+    )
+    .unwrap();
+    fs::write(ctx.join("f.txt"), "f\n").unwrap();
+    let cache_image = format!("{}/app:cache", reg.addr);
+    let docker = common::docker::Docker::start(&a);
+    let c = ctx.to_str().unwrap();
+    docker.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "--build-arg",
+        "V=4",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
+        "-t",
+        &cache_image,
+        c,
+    ]);
+    docker.ok(&["push", &cache_image]);
+    drop(docker);
+
+    let b = Strata::on_host_network("overlay");
+    let out = build(&b, &ctx, &["--build-arg", "V=4", "--cache-from", &cache_image]);
+    assert!(out.contains("an image, matched by its history"), "{out}");
+    let runs: Vec<(String, bool)> = steps(&out)
+        .into_iter()
+        .filter(|(t, _)| {
+            !t.starts_with("ARG") && !t.starts_with("ENV") && !t.starts_with("LABEL") && !t.starts_with("WORKDIR")
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            ("RUN echo $V $A > /x && cat /proc/sys/kernel/random/uuid > /u1".to_string(), true),
+            ("RUN cat /proc/sys/kernel/random/uuid > /app/u2".to_string(), true),
+            ("COPY f.txt /f.txt".to_string(), false),
+            ("RUN cat /proc/sys/kernel/random/uuid > /u3".to_string(), false),
+        ],
+        "{out}"
+    );
+    a.ok(&["pull", "-q", &cache_image]);
+    let files = ["cat", "/x", "/u1", "/app/u2", "/u3"];
+    let theirs = a.ok(&[&["run", "--rm", "--network", "none", &cache_image][..], &files[..]].concat());
+    let ours = b.ok(&[&["run", "--rm", "--network", "none", "app:1"][..], &files[..]].concat());
+    let (theirs, ours): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    assert_eq!(ours[0], "4 1", "the RUN saw the build arg and the ENV");
+    assert_eq!(ours[..3], theirs[..3], "/x, /u1 and /app/u2 from BuildKit's layers");
+    assert_ne!(ours[3], theirs[3], "/u3 made by strata's own RUN");
+    assert_check_clean(&b);
+}

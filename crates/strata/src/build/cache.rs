@@ -17,10 +17,15 @@
 //! image is stored. A cache ref that cannot be read is a warning and the
 //! build goes on, as BuildKit's.
 //!
-//! BuildKit's own caches (`--cache-to type=registry` by BuildKit, or an
-//! image built with `BUILDKIT_INLINE_CACHE=1`) are keyed by BuildKit's LLB
-//! digests, which strata does not compute: such a ref is reported as not
-//! a strata cache and skipped.
+//! An image as `--cache-from` (one BuildKit pushed with its inline cache,
+//! `BUILDKIT_INLINE_CACHE=1`, or any other): BuildKit's cache records are
+//! keyed by its LLB digests, which strata does not compute, so the image is
+//! matched by its history instead, as Docker's classic builder did. From a
+//! stage whose base is a prefix of the image (layers and history), each
+//! step must find the history entry BuildKit writes for it (`RUN |N ARGS
+//! CMD # buildkit`, `ENV K=V`, `WORKDIR DIR`, ...), and a RUN takes the
+//! image's layer. Matching ends at the first step whose inputs the history
+//! cannot show: COPY, ADD, a RUN with mounts, SHELL.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -128,11 +133,39 @@ pub(super) fn diff_ids(config: &Value) -> Vec<Digest> {
         .unwrap_or_default()
 }
 
+/// An image given as `--cache-from`: its history (created_by, whether an
+/// empty layer) and its layers' diff IDs.
+struct CacheImage {
+    history: Vec<(String, bool)>,
+    diff_ids: Vec<Digest>,
+}
+
+/// What a step must find next in a cache image's history.
+pub(super) struct Expect {
+    /// The history entry's created_by, or its first word when `exact` is false.
+    pub(super) text: String,
+    pub(super) exact: bool,
+    /// Whether the entry must have a layer (`Some(true)`), must not, or either.
+    pub(super) layer: Option<bool>,
+}
+
+/// Where a stage is in a cache image's history: (image, history entry, layer).
+#[derive(Clone, Copy)]
+pub(super) struct Cursor(usize, usize, usize);
+
+/// What a `--cache-from` reference held.
+enum Source {
+    Records(CacheConfig),
+    Image(CacheImage, Vec<CacheLayer>),
+}
+
 /// The cache records of every `--cache-from` that could be read.
 #[derive(Default)]
 pub(super) struct Imported {
     /// Key → the config after that step.
     records: HashMap<Digest, String>,
+    /// Images to match steps against by history.
+    images: Vec<CacheImage>,
     /// Diff ID → its blob and the source that has it.
     layers: HashMap<Digest, (CacheLayer, usize)>,
     sources: Vec<BlobSource>,
@@ -144,19 +177,33 @@ impl Imported {
         let mut me = Imported::default();
         for spec in specs {
             match Self::read(core, &spec.reference) {
-                Ok((config, source)) => {
+                Ok((found, source)) => {
                     let n = me.sources.len();
                     me.sources.push(source);
-                    for l in config.layers {
+                    let layers = match found {
+                        Source::Records(config) => {
+                            let count = config.records.len();
+                            for r in config.records {
+                                let Ok(k) = Digest::parse(&r.key) else { continue };
+                                me.records.entry(k).or_insert(r.config);
+                            }
+                            let _ = writeln!(out, "importing cache from {}: {count} steps", spec.reference);
+                            config.layers
+                        }
+                        Source::Image(image, layers) => {
+                            me.images.push(image);
+                            let _ = writeln!(
+                                out,
+                                "importing cache from {}: an image, matched by its history",
+                                spec.reference
+                            );
+                            layers
+                        }
+                    };
+                    for l in layers {
                         let Ok(d) = Digest::parse(&l.diff_id) else { continue };
                         me.layers.entry(d).or_insert((l, n));
                     }
-                    let count = config.records.len();
-                    for r in config.records {
-                        let Ok(k) = Digest::parse(&r.key) else { continue };
-                        me.records.entry(k).or_insert(r.config);
-                    }
-                    let _ = writeln!(out, "importing cache from {}: {count} steps", spec.reference);
                 }
                 Err(e) => {
                     let why = match e.kind() {
@@ -170,18 +217,86 @@ impl Imported {
         Ok(me)
     }
 
-    fn read(core: &Core, reference: &str) -> Result<(CacheConfig, BlobSource)> {
+    fn read(core: &Core, reference: &str) -> Result<(Source, BlobSource)> {
         let (manifest, config, source) =
             Registries::new(core).fetch_artifact(reference, &RegistryOptions::default())?;
         let kind = manifest.config().media_type().to_string();
-        if kind != CONFIG_TYPE {
-            return Err(Error::invalid(format!(
-                "not a strata build cache (its config is {kind}; BuildKit's caches are keyed by digests strata does not compute)"
-            )));
+        if kind == CONFIG_TYPE {
+            let config: CacheConfig = serde_json::from_slice(&config)
+                .map_err(|e| Error::invalid(format!("the build cache's records are not valid: {e}")))?;
+            return Ok((Source::Records(config), source));
         }
-        let config: CacheConfig = serde_json::from_slice(&config)
-            .map_err(|e| Error::invalid(format!("{reference}: the build cache's records are not valid: {e}")))?;
-        Ok((config, source))
+        if kind != crate::image::OCI_CONFIG && kind != "application/vnd.docker.container.image.v1+json" {
+            return Err(Error::invalid(format!("neither a strata build cache nor an image (its config is {kind})")));
+        }
+        let config: Value = serde_json::from_slice(&config)
+            .map_err(|e| Error::invalid(format!("the image's config is not valid JSON: {e}")))?;
+        let ids = diff_ids(&config);
+        if ids.len() != manifest.layers().len() {
+            return Err(Error::invalid("the image's config and manifest list different numbers of layers"));
+        }
+        let history = config["history"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .map(|e| {
+                        let by = e["created_by"].as_str().unwrap_or_default().to_string();
+                        (by, e["empty_layer"].as_bool().unwrap_or(false))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut layers = Vec::new();
+        for (d, l) in ids.iter().zip(manifest.layers()) {
+            layers.push(CacheLayer {
+                diff_id: d.to_string(),
+                digest: l.digest().to_string(),
+                size: l.size(),
+                media_type: l.media_type().to_string(),
+            });
+        }
+        Ok((Source::Image(CacheImage { history, diff_ids: ids }, layers), source))
+    }
+
+    /// Where a stage built on `config` starts in an imported image's
+    /// history: the first image whose layers and history begin with its own.
+    pub(super) fn start(&self, config: &Value) -> Option<Cursor> {
+        let ids = diff_ids(config);
+        let history: Vec<String> = config["history"]
+            .as_array()
+            .map(|h| h.iter().map(|e| e["created_by"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default();
+        self.images
+            .iter()
+            .position(|img| {
+                img.diff_ids.starts_with(&ids)
+                    && img.history.len() >= history.len()
+                    && img.history.iter().zip(&history).all(|((by, _), want)| by == want)
+            })
+            .map(|i| Cursor(i, history.len(), ids.len()))
+    }
+
+    /// Move `cursor` past a step that expects `want` (in order): the layer
+    /// the image has for it, if any; `None` when the history does not match.
+    pub(super) fn advance(&self, cursor: &mut Cursor, want: &[Expect]) -> Option<Option<Digest>> {
+        let img = &self.images[cursor.0];
+        let mut layer = None;
+        for w in want {
+            let (by, empty) = img.history.get(cursor.1)?;
+            let text_ok = match w.exact {
+                true => *by == w.text,
+                false => by.split(' ').next() == Some(w.text.as_str()),
+            };
+            if !text_ok || w.layer.is_some_and(|l| l == *empty) {
+                return None;
+            }
+            cursor.1 += 1;
+            if !*empty {
+                layer = Some(img.diff_ids.get(cursor.2)?.clone());
+                cursor.2 += 1;
+            }
+        }
+        Some(layer)
     }
 
     /// The config after the step `key`, when some source has it and every

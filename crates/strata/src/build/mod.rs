@@ -218,6 +218,8 @@ struct Builder<'a> {
     target: usize,
     /// Stages built on an earlier stage (FROM its name): stage → that stage.
     from_stage: HashMap<usize, usize>,
+    /// Where the stage being built is in a `--cache-from` image's history.
+    inline: Option<cache::Cursor>,
 }
 
 fn err_at(df: &Dockerfile, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -241,11 +243,14 @@ fn digest_of(parts: &[&[u8]]) -> Digest {
 struct StageArgs {
     values: Vars,
     over_env: HashSet<String>,
+    /// Every ARG declared in the stage, in order (BuildKit's RUN history lists them).
+    order: Vec<String>,
 }
 
 impl StageArgs {
     /// Declare (or, with no value, undeclare) an ARG.
     fn declare(&mut self, name: &str, value: Option<String>) {
+        self.order.push(name.to_string());
         match value {
             Some(v) => {
                 self.values.insert(name.to_string(), v);
@@ -502,6 +507,7 @@ impl<'a> Builder<'a> {
         let mut args = StageArgs::default();
         let mut cmd_set = false;
         let from_line = self.df.stages[i].from.line;
+        self.inline = if triggers.is_empty() { self.imported.start(&state.config) } else { None };
         let mut steps: Vec<Located<Instruction>> = Vec::new();
         for t in &triggers {
             let parsed = dockerfile::parse(
@@ -570,6 +576,7 @@ impl<'a> Builder<'a> {
             }
         }
         let vars = args.vars(&state.env());
+        let inline = self.inline_step(state, st, args, &vars);
         let (inputs, input_log) = self.inputs_of(stage, st, &vars)?;
         let key = digest_of(&[
             state.key.as_str().as_bytes(),
@@ -600,6 +607,18 @@ impl<'a> Builder<'a> {
                 self.rebuilt_before = None;
                 return Ok((hit, true));
             }
+        }
+        if let (Some(diff_id), false) = (&inline, self.opts.no_cache) {
+            let next = self.inline_hit(state, st, &vars, &key, diff_id)?;
+            self.explained.push(explain::Explained {
+                step: self.step,
+                text: st.text.clone(),
+                cached: true,
+                reasons: Vec::new(),
+            });
+            self.rebuilt_before = None;
+            self.exported.add(stage, &key, &next.config);
+            return Ok((next, true));
         }
         let reasons = explain::reasons(&self.core.store, &key, &record, self.rebuilt_before, self.opts.no_cache)?;
         if self.opts.explain {
@@ -693,6 +712,100 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(Some(State { config, layers, key: key.clone(), base: None }))
+    }
+
+    /// Match a step against the `--cache-from` image's history (see
+    /// [`cache`]): the image's layer for it when it is a RUN (or a WORKDIR)
+    /// that image made; `None` otherwise, and matching ends at a mismatch.
+    fn inline_step(
+        &mut self,
+        state: &State,
+        st: &Located<Instruction>,
+        args: &StageArgs,
+        vars: &Vars,
+    ) -> Option<Digest> {
+        let mut cursor = self.inline.take()?;
+        let exact = |text: String, layer| cache::Expect { text, exact: true, layer };
+        let word = |w: &str| cache::Expect { text: w.to_string(), exact: false, layer: Some(false) };
+        let esc = self.df.escape;
+        let want: Vec<cache::Expect> = match &st.value {
+            Instruction::Run(r) if r.mounts.is_empty() && r.heredocs.is_empty() && r.network.is_none() => {
+                let mut parts: Vec<String> = Vec::new();
+                if !args.order.is_empty() {
+                    parts.push(format!("|{}", args.order.len()));
+                    for k in &args.order {
+                        parts.push(format!("{k}={}", vars.get(k).map_or("", |v| v.as_str())));
+                    }
+                }
+                parts.extend(command_args(&r.command, &state.shell()));
+                vec![exact(format!("RUN {} # buildkit", parts.join(" ")), Some(true))]
+            }
+            Instruction::Env(text) => {
+                let pairs = words::pairs(text, vars, esc, true).ok()?;
+                let text = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+                vec![exact(format!("ENV {text}"), Some(false))]
+            }
+            Instruction::Arg(decls) => decls
+                .iter()
+                .map(|d| {
+                    let text = match &d.default {
+                        Some(v) => format!("ARG {}={v}", d.name),
+                        None => format!("ARG {}", d.name),
+                    };
+                    exact(text, Some(false))
+                })
+                .collect(),
+            Instruction::User(u) => vec![exact(format!("USER {}", words::expand(u, vars, esc).ok()?), Some(false))],
+            Instruction::Workdir(_) => {
+                let mut next = state.config.clone();
+                dockerfile::metadata::apply(&mut next, &st.value, vars, esc, false).ok()?;
+                vec![exact(format!("WORKDIR {}", dockerfile::metadata::workdir(&next)), None)]
+            }
+            Instruction::Label(_) => vec![word("LABEL")],
+            Instruction::Expose(_) => vec![word("EXPOSE")],
+            Instruction::Cmd(_) => vec![word("CMD")],
+            Instruction::Entrypoint(_) => vec![word("ENTRYPOINT")],
+            Instruction::Volume(_) => vec![word("VOLUME")],
+            Instruction::Stopsignal(_) => vec![word("STOPSIGNAL")],
+            Instruction::Healthcheck(_) => vec![word("HEALTHCHECK")],
+            _ => return None,
+        };
+        let layer = self.imported.advance(&mut cursor, &want)?;
+        self.inline = Some(cursor);
+        layer
+    }
+
+    /// A step whose layer a `--cache-from` image has: the config as the
+    /// step makes it, with that layer (fetched when something needs it).
+    fn inline_hit(
+        &mut self,
+        state: &State,
+        st: &Located<Instruction>,
+        vars: &Vars,
+        key: &Digest,
+        diff_id: &Digest,
+    ) -> Result<State> {
+        let mut next = state.clone();
+        next.key = key.clone();
+        let created_by = match &st.value {
+            Instruction::Run(r) => format!("RUN {}", command_args(&r.command, &state.shell()).join(" ")),
+            meta => {
+                dockerfile::metadata::apply(&mut next.config, meta, vars, self.df.escape, false)
+                    .map_err(|e| self.err(st.line, e))?;
+                st.text.clone()
+            }
+        };
+        let mut ids: Vec<Value> = cache::diff_ids(&next.config).iter().map(|d| json!(d.as_str())).collect();
+        ids.push(json!(diff_id.as_str()));
+        next.config["rootfs"] = json!({"type": "layers", "diff_ids": ids});
+        let created = image::format_time(self.now());
+        next.config["created"] = created.clone().into();
+        let entry = json!({"created": created, "created_by": created_by, "comment": "strata build"});
+        match next.config["history"].as_array_mut() {
+            Some(h) => h.push(entry),
+            None => next.config["history"] = json!([entry]),
+        }
+        Ok(next)
     }
 
     /// `--cache-to`: push the steps of the stages the result is built from
@@ -1162,6 +1275,7 @@ impl<'c> Builds<'c> {
             exported: cache::Exported::default(),
             target: 0,
             from_stage: HashMap::new(),
+            inline: None,
         };
         let result = b.run();
         // The store lock is held again from here on: the build's leases can go.
