@@ -83,12 +83,16 @@ fn an_empty_store_gets_every_step_from_a_registry_cache_and_only_the_final_image
 
     let b = Strata::on_host_network("overlay");
     let from = format!("type=registry,ref={}/cache:main", reg.addr);
+    let before = reg.blob_gets().len();
     let out = build(&b, &ctx, &["--cache-from", &from]);
+    let fetched = reg.blob_gets()[before..].to_vec();
     let st = steps(&out);
     assert_eq!(st.len(), 5, "{out}");
     assert!(st.iter().all(|(_, cached)| *cached), "every step cached on the empty store: {st:?}\n{out}");
     assert_eq!(b.image_id("app:1"), id_a, "the same image as store A's");
-    // Only the final image's layers came: not the builder stage's.
+    // Only the final image's layers came, not the builder stage's: each of
+    // its layer blobs once, and two configs (the base image's, the cache's).
+    assert_eq!(fetched.len(), diff_ids(&b, "app:1") + 2, "{fetched:?}");
     assert_eq!(b.layer_dirs().len(), diff_ids(&b, "app:1"), "{:?}", b.layer_dirs());
     assert_eq!(b.ok(&["run", "--rm", "--network", "none", "app:1", "cat", "/b.txt", "/c"]), "one\nbuilt\n");
     assert_check_clean(&b);

@@ -43,10 +43,12 @@ impl Registry {
         }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
+        // Its access log (one line per request) goes to stdout: kept for `blob_gets`.
+        let access = std::fs::File::create(dir.path().join("access.log")).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry is installed (.ci/deps)");
@@ -57,6 +59,17 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         r
+    }
+
+    /// The blobs fetched so far (GETs answered 200, from the access log), by digest.
+    pub fn blob_gets(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap();
+        log.lines()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains("\" 200 "))
+            .filter_map(|l| l.split("/blobs/").nth(1))
+            .filter_map(|rest| rest.split([' ', '?']).next())
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn url(&self) -> String {
