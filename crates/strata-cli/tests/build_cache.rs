@@ -70,6 +70,16 @@ fn diff_ids(s: &Strata, image: &str) -> usize {
 
 #[test]
 fn an_empty_store_gets_every_step_from_a_registry_cache_and_only_the_final_images_layers() {
+    empty_store_from_registry_cache("overlay");
+}
+
+#[test]
+fn an_empty_copy_driver_store_gets_every_step_from_a_registry_cache_and_only_the_final_images_layers() {
+    empty_store_from_registry_cache("copy");
+}
+
+/// Store A (overlay) builds and exports; empty stores on `driver` import.
+fn empty_store_from_registry_cache(driver: &str) {
     let reg = Registry::start();
     let (a, ctx, base) = pushed_base(&reg);
     fs::write(ctx.join("Dockerfile"), dockerfile(&base)).unwrap();
@@ -81,7 +91,7 @@ fn an_empty_store_gets_every_step_from_a_registry_cache_and_only_the_final_image
     // Store A has the builder stage's RUN layer beside the image's own.
     assert_eq!(a.layer_dirs().len(), diff_ids(&a, "app:1") + 1, "{:?}", a.layer_dirs());
 
-    let b = Strata::on_host_network("overlay");
+    let b = Strata::on_host_network(driver);
     let from = format!("type=registry,ref={}/cache:main", reg.addr);
     let before = reg.blob_gets().len();
     let out = build(&b, &ctx, &["--cache-from", &from]);
@@ -99,7 +109,7 @@ fn an_empty_store_gets_every_step_from_a_registry_cache_and_only_the_final_image
 
     // A changed file: its COPY and the steps after it run again, on a third empty store.
     fs::write(ctx.join("a.txt"), "two\n").unwrap();
-    let c = Strata::on_host_network("overlay");
+    let c = Strata::on_host_network(driver);
     let out = build(&c, &ctx, &["--cache-from", &from]);
     let got: Vec<(String, bool)> = steps(&out);
     let want = vec![
