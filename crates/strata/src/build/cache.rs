@@ -340,7 +340,7 @@ impl Imported {
             };
             let source = &self.sources[*n];
             let rec = core.unpacker().ensure_layer(&core.store, &spec, &|| source.open(&blob, l.size))?;
-            core.store.lease_layers(&[c.clone()])?;
+            core.store.lease_layers(std::slice::from_ref(c))?;
             out.push(rec);
             fetched += 1;
         }

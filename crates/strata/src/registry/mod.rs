@@ -891,7 +891,7 @@ impl<'c> Registries<'c> {
         }
         let manifest = image::parse_manifest(&bytes, &format!("{shown} ({digest})"))?;
         let config_digest = image::digest_of(manifest.config())?;
-        let config = remote.blob_bytes(&r, &config_digest, manifest.config().size().max(0) as u64)?;
+        let config = remote.blob_bytes(&r, &config_digest, manifest.config().size())?;
         for l in manifest.layers() {
             self.core.store.add_blob_source(&image::digest_of(l)?, &r.registry, &r.repository)?;
         }
@@ -941,7 +941,7 @@ impl PushBlob {
         match self {
             PushBlob::Local(b) => b.open(),
             PushBlob::Remote { origin, from, size } => {
-                Ok(Box::new(origin.open_blob(from, d, Some(*size as u64), Arc::new(Quiet))?))
+                Ok(Box::new(origin.open_blob(from, d, Some(*size), Arc::new(Quiet))?))
             }
         }
     }
