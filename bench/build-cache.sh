@@ -45,7 +45,8 @@ stop_dockerd() {
   grep -o " /tmp/dkc[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf /tmp/dkc
 }
-trap 'stop_dockerd; kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; true' EXIT
+cleanup() { local rc=$?; stop_dockerd; kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null || true; exit $rc; }
+trap cleanup EXIT
 until curl -sf "http://$REG/v2/" >/dev/null; do sleep 0.1; done
 # A dockerd of its own on an empty data root (no bridge, no iptables).
 start_dockerd() {
