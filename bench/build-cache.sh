@@ -66,16 +66,7 @@ $S0 push -q "$REG/bench/debian:1" >/dev/null
 # The context: 2,000 files of 1-8 KiB in 20 directories (as bench/build.sh).
 ctx="$W/ctx"
 mkdir -p "$ctx/files"
-python3 - "$ctx/files" <<'PY'
-import os, random, sys
-random.seed(6)
-root = sys.argv[1]
-for d in range(20):
-    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
-    for f in range(100):
-        with open(f"{root}/d{d:02}/f{f:03}.txt", "wb") as fh:
-            fh.write(os.urandom(random.randint(1024, 8192)))
-PY
+python3 bench/make-build-context.py "$ctx/files"
 cat > "$ctx/Dockerfile" <<EOF
 FROM $REG/bench/debian:1
 COPY files/ /app/files/

@@ -37,16 +37,7 @@ $DK load -q -i "$B/debian-image.tar" >/dev/null
 # The context: 2,000 files of 1-8 KiB in 20 directories.
 ctx="$B/build-ctx"
 rm -rf "$ctx"; mkdir -p "$ctx/files"
-python3 - "$ctx/files" <<'PY'
-import os, random, sys
-random.seed(6)
-root = sys.argv[1]
-for d in range(20):
-    os.makedirs(f"{root}/d{d:02}", exist_ok=True)
-    for f in range(100):
-        with open(f"{root}/d{d:02}/f{f:03}.txt", "wb") as fh:
-            fh.write(os.urandom(random.randint(1024, 8192)))
-PY
+python3 bench/make-build-context.py "$ctx/files"
 cat > "$ctx/Dockerfile" <<'EOF'
 FROM bench/debian:1
 COPY files/ /app/files/

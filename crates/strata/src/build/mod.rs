@@ -592,7 +592,12 @@ impl<'a> Builder<'a> {
             inputs: input_log,
         };
         if !self.opts.no_cache {
-            if let Some(mut hit) = self.cached(&key)?.map_or_else(|| self.remote_hit(&key), |h| Ok(Some(h)))? {
+            // Here, in an imported cache, or (a RUN's layer) in an imported image.
+            let mut hit = self.cached(&key)?.map_or_else(|| self.remote_hit(&key), |h| Ok(Some(h)))?;
+            if let (None, Some(diff_id)) = (&hit, &inline) {
+                hit = Some(self.inline_hit(state, st, &vars, &key, diff_id)?);
+            }
+            if let Some(mut hit) = hit {
                 hit.base = state.base.clone();
                 self.exported.add(stage, &key, &hit.config);
                 if matches!(st.value, Instruction::Cmd(_)) {
@@ -607,18 +612,6 @@ impl<'a> Builder<'a> {
                 self.rebuilt_before = None;
                 return Ok((hit, true));
             }
-        }
-        if let (Some(diff_id), false) = (&inline, self.opts.no_cache) {
-            let next = self.inline_hit(state, st, &vars, &key, diff_id)?;
-            self.explained.push(explain::Explained {
-                step: self.step,
-                text: st.text.clone(),
-                cached: true,
-                reasons: Vec::new(),
-            });
-            self.rebuilt_before = None;
-            self.exported.add(stage, &key, &next.config);
-            return Ok((next, true));
         }
         let reasons = explain::reasons(&self.core.store, &key, &record, self.rebuilt_before, self.opts.no_cache)?;
         if self.opts.explain {
