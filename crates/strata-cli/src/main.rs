@@ -25,9 +25,9 @@ use strata::{Engine, EngineOptions};
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A daemonless container engine built on shared, content-addressed layers")]
 struct Cli {
-    /// Store root directory.
-    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
-    root: PathBuf,
+    /// Store root directory (default /var/lib/strata; for an ordinary user $XDG_DATA_HOME/strata or ~/.local/share/strata).
+    #[arg(long, global = true, env = "STRATA_ROOT")]
+    root: Option<PathBuf>,
     /// Snapshot driver: overlay or copy (chosen automatically when a store is created).
     #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
     storage_driver: Option<String>,
@@ -1096,10 +1096,20 @@ struct NameArg {
     image: String,
 }
 
+impl Cli {
+    /// The store root (resolved in `main`: the flag, or the user's default).
+    fn root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(strata::rootless::default_root)
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::var_os(strata::rootless::PAUSE_ENV).is_some() {
+        strata::rootless::pause();
+    }
     strata::fault::setup();
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
-    let (cli, matches) = match parsed {
+    let (mut cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -1107,6 +1117,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // An ordinary user's commands run in their user namespace (before any thread starts).
+    match strata::rootless::enter() {
+        Ok(warnings) => warnings.iter().for_each(|w| eprintln!("[Warning] {w}")),
+        Err(e) => {
+            eprintln!("Error: rootless mode: {e}");
+            return ExitCode::from(125);
+        }
+    }
+    cli.root = Some(cli.root.take().unwrap_or_else(strata::rootless::default_root));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(format!(
@@ -1129,7 +1148,7 @@ fn main() -> ExitCode {
     } else {
         1
     };
-    let root = cli.root.clone();
+    let root = cli.root();
     // The command's name, for an error that must say what stopped.
     let mut verb = Vec::new();
     let mut m = &matches;
@@ -1170,14 +1189,14 @@ fn error_text(e: &anyhow::Error) -> String {
 
 fn open(cli: &Cli) -> Result<Engine> {
     let driver = cli.storage_driver.as_deref().map(str::parse::<Driver>).transpose()?;
-    Ok(Engine::open(EngineOptions { root: cli.root.clone(), driver })?)
+    Ok(Engine::open(EngineOptions { root: cli.root(), driver })?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let engine = open(&cli)?;
     let global = vec![
         "--root".to_string(),
-        cli.root.display().to_string(),
+        cli.root().display().to_string(),
         "--storage-driver".to_string(),
         engine.driver().to_string(),
         "--log-level".to_string(),

@@ -173,6 +173,17 @@ pub(crate) fn info(engine: &Engine, a: crate::FormatArg) -> Result<ExitCode> {
                 };
                 println!("{label}: {shown}");
             }
+            if v["Rootless"] == true {
+                println!("Rootless: true");
+                for (k, label) in [("UIDMap", "UID Map"), ("GIDMap", "GID Map")] {
+                    for r in v["IDMappings"][k].as_array().into_iter().flatten() {
+                        println!(" {label}: {} -> {} ({} IDs)", r["inside"], r["outside"], r["count"]);
+                    }
+                }
+                for u in v["RootlessUnavailable"].as_array().into_iter().flatten() {
+                    println!(" Unavailable: {}", u.as_str().unwrap_or_default());
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -249,6 +249,10 @@ impl Engine {
             "DefaultRuntime": "strata",
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "Name": uname.nodename().to_string_lossy(),
+            "Rootless": crate::rootless::current().is_some(),
+            "SecurityOptions": if crate::rootless::current().is_some() { vec!["name=rootless"] } else { Vec::new() },
+            "IDMappings": crate::rootless::current().map(|r| serde_json::json!({"UIDMap": r.uid_map, "GIDMap": r.gid_map})),
+            "RootlessUnavailable": crate::rootless::current().map(|r| r.unavailable()).unwrap_or_default(),
         }))
     }
 

@@ -29,6 +29,7 @@ pub mod layers;
 pub mod network;
 pub mod registry;
 pub mod reserve;
+pub mod rootless;
 pub mod snapshot;
 pub mod store;
 pub mod tmp;

@@ -18,8 +18,36 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrF
 
 use crate::error::{IoContext, Result};
 
-/// The xattr overlayfs reads to make a directory opaque.
-pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Whether this process runs in a user namespace other than the host's
+/// (rootless mode, or strata inside a container). overlayfs there cannot
+/// use `trusted.*` xattrs: it is mounted with `userxattr` and keeps its
+/// markers under `user.overlay.*` instead.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        // The host's namespace maps every ID: "0 0 4294967295".
+        fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false)
+    })
+}
+
+/// The xattr overlayfs reads to make a directory opaque, in the namespace
+/// this process runs in (see [`in_user_namespace`]).
+pub fn overlay_opaque_xattr() -> &'static str {
+    if in_user_namespace() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
+
+/// Whether `name` is one of overlayfs' own xattrs (either namespace's):
+/// they would change what lower layers show, so they are never taken from
+/// a tar, written to one, or kept from an upper directory.
+pub fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
 
 /// Whether an entry of an overlay-form directory is a whiteout (char device 0/0).
 pub fn is_whiteout_device(md: &fs::Metadata) -> bool {
@@ -89,7 +117,7 @@ pub(crate) fn copy_meta(src: &Path, dst: &Path, md: &fs::Metadata) -> Result<()>
         rustix::fs::chmodat(CWD, dst, Mode::from_raw_mode(md.mode() & 0o7777), AtFlags::empty()).at(dst)?;
     }
     for (k, v) in xattrs(src)? {
-        if k.starts_with(b"trusted.overlay.") {
+        if is_overlay_xattr(&k) {
             continue;
         }
         match rustix::fs::lsetxattr(dst, OsStr::from_bytes(&k), &v, XattrFlags::empty()) {
@@ -178,7 +206,7 @@ fn merge_dir(diff: &Path, merged: &Path, links: &mut HashMap<(u64, u64), PathBuf
             continue;
         }
         if md.is_dir() {
-            let opaque = matches!(rustix::fs::lgetxattr(&s, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1));
+            let opaque = matches!(rustix::fs::lgetxattr(&s, overlay_opaque_xattr(), &mut [0u8; 4][..]), Ok(1));
             match fs::symlink_metadata(&d) {
                 Ok(m) if m.is_dir() && !opaque => {}
                 Ok(_) => {

@@ -585,7 +585,7 @@ fn strip_overlay_xattrs(dir: &Path) -> Result<()> {
             let e = e.at(&d)?;
             let p = e.path();
             for (k, _) in crate::tree::xattrs(&p)? {
-                if k.starts_with(b"trusted.overlay.") && k != crate::layer::OVERLAY_OPAQUE_XATTR.as_bytes() {
+                if crate::tree::is_overlay_xattr(&k) && k != crate::tree::overlay_opaque_xattr().as_bytes() {
                     rustix::fs::lremovexattr(&p, k.as_slice()).at(&p)?;
                 }
             }

@@ -313,12 +313,22 @@ impl<'c> Containers<'c> {
     /// (`none`, `host`, `container:ID`, or the first network's name) and the
     /// networks to attach to.
     fn choose_networks(&self, o: &CreateOptions) -> Result<(String, Vec<crate::store::NetworkRecord>)> {
+        let rootless = crate::rootless::current().is_some();
         let wanted: Vec<&str> = if o.networks.is_empty() {
-            vec![crate::network::DEFAULT_NETWORK]
+            // A rootless container cannot be on a bridge: pasta connects it (podman's default too).
+            vec![if rootless { crate::network::pasta::MODE } else { crate::network::DEFAULT_NETWORK }]
         } else {
             o.networks.iter().map(String::as_str).collect()
         };
-        let special = |n: &str| n == "none" || n == "host" || n.starts_with("container:");
+        let special =
+            |n: &str| n == "none" || n == "host" || n == crate::network::pasta::MODE || n.starts_with("container:");
+        if rootless {
+            if let Some(n) = wanted.iter().find(|n| !special(n)) {
+                return Err(Error::invalid(format!(
+                    "--network {n}: networks are not available rootless (use pasta, the default, or none, host, container:NAME)"
+                )));
+            }
+        }
         if let Some(s) = wanted.iter().find(|n| special(n)) {
             if wanted.len() > 1 {
                 return Err(Error::invalid(format!("--network {s} cannot be combined with other networks")));
@@ -349,6 +359,18 @@ impl<'c> Containers<'c> {
         Ok(match cfg.network.as_str() {
             "host" => NetworkPlace::Host,
             "none" => NetworkPlace::Loopback(crate::network::namespace::LoopbackNamespace::new()?),
+            crate::network::pasta::MODE => {
+                if crate::rootless::current().is_none() {
+                    return Err(Error::invalid("--network pasta is for rootless mode; root's containers use networks"));
+                }
+                // Ports are chosen as for a network, then let go for pasta to bind.
+                let (mappings, reservation) = crate::network::ports::reserve(&cfg.ports)?;
+                drop(reservation);
+                let setup = self
+                    .networks()
+                    .setup_user_mode(&crate::network::Attachee { id: &rec.id, name: &rec.name }, mappings)?;
+                NetworkPlace::Pinned { setup, _ports: crate::network::ports::Reservation::none() }
+            }
             mode => match mode.strip_prefix("container:") {
                 Some(other) => {
                     let o = self.get(other)?;
@@ -377,6 +399,37 @@ impl<'c> Containers<'c> {
             },
         })
     }
+}
+
+/// What a rootless container cannot have: more than the user holds on the
+/// host (`--privileged`), or limits, which need cgroups the user may write
+/// (cgroup v2 with delegation; libcontainer then runs without any cgroup).
+fn refuse_rootless(run: &RunConfig) -> Result<()> {
+    if run.security.privileged {
+        return Err(Error::invalid(
+            "--privileged is not available rootless: a rootless container cannot hold more than its user does on the host",
+        ));
+    }
+    let r = &run.resources;
+    let limits = [
+        ("--memory", run.memory.is_some()),
+        ("--cpus", run.cpu_quota.is_some()),
+        ("--pids-limit", run.pids_limit.is_some()),
+        ("--memory-swap", r.memory_swap.is_some()),
+        ("--memory-reservation", r.memory_reservation.is_some()),
+        ("--cpu-shares", r.cpu_shares.is_some()),
+        ("--cpuset-cpus", r.cpuset_cpus.is_some()),
+    ];
+    let given: Vec<&str> = limits.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect();
+    if !given.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: resource limits are not available rootless: they need cgroups, and no cgroup is delegated to this user \
+             (cgroup v2 with delegation; this host's cgroups are {})",
+            given.join(", "),
+            crate::rootless::cgroup_layout()
+        )));
+    }
+    Ok(())
 }
 
 /// A starting container's network namespace and what keeps it.
@@ -567,7 +620,7 @@ impl Containers<'_> {
                 }
             }
         }
-        if !ports.is_empty() && attach_to.is_empty() {
+        if !ports.is_empty() && attach_to.is_empty() && network != crate::network::pasta::MODE {
             return Err(Error::invalid(format!(
                 "conflicting options: ports cannot be published with --network {network}"
             )));
@@ -664,6 +717,9 @@ impl Containers<'_> {
             health: super::health::Check::resolve(&raw_config["config"]["Healthcheck"], &o.health)?,
             log: super::logs::LogConfig::from_flags(o.log_driver.as_deref(), &o.log_opts)?,
         };
+        if crate::rootless::current().is_some() {
+            refuse_rootless(&run)?;
+        }
         if run.auto_remove && run.restart != super::restart::Policy::default() {
             return Err(Error::invalid("conflicting options: --restart and --rm"));
         }
@@ -1728,7 +1784,9 @@ impl Containers<'_> {
     pub fn connect(&self, network: &str, name: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
         let rec = self.get(name)?;
         let cfg = super::run_config(&rec)?;
-        if cfg.network == "host" || cfg.network == "none" || cfg.network.starts_with("container:") {
+        if ["host", "none", crate::network::pasta::MODE].contains(&cfg.network.as_str())
+            || cfg.network.starts_with("container:")
+        {
             return Err(Error::invalid(format!(
                 "container {} uses --network {}: it cannot join networks",
                 rec.name, cfg.network

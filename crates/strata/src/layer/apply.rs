@@ -22,7 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
 
 use super::split::Split;
-use super::{is_whiteout_device, DiffFormat, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{is_whiteout_device, overlay_opaque_xattr, DiffFormat, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
 /// How to apply a layer.
@@ -315,7 +315,7 @@ impl Applier<'_> {
         if name == OPAQUE_MARKER.as_bytes() {
             let dir = self.root.join(parent);
             match self.opts.format {
-                DiffFormat::Overlay => rustix::fs::lsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                DiffFormat::Overlay => rustix::fs::lsetxattr(&dir, overlay_opaque_xattr(), b"y", XattrFlags::empty())
                     .map_err(|e| Error::entry(raw, format!("marking directory opaque: {e}")))?,
                 DiffFormat::Merged => self.clear_lower(parent)?,
             }
@@ -465,7 +465,7 @@ impl Applier<'_> {
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     // overlayfs' own xattrs would change what lower layers show; never take them from a tar.
-                    if !name.starts_with(b"trusted.overlay.") {
+                    if !crate::tree::is_overlay_xattr(name) {
                         meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
                     }
                 } else if key == b"mtime" {

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
+use super::{is_whiteout_device, overlay_opaque_xattr};
 use crate::confined::{list_beneath, lstat_beneath, Beneath};
 use crate::error::{IoContext, Result};
 
@@ -99,7 +99,7 @@ fn walk_upper(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change
         out.push((if in_lowers(lowers, &r)? { 'C' } else { 'A' }, shown.clone()));
         if md.is_dir() {
             let full = upper.join(&r);
-            let opaque = matches!(rustix::fs::lgetxattr(&full, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1));
+            let opaque = matches!(rustix::fs::lgetxattr(&full, overlay_opaque_xattr(), &mut [0u8; 4][..]), Ok(1));
             if opaque {
                 // Everything the image had below an opaque directory is gone:
                 // listed from the layer that has it as a directory, never through a link.

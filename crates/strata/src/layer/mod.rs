@@ -7,7 +7,8 @@
 //! `.wh..wh..opq` markers (OCI image spec, "Representing Changes"). In an
 //! overlay diff directory they are what the kernel's overlayfs understands:
 //! a character device 0/0 named NAME, and the `trusted.overlay.opaque=y`
-//! xattr on a directory. [`DiffFormat`] says which shape a directory holds.
+//! xattr on a directory (`user.overlay.opaque` in a user namespace, where
+//! overlayfs is mounted with `userxattr`). [`DiffFormat`] says which shape a directory holds.
 
 mod apply;
 pub mod changes;
@@ -25,7 +26,7 @@ pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 // An overlay-form directory's own markers: defined with the tree
 // operations that merge such directories (tree sits below layer).
-pub use crate::tree::{is_whiteout_device, OVERLAY_OPAQUE_XATTR};
+pub use crate::tree::{is_whiteout_device, overlay_opaque_xattr};
 
 /// How a directory records a layer's changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

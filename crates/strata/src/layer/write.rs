@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::split::Split;
-use super::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::{overlay_opaque_xattr, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
 /// How to write a layer tar.
@@ -131,7 +131,7 @@ impl<W: Write> Writer<'_, W> {
             if ft.is_dir() {
                 h.set_entry_type(tar::EntryType::Directory);
                 self.b.append_data(&mut h, &r, io::empty()).map_err(io_err)?;
-                if matches!(rustix::fs::lgetxattr(&f, OVERLAY_OPAQUE_XATTR, &mut [0u8; 4][..]), Ok(1)) {
+                if matches!(rustix::fs::lgetxattr(&f, overlay_opaque_xattr(), &mut [0u8; 4][..]), Ok(1)) {
                     self.empty_file(&r.join(OPAQUE_MARKER), &md)?;
                 }
                 self.dir(&f, &r)?;
@@ -204,7 +204,7 @@ impl<W: Write> Writer<'_, W> {
     fn xattrs(&mut self, f: &Path) -> Result<()> {
         let xs: Vec<(String, Vec<u8>)> = crate::tree::xattrs(f)?
             .into_iter()
-            .filter(|(k, _)| !k.starts_with(b"trusted.overlay."))
+            .filter(|(k, _)| !crate::tree::is_overlay_xattr(k))
             .map(|(k, v)| (format!("SCHILY.xattr.{}", String::from_utf8_lossy(&k)), v))
             .collect();
         if !xs.is_empty() {

@@ -26,6 +26,7 @@
 
 pub mod namespace;
 pub mod netavark;
+pub mod pasta;
 pub mod ports;
 
 use std::collections::{BTreeMap, HashSet};
@@ -675,6 +676,45 @@ impl<'c> Networks<'c> {
         Ok(Setup { netns, status })
     }
 
+    /// Give a rootless container its network by pasta (see [`pasta`]): a
+    /// pinned namespace connected to the host's network, `ports` published
+    /// (host ports chosen by the caller and free again). Recorded like a
+    /// netavark setup (no networks in its options), so that teardown and
+    /// sweeps find it; pasta ends when the namespace is unpinned.
+    pub fn setup_user_mode(&self, c: &Attachee<'_>, ports: Vec<netavark::PortMapping>) -> Result<Setup> {
+        let dir = self.core.root.join("netns");
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let netns = self.netns_path(c.id);
+        if let Some(old) = self.core.store.network_setup(c.id)? {
+            let netavark = self.netavark();
+            teardown_locked(self.core, &netavark.lock()?, &old)?;
+        }
+        let opts = Options {
+            container_id: c.id.to_string(),
+            container_name: c.name.to_string(),
+            port_mappings: ports,
+            networks: BTreeMap::new(),
+            network_info: BTreeMap::new(),
+            dns_servers: None,
+        };
+        let record = NetworkSetup {
+            container_id: c.id.to_string(),
+            netns: netns.display().to_string(),
+            options: serde_json::to_string(&opts).expect("options serialize"),
+            status: "{}".into(),
+            owner: None,
+        };
+        self.core.store.put_network_setup(&record)?;
+        if let Err(e) = namespace::create_pinned(&netns).and_then(|()| pasta::start(&netns, &opts.port_mappings)) {
+            let netavark = self.netavark();
+            if let Err(t) = teardown_locked(self.core, &netavark.lock()?, &record) {
+                tracing::warn!("undoing a failed network setup of {}: {t}", c.id);
+            }
+            return Err(e);
+        }
+        Ok(Setup { netns, status: Status::default() })
+    }
+
     /// Give a running container an interface on `network` (its endpoint
     /// recorded already): netavark sets up that one network in its namespace
     /// and the setup's record grows by it. Published ports stay on the
@@ -799,7 +839,8 @@ fn teardown_locked(core: &Core, locked: &netavark::Locked<'_>, s: &NetworkSetup)
     let netns = Path::new(&s.netns);
     let opts: Options = serde_json::from_str(&s.options)
         .map_err(|e| Error::Corrupt(format!("network setup of {}: {e}", s.container_id)))?;
-    if crate::snapshot::mount::is_mounted(netns) {
+    // A pasta setup (no networks) has nothing for netavark: pasta ends with the namespace.
+    if !opts.networks.is_empty() && crate::snapshot::mount::is_mounted(netns) {
         if let Err(e) = locked.teardown(netns, &opts) {
             // A setup that failed halfway has less to tear down than its options say.
             tracing::warn!("network teardown of {}: {e}", s.container_id);

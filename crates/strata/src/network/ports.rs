@@ -91,6 +91,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// No ports held (another process binds them: pasta).
+    pub fn none() -> Self {
+        Reservation { _sockets: Vec::new() }
+    }
+
     /// The sockets themselves, for a process that holds them on (a monitor).
     pub fn into_sockets(self) -> Vec<OwnedFd> {
         self._sockets
@@ -120,7 +125,18 @@ pub fn reserve(specs: &[PortSpec]) -> Result<(Vec<PortMapping>, Reservation)> {
             let want = if s.host_port == 0 { 0 } else { s.host_port + i };
             let (fd, port) = bind(&s.host_ip, want, &s.protocol).map_err(|e| {
                 let ip = if s.host_ip.is_empty() { "0.0.0.0" } else { &s.host_ip };
-                Error::InUse(format!("host port {ip}:{want}/{} cannot be published: {e}", s.protocol))
+                let privileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u16>().ok())
+                    .filter(|start| e.kind() == std::io::ErrorKind::PermissionDenied && want < *start);
+                match privileged {
+                    Some(start) => Error::invalid(format!(
+                        "host port {ip}:{want}/{} cannot be published: ports below {start} are privileged \
+                         (net.ipv4.ip_unprivileged_port_start) and this user is not root on the host",
+                        s.protocol
+                    )),
+                    None => Error::InUse(format!("host port {ip}:{want}/{} cannot be published: {e}", s.protocol)),
+                }
             })?;
             sockets.push(fd);
             mappings.push(PortMapping {

@@ -101,9 +101,16 @@ fn overlay_new_api(lowers: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, targe
         rustix::mount::fsconfig_set_string(fs.as_fd(), "upperdir", u)?;
         rustix::mount::fsconfig_set_string(fs.as_fd(), "workdir", w)?;
         // An upper directory must hold whole files and directories (it may become a layer):
-        // no renamed-directory redirects, no metadata-only copy-ups.
-        rustix::mount::fsconfig_set_string(fs.as_fd(), "redirect_dir", "off")?;
-        rustix::mount::fsconfig_set_string(fs.as_fd(), "metacopy", "off")?;
+        // no renamed-directory redirects, no metadata-only copy-ups. With `userxattr` both
+        // are off already (and may not be named).
+        if !crate::tree::in_user_namespace() {
+            rustix::mount::fsconfig_set_string(fs.as_fd(), "redirect_dir", "off")?;
+            rustix::mount::fsconfig_set_string(fs.as_fd(), "metacopy", "off")?;
+        }
+    }
+    if crate::tree::in_user_namespace() {
+        // No trusted.* xattrs here: overlayfs keeps its markers as user.overlay.*.
+        rustix::mount::fsconfig_set_flag(fs.as_fd(), "userxattr")?;
     }
     rustix::mount::fsconfig_create(fs.as_fd())?;
     let attrs = if upper.is_some() { MountAttrFlags::empty() } else { MountAttrFlags::MOUNT_ATTR_RDONLY };
@@ -115,7 +122,13 @@ fn overlay_legacy(lowers: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, target
     let joined: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     let mut opts = format!("lowerdir={}", joined.join(":"));
     if let Some((u, w)) = upper {
-        opts.push_str(&format!(",upperdir={},workdir={},redirect_dir=off,metacopy=off", u.display(), w.display()));
+        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+        if !crate::tree::in_user_namespace() {
+            opts.push_str(",redirect_dir=off,metacopy=off");
+        }
+    }
+    if crate::tree::in_user_namespace() {
+        opts.push_str(",userxattr");
     }
     let flags = if upper.is_some() { MountFlags::empty() } else { MountFlags::RDONLY };
     let data = std::ffi::CString::new(opts).map_err(|_| Error::invalid("NUL in a layer path"))?;
