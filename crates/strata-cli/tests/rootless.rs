@@ -1,8 +1,10 @@
-//! Rootless mode (issue 19), first part: an ordinary user's store, user
-//! namespace and ID mappings. As root, each test creates users (with or
-//! without subordinate ranges) and runs strata as them through `runuser`;
-//! the users, their processes (the pause process) and their files go when
-//! the test ends, passed or failed.
+//! Rootless mode (issue 19): an ordinary user's store, user namespace and
+//! ID mappings, containers, builds and pasta networking. As root, each test
+//! creates users (with or without subordinate ranges) and runs strata as
+//! them through `runuser`; the users, their processes (the pause process,
+//! pasta, containers) and their files go when the test ends, passed or
+//! failed. Tests that publish ports run the user's strata in a network
+//! namespace the test creates.
 
 mod common;
 
@@ -18,6 +20,10 @@ struct TestUser {
     name: String,
     home: PathBuf,
     uid: u32,
+    /// Subordinate IDs given: (start, count).
+    subids: Option<(u32, u32)>,
+    /// A network namespace the user's commands run in, if the test made one.
+    netns: Option<TestNetns>,
 }
 
 impl TestUser {
@@ -41,14 +47,14 @@ impl TestUser {
         }
         let home = PathBuf::from(format!("/home/{name}"));
         let uid = fs::metadata(&home).unwrap().uid();
-        TestUser { name: name.to_string(), home, uid }
+        TestUser { name: name.to_string(), home, uid, subids, netns: None }
     }
 
     /// strata run as this user with a clean environment (no --root).
     fn strata(&self, args: &[&str]) -> Output {
         let bin = std::env::var_os("STRATA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_strata").into());
-        Command::new("runuser")
-            .args(["-u", &self.name, "--", "env", "-i"])
+        self.as_user()
+            .args(["env", "-i"])
             .arg(format!("HOME={}", self.home.display()))
             .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
             .arg(bin)
@@ -71,15 +77,119 @@ impl TestUser {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// `runuser -u NAME --`, inside the test's network namespace if any.
+    fn as_user(&self) -> Command {
+        let mut c = match &self.netns {
+            Some(n) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", n.path.display())).arg("runuser");
+                c
+            }
+            None => Command::new("runuser"),
+        };
+        c.args(["-u", &self.name, "--"]);
+        c
+    }
+
     fn store(&self) -> PathBuf {
         self.home.join(".local/share/strata")
+    }
+
+    fn runtime_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/strata-{}", self.uid))
+    }
+
+    /// Whether a host uid is this user's or one of their subordinate IDs.
+    fn owns_uid(&self, uid: u32) -> bool {
+        uid == self.uid || self.subids.is_some_and(|(start, count)| uid >= start && uid < start + count)
+    }
+}
+
+/// A network namespace of the test's own (a bind mount in a temp
+/// directory) with loopback up and a veth pair (both ends inside) with a
+/// default route, which pasta takes as the template for a container's interface.
+struct TestNetns {
+    /// Holds the namespace's file; removed after the unmount.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TestNetns {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("rootless-netns-").tempdir_in("/tmp").unwrap();
+        let path = dir.path().join("ns");
+        fs::write(&path, b"").unwrap();
+        let made = Command::new("unshare").arg(format!("--net={}", path.display())).arg("true").status().unwrap();
+        assert!(made.success(), "unshare --net");
+        let ns = TestNetns { _dir: dir, path };
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"],
+            &["addr", "add", "10.213.0.2/24", "dev", "uplink0"],
+            &["link", "set", "uplink0", "up"],
+            &["link", "set", "uplink1", "up"],
+            &["route", "add", "default", "via", "10.213.0.1"],
+        ] {
+            let o = Command::new("nsenter")
+                .arg(format!("--net={}", ns.path.display()))
+                .arg("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        ns
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path.display())).arg(program);
+        c
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
     }
 }
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        // Container processes running as a subordinate ID are not the user's
+        // to pkill: end every process of any of the user's IDs first.
+        kill_uids(|uid| self.owns_uid(uid));
         remove_user(&self.name);
-        let _ = fs::remove_dir_all(format!("/tmp/strata-{}", self.uid));
+        let _ = fs::remove_dir_all(self.runtime_dir());
+    }
+}
+
+/// The processes whose real uid `pick` chooses.
+fn pids_of(pick: impl Fn(u32) -> bool) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(status) = fs::read_to_string(e.path().join("status")) else { continue };
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+        if uid.and_then(|u| u.parse().ok()).is_some_and(&pick) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+fn kill_uids(pick: impl Fn(u32) -> bool) {
+    let pick = &pick;
+    for _ in 0..500 {
+        let pids = pids_of(pick);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on a process of the test's own user.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -108,6 +218,57 @@ fn archive(owned: bool) -> (tempfile::TempDir, PathBuf) {
     fs::write(&p, docker_archive(&[TestImage::new("busybox:latest", vec![layer.build()])])).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     (dir, p)
+}
+
+/// A docker-archive every user can read: `busybox:latest` with a shell
+/// (Debian's busybox-static), `home/f` owned by 1000:1000 and
+/// `www/index.html`.
+fn runnable_archive() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("rootless-").tempdir_in("/tmp").unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let top = LayerTar::new()
+        .dir("home")
+        .owned("home/f", b"theirs\n", 1000, 1000)
+        .dir("www")
+        .file("www/index.html", b"hello-rootless\n");
+    let p = dir.path().join("image.tar");
+    fs::write(&p, docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer(), top.build()])])).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, p)
+}
+
+/// A directory in /tmp that everyone may read (a context, a bind mount's source).
+fn public_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Poll until `done` holds, for at most 20 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Every path on the host's writable file systems owned by one of `u`'s IDs.
+fn files_of(u: &TestUser) -> std::collections::BTreeSet<String> {
+    let mut find = Command::new("find");
+    find.args(["/", "/dev/shm", "-xdev", "(", "-uid", &u.uid.to_string()]);
+    if let Some((start, count)) = u.subids {
+        find.args(["-o", "(", "-uid", &format!("+{}", start - 1), "-uid", &format!("-{}", start + count), ")"]);
+    }
+    let o = find.args([")", "-print"]).output().unwrap();
+    // find exits 1 when a file vanished mid-walk (other tests run alongside): its output stands.
+    assert!(
+        !o.stdout.is_empty(),
+        "find found nothing of {} (not even the home): {}",
+        u.name,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().lines().map(str::to_string).collect()
 }
 
 /// Files named `name` under `root`.
@@ -180,4 +341,162 @@ fn two_users_stores_are_apart_and_neither_can_read_the_others() {
     assert_eq!(b.ok(&["images", "-q"]), "", "b's store is empty");
     let peek = Command::new("runuser").args(["-u", &b.name, "--", "ls"]).arg(a.store()).output().unwrap();
     assert!(!peek.status.success(), "b cannot list a's store");
+}
+
+#[test]
+fn a_users_container_is_root_inside_and_runs_as_the_users_uid_on_the_host() {
+    let u = TestUser::create("strata-rl-e", Some((410000, 65536)));
+    let (_dir, tar) = runnable_archive();
+    u.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    let out = u.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "id -u; stat -c %u:%g /home/f"]);
+    assert_eq!(out, "0\n1000:1000\n");
+
+    let id = u.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]).trim().to_string();
+    let pid = u.ok(&["inspect", "--format", "{{.State.Pid}}", &id]).trim().to_string();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+    let want = format!("{0} {0} {0} {0}", u.uid);
+    assert_eq!(uids.split_whitespace().collect::<Vec<_>>().join(" "), want, "the container's root on the host");
+    assert_eq!(u.ok(&["exec", &id, "id", "-u"]), "0\n");
+    u.ok(&["rm", "-f", &id]);
+    assert_eq!(u.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn a_bind_mount_of_a_host_directory_the_user_cannot_write_is_read_only_to_the_container() {
+    let u = TestUser::create("strata-rl-g", Some((430000, 65536)));
+    let (_dir, tar) = runnable_archive();
+    u.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    // Root's directory, 0755: the container's root is not the host's.
+    let roots = public_dir("rootless-roots-");
+    let o = u.strata(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/m", roots.path().display()),
+        "busybox",
+        "touch",
+        "/m/x",
+    ]);
+    assert!(!o.status.success(), "touch in root's directory succeeded");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!roots.path().join("x").exists());
+    // The same mount of the user's own directory is writable, and the file is theirs on the host.
+    let mine = public_dir("rootless-mine-");
+    std::os::unix::fs::chown(mine.path(), Some(u.uid), None).unwrap();
+    let v = format!("{}:/m", mine.path().display());
+    u.ok(&["run", "--rm", "--network", "none", "-v", &v, "busybox", "touch", "/m/x"]);
+    assert_eq!(fs::metadata(mine.path().join("x")).unwrap().uid(), u.uid);
+}
+
+#[test]
+fn a_users_published_port_serves_on_loopback_until_the_container_is_removed() {
+    let mut u = TestUser::create("strata-rl-f", Some((420000, 65536)));
+    u.netns = Some(TestNetns::new());
+    let (_dir, tar) = runnable_archive();
+    u.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    let id = u.ok(&["run", "-d", "-p", "8080:80", "busybox", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    let id = id.trim();
+    assert_eq!(u.ok(&["port", id]), "80/tcp -> 0.0.0.0:8080\n");
+    let netns = u.netns.as_ref().unwrap();
+    let fetch = || netns.command("curl").args(["-sf", "--max-time", "5", "http://127.0.0.1:8080/"]).output().unwrap();
+    let mut body = String::new();
+    wait_for("httpd behind pasta to answer", || {
+        let o = fetch();
+        body = String::from_utf8_lossy(&o.stdout).into_owned();
+        o.status.success()
+    });
+    assert_eq!(body, "hello-rootless\n");
+    let pasta = || {
+        pids_of(|uid| u.owns_uid(uid))
+            .into_iter()
+            .filter(|p| {
+                // Debian's pasta runs as passt.avx2 (its comm): its argv[0] says pasta.
+                fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"pasta\0"))
+            })
+            .count()
+    };
+    assert_eq!(pasta(), 1, "one pasta for the container");
+    u.ok(&["rm", "-f", id]);
+    wait_for("pasta to end with the container", || pasta() == 0);
+    assert!(!fetch().status.success(), "the port is closed");
+}
+
+#[test]
+fn privileged_ports_privileged_mode_and_resource_flags_are_refused_and_leave_nothing() {
+    let mut u = TestUser::create("strata-rl-h", Some((440000, 65536)));
+    u.netns = Some(TestNetns::new());
+    let (_dir, tar) = runnable_archive();
+    u.ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    for (flags, want) in [
+        (&["-p", "80:80"][..], "ports below 1024 are privileged"),
+        (&["--privileged"], "--privileged"),
+        (&["-m", "64m"], "--memory"),
+        (&["--cpus", "1", "--pids-limit", "10"], "--cpus, --pids-limit"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend(["busybox", "true"]);
+        let o = u.strata(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{flags:?} was accepted");
+        assert!(err.contains(want), "{flags:?}: {err}");
+        assert_eq!(u.ok(&["ps", "-a", "-q"]), "", "{flags:?} left a container");
+    }
+}
+
+#[test]
+fn a_user_pulls_builds_with_chown_commits_saves_and_loads_and_writes_nothing_outside_their_dirs() {
+    let reg = common::registry::Registry::start();
+    let root = Strata::on_host_network("overlay");
+    let a = root.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
+    root.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    let base = format!("{}/busybox:latest", reg.addr);
+    root.ok(&["tag", "busybox:latest", &base]);
+    root.ok(&["push", "-q", &base]);
+
+    let u = TestUser::create("strata-rl-i", Some((450000, 65536)));
+    let before = files_of(&u);
+    let ctx = public_dir("rootless-ctx-");
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN mkdir /data && echo made > /data/f && chown 1000:1000 /data/f\n"),
+    )
+    .unwrap();
+    u.ok(&["pull", "-q", &base]);
+    u.ok(&["build", "-q", "-t", "mine", ctx.path().to_str().unwrap()]);
+    let cmd = ["stat", "-c", "%u:%g", "/data/f"];
+    assert_eq!(u.ok(&[&["run", "--rm", "--network", "none", "mine"][..], &cmd].concat()), "1000:1000\n");
+
+    u.ok(&["run", "--name", "c1", "--network", "none", "mine", "sh", "-c", "echo more > /data/g"]);
+    u.ok(&["commit", "c1", "mine:2"]);
+    let out = u.home.join("out");
+    let o = u.as_user().args(["mkdir"]).arg(&out).output().unwrap();
+    assert!(o.status.success());
+    let saved = out.join("mine.tar");
+    u.ok(&["save", "-o", saved.to_str().unwrap(), "mine:2"]);
+    u.ok(&["rm", "c1"]);
+    u.ok(&["rmi", "mine:2", "mine", &base]);
+    assert_eq!(u.ok(&["images", "-q"]), "");
+    u.ok(&["load", "-q", "-i", saved.to_str().unwrap()]);
+    let owners = u.ok(&["run", "--rm", "--network", "none", "mine:2", "stat", "-c", "%u:%g %n", "/data/f", "/data/g"]);
+    assert_eq!(owners, "1000:1000 /data/f\n0:0 /data/g\n");
+    u.ok(&["system", "prune", "-a", "-f"]);
+    assert_eq!(u.ok(&["images", "-q"]), "");
+    assert_eq!(u.ok(&["ps", "-a", "-q"]), "");
+
+    // What the user's IDs own now and did not before lies in the store, the
+    // runtime directory, the output asked for, or the store's parents.
+    let after = files_of(&u);
+    let (store, run) = (u.store(), u.runtime_dir());
+    let stray: Vec<&String> = after
+        .difference(&before)
+        .filter(|p| {
+            let p = Path::new(p.as_str());
+            !(p.starts_with(&store) || p.starts_with(&run) || p.starts_with(&out) || store.starts_with(p))
+        })
+        .collect();
+    assert!(stray.is_empty(), "written outside the user's directories: {stray:?}");
 }

@@ -236,7 +236,12 @@ pub fn enter() -> Result<Vec<String>> {
     drop(lock);
     let me = Rootless { uid, gid, user, uid_map, gid_map, runtime_dir, pause_pid: pid };
     // Said on every command: the one limit that changes what images work (the rest is in `info`).
-    let warnings = me.unavailable().into_iter().filter(|u| u.starts_with("files")).map(|u| format!("rootless: unavailable: {u}")).collect();
+    let warnings = me
+        .unavailable()
+        .into_iter()
+        .filter(|u| u.starts_with("files"))
+        .map(|u| format!("rootless: unavailable: {u}"))
+        .collect();
     let _ = CURRENT.set(me);
     // No thread runs yet (see above), so the environment may change.
     std::env::set_var(ENTERED_ENV, "1");

@@ -359,9 +359,9 @@ impl Builder<'_> {
     }
 }
 
-/// A RUN step's place on the default network: an endpoint and a setup
-/// owned by this build process (no container record), torn down on drop,
-/// or by a sweep if the build is killed.
+/// A RUN step's place on the default network (rootless: on pasta): an
+/// endpoint and a setup owned by this build process (no container record),
+/// torn down on drop, or by a sweep if the build is killed.
 struct StepNetwork<'c> {
     core: &'c crate::core::Core,
     id: String,
@@ -371,6 +371,13 @@ struct StepNetwork<'c> {
 impl<'c> StepNetwork<'c> {
     fn set_up(core: &'c crate::core::Core, id: &str) -> Result<Self> {
         let networks = crate::network::Networks::new(core);
+        if crate::rootless::current().is_some() {
+            // An ordinary user has no bridge: the step gets a namespace of
+            // its own with pasta's user-mode connection, like `run`.
+            let attachee = crate::network::Attachee { id, name: &id[..12] };
+            let setup = networks.setup_user_mode(&attachee, Vec::new(), Some(crate::store::this_owner()))?;
+            return Ok(StepNetwork { core, id: id.to_string(), setup });
+        }
         let net = networks.default_network()?;
         networks.attach(id, &net, None, None, &[])?;
         let attachee = crate::network::Attachee { id, name: &id[..12] };

@@ -366,9 +366,11 @@ impl<'c> Containers<'c> {
                 // Ports are chosen as for a network, then let go for pasta to bind.
                 let (mappings, reservation) = crate::network::ports::reserve(&cfg.ports)?;
                 drop(reservation);
-                let setup = self
-                    .networks()
-                    .setup_user_mode(&crate::network::Attachee { id: &rec.id, name: &rec.name }, mappings)?;
+                let setup = self.networks().setup_user_mode(
+                    &crate::network::Attachee { id: &rec.id, name: &rec.name },
+                    mappings,
+                    None,
+                )?;
                 NetworkPlace::Pinned { setup, _ports: crate::network::ports::Reservation::none() }
             }
             mode => match mode.strip_prefix("container:") {

@@ -681,7 +681,12 @@ impl<'c> Networks<'c> {
     /// (host ports chosen by the caller and free again). Recorded like a
     /// netavark setup (no networks in its options), so that teardown and
     /// sweeps find it; pasta ends when the namespace is unpinned.
-    pub fn setup_user_mode(&self, c: &Attachee<'_>, ports: Vec<netavark::PortMapping>) -> Result<Setup> {
+    pub fn setup_user_mode(
+        &self,
+        c: &Attachee<'_>,
+        ports: Vec<netavark::PortMapping>,
+        owner: Option<String>,
+    ) -> Result<Setup> {
         let dir = self.core.root.join("netns");
         std::fs::create_dir_all(&dir).at(&dir)?;
         let netns = self.netns_path(c.id);
@@ -702,7 +707,7 @@ impl<'c> Networks<'c> {
             netns: netns.display().to_string(),
             options: serde_json::to_string(&opts).expect("options serialize"),
             status: "{}".into(),
-            owner: None,
+            owner,
         };
         self.core.store.put_network_setup(&record)?;
         if let Err(e) = namespace::create_pinned(&netns).and_then(|()| pasta::start(&netns, &opts.port_mappings)) {
