@@ -425,7 +425,7 @@ fn a_users_published_port_serves_on_loopback_until_the_container_is_removed() {
 }
 
 #[test]
-fn privileged_ports_privileged_mode_and_resource_flags_are_refused_and_leave_nothing() {
+fn privileged_ports_privileged_mode_resource_flags_pause_and_update_are_refused_and_leave_nothing() {
     let mut u = TestUser::create("strata-rl-h", Some((440000, 65536)));
     u.netns = Some(TestNetns::new());
     let (_dir, tar) = runnable_archive();
@@ -445,10 +445,20 @@ fn privileged_ports_privileged_mode_and_resource_flags_are_refused_and_leave_not
         assert!(err.contains(want), "{flags:?}: {err}");
         assert_eq!(u.ok(&["ps", "-a", "-q"]), "", "{flags:?} left a container");
     }
+    // A running container cannot be frozen or limited either.
+    let id = u.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]);
+    for cmd in [&["pause", id.trim()][..], &["update", "--memory", "64m", id.trim()]] {
+        let o = u.strata(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{cmd:?} was accepted");
+        assert!(err.contains(&format!("{} is not available rootless", cmd[0])), "{cmd:?}: {err}");
+    }
+    assert_eq!(u.ok(&["inspect", "--format", "{{.State.Status}}", id.trim()]), "running\n");
 }
 
 #[test]
-fn a_user_pulls_builds_with_chown_commits_saves_and_loads_and_writes_nothing_outside_their_dirs() {
+fn a_user_pulls_builds_runs_with_a_volume_copies_commits_pushes_saves_and_loads_and_writes_nothing_outside_their_dirs()
+{
     let reg = common::registry::Registry::start();
     let root = Strata::on_host_network("overlay");
     let a = root.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
@@ -458,6 +468,7 @@ fn a_user_pulls_builds_with_chown_commits_saves_and_loads_and_writes_nothing_out
     root.ok(&["push", "-q", &base]);
 
     let u = TestUser::create("strata-rl-i", Some((450000, 65536)));
+    let store = u.store();
     let before = files_of(&u);
     let ctx = public_dir("rootless-ctx-");
     fs::write(
@@ -470,11 +481,31 @@ fn a_user_pulls_builds_with_chown_commits_saves_and_loads_and_writes_nothing_out
     let cmd = ["stat", "-c", "%u:%g", "/data/f"];
     assert_eq!(u.ok(&[&["run", "--rm", "--network", "none", "mine"][..], &cmd].concat()), "1000:1000\n");
 
+    // A named volume belongs to the mapped root (the user on the host) and keeps other owners.
+    let vol = ["run", "--rm", "--network", "none", "-v", "vol:/v", "mine", "sh", "-c"];
+    u.ok(&[&vol[..], &["echo v > /v/x && chown 1000:1000 /v/x"]].concat());
+    assert_eq!(u.ok(&[&vol[..], &["stat -c %u:%g /v/x"]].concat()), "1000:1000\n");
+    let vol_dir = store.join("volumes/vol/_data");
+    assert_eq!(fs::metadata(&vol_dir).unwrap().uid(), u.uid, "{}", vol_dir.display());
+    assert_eq!(fs::metadata(vol_dir.join("x")).unwrap().uid(), 450999);
+    u.ok(&["volume", "rm", "vol"]);
+
     u.ok(&["run", "--name", "c1", "--network", "none", "mine", "sh", "-c", "echo more > /data/g"]);
     u.ok(&["commit", "c1", "mine:2"]);
     let out = u.home.join("out");
     let o = u.as_user().args(["mkdir"]).arg(&out).output().unwrap();
     assert!(o.status.success());
+    u.ok(&["cp", "c1:/data/g", out.join("g").to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(out.join("g")).unwrap(), "more\n");
+    assert_eq!(fs::metadata(out.join("g")).unwrap().uid(), u.uid);
+    // Pushed, the layers keep the owners the container saw: root pulls 1000:1000.
+    let pushed = format!("{}/mine:2", reg.addr);
+    u.ok(&["tag", "mine:2", &pushed]);
+    u.ok(&["push", "-q", &pushed]);
+    root.ok(&["pull", "-q", &pushed]);
+    let seen = root.ok(&["run", "--rm", "--network", "none", &pushed, "stat", "-c", "%u:%g", "/data/f"]);
+    assert_eq!(seen, "1000:1000\n");
+    u.ok(&["rmi", &pushed]);
     let saved = out.join("mine.tar");
     u.ok(&["save", "-o", saved.to_str().unwrap(), "mine:2"]);
     u.ok(&["rm", "c1"]);
@@ -490,7 +521,7 @@ fn a_user_pulls_builds_with_chown_commits_saves_and_loads_and_writes_nothing_out
     // What the user's IDs own now and did not before lies in the store, the
     // runtime directory, the output asked for, or the store's parents.
     let after = files_of(&u);
-    let (store, run) = (u.store(), u.runtime_dir());
+    let run = u.runtime_dir();
     let stray: Vec<&String> = after
         .difference(&before)
         .filter(|p| {

@@ -424,14 +424,27 @@ fn refuse_rootless(run: &RunConfig) -> Result<()> {
     ];
     let given: Vec<&str> = limits.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect();
     if !given.is_empty() {
-        return Err(Error::invalid(format!(
-            "{}: resource limits are not available rootless: they need cgroups, and no cgroup is delegated to this user \
-             (cgroup v2 with delegation; this host's cgroups are {})",
-            given.join(", "),
-            crate::rootless::cgroup_layout()
-        )));
+        return Err(no_cgroup(&format!("{}: resource limits are", given.join(", "))));
     }
     Ok(())
+}
+
+/// A rootless user's containers have no cgroup of their own to freeze or
+/// limit: `command` (pause, update) is refused, saying why.
+pub(super) fn refuse_cgroups_rootless(command: &str) -> Result<()> {
+    match crate::rootless::current() {
+        Some(_) => Err(no_cgroup(&format!("{command} is"))),
+        None => Ok(()),
+    }
+}
+
+/// "`subject` not available rootless", and why.
+fn no_cgroup(subject: &str) -> Error {
+    Error::invalid(format!(
+        "{subject} not available rootless: no cgroup is delegated to this user \
+         (that needs cgroup v2 with delegation; this host's cgroups are {})",
+        crate::rootless::cgroup_layout()
+    ))
 }
 
 /// A starting container's network namespace and what keeps it.
@@ -1262,6 +1275,7 @@ impl Containers<'_> {
 
     /// `pause`: freeze a running container's processes.
     pub fn pause(&self, name: &str) -> Result<()> {
+        refuse_cgroups_rootless("pause")?;
         let rec = self.running(name)?;
         if self.runtime_of(&rec)?.paused(&rec.id) {
             return Err(Error::invalid(format!("container {} is already paused", rec.name)));
@@ -1273,6 +1287,7 @@ impl Containers<'_> {
 
     /// `unpause`: thaw a paused container.
     pub fn unpause(&self, name: &str) -> Result<()> {
+        refuse_cgroups_rootless("unpause")?;
         let rec = self.running(name)?;
         if !self.runtime_of(&rec)?.paused(&rec.id) {
             return Err(Error::invalid(format!("container {} is not paused", rec.name)));

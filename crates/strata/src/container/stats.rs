@@ -144,6 +144,7 @@ impl Containers<'_> {
     /// `update`: new limits for a container, kept in its record (so later
     /// starts have them) and, while it runs, written into its cgroup.
     pub fn update(&self, name: &str, limits: &Limits) -> Result<()> {
+        super::ops::refuse_cgroups_rootless("update")?;
         let rec = self.get(name)?;
         let mut cfg = super::run_config(&rec)?;
         if let Some(m) = limits.memory {
