@@ -58,7 +58,7 @@ $R push -q "$IMG" >/dev/null
 S="$BIN"
 P="podman --storage-driver overlay"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-t() { local t0 t1; sync; t0=$(date +%s.%N); asu bash -c "$1" >/dev/null 2>&1 || { echo "failed: $1" >&2; exit 1; }; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+t() { local t0 t1; sync; t0=$(date +%s.%N); asu bash -c "$1" >/dev/null 2>"$B/rl-last.err" || { echo "failed: $1" >&2; cat "$B/rl-last.err" >&2; exit 1; }; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 row() { # name, strata times, podman times
   local ms mp
   ms=$(printf '%s\n' $2 | median); mp=$(printf '%s\n' $3 | median)

@@ -91,6 +91,12 @@ impl TestUser {
         c
     }
 
+    fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let o = self.strata(args);
+        assert!(o.status.success(), "strata {args:?} as {}: {}", self.name, String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
     fn store(&self) -> PathBuf {
         self.home.join(".local/share/strata")
     }
@@ -210,7 +216,8 @@ fn remove_user(name: &str) {
 fn archive(owned: bool) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new().prefix("rootless-").tempdir_in("/tmp").unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let mut layer = LayerTar::new().dir("home").file("etc/hostname", b"box\n");
+    // A device node, as debootstrap trees have: none can be made in a user namespace.
+    let mut layer = LayerTar::new().dir("home").file("etc/hostname", b"box\n").dir("dev").char_device("dev/null", 1, 3);
     if owned {
         layer = layer.owned("home/f", b"theirs\n", 1000, 1000);
     }
@@ -289,7 +296,7 @@ fn find(root: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 #[test]
-fn an_ordinary_user_gets_a_store_in_their_home_and_layer_owners_mapped_to_their_subordinate_ids() {
+fn an_ordinary_user_gets_a_store_in_their_home_with_owners_mapped_to_their_subordinate_ids_and_no_devices() {
     let u = TestUser::create("strata-rl-a", Some((400000, 65536)));
     let info: serde_json::Value = serde_json::from_str(&u.ok(&["info", "--format", "json"])).unwrap();
     assert_eq!(info["Rootless"], true, "{info}");
@@ -309,6 +316,17 @@ fn an_ordinary_user_gets_a_store_in_their_home_and_layer_owners_mapped_to_their_
     assert_eq!((md.uid(), md.gid()), (400999, 400999), "{}", files[0].display());
     let hostname = find(&u.store(), "hostname");
     assert_eq!(fs::metadata(&hostname[0]).unwrap().uid(), u.uid, "root's files are the user's on the host");
+    // The device was left out of the layer's directory, yet the layer checks
+    // clean and saves with its digest.
+    assert!(find(&u.store(), "null").is_empty());
+    let check = u.strata(&["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!u.ok_bytes(&["save", "busybox:latest"]).is_empty());
     u.ok(&["rmi", "busybox:latest"]);
     assert_eq!(u.ok(&["images", "-q"]), "");
 }

@@ -456,6 +456,15 @@ impl LayerTar {
         self.b().append_data(&mut h, path, std::io::empty()).unwrap();
         self
     }
+    /// A character device `major:minor`, 0666 (as /dev/null in a debootstrap tree).
+    pub fn char_device(mut self, path: &str, major: u32, minor: u32) -> Self {
+        let mut h = header(tar::EntryType::Char, 0o666, 0);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_cksum();
+        self.b().append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
     pub fn xattr_file(mut self, path: &str, content: &[u8], key: &str, value: &[u8]) -> Self {
         let k = format!("SCHILY.xattr.{key}");
         self.b().append_pax_extensions([(k.as_str(), value)]).unwrap();

@@ -210,6 +210,14 @@ impl Applier<'_> {
                 fs::hard_link(&target_full, &full)
                     .map_err(|err| Error::entry(&raw, format!("hardlink to {}: {err}", target_raw.display())))?;
             }
+            T::Char | T::Block if crate::tree::in_user_namespace() => {
+                // Rootless: no device can be made in a user namespace, and a
+                // container's /dev is a tmpfs of its own anyway. Skipped, as
+                // Docker's and containers/storage's extractors do there; the
+                // layer's digests are of the tar, which is unchanged.
+                tracing::debug!("skipping device {} in a user namespace", raw.display());
+                return Ok(());
+            }
             T::Char | T::Block | T::Fifo => {
                 let ft = match kind {
                     T::Char => FileType::CharacterDevice,
