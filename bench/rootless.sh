@@ -2,13 +2,13 @@
 # Rootless benchmark (issue 19, docs/BENCHMARKS.md), one go on one machine:
 # strata and podman both run by the same ordinary user (made here, with
 # subordinate ranges, removed after) through runuser:
-#   pull of a Debian minbase image (debootstrap) from a local docker-registry,
-#     a fresh store for every run;
+#   pull of a Debian minbase image (debootstrap; one gzip layer pushed by
+#     skopeo) from a local docker-registry, a fresh store for every run;
 #   `run --rm IMAGE true`, each tool's default network (strata: pasta;
 #     podman 4.3: slirp4netns) and --network none;
 #   a cached build (FROM, RUN, COPY; all steps cached).
 # Interleaved runs (strata, podman, strata, ...), median of RUNS.
-# Needs debootstrap, podman, slirp4netns, passt, uidmap, docker-registry;
+# Needs debootstrap, podman, skopeo, slirp4netns, passt, uidmap, docker-registry;
 # root; `cargo build --release` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ cleanup() {
     # Container layers under subordinate IDs: userdel -r removes the home as root.
     userdel -r -f "$U" >/dev/null 2>&1 || true
   fi
-  rm -rf "$B/rl-reg" "$B/rl-root" "/tmp/strata-$UID_U" "/tmp/podman-run-$UID_U" "/tmp/containers-user-$UID_U"
+  rm -rf "$B/rl-reg" "$B/rl-root" "$B/rl-pull" "/tmp/strata-$UID_U" "/tmp/podman-run-$UID_U" "/tmp/containers-user-$UID_U"
 }
 UID_U=none
 cleanup
@@ -52,8 +52,11 @@ REG_PID=$!
 until curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null; do sleep 0.1; done
 IMG=127.0.0.1:$PORT/bench/bookworm:minbase
 R="$BIN --root $B/rl-root"
-$R import "$B/bookworm-minbase.tar" "$IMG" >/dev/null
-$R push -q "$IMG" >/dev/null
+# Pushed by skopeo with a gzip layer, as registries serve most images
+# (bench/registry.sh does the same).
+$R import "$B/bookworm-minbase.tar" bench/bookworm:minbase >/dev/null
+$R save -o "$B/rl-root/image.tar" bench/bookworm:minbase
+skopeo copy -q --dest-tls-verify=false --dest-compress docker-archive:"$B/rl-root/image.tar" "docker://$IMG"
 
 S="$BIN"
 P="podman --storage-driver overlay"
@@ -65,15 +68,19 @@ row() { # name, strata times, podman times
   printf '| %s | %.3f s | %.3f s | %.1fx |\n' "$1" "$ms" "$mp" "$(echo "$mp / $ms" | bc -l)"
 }
 
-# Pull, a fresh store (and podman run root) for each run.
+# Pull, a fresh store (and podman run root) for each run, side by side in
+# one directory of the user's on /var/tmp: new directories in a fresh home
+# on this VM's ext4 make file creation 3x slower for any tool.
+PD=$B/rl-pull
+mkdir -p "$PD"; chown "$U" "$PD"
 a=(); b=()
 for i in $(seq "$RUNS"); do
-  a+=("$(t "$S --root $H/s-pull-$i pull -q $IMG")")
-  b+=("$(t "$P --root $H/p-pull-$i --runroot /tmp/p-pull-$UID_U-$i pull -q --tls-verify=false $IMG")")
+  a+=("$(t "$S --root $PD/s-$i pull -q $IMG")")
+  b+=("$(t "$P --root $PD/p-$i --runroot /tmp/p-pull-$UID_U-$i pull -q --tls-verify=false $IMG")")
 done
 pull_s="${a[*]}"; pull_p="${b[*]}"
-asu bash -c "rm -rf $H/s-pull-* $H/p-pull-* /tmp/p-pull-$UID_U-*" 2>/dev/null || true
-asu bash -c "podman unshare rm -rf $H/s-pull-* $H/p-pull-*" 2>/dev/null || true
+# Files under subordinate IDs: removed inside the user namespace.
+asu bash -c "$P unshare rm -rf $PD/* /tmp/p-pull-$UID_U-*"
 
 # The default stores, holding the image, for run and build.
 asu $S pull -q "$IMG" >/dev/null
@@ -100,9 +107,10 @@ for i in $(seq "$RUNS"); do
 done
 build_s="${a[*]}"; build_p="${b[*]}"
 
+echo "raw pull: strata $pull_s; podman $pull_p" >&2
 echo "| benchmark, rootless (median of $RUNS) | strata | podman | podman / strata |"
 echo "|---|---|---|---|"
-row "pull Debian minbase (1 layer) from a local registry, fresh store" "$pull_s" "$pull_p"
+row "pull Debian minbase (1 gzip layer) from a local registry, fresh store" "$pull_s" "$pull_p"
 row "run --rm IMAGE true (default network: pasta / slirp4netns)" "$run_s" "$run_p"
 row "run --rm --network none IMAGE true" "$runn_s" "$runn_p"
 row "cached build (FROM, RUN, COPY of 1 MiB)" "$build_s" "$build_p"
