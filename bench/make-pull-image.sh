@@ -10,12 +10,7 @@ cd "$(dirname "$0")/.."
 B=${BENCH_DIR:-/var/tmp/strata-bench}
 S="$PWD/target/release/strata --root $B/pull-image-store"
 mkdir -p "$B"
-if [ ! -f "$B/bookworm-minbase.tar" ]; then
-  rm -rf "$B/bookworm"
-  debootstrap --variant=minbase bookworm "$B/bookworm" http://deb.debian.org/debian >/dev/null
-  tar -C "$B/bookworm" -cf "$B/bookworm-minbase.tar" .
-  rm -rf "$B/bookworm"
-fi
+BENCH_DIR=$B bench/bookworm-minbase.sh
 rm -rf "$B/pull-image-store" "$B/pull-ctx"
 mkdir -p "$B/pull-ctx"
 cp -a /usr/lib/python3.11 "$B/pull-ctx/python3.11"

@@ -18,12 +18,7 @@ U=strata-bench
 H=/home/$U
 BIN=$PWD/target/release/strata
 mkdir -p "$B"
-if [ ! -f "$B/bookworm-minbase.tar" ]; then
-  rm -rf "$B/bookworm"
-  debootstrap --variant=minbase bookworm "$B/bookworm" http://deb.debian.org/debian >/dev/null
-  tar -C "$B/bookworm" -cf "$B/bookworm-minbase.tar" .
-  rm -rf "$B/bookworm"
-fi
+BENCH_DIR=$B bench/bookworm-minbase.sh
 
 cleanup() {
   [ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null || true
