@@ -443,7 +443,7 @@ fn a_users_published_port_serves_on_loopback_until_the_container_is_removed() {
 }
 
 #[test]
-fn privileged_ports_privileged_mode_resource_flags_pause_and_update_are_refused_and_leave_nothing() {
+fn privileged_ports_privileged_mode_resource_flags_cgroup_commands_and_networks_are_refused_and_leave_nothing() {
     let mut u = TestUser::create("strata-rl-h", Some((440000, 65536)));
     u.netns = Some(TestNetns::new());
     let (_dir, tar) = runnable_archive();
@@ -465,13 +465,23 @@ fn privileged_ports_privileged_mode_resource_flags_pause_and_update_are_refused_
     }
     // A running container cannot be frozen or limited either.
     let id = u.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]);
-    for cmd in [&["pause", id.trim()][..], &["update", "--memory", "64m", id.trim()]] {
+    for cmd in
+        [&["pause", id.trim()][..], &["update", "--memory", "64m", id.trim()], &["stats", "--no-stream", id.trim()]]
+    {
         let o = u.strata(cmd);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{cmd:?} was accepted");
         assert!(err.contains(&format!("{} is not available rootless", cmd[0])), "{cmd:?}: {err}");
     }
     assert_eq!(u.ok(&["inspect", "--format", "{{.State.Status}}", id.trim()]), "running\n");
+    // No user networks: neither made nor joined.
+    for cmd in [&["network", "create", "mynet"][..], &["run", "--rm", "--network", "bridge", "busybox", "true"]] {
+        let o = u.strata(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{cmd:?} was accepted");
+        assert!(err.contains("networks are not available rootless"), "{cmd:?}: {err}");
+    }
+    assert!(!u.ok(&["network", "ls"]).contains("mynet"));
 }
 
 #[test]

@@ -80,7 +80,7 @@ impl Rootless {
             "cgroups: resource limits, update, pause, stats (no cgroup is delegated; the host's cgroups are {})",
             cgroup_layout()
         ));
-        v.push("networks: containers use pasta (or none, host), not bridges".into());
+        v.push("networks: containers use pasta (or none, host, container:NAME); no bridge or user networks".into());
         if self.single_id() {
             v.push(format!(
                 "files owned by anyone but root in an image (no ranges for {} in /etc/subuid and /etc/subgid)",

@@ -324,9 +324,7 @@ impl<'c> Containers<'c> {
             |n: &str| n == "none" || n == "host" || n == crate::network::pasta::MODE || n.starts_with("container:");
         if rootless {
             if let Some(n) = wanted.iter().find(|n| !special(n)) {
-                return Err(Error::invalid(format!(
-                    "--network {n}: networks are not available rootless (use pasta, the default, or none, host, container:NAME)"
-                )));
+                return Err(Error::invalid(format!("--network {n}: {}", crate::network::pasta::NO_NETWORKS)));
             }
         }
         if let Some(s) = wanted.iter().find(|n| special(n)) {

@@ -183,6 +183,7 @@ impl Containers<'_> {
 
     /// One sample of a running container's resource use.
     pub fn stats(&self, name: &str) -> Result<Sample> {
+        super::ops::refuse_cgroups_rootless("stats")?;
         let rec = self.get(name)?;
         let pid = rec
             .pid

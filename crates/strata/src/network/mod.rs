@@ -239,6 +239,9 @@ impl<'c> Networks<'c> {
 
     /// `network create`.
     pub fn create(&self, o: &CreateNetwork) -> Result<NetworkRecord> {
+        if crate::rootless::current().is_some() {
+            return Err(Error::invalid(format!("network create {}: {}", o.name, pasta::NO_NETWORKS)));
+        }
         if let Some(d) = o.driver.as_deref().filter(|d| *d != "bridge") {
             return Err(Error::invalid(format!("network driver {d:?} is not supported: only bridge")));
         }

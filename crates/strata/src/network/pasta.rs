@@ -20,6 +20,12 @@ use crate::error::{Error, Result};
 /// The network mode of a rootless container on pasta.
 pub const MODE: &str = "pasta";
 
+/// Why a rootless user cannot have a network, and what they can have.
+/// Networks need a bridge and firewall rules in a namespace of the user's
+/// with pasta in front of it (podman's rootless-netns), not built yet.
+pub const NO_NETWORKS: &str =
+    "networks are not available rootless (use pasta, the default, or none, host, container:NAME)";
+
 /// Connect the pinned namespace `netns` and publish `ports` (host ports
 /// chosen already, one per mapping); returns once pasta is ready.
 pub fn start(netns: &Path, ports: &[PortMapping]) -> Result<()> {
