@@ -1109,7 +1109,7 @@ fn main() -> ExitCode {
     }
     strata::fault::setup();
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
-    let (mut cli, matches) = match parsed {
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -1125,7 +1125,6 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
-    cli.root = Some(cli.root.take().unwrap_or_else(strata::rootless::default_root));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(format!(

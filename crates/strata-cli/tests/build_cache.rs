@@ -13,12 +13,7 @@ use common::*;
 /// A store on the host's network (to reach the registry) holding
 /// `REGISTRY/busybox:latest`, pushed there too; and a context directory.
 fn pushed_base(reg: &Registry) -> (Strata, PathBuf, String) {
-    let s = Strata::on_host_network("overlay");
-    let a = s.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    let base = format!("{}/busybox:latest", reg.addr);
-    s.ok(&["tag", "busybox:latest", &base]);
-    s.ok(&["push", "-q", &base]);
+    let (s, base) = common::registry::pushed_busybox(reg);
     let ctx = s.path("ctx");
     fs::create_dir(&ctx).unwrap();
     (s, ctx, base)

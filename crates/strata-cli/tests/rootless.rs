@@ -91,6 +91,13 @@ impl TestUser {
         c
     }
 
+    /// The error of a command that must fail (it failing is asserted).
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.strata(args);
+        assert!(!o.status.success(), "strata {args:?} as {} was accepted", self.name);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
     fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
         let o = self.strata(args);
         assert!(o.status.success(), "strata {args:?} as {}: {}", self.name, String::from_utf8_lossy(&o.stderr));
@@ -344,9 +351,7 @@ fn without_subordinate_ranges_strata_warns_and_maps_the_user_alone() {
     let (_d1, plain) = archive(false);
     u.ok(&["load", "-q", "-i", plain.to_str().unwrap()]);
     let (_d2, owned) = archive(true);
-    let o = u.strata(&["load", "-q", "-i", owned.to_str().unwrap()]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = u.fails(&["load", "-q", "-i", owned.to_str().unwrap()]);
     assert!(err.contains("home/f"), "the error names the entry: {err}");
 }
 
@@ -359,6 +364,13 @@ fn two_users_stores_are_apart_and_neither_can_read_the_others() {
     assert_eq!(b.ok(&["images", "-q"]), "", "b's store is empty");
     let peek = Command::new("runuser").args(["-u", &b.name, "--", "ls"]).arg(a.store()).output().unwrap();
     assert!(!peek.status.success(), "b cannot list a's store");
+    // Not only through the home's mode: each store and runtime directory is the user's alone.
+    for u in [&a, &b] {
+        for d in [u.store(), u.runtime_dir()] {
+            let md = fs::metadata(&d).unwrap();
+            assert_eq!((md.uid(), md.mode() & 0o777), (u.uid, 0o700), "{}", d.display());
+        }
+    }
 }
 
 #[test]
@@ -457,9 +469,7 @@ fn privileged_ports_privileged_mode_resource_flags_cgroup_commands_and_networks_
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);
         args.extend(["busybox", "true"]);
-        let o = u.strata(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{flags:?} was accepted");
+        let err = u.fails(&args);
         assert!(err.contains(want), "{flags:?}: {err}");
         assert_eq!(u.ok(&["ps", "-a", "-q"]), "", "{flags:?} left a container");
     }
@@ -468,17 +478,13 @@ fn privileged_ports_privileged_mode_resource_flags_cgroup_commands_and_networks_
     for cmd in
         [&["pause", id.trim()][..], &["update", "--memory", "64m", id.trim()], &["stats", "--no-stream", id.trim()]]
     {
-        let o = u.strata(cmd);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{cmd:?} was accepted");
+        let err = u.fails(cmd);
         assert!(err.contains(&format!("{} is not available rootless", cmd[0])), "{cmd:?}: {err}");
     }
     assert_eq!(u.ok(&["inspect", "--format", "{{.State.Status}}", id.trim()]), "running\n");
     // No user networks: neither made nor joined.
     for cmd in [&["network", "create", "mynet"][..], &["run", "--rm", "--network", "bridge", "busybox", "true"]] {
-        let o = u.strata(cmd);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{cmd:?} was accepted");
+        let err = u.fails(cmd);
         assert!(err.contains("networks are not available rootless"), "{cmd:?}: {err}");
     }
     assert!(!u.ok(&["network", "ls"]).contains("mynet"));
@@ -488,12 +494,7 @@ fn privileged_ports_privileged_mode_resource_flags_cgroup_commands_and_networks_
 fn a_user_pulls_builds_runs_with_a_volume_copies_commits_pushes_saves_and_loads_and_writes_nothing_outside_their_dirs()
 {
     let reg = common::registry::Registry::start();
-    let root = Strata::on_host_network("overlay");
-    let a = root.write("base.tar", &docker_archive(&[TestImage::new("busybox:latest", vec![busybox_layer()])]));
-    root.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
-    let base = format!("{}/busybox:latest", reg.addr);
-    root.ok(&["tag", "busybox:latest", &base]);
-    root.ok(&["push", "-q", &base]);
+    let (root, base) = common::registry::pushed_busybox(&reg);
 
     let u = TestUser::create("strata-rl-i", Some((450000, 65536)));
     let store = u.store();

@@ -229,6 +229,7 @@ impl Engine {
                 t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
             })
             .unwrap_or_default();
+        let rootless = crate::rootless::current();
         Ok(serde_json::json!({
             "ID": "",
             "Containers": containers.len(),
@@ -249,10 +250,10 @@ impl Engine {
             "DefaultRuntime": "strata",
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "Name": uname.nodename().to_string_lossy(),
-            "Rootless": crate::rootless::current().is_some(),
-            "SecurityOptions": if crate::rootless::current().is_some() { vec!["name=rootless"] } else { Vec::new() },
-            "IDMappings": crate::rootless::current().map(|r| serde_json::json!({"UIDMap": r.uid_map, "GIDMap": r.gid_map})),
-            "RootlessUnavailable": crate::rootless::current().map(|r| r.unavailable()).unwrap_or_default(),
+            "Rootless": rootless.is_some(),
+            "SecurityOptions": if rootless.is_some() { vec!["name=rootless"] } else { Vec::new() },
+            "IDMappings": rootless.map(|r| serde_json::json!({"UIDMap": r.uid_map, "GIDMap": r.gid_map})),
+            "RootlessUnavailable": rootless.map(|r| r.unavailable()).unwrap_or_default(),
         }))
     }
 

@@ -185,10 +185,6 @@ fn id_map(own: u32, ranges: &[(u32, u32)]) -> Vec<IdRange> {
     v
 }
 
-fn io_err(path: impl AsRef<Path>, source: std::io::Error) -> Error {
-    Error::Io { path: path.as_ref().to_path_buf(), source }
-}
-
 /// The pause process: wait until killed (it holds the namespaces).
 pub fn pause() -> ! {
     // Nothing to read or write: standard streams were /dev/null'ed by whoever started it.
@@ -283,7 +279,7 @@ fn read_pause_pid(path: &Path, uid: u32) -> Option<i32> {
 /// Start the pause process in new user and mount namespaces and map its IDs.
 fn start_pause(uid_map: &[IdRange], gid_map: &[IdRange]) -> Result<i32> {
     let exe = fs::read_link("/proc/self/exe").at("/proc/self/exe")?;
-    let (mut ready_r, ready_w) = std::io::pipe().map_err(|e| io_err("pipe", e))?;
+    let (mut ready_r, ready_w) = std::io::pipe().at("pipe")?;
     let mut cmd = Command::new(&exe);
     cmd.env(PAUSE_ENV, "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
     let ready_fd = ready_w.as_raw_fd();
@@ -299,10 +295,10 @@ fn start_pause(uid_map: &[IdRange], gid_map: &[IdRange]) -> Result<i32> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| io_err(&exe, e))?;
+    let child = cmd.spawn().at(&exe)?;
     drop(ready_w);
     let mut b = [0u8; 1];
-    ready_r.read_exact(&mut b).map_err(|e| io_err("waiting for the pause process", e))?;
+    ready_r.read_exact(&mut b).at("waiting for the pause process")?;
     let pid = child.id() as i32;
     let mapped =
         write_map("newuidmap", "uid_map", pid, uid_map).and_then(|_| write_map("newgidmap", "gid_map", pid, gid_map));
@@ -357,7 +353,7 @@ fn join(pid: i32) -> Result<()> {
         let f = fs::File::open(&p).at(&p)?;
         // SAFETY: setns(2) on a namespace file this process opened.
         if unsafe { libc::setns(f.as_raw_fd(), flag) } != 0 {
-            return Err(io_err(&p, std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error()).at(&p);
         }
     }
     // Mounts made here must not reach the host's namespace (they cannot) nor
@@ -370,7 +366,7 @@ fn join(pid: i32) -> Result<()> {
     // Root of the namespace: IDs 0 inside (the user outside).
     // SAFETY: plain ID syscalls.
     if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
-        return Err(io_err("becoming root of the user namespace", std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error()).at("becoming root of the user namespace");
     }
     Ok(())
 }

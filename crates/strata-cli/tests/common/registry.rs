@@ -194,3 +194,16 @@ pub fn skopeo_push(archive: &Path, dest: &str) {
         .expect("skopeo is installed (.ci/deps)");
     assert!(o.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A store on the host's network (to reach `reg`) holding
+/// `REGISTRY/busybox:latest` (`busybox_layer`), pushed there too; and that name.
+pub fn pushed_busybox(reg: &Registry) -> (super::Strata, String) {
+    let s = super::Strata::on_host_network("overlay");
+    let image = super::TestImage::new("busybox:latest", vec![super::busybox_layer()]);
+    let a = s.write("base.tar", &super::docker_archive(&[image]));
+    s.ok(&["load", "-q", "-i", a.to_str().unwrap()]);
+    let base = format!("{}/busybox:latest", reg.addr);
+    s.ok(&["tag", "busybox:latest", &base]);
+    s.ok(&["push", "-q", &base]);
+    (s, base)
+}

@@ -320,14 +320,12 @@ impl<'c> Containers<'c> {
         } else {
             o.networks.iter().map(String::as_str).collect()
         };
-        let special =
-            |n: &str| n == "none" || n == "host" || n == crate::network::pasta::MODE || n.starts_with("container:");
         if rootless {
-            if let Some(n) = wanted.iter().find(|n| !special(n)) {
+            if let Some(n) = wanted.iter().find(|n| on_networks(n)) {
                 return Err(Error::invalid(format!("--network {n}: {}", crate::network::pasta::NO_NETWORKS)));
             }
         }
-        if let Some(s) = wanted.iter().find(|n| special(n)) {
+        if let Some(s) = wanted.iter().find(|n| !on_networks(n)) {
             if wanted.len() > 1 {
                 return Err(Error::invalid(format!("--network {s} cannot be combined with other networks")));
             }
@@ -399,6 +397,12 @@ impl<'c> Containers<'c> {
             },
         })
     }
+}
+
+/// Whether a `--network` mode puts a container on networks (a name), not
+/// in a namespace of another kind: `none`, `host`, `pasta`, `container:ID`.
+fn on_networks(mode: &str) -> bool {
+    !["none", "host", crate::network::pasta::MODE].contains(&mode) && !mode.starts_with("container:")
 }
 
 /// What a rootless container cannot have: more than the user holds on the
@@ -1799,9 +1803,7 @@ impl Containers<'_> {
     pub fn connect(&self, network: &str, name: &str, ip: Option<&str>, aliases: &[String]) -> Result<()> {
         let rec = self.get(name)?;
         let cfg = super::run_config(&rec)?;
-        if ["host", "none", crate::network::pasta::MODE].contains(&cfg.network.as_str())
-            || cfg.network.starts_with("container:")
-        {
+        if !on_networks(&cfg.network) {
             return Err(Error::invalid(format!(
                 "container {} uses --network {}: it cannot join networks",
                 rec.name, cfg.network
